@@ -1,0 +1,1 @@
+"""Deployments data (grows with the deployments issues)."""

@@ -1,0 +1,1 @@
+"""Governance data (grows with the governance issues)."""

@@ -1,0 +1,1 @@
+"""Native REST API of the registry (/api/v1/)."""

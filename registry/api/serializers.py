@@ -1,0 +1,197 @@
+"""API input and output shapes (DRF serializers): they validate and render, nothing else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+from registry.models import AccessToken, Artifact, ModelRole, ModelVersion, RegisteredModel, Role
+
+
+class JSONOrTextField(serializers.Field):
+    """A JSON value that may also arrive as a JSON-encoded string (multipart form fields)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            if data.strip() == "":
+                return None
+            try:
+                return json.loads(data)
+            except ValueError:
+                raise serializers.ValidationError("Must be valid JSON.")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ModelInput(serializers.Serializer):
+    name = serializers.CharField(max_length=256, trim_whitespace=False)
+    description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    tags = JSONOrTextField(required=False, default=None)
+
+
+class ModelUpdateInput(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
+class RenameInput(serializers.Serializer):
+    new_name = serializers.CharField(max_length=256, trim_whitespace=False)
+
+
+class DeprecateInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=5000)
+    successor = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class TagInput(serializers.Serializer):
+    value = serializers.CharField(max_length=5000, allow_blank=True, trim_whitespace=False)
+
+
+class VersionInput(serializers.Serializer):
+    source_uri = serializers.CharField(required=False, allow_blank=True, default="", max_length=2048)
+    run_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    semver = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    metrics = JSONOrTextField(required=False, default=None)
+    params = JSONOrTextField(required=False, default=None)
+    signature = JSONOrTextField(required=False, default=None)
+    code_repository = serializers.CharField(required=False, allow_blank=True, default="", max_length=2048)
+    code_commit = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    environment = JSONOrTextField(required=False, default=None)
+    datasets = JSONOrTextField(required=False, default=None)
+    tags = JSONOrTextField(required=False, default=None)
+
+
+class VersionUpdateInput(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    semver = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    source_uri = serializers.CharField(required=False, allow_blank=True, max_length=2048)
+    run_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    code_repository = serializers.CharField(required=False, allow_blank=True, max_length=2048)
+    code_commit = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    metrics = JSONOrTextField(required=False)
+    params = JSONOrTextField(required=False)
+    signature = JSONOrTextField(required=False)
+    environment = JSONOrTextField(required=False)
+
+
+class StageInput(serializers.Serializer):
+    stage = serializers.CharField(max_length=32)
+    archive_existing_versions = serializers.BooleanField(required=False, default=False)
+
+
+class AliasInput(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+
+
+class RoleInput(serializers.Serializer):
+    user = serializers.CharField(required=False, allow_blank=False)
+    group = serializers.CharField(required=False, allow_blank=False)
+    role = serializers.ChoiceField(choices=[label for _, label in Role.choices])
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("user" in attrs) == ("group" in attrs):
+            raise serializers.ValidationError("Give exactly one of 'user' or 'group'.")
+        return attrs
+
+
+class TokenInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=3650, allow_null=True)
+
+
+class ModelOutput(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", default=None, read_only=True)
+    tags = serializers.SerializerMethodField()
+    aliases = serializers.SerializerMethodField()
+    latest_version = serializers.IntegerField(source="last_version_number", read_only=True)
+    successor = serializers.CharField(source="successor.name", default=None, read_only=True)
+
+    class Meta:
+        model = RegisteredModel
+        fields = ["name", "description", "owner", "tags", "aliases", "latest_version", "created_at", "updated_at",
+                  "deprecated", "deprecation_reason", "successor"]
+
+    def get_tags(self, obj: RegisteredModel) -> dict[str, str]:
+        return {t.key: t.value for t in obj.tags.all()}
+
+    def get_aliases(self, obj: RegisteredModel) -> dict[str, int]:
+        return {a.name: a.version.number for a in obj.aliases.all()}
+
+
+class VersionOutput(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name", read_only=True)
+    version = serializers.IntegerField(source="number", read_only=True)
+    creator = serializers.CharField(source="creator.username", default=None, read_only=True)
+    tags = serializers.SerializerMethodField()
+    aliases = serializers.SerializerMethodField()
+    datasets = serializers.SerializerMethodField()
+    code = serializers.SerializerMethodField()
+    successor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = ["model", "version", "semver", "stage", "status", "status_message", "source_uri", "run_id",
+                  "description", "creator", "created_at", "updated_at", "metrics", "params", "signature", "code",
+                  "environment", "datasets", "tags", "aliases", "deprecated", "deprecation_reason", "successor"]
+
+    def get_tags(self, obj: ModelVersion) -> dict[str, str]:
+        return {t.key: t.value for t in obj.tags.all()}
+
+    def get_aliases(self, obj: ModelVersion) -> list[str]:
+        return sorted(a.name for a in obj.aliases.all())
+
+    def get_datasets(self, obj: ModelVersion) -> list[dict[str, str]]:
+        return [{"name": d.name, "uri": d.uri, "digest": d.digest, "role": d.role} for d in obj.datasets.all()]
+
+    def get_code(self, obj: ModelVersion) -> dict[str, str]:
+        return {"repository": obj.code_repository, "commit": obj.code_commit}
+
+    def get_successor(self, obj: ModelVersion) -> dict[str, Any] | None:
+        if obj.successor_id is None:
+            return None
+        return {"model": obj.successor.model.name, "version": obj.successor.number}
+
+
+class ArtifactOutput(serializers.ModelSerializer):
+    sha256 = serializers.CharField(source="blob_id", read_only=True)
+
+    class Meta:
+        model = Artifact
+        fields = ["path", "size", "sha256", "format", "created_at"]
+
+
+class AliasOutput(serializers.Serializer):
+    alias = serializers.CharField(source="name")
+    model = serializers.CharField(source="model.name")
+    version = serializers.IntegerField(source="version.number")
+
+
+class RoleOutput(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username", default=None, read_only=True)
+    group = serializers.CharField(source="group.name", default=None, read_only=True)
+    role = serializers.CharField(source="get_role_display", read_only=True)
+
+    class Meta:
+        model = ModelRole
+        fields = ["user", "group", "role", "created_at"]
+
+
+class TokenOutput(serializers.ModelSerializer):
+    class Meta:
+        model = AccessToken
+        fields = ["name", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at"]
+
+
+class TokenCreatedOutput(TokenOutput):
+    token = serializers.CharField(read_only=True, help_text="The secret; shown only in this response.")
+
+    class Meta(TokenOutput.Meta):
+        fields = [*TokenOutput.Meta.fields, "token"]
+
+
+class PageOutput(serializers.Serializer):
+    next_cursor = serializers.CharField(allow_null=True)

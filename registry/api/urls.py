@@ -1,0 +1,29 @@
+"""Native REST API routes under /api/v1/."""
+
+from django.urls import path
+
+from . import views as v
+
+V = "models/<str:name>/versions/<str:ref>"
+
+urlpatterns = [
+    path("models", v.ModelListCreateApi.as_view(), name="api-models"),
+    path("models/<str:name>", v.ModelDetailApi.as_view(), name="api-model"),
+    path("models/<str:name>/rename", v.ModelRenameApi.as_view(), name="api-model-rename"),
+    path("models/<str:name>/deprecation", v.ModelDeprecateApi.as_view(), name="api-model-deprecation"),
+    path("models/<str:name>/tags/<str:key>", v.ModelTagApi.as_view(), name="api-model-tag"),
+    path("models/<str:name>/versions", v.VersionListCreateApi.as_view(), name="api-versions"),
+    path(V, v.VersionDetailApi.as_view(), name="api-version"),
+    path(f"{V}/stage", v.VersionStageApi.as_view(), name="api-version-stage"),
+    path(f"{V}/deprecation", v.VersionDeprecateApi.as_view(), name="api-version-deprecation"),
+    path(f"{V}/tags/<str:key>", v.VersionTagApi.as_view(), name="api-version-tag"),
+    path(f"{V}/artifacts", v.ArtifactListApi.as_view(), name="api-artifacts"),
+    path(f"{V}/artifacts/<path:path>", v.ArtifactFileApi.as_view(), name="api-artifact"),
+    path("models/<str:name>/aliases", v.AliasListApi.as_view(), name="api-aliases"),
+    path("models/<str:name>/aliases/<str:alias>", v.AliasDetailApi.as_view(), name="api-alias"),
+    path("models/<str:name>/roles", v.RoleListApi.as_view(), name="api-roles"),
+    path("models/<str:name>/roles/<str:kind>/<str:grantee>", v.RoleDetailApi.as_view(), name="api-role"),
+    path("versions", v.VersionSearchApi.as_view(), name="api-version-search"),
+    path("tokens", v.TokenListApi.as_view(), name="api-tokens"),
+    path("tokens/<str:prefix>", v.TokenDetailApi.as_view(), name="api-token"),
+]

@@ -1,0 +1,76 @@
+"""API authentication: personal access tokens (Bearer), HTTP basic, and CSRF-checked browser sessions."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from .models import AccessToken
+from .services import TOKEN_PREFIX, token_hash
+
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+def user_for_token(raw: str):
+    """Return the active user owning a live token, or None (expired, revoked, unknown or malformed)."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    prefix, _, secret = raw[len(TOKEN_PREFIX):].partition("_")
+    if not prefix or not secret:
+        return None
+    token = AccessToken.objects.select_related("user").filter(prefix=prefix).first()
+    if token is None or not hmac.compare_digest(token.token_hash, token_hash(raw)):
+        return None
+    now = timezone.now()
+    if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+        return None
+    if not token.user.is_active:
+        return None
+    # Record use at coarse resolution so a hot token does not write on every request.
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    token.user.stratum_token = token
+    return token.user
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer stm_...` with a personal access token."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != b"bearer":
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <token>'.")
+        try:
+            raw = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        user = user_for_token(raw)
+        if user is None:
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        return user, user.stratum_token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="stratum"'
+
+
+class BasicAuthentication(authentication.BasicAuthentication):
+    """HTTP basic auth: a username with either the account password or a personal access token."""
+
+    def authenticate_credentials(self, userid, password, request=None):
+        if password.startswith(TOKEN_PREFIX):
+            user = user_for_token(password)
+            if user is None or user.get_username() != userid:
+                raise exceptions.AuthenticationFailed("Invalid username/token.")
+            return user, user.stratum_token
+        return super().authenticate_credentials(userid, password, request)
+
+
+class CsrfSessionAuthentication(authentication.SessionAuthentication):
+    """Browser session, with Django's CSRF check enforced on unsafe methods."""

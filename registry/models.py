@@ -1,0 +1,236 @@
+"""Registry data: models, versions, tags, aliases, artifacts, per-model roles and API tokens."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import Q
+
+
+class Stage(models.TextChoices):
+    """Lifecycle stage of a version, as in MLflow."""
+
+    NONE = "None", "None"
+    STAGING = "Staging", "Staging"
+    PRODUCTION = "Production", "Production"
+    ARCHIVED = "Archived", "Archived"
+
+
+class VersionStatus(models.TextChoices):
+    """Registration status of a version."""
+
+    PENDING = "PENDING_REGISTRATION", "Pending"
+    READY = "READY", "Ready"
+    FAILED = "FAILED_REGISTRATION", "Failed"
+
+
+class DatasetRole(models.TextChoices):
+    """What a dataset was used for when training a version."""
+
+    TRAIN = "train", "Training"
+    VALIDATION = "validation", "Validation"
+    TEST = "test", "Test"
+
+
+class Role(models.IntegerChoices):
+    """Per-model roles, each including the ones below it."""
+
+    VIEWER = 10, "viewer"
+    CONTRIBUTOR = 20, "contributor"
+    REVIEWER = 30, "reviewer"
+    MAINTAINER = 40, "maintainer"
+    OWNER = 50, "owner"
+
+
+class RegisteredModel(models.Model):
+    """A named model: the unit of ownership, access control and versioning."""
+
+    name = models.CharField(max_length=256, unique=True)
+    description = models.TextField(blank=True, default="")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_version_number = models.PositiveIntegerField(default=0)
+    deprecated = models.BooleanField(default=False)
+    deprecation_reason = models.TextField(blank=True, default="")
+    successor = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelTag(models.Model):
+    """A key/value tag on a registered model."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.CharField(max_length=5000, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "key"], name="uniq_model_tag_key")]
+        ordering = ["key"]
+
+
+class ModelVersion(models.Model):
+    """One registered version of a model, with its provenance."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    semver = models.CharField(max_length=64, blank=True, default="")
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.NONE)
+    status = models.CharField(max_length=24, choices=VersionStatus.choices, default=VersionStatus.READY)
+    status_message = models.TextField(blank=True, default="")
+    source_uri = models.CharField(max_length=2048, blank=True, default="")
+    run_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    description = models.TextField(blank=True, default="")
+    creator = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    signature = models.JSONField(default=dict, blank=True)
+    code_repository = models.CharField(max_length=2048, blank=True, default="")
+    code_commit = models.CharField(max_length=64, blank=True, default="")
+    environment = models.JSONField(default=list, blank=True)
+    deprecated = models.BooleanField(default=False)
+    deprecation_reason = models.TextField(blank=True, default="")
+    successor = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["model_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "number"], name="uniq_version_number"),
+            models.UniqueConstraint(
+                fields=["model", "semver"], condition=~Q(semver=""), name="uniq_version_semver"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} v{self.number}"
+
+
+class VersionTag(models.Model):
+    """A key/value tag on a model version."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="tags")
+    key = models.CharField(max_length=250)
+    value = models.CharField(max_length=5000, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "key"], name="uniq_version_tag_key")]
+        ordering = ["key"]
+
+
+class VersionDataset(models.Model):
+    """A dataset a version was trained, validated or tested on."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=256)
+    uri = models.CharField(max_length=2048, blank=True, default="")
+    digest = models.CharField(max_length=128, blank=True, default="")
+    role = models.CharField(max_length=16, choices=DatasetRole.choices, default=DatasetRole.TRAIN)
+
+    class Meta:
+        ordering = ["role", "name"]
+
+
+class Alias(models.Model):
+    """A named pointer (champion, prod …) to exactly one version of a model."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=256)
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="aliases")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "name"], name="uniq_alias_name")]
+        ordering = ["name"]
+
+
+class Blob(models.Model):
+    """Content-addressed bytes in the artifact store, keyed by SHA-256."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    @property
+    def storage_name(self) -> str:
+        return f"blobs/{self.sha256[:2]}/{self.sha256[2:4]}/{self.sha256}"
+
+
+class ArtifactFormat(models.TextChoices):
+    """File format detected from content."""
+
+    PICKLE = "pickle", "Pickle"
+    JOBLIB = "joblib", "Joblib"
+    COMPRESSED = "compressed", "Compressed (gzip/zlib/bz2/xz/lz4)"
+    ONNX = "onnx", "ONNX"
+    ZIP = "zip", "Zip archive"
+    MLMODEL = "mlmodel", "MLflow MLmodel"
+    JSON = "json", "JSON"
+    TEXT = "text", "Text"
+    BINARY = "binary", "Binary"
+
+
+class Artifact(models.Model):
+    """One file of a version's file tree: a validated relative path pointing at a blob."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="artifacts")
+    path = models.CharField(max_length=1024)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="artifacts")
+    size = models.BigIntegerField()
+    format = models.CharField(max_length=16, choices=ArtifactFormat.choices, default=ArtifactFormat.BINARY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["version", "path"], name="uniq_artifact_path")]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class ModelRole(models.Model):
+    """A role on one model, granted to a user or to a group."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="roles")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)
+    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE)
+    role = models.PositiveSmallIntegerField(choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False)),
+                name="role_user_xor_group",
+            ),
+            models.UniqueConstraint(fields=["model", "user"], condition=Q(user__isnull=False), name="uniq_role_user"),
+            models.UniqueConstraint(
+                fields=["model", "group"], condition=Q(group__isnull=False), name="uniq_role_group"
+            ),
+        ]
+
+
+class AccessToken(models.Model):
+    """A personal API token: shown once, stored only as a SHA-256 hash, found by its public prefix."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"token {self.prefix} ({self.name})"

@@ -1,0 +1,71 @@
+"""Named permission predicates over per-model roles; services enforce them, selectors filter by them."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from .models import ModelRole, RegisteredModel, Role
+
+
+def _role_grants(user) -> Q:
+    return Q(user_id=user.pk) | Q(group__in=user.groups.all())
+
+
+def model_role(user, model: RegisteredModel) -> int | None:
+    """Return the highest role `user` holds on `model` (staff and the owner are owners), or None."""
+    if user is None or not user.is_authenticated:
+        return None
+    if user.is_staff or user.is_superuser or model.owner_id == user.pk:
+        return Role.OWNER
+    cache = getattr(user, "_stratum_roles", None)
+    if cache is not None and model.pk in cache:
+        return cache[model.pk]
+    roles = ModelRole.objects.filter(_role_grants(user), model_id=model.pk).values_list("role", flat=True)
+    best = max(roles, default=None)
+    if cache is None:
+        cache = {}
+        user._stratum_roles = cache
+    cache[model.pk] = best
+    return best
+
+
+def has_model_role(user, model: RegisteredModel, role: int) -> bool:
+    """True when `user` holds at least `role` on `model`."""
+    held = model_role(user, model)
+    return held is not None and held >= role
+
+
+def visible_models(user) -> QuerySet[RegisteredModel]:
+    """Return the models `user` may see: staff see all, others those they own or hold a role on."""
+    qs = RegisteredModel.objects.all()
+    if user is None or not user.is_authenticated:
+        return qs.none()
+    if user.is_staff or user.is_superuser:
+        return qs
+    granted = ModelRole.objects.filter(_role_grants(user), model_id=OuterRef("pk"))
+    return qs.filter(Q(owner_id=user.pk) | Exists(granted))
+
+
+def can_view(user, model: RegisteredModel) -> bool:
+    """Viewers and above may read a model and its versions."""
+    return has_model_role(user, model, Role.VIEWER)
+
+
+def can_contribute(user, model: RegisteredModel) -> bool:
+    """Contributors and above may register versions and upload artifacts."""
+    return has_model_role(user, model, Role.CONTRIBUTOR)
+
+
+def can_maintain(user, model: RegisteredModel) -> bool:
+    """Maintainers and above may edit, move stages and aliases, deprecate and delete."""
+    return has_model_role(user, model, Role.MAINTAINER)
+
+
+def can_manage_roles(user, model: RegisteredModel) -> bool:
+    """Owners may grant and revoke roles."""
+    return has_model_role(user, model, Role.OWNER)
+
+
+def can_create_model(user) -> bool:
+    """Any signed-in active user may create a model (and becomes its owner)."""
+    return bool(user and user.is_authenticated and user.is_active)

@@ -1,0 +1,86 @@
+"""Presentation helpers for registry templates: Markdown, badges, artifact trees and download links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from django import template
+from django.utils.html import strip_tags
+from django.utils.safestring import SafeString
+from django.utils.text import Truncator
+
+from registry.markdown import render_markdown
+
+register = template.Library()
+
+
+@register.filter(name="markdown")
+def markdown_filter(text: str) -> SafeString:
+    """Render Markdown as sanitised HTML."""
+    return render_markdown(text or "")
+
+
+@register.filter
+def excerpt(text: str, length: int = 160) -> str:
+    """Return the plain text of a Markdown description, cut to `length` characters."""
+    plain = " ".join(strip_tags(render_markdown(text or "")).split())
+    return Truncator(plain).chars(int(length))
+
+
+@register.filter
+def stage_class(stage: str) -> str:
+    """Return the badge modifier class of a stage (None, Staging, Production, Archived)."""
+    return f"badge-stage-{(stage or 'none').lower()}"
+
+
+@register.filter
+def short_sha(digest: str, length: int = 12) -> str:
+    """Return the first characters of a hex digest."""
+    return (digest or "")[: int(length)]
+
+
+@register.filter
+def sorted_items(mapping: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """Return a mapping's items sorted by key."""
+    return sorted((mapping or {}).items())
+
+
+@register.simple_tag
+def artifact_url(model_name: str, number: int, path: str) -> str:
+    """Return the API download address of one artifact (each segment percent-encoded)."""
+    return f"/api/v1/models/{quote(model_name, safe='')}/versions/{int(number)}/artifacts/{quote(path, safe='/')}"
+
+
+@dataclass(frozen=True)
+class TreeRow:
+    """One row of an artifact tree: a folder, or a file with its artifact."""
+
+    name: str
+    depth: int
+    is_dir: bool
+    artifact: Any = None
+
+
+@register.filter
+def artifact_tree(artifacts: Iterable[Any]) -> list[TreeRow]:
+    """Lay out artifacts (sorted by path) as folder and file rows with their nesting depth."""
+    rows: list[TreeRow] = []
+    seen: set[str] = set()
+    for artifact in sorted(artifacts, key=lambda a: a.path.split("/")):
+        parts = artifact.path.split("/")
+        for depth in range(len(parts) - 1):
+            folder = "/".join(parts[: depth + 1])
+            if folder not in seen:
+                seen.add(folder)
+                rows.append(TreeRow(name=parts[depth] + "/", depth=depth, is_dir=True))
+        rows.append(TreeRow(name=parts[-1], depth=len(parts) - 1, is_dir=False, artifact=artifact))
+    return rows
+
+
+@register.filter
+def indent(depth: int) -> str:
+    """Return a CSS padding value for a tree row at `depth`."""
+    return f"{0.25 + 1.25 * int(depth):.2f}rem"

@@ -1,0 +1,32 @@
+"""Error pages: JSON in the API's error shape under /api/, readable HTML elsewhere."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+
+def _respond(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"code": code, "message": message, "details": None}}, status=status)
+    return render(request, "error.html", {"status": status, "message": message}, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """400."""
+    return _respond(request, 400, "MALFORMED_REQUEST", "The request could not be understood.")
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """403."""
+    return _respond(request, 403, "PERMISSION_DENIED", str(exception) or "You do not have permission to do that.")
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404."""
+    return _respond(request, 404, "ENDPOINT_NOT_FOUND", "Nothing lives at this address.")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500: never a stack trace."""
+    return _respond(request, 500, "INTERNAL_ERROR", "Something went wrong on our side; it has been logged.")

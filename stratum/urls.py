@@ -1,0 +1,25 @@
+"""Top-level URL map: pages, native API, health checks, admin."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("registry.api.urls")),
+    path("", include("registry.urls")),
+]
+
+handler400 = "stratum.errors.bad_request"
+handler403 = "stratum.errors.permission_denied"
+handler404 = "stratum.errors.page_not_found"
+handler500 = "stratum.errors.server_error"

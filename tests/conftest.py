@@ -1,0 +1,133 @@
+"""Shared fixtures: users with roles, models built through the services, API clients, captured events."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from registry import events, services
+from registry.models import Role
+from registry.storage import spool_stream
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def need_service(name: str, reason: str) -> None:
+    """Skip with a clear reason on a laptop; fail in CI, where every service must be present."""
+    message = f"{name} is not available: {reason}"
+    if IN_CI:
+        pytest.fail(f"{message} (required in CI)")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _artifact_root(settings, tmp_path):
+    """Give every test its own artifact store."""
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "artifacts")},
+        },
+    }
+    from django.core.files.storage import storages
+
+    storages._storages = {}
+    storages._backends = None
+    yield
+    storages._storages = {}
+    storages._backends = None
+
+
+@pytest.fixture
+def make_user(db):
+    """Create a user: make_user("alice", staff=False)."""
+
+    def _make(username: str, *, staff: bool = False, password: str = "pw-correct-horse-42"):
+        return get_user_model().objects.create_user(
+            username=username, password=password, is_staff=staff, email=f"{username}@example.com"
+        )
+
+    return _make
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("owner")
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("outsider")
+
+
+@pytest.fixture
+def staff(make_user):
+    return make_user("staffer", staff=True)
+
+
+@pytest.fixture
+def grant():
+    """grant(model, user, Role.VIEWER) through the service, acting as the model's owner."""
+
+    def _grant(model, user, role: int):
+        return services.role_grant(model=model, actor=model.owner, user=user, role=role)
+
+    return _grant
+
+
+@pytest.fixture
+def registered_model(owner):
+    return services.model_create(actor=owner, name="churn", description="Predicts **churn**.")
+
+
+def spooled(data: bytes):
+    """Spool bytes as if they were uploaded."""
+    return spool_stream(io.BytesIO(data))
+
+
+@pytest.fixture
+def make_version():
+    """make_version(model, actor, files={"model.pkl": b"..."}, **fields)."""
+
+    def _make(model, actor=None, files: dict[str, bytes] | None = None, **fields):
+        return services.version_create(
+            model=model, actor=actor or model.owner,
+            files=[(path, spooled(data)) for path, data in (files or {}).items()], **fields,
+        )
+
+    return _make
+
+
+@pytest.fixture
+def captured_events():
+    """Collect every domain event emitted during the test."""
+    seen: list[events.DomainEvent] = []
+
+    def receiver(sender, event, **kwargs):
+        seen.append(event)
+
+    events.domain_event.connect(receiver, weak=False)
+    yield seen
+    events.domain_event.disconnect(receiver)
+
+
+@pytest.fixture
+def api_client_for():
+    """api_client_for(user) -> APIClient sending that user's fresh Bearer token."""
+
+    def _client(user):
+        _, raw = services.token_create(user=user, actor=user, name="test")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+
+    return _client
+
+
+__all__ = ["IN_CI", "Role", "need_service", "spooled"]
