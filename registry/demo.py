@@ -53,7 +53,7 @@ from .models import AccessToken, ModelRole, ModelVersion, RegisteredModel, Role,
 SEED = 42
 TEST_SIZE = 0.25
 CODE_REPOSITORY = "https://github.com/stratum-demo/model-training"
-DEMO_TOKEN_NAME = "seed-demo"
+DEMO_TOKEN_NAME = "seed-demo"  # noqa: S105 (a label, not a secret)
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
@@ -90,7 +90,7 @@ class VersionSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A demo registered model: its dataset, task, team, description and the runs that produced its versions."""
+    """A demo registered model: its dataset, task, team, description and the runs behind its versions."""
 
     name: str
     loader: Callable[..., Any]
@@ -134,22 +134,23 @@ DEMO_MODELS: tuple[ModelSpec, ...] = (
             "- **Owner:** oncology-ml team.\n"
         ),
         versions=(
-            VersionSpec("1.0.0", "logistic_regression",
-                        _scaled(LogisticRegression(C=1.0, max_iter=2000, random_state=SEED)),
-                        "Baseline: L2-regularised logistic regression on standardised features."),
-            VersionSpec("1.1.0", "logistic_regression",
-                        _scaled(LogisticRegression(C=0.05, max_iter=2000, random_state=SEED)),
-                        "Stronger regularisation (C=0.05) to reduce variance."),
-            VersionSpec("2.0.0", "random_forest",
+            VersionSpec("1.0.0", "random_forest",
                         _plain(RandomForestClassifier(n_estimators=60, max_depth=6, random_state=SEED)),
-                        "Random forest: 60 trees, depth at most 6."),
-            VersionSpec("2.1.0", "random_forest",
-                        _plain(RandomForestClassifier(n_estimators=120, min_samples_leaf=2, random_state=SEED)),
+                        "Random forest baseline: 60 trees, depth at most 6."),
+            VersionSpec("1.1.0", "random_forest",
+                        _plain(RandomForestClassifier(n_estimators=120, min_samples_leaf=2,
+                                                      random_state=SEED)),
                         "Larger forest: 120 fully grown trees, at least 2 samples per leaf."),
-            VersionSpec("3.0.0", "gradient_boosting",
+            VersionSpec("2.0.0", "gradient_boosting",
                         _plain(GradientBoostingClassifier(n_estimators=80, learning_rate=0.1, max_depth=2,
                                                           random_state=SEED)),
-                        "Gradient-boosted stumps-plus (depth 2), 80 rounds."),
+                        "Gradient boosting: 80 rounds of depth-2 trees."),
+            VersionSpec("3.0.0", "logistic_regression",
+                        _scaled(LogisticRegression(C=0.05, max_iter=2000, random_state=SEED)),
+                        "Back to a linear model: strongly regularised logistic regression (C=0.05)."),
+            VersionSpec("3.1.0", "logistic_regression",
+                        _scaled(LogisticRegression(C=1.0, max_iter=2000, random_state=SEED)),
+                        "Logistic regression with the default regularisation (C=1)."),
         ),
     ),
     ModelSpec(
@@ -172,7 +173,8 @@ DEMO_MODELS: tuple[ModelSpec, ...] = (
                         _scaled(LogisticRegression(C=0.5, max_iter=2000, random_state=SEED)),
                         "Multinomial logistic regression, C=0.5."),
             VersionSpec("1.2.0", "svm_rbf",
-                        _scaled(CalibratedClassifierCV(SVC(C=2.0, gamma="scale", random_state=SEED), ensemble=False)),
+                        _scaled(CalibratedClassifierCV(SVC(C=2.0, gamma="scale", random_state=SEED),
+                                                       ensemble=False)),
                         "RBF support-vector machine with sigmoid-calibrated probabilities."),
             VersionSpec("2.0.0", "random_forest",
                         _plain(RandomForestClassifier(n_estimators=80, max_depth=5, random_state=SEED)),
@@ -215,9 +217,6 @@ DEMO_MODELS: tuple[ModelSpec, ...] = (
         ),
         versions=(
             VersionSpec("1.0.0", "ridge", _plain(Ridge(alpha=1.0)), "Ridge regression baseline (alpha=1)."),
-            VersionSpec("1.1.0", "ridge", _plain(Ridge(alpha=0.1)), "Ridge regression, alpha=0.1."),
-            VersionSpec("1.2.0", "lasso", _plain(Lasso(alpha=0.05, random_state=SEED)),
-                        "Lasso (alpha=0.05): sparse coefficients."),
             VersionSpec("2.0.0", "random_forest",
                         _plain(RandomForestRegressor(n_estimators=60, max_depth=5, random_state=SEED)),
                         "Random forest regressor: 60 trees, depth at most 5."),
@@ -225,6 +224,10 @@ DEMO_MODELS: tuple[ModelSpec, ...] = (
                         _plain(GradientBoostingRegressor(n_estimators=100, learning_rate=0.05, max_depth=2,
                                                          random_state=SEED)),
                         "Gradient boosting, 100 rounds at learning rate 0.05, depth 2."),
+            VersionSpec("3.0.0", "ridge", _plain(Ridge(alpha=0.1)),
+                        "Ridge regression, weaker penalty (alpha=0.1)."),
+            VersionSpec("3.1.0", "lasso", _plain(Lasso(alpha=0.05, random_state=SEED)),
+                        "Lasso (alpha=0.05): sparse coefficients, fewer features to monitor."),
         ),
     ),
 )
@@ -238,7 +241,7 @@ class SeedReport:
     models_created: list[str] = field(default_factory=list)
     versions_created: list[str] = field(default_factory=list)
     token: str | None = None
-    token_note: str = ""
+    access_note: str = ""
 
     @property
     def changed(self) -> bool:
@@ -315,11 +318,12 @@ def _environment() -> list[str]:
 def _metrics(spec: ModelSpec, estimator: BaseEstimator, split: _Split) -> dict[str, float]:
     predicted = estimator.predict(split.X_test)
     if spec.task == "regression":
-        return {
+        out = {
             "r2": r2_score(split.y_test, predicted),
-            "rmse": float(np.sqrt(mean_squared_error(split.y_test, predicted))),
+            "rmse": np.sqrt(mean_squared_error(split.y_test, predicted)),
             "mae": mean_absolute_error(split.y_test, predicted),
         }
+        return {key: round(float(value), 6) for key, value in out.items()}
     proba = estimator.predict_proba(split.X_test)
     out = {"accuracy": accuracy_score(split.y_test, predicted)}
     if spec.task == "binary":
@@ -343,6 +347,8 @@ def _params(spec: ModelSpec, vspec: VersionSpec, estimator: Pipeline) -> dict[st
               "scaler": "standard" if "scaler" in estimator.named_steps else "none",
               "test_size": str(TEST_SIZE), "split_random_state": str(SEED)}
     for key, value in sorted(final.get_params(deep=False).items()):
+        if isinstance(value, str) and value == "deprecated":  # a placeholder sklearn keeps for removed params
+            continue
         params[key] = "" if value is None else str(value)
     return params
 
@@ -448,7 +454,9 @@ def _ensure_users(users: tuple[DemoUser, ...], reset_passwords: bool, report: Se
     return found
 
 
-def _ensure_roles(model: RegisteredModel, owner, users: tuple[DemoUser, ...], accounts: dict[str, Any]) -> None:
+def _ensure_roles(
+    model: RegisteredModel, owner, users: tuple[DemoUser, ...], accounts: dict[str, Any]
+) -> None:
     for demo in users:
         user = accounts[demo.username]
         if demo.role is None or user.pk == model.owner_id:
@@ -460,21 +468,22 @@ def _ensure_roles(model: RegisteredModel, owner, users: tuple[DemoUser, ...], ac
 def _ensure_token(engineer, report: SeedReport) -> None:
     live = AccessToken.objects.filter(user=engineer, name=DEMO_TOKEN_NAME, revoked_at__isnull=True).first()
     if live is not None:
-        report.token_note = (
+        report.access_note = (
             f"engineer already has the demo API token {services.TOKEN_PREFIX}{live.prefix}_… "
             "(secrets are shown only when created); revoke it to have the next seeding create a new one."
         )
         return
     _, raw = services.token_create(user=engineer, actor=engineer, name=DEMO_TOKEN_NAME)
     report.token = raw
-    report.token_note = "New API token for engineer (shown once; it is stored only as a hash):"
+    report.access_note = "New API token for engineer (shown once; it is stored only as a hash):"
 
 
 def seed_demo(
-    *, users: tuple[DemoUser, ...] = DEFAULT_USERS, models: tuple[ModelSpec, ...] = DEMO_MODELS,
+    *, users: tuple[DemoUser, ...] = DEFAULT_USERS, models: tuple[ModelSpec, ...] | None = None,
     reset_passwords: bool = False,
 ) -> SeedReport:
     """Create the demo users, models, versions, stages, aliases and engineer token that do not exist yet."""
+    models = DEMO_MODELS if models is None else models
     report = SeedReport()
     with transaction.atomic():
         accounts = _ensure_users(users, reset_passwords, report)

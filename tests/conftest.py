@@ -26,7 +26,8 @@ def need_service(name: str, reason: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _artifact_root(settings, tmp_path):
-    """Give every test its own artifact store."""
+    """Give every test its own artifact store (and a fast password hasher: tests create many users)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     settings.STORAGES = {
         **settings.STORAGES,

@@ -53,16 +53,18 @@ class Command(BaseCommand):
         out.write("Demo logins (for local demos only):")
         rows = [("login", "password", "access", "account")]
         for demo, created in report.users:
-            shown = demo.password if created or options["reset_passwords"] else "(unchanged; existing account)"
+            password_set = created or options["reset_passwords"]
+            shown = demo.password if password_set else "(unchanged; existing account)"
             rows.append((demo.username, shown, demo.description, "new" if created else "existing"))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         for index, row in enumerate(rows):
-            out.write("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+            cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            out.write(("  " + "  ".join(cells)).rstrip())
             if index == 0:
                 out.write("  " + "  ".join("-" * width for width in widths))
 
         out.write("")
-        out.write(report.token_note)
+        out.write(report.access_note)
         if report.token:
             out.write(f"  {report.token}")
             out.write("  e.g. curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8000/api/v1/models")
