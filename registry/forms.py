@@ -75,19 +75,24 @@ class ModelSearchForm(forms.Form):
         }),
     )
     stage = forms.ChoiceField(
-        required=False, choices=[("", "Any stage"), *Stage.choices], widget=forms.Select(attrs={"aria-label": "Stage"})
+        required=False, choices=[("", "Any stage"), *Stage.choices],
+        widget=forms.Select(attrs={"aria-label": "Stage"}),
     )
     tag = forms.CharField(
         required=False, max_length=5250,
         widget=forms.TextInput(attrs={"placeholder": "key=value", "aria-label": "Tag", "class": "mono"}),
     )
-    order = forms.ChoiceField(required=False, choices=ORDER_CHOICES, widget=forms.Select(attrs={"aria-label": "Order"}))
+    order = forms.ChoiceField(
+        required=False, choices=ORDER_CHOICES, widget=forms.Select(attrs={"aria-label": "Order"})
+    )
 
 
 class ModelCreateForm(forms.Form):
     """Create a registered model."""
 
-    name = forms.CharField(max_length=256, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"}))
+    name = forms.CharField(
+        max_length=256, widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"})
+    )
     description = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 6}), help_text="Markdown is supported."
     )
@@ -98,7 +103,8 @@ class VersionCreateForm(forms.Form):
     """Register a new version of a model, with its files and provenance."""
 
     files = MultipleFileField(
-        required=False, help_text="Pick one or more files (model.pkl, model.onnx, MLmodel, requirements.txt …)."
+        required=False,
+        help_text="Pick one or more files (model.pkl, model.onnx, MLmodel, requirements.txt …).",
     )
     semver = forms.CharField(
         label="Semantic version", required=False, max_length=64,

@@ -74,6 +74,9 @@ class ModelTag(models.Model):
         constraints = [models.UniqueConstraint(fields=["model", "key"], name="uniq_model_tag_key")]
         ordering = ["key"]
 
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
 
 class ModelVersion(models.Model):
     """One registered version of a model, with its provenance."""
@@ -124,6 +127,9 @@ class VersionTag(models.Model):
         constraints = [models.UniqueConstraint(fields=["version", "key"], name="uniq_version_tag_key")]
         ordering = ["key"]
 
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
 
 class VersionDataset(models.Model):
     """A dataset a version was trained, validated or tested on."""
@@ -136,6 +142,9 @@ class VersionDataset(models.Model):
 
     class Meta:
         ordering = ["role", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role})"
 
 
 class Alias(models.Model):
@@ -150,6 +159,9 @@ class Alias(models.Model):
         constraints = [models.UniqueConstraint(fields=["model", "name"], name="uniq_alias_name")]
         ordering = ["name"]
 
+    def __str__(self) -> str:
+        return self.name
+
 
 class Blob(models.Model):
     """Content-addressed bytes in the artifact store, keyed by SHA-256."""
@@ -157,6 +169,9 @@ class Blob(models.Model):
     sha256 = models.CharField(max_length=64, primary_key=True)
     size = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.sha256
 
     @property
     def storage_name(self) -> str:
@@ -215,6 +230,9 @@ class ModelRole(models.Model):
                 fields=["model", "group"], condition=Q(group__isnull=False), name="uniq_role_group"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} on model {self.model_id}"
 
 
 class AccessToken(models.Model):

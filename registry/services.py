@@ -31,7 +31,7 @@ from .models import (
 from .paths import validate_artifact_path
 from .storage import SpooledUpload, blob_put
 
-TOKEN_PREFIX = "stm_"
+TOKEN_PREFIX = "stm_"  # noqa: S105 - a public prefix, not a secret
 
 
 def _require(allowed: bool, user, model: RegisteredModel, what: str) -> None:

@@ -1,4 +1,4 @@
-"""Registry pages: each view validates input, calls one selector or service, and renders (htmx partials too)."""
+"""Registry pages: views validate input, call one selector or service and render (htmx partials too)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def _get_version(model: RegisteredModel, number: int) -> ModelVersion:
 
 
 class ModelListView(LoginRequiredMixin, View):
-    """The registered models the user may see, searchable with the filter language; htmx gets the results only."""
+    """The models the user may see, searched with the filter language; htmx requests get the results only."""
 
     template_name = "registry/model_list.html"
     partial_template_name = "registry/_model_results.html"
@@ -140,12 +140,14 @@ def _model_page(
     """Render a model's page (also used to re-show the alias form with its errors)."""
     versions = list(selectors.version_list(actor=request.user, model=model))
     aliases = sorted(
-        ((alias.name, version) for version in versions for alias in version.aliases.all()), key=lambda pair: pair[0]
+        ((alias.name, version) for version in versions for alias in version.aliases.all()),
+        key=lambda pair: pair[0],
     )
     can_maintain = permissions.can_maintain(request.user, model)
     if alias_form is None and can_maintain:
         alias_form = AliasSetForm(
-            version_numbers=[v.number for v in versions], initial={"version": versions[0].number if versions else None}
+            version_numbers=[v.number for v in versions],
+            initial={"version": versions[0].number if versions else None},
         )
     context = {
         "model": model,
@@ -176,7 +178,8 @@ class AliasSetView(LoginRequiredMixin, View):
         model = _get_model(request, name)
         if not permissions.can_maintain(request.user, model):
             raise PermissionDenied(f"You do not have permission to move aliases on model {model.name!r}.")
-        numbers = list(selectors.version_list(actor=request.user, model=model).values_list("number", flat=True))
+        versions = selectors.version_list(actor=request.user, model=model)
+        numbers = list(versions.values_list("number", flat=True))
         form = AliasSetForm(request.POST, version_numbers=numbers)
         status = 400
         if form.is_valid():
@@ -234,7 +237,7 @@ class VersionStageView(LoginRequiredMixin, View):
         model = _get_model(request, name)
         version = _get_version(model, number)
         if not permissions.can_maintain(request.user, model):
-            raise PermissionDenied(f"You do not have permission to transition stages on model {model.name!r}.")
+            raise PermissionDenied(f"You do not have permission to move stages on model {model.name!r}.")
         form = StageTransitionForm(request.POST)
         status = 400
         if form.is_valid():
@@ -259,7 +262,7 @@ class VersionCreateView(LoginRequiredMixin, View):
     def _model(self, request: HttpRequest, name: str) -> RegisteredModel:
         model = _get_model(request, name)
         if not permissions.can_contribute(request.user, model):
-            raise PermissionDenied(f"You do not have permission to register versions on model {model.name!r}.")
+            raise PermissionDenied(f"You do not have permission to add versions to model {model.name!r}.")
         return model
 
     def _render(self, request: HttpRequest, model: RegisteredModel, form: VersionCreateForm, status: int = 200
@@ -278,7 +281,8 @@ class VersionCreateView(LoginRequiredMixin, View):
         form = VersionCreateForm(request.POST, request.FILES)
         if getattr(request, "stratum_upload_too_large", False):
             form.is_valid()
-            form.add_error("files", f"The upload is larger than the limit of {filesizeformat(settings.MAX_UPLOAD_BYTES)}.")
+            limit = filesizeformat(settings.MAX_UPLOAD_BYTES)
+            form.add_error("files", f"The upload is larger than the limit of {limit}.")
             return self._render(request, model, form, status=413)
         status = 400
         if form.is_valid():
@@ -308,9 +312,11 @@ class TokenListView(LoginRequiredMixin, View):
 
     template_name = "registry/tokens.html"
 
-    def _render(self, request: HttpRequest, form: TokenCreateForm, status: int = 200, **extra: Any) -> HttpResponse:
-        context = {"form": form, "tokens": list(selectors.token_list(actor=request.user)), "now": timezone.now(),
-                   **extra}
+    def _render(
+        self, request: HttpRequest, form: TokenCreateForm, status: int = 200, **extra: Any
+    ) -> HttpResponse:
+        tokens = list(selectors.token_list(actor=request.user))
+        context = {"form": form, "tokens": tokens, "now": timezone.now(), **extra}
         response = render(request, self.template_name, context, status=status)
         add_never_cache_headers(response)
         return response
@@ -343,7 +349,8 @@ class TokenRevokeView(LoginRequiredMixin, View):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Revoke the token and return to the list."""
         try:
-            token = services.token_revoke(token=selectors.token_get(actor=request.user, token_id=pk), actor=request.user)
+            token = selectors.token_get(actor=request.user, token_id=pk)
+            token = services.token_revoke(token=token, actor=request.user)
         except DomainError as error:
             _raise_http(error)
             messages.error(request, error.message)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.models import AccessToken, Artifact, ModelRole, ModelVersion, RegisteredModel, Role
 
 
+@extend_schema_field(OpenApiTypes.ANY)
 class JSONOrTextField(serializers.Field):
     """A JSON value that may also arrive as a JSON-encoded string (multipart form fields)."""
 

@@ -29,7 +29,9 @@ from registry.storage import blob_open, iter_range, spool_stream
 from . import serializers as s
 from .pagination import paginate
 
-FILTER_PARAM = OpenApiParameter("filter", str, description="Search filter, e.g. name LIKE 'churn%' AND tags.team = 'ml'")
+FILTER_PARAM = OpenApiParameter(
+    "filter", str, description="Search filter, e.g. name LIKE 'churn%' AND tags.team = 'ml'"
+)
 PAGE_PARAMS = [
     OpenApiParameter("max_results", int, description="Page size, 1..1000 (default 100)"),
     OpenApiParameter("cursor", str, description="Opaque cursor from the previous page's next_cursor"),

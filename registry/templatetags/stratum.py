@@ -51,7 +51,8 @@ def sorted_items(mapping: dict[str, Any] | None) -> list[tuple[str, Any]]:
 @register.simple_tag
 def artifact_url(model_name: str, number: int, path: str) -> str:
     """Return the API download address of one artifact (each segment percent-encoded)."""
-    return f"/api/v1/models/{quote(model_name, safe='')}/versions/{int(number)}/artifacts/{quote(path, safe='/')}"
+    name, file_path = quote(model_name, safe=""), quote(path, safe="/")
+    return f"/api/v1/models/{name}/versions/{int(number)}/artifacts/{file_path}"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -309,12 +310,12 @@ def test_bad_revoked_and_expired_tokens_are_401(owner):
 
 def test_basic_auth_with_password_or_token(owner):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Basic " + __import__("base64").b64encode(b"owner:pw-correct-horse-42").decode())
+    client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"owner:pw-correct-horse-42").decode())
     assert client.get("/api/v1/models").status_code == 200
     _, raw = services.token_create(user=owner, actor=owner, name="t")
-    client.credentials(HTTP_AUTHORIZATION="Basic " + __import__("base64").b64encode(f"owner:{raw}".encode()).decode())
+    client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"owner:{raw}".encode()).decode())
     assert client.get("/api/v1/models").status_code == 200
-    client.credentials(HTTP_AUTHORIZATION="Basic " + __import__("base64").b64encode(b"owner:wrong").decode())
+    client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"owner:wrong").decode())
     _error(client.get("/api/v1/models"), 401)
 
 
@@ -371,8 +372,8 @@ def test_unknown_api_route_is_json_404(api):
 
 
 def test_openapi_schema_validates_and_docs_are_served_locally(api, owner):
-    from drf_spectacular.validation import validate_schema
     import yaml
+    from drf_spectacular.validation import validate_schema
 
     response = api.get("/api/v1/schema/")
     assert response.status_code == 200

@@ -1,0 +1,32 @@
+"""Settings come from the environment; a deployment configuration passes Django's deploy checks."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _manage(args: list[str], env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "STRATUM_HTTPS"}}
+    base.update({"STRATUM_VAR_DIR": str(tmp_path), **env})
+    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=base, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_check_deploy_is_clean_with_debug_off_and_a_real_secret(tmp_path):
+    result = _manage(["check", "--deploy", "--fail-level", "WARNING"],
+                     {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(64)}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_local_default_generates_a_private_secret_key(tmp_path):
+    result = _manage(["check"], {}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    key_file = tmp_path / "secret_key"
+    assert len(key_file.read_text()) > 50 and oct(key_file.stat().st_mode)[-3:] == "600"
