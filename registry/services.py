@@ -188,6 +188,7 @@ def version_create(
     run_id: str = "",
     description: str = "",
     semver: str | None = None,
+    semver_bump: str | None = None,
     metrics: Any = None,
     params: Any = None,
     signature: Any = None,
@@ -218,10 +219,15 @@ def version_create(
         paths = [validate_artifact_path(path) for path, _ in files]
         if len(set(paths)) != len(paths):
             raise InvalidInput("Two uploaded files have the same path.")
+        if semver_bump and fields["semver"]:
+            raise InvalidInput("Give either a semantic version or a bump (major/minor/patch), not both.")
         model = _lock_model(model)
         _require(permissions.can_contribute(actor, model), actor, model, "register versions")
         if model.deprecated:
             raise InvalidState(f"Model {model.name!r} is deprecated; register versions on its successor.")
+        if semver_bump:
+            current = validation.highest_semver(model.versions.exclude(semver="").values_list("semver", flat=True))
+            fields["semver"] = validation.semver_next(current, semver_bump)
         if fields["semver"] and model.versions.filter(semver=fields["semver"]).exists():
             raise AlreadyExists(f"Model {model.name!r} already has a version {fields['semver']}.")
         model.last_version_number += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import InvalidInput
@@ -65,6 +66,20 @@ def semver_next(current: str | None, part: str) -> str:
     if part == "minor":
         return f"{major}.{minor + 1}.0"
     return f"{major}.{minor}.{patch + 1}"
+
+
+def semver_key(value: str) -> tuple[int, int, int, int, str]:
+    """Sort key for semantic versions: a release sorts after its pre-releases."""
+    match = SEMVER.match(value)
+    if not match:
+        raise InvalidInput(f"{value!r} is not a semantic version.")
+    pre = match.group(4) or ""
+    return int(match.group(1)), int(match.group(2)), int(match.group(3)), 0 if pre else 1, pre
+
+
+def highest_semver(values: Iterable[str]) -> str | None:
+    """Return the highest of some semantic versions, or None."""
+    return max(values, key=semver_key, default=None)
 
 
 def stage(value: Any) -> str:

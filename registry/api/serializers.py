@@ -58,6 +58,8 @@ class VersionInput(serializers.Serializer):
     run_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     semver = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    semver_bump = serializers.ChoiceField(choices=["major", "minor", "patch"], required=False, allow_null=True,
+                                          default=None, help_text="Set semver to the model's highest, bumped.")
     metrics = JSONOrTextField(required=False, default=None)
     params = JSONOrTextField(required=False, default=None)
     signature = JSONOrTextField(required=False, default=None)
