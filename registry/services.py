@@ -47,6 +47,12 @@ def _lock_model(model: RegisteredModel) -> RegisteredModel:
     return RegisteredModel.objects.select_for_update().get(pk=model.pk)
 
 
+def _lock_version(version: ModelVersion) -> tuple[RegisteredModel, ModelVersion]:
+    """Lock the version's model (writers serialise on it), then reload the version as it is now."""
+    model = _lock_model(version.model)
+    return model, ModelVersion.objects.select_for_update().get(pk=version.pk)
+
+
 # ----------------------------------------------------------------------------------------------- models
 
 
@@ -261,7 +267,7 @@ def artifact_add(*, version: ModelVersion, actor, path: str, upload: SpooledUplo
     """Add (or replace) one file in a version's tree."""
     try:
         path = validate_artifact_path(path)
-        model = _lock_model(version.model)
+        model, version = _lock_version(version)
         _require(permissions.can_contribute(actor, model), actor, model, "upload artifacts")
         if version.stage in (Stage.PRODUCTION, Stage.ARCHIVED):
             raise InvalidState(f"Version {version.number} is {version.stage}; its files can no longer change.")
@@ -280,7 +286,7 @@ def artifact_add(*, version: ModelVersion, actor, path: str, upload: SpooledUplo
 @transaction.atomic
 def artifact_delete(*, version: ModelVersion, actor, path: str) -> None:
     """Remove one file from a version's tree (the blob stays: it may be shared)."""
-    model = _lock_model(version.model)
+    model, version = _lock_version(version)
     _require(permissions.can_contribute(actor, model), actor, model, "delete artifacts")
     if version.stage in (Stage.PRODUCTION, Stage.ARCHIVED):
         raise InvalidState(f"Version {version.number} is {version.stage}; its files can no longer change.")
@@ -298,8 +304,7 @@ VERSION_EDITABLE = ("description", "semver", "source_uri", "run_id", "code_repos
 @transaction.atomic
 def version_update(*, version: ModelVersion, actor, **changes: Any) -> ModelVersion:
     """Edit a version's description, semantic version, metrics, params or other provenance fields."""
-    model = _lock_model(version.model)
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    model, version = _lock_version(version)
     _require(permissions.can_contribute(actor, model), actor, model, "edit versions")
     validators = {
         "description": lambda v: validation.text(v, "Description", 100_000),
@@ -335,7 +340,7 @@ def version_update(*, version: ModelVersion, actor, **changes: Any) -> ModelVers
 @transaction.atomic
 def version_delete(*, version: ModelVersion, actor) -> None:
     """Delete a version (never one in Production); its number is never reused."""
-    model = _lock_model(version.model)
+    model, version = _lock_version(version)
     _require(permissions.can_maintain(actor, model), actor, model, "delete versions")
     if version.stage == Stage.PRODUCTION:
         raise InvalidState(f"Version {version.number} is in Production; archive it before deleting.")
@@ -374,8 +379,7 @@ def version_transition_stage(
 ) -> ModelVersion:
     """Move a version to `stage`; optionally archive the others currently in that stage."""
     stage = validation.stage(stage)
-    model = _lock_model(version.model)
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    model, version = _lock_version(version)
     _require(permissions.can_maintain(actor, model), actor, model, "transition stages")
     if version.status != VersionStatus.READY:
         raise InvalidState(f"Version {version.number} is not ready ({version.status}).")
@@ -400,7 +404,7 @@ def version_deprecate(
     *, version: ModelVersion, actor, reason: str, successor: ModelVersion | None = None
 ) -> ModelVersion:
     """Mark a version deprecated with a reason and an optional successor version."""
-    model = _lock_model(version.model)
+    model, version = _lock_version(version)
     _require(permissions.can_maintain(actor, model), actor, model, "deprecate versions")
     reason = validation.text(reason, "Reason", 5000).strip()
     if not reason:

@@ -25,7 +25,7 @@ def model_name(value: Any) -> str:
     """Return a valid model name or raise InvalidInput."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("Model name is required.")
-    if value != value.strip() or not MODEL_NAME.match(value):
+    if value != value.strip() or not MODEL_NAME.fullmatch(value):
         raise InvalidInput(
             "Model name must be 1-256 characters of letters, digits, '_', '-', '.' or spaces, "
             "starting with a letter, digit or '_'."
@@ -35,9 +35,9 @@ def model_name(value: Any) -> str:
 
 def alias_name(value: Any) -> str:
     """Return a valid, non-reserved alias name or raise InvalidInput."""
-    if not isinstance(value, str) or not ALIAS_NAME.match(value):
+    if not isinstance(value, str) or not ALIAS_NAME.fullmatch(value):
         raise InvalidInput("Alias must be 1-255 characters of letters, digits, '_' or '-'.")
-    if RESERVED_ALIAS.match(value):
+    if RESERVED_ALIAS.fullmatch(value):
         raise InvalidInput(f"Alias {value!r} is reserved ('latest' and 'v<number>' name versions).")
     return value
 
@@ -46,7 +46,7 @@ def semver(value: Any) -> str:
     """Return a valid semantic version (or '') or raise InvalidInput."""
     if value in (None, ""):
         return ""
-    if not isinstance(value, str) or not SEMVER.match(value):
+    if not isinstance(value, str) or not SEMVER.fullmatch(value):
         raise InvalidInput(f"{value!r} is not a semantic version (MAJOR.MINOR.PATCH[-pre][+build]).")
     return value
 
@@ -70,7 +70,7 @@ def semver_next(current: str | None, part: str) -> str:
 
 def semver_key(value: str) -> tuple[int, int, int, int, str]:
     """Sort key for semantic versions: a release sorts after its pre-releases."""
-    match = SEMVER.match(value)
+    match = SEMVER.fullmatch(value)
     if not match:
         raise InvalidInput(f"{value!r} is not a semantic version.")
     pre = match.group(4) or ""
@@ -93,7 +93,7 @@ def stage(value: Any) -> str:
 
 def tag(key: Any, value: Any) -> tuple[str, str]:
     """Return a valid (key, value) tag pair or raise InvalidInput."""
-    if not isinstance(key, str) or not KEY.match(key):
+    if not isinstance(key, str) or not KEY.fullmatch(key):
         raise InvalidInput("Tag key must be 1-250 printable characters.")
     if value is None:
         value = ""
@@ -129,7 +129,7 @@ def metrics(value: Any) -> dict[str, float]:
         raise InvalidInput("Metrics must be an object mapping names to numbers.")
     out: dict[str, float] = {}
     for key, raw in value.items():
-        if not isinstance(key, str) or not KEY.match(key) or "__" in key:
+        if not isinstance(key, str) or not KEY.fullmatch(key) or "__" in key:
             raise InvalidInput(f"Invalid metric name {key!r}.")
         if isinstance(raw, bool):
             raise InvalidInput(f"Metric {key!r} must be a number.")
@@ -151,7 +151,7 @@ def params(value: Any) -> dict[str, str]:
         raise InvalidInput("Params must be an object mapping names to values.")
     out: dict[str, str] = {}
     for key, raw in value.items():
-        if not isinstance(key, str) or not KEY.match(key) or "__" in key:
+        if not isinstance(key, str) or not KEY.fullmatch(key) or "__" in key:
             raise InvalidInput(f"Invalid param name {key!r}.")
         if isinstance(raw, (dict, list)):
             raise InvalidInput(f"Param {key!r} must be a scalar value.")
