@@ -51,6 +51,8 @@ def _form_error(form: Form, error: DomainError) -> int:
 
 def _get_model(request: HttpRequest, name: str) -> RegisteredModel:
     """Return the model named `name` if the user may see it; a 404 otherwise."""
+    if "\x00" in name:  # PostgreSQL refuses NUL in text; no model can have it in its name anyway
+        raise Http404("No such model.")
     try:
         return selectors.model_get(actor=request.user, name=name)
     except DomainError as error:

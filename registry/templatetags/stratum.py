@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ def markdown_filter(text: str) -> SafeString:
 @register.filter
 def excerpt(text: str, length: int = 160) -> str:
     """Return the plain text of a Markdown description, cut to `length` characters."""
-    plain = " ".join(strip_tags(render_markdown(text or "")).split())
+    plain = " ".join(html.unescape(strip_tags(render_markdown(text or ""))).split())  # autoescape re-escapes
     return Truncator(plain).chars(int(length))
 
 
@@ -40,6 +41,14 @@ def stage_class(stage: str) -> str:
 def short_sha(digest: str, length: int = 12) -> str:
     """Return the first characters of a hex digest."""
     return (digest or "")[: int(length)]
+
+
+@register.filter
+def metric(value: Any) -> str:
+    """Format a metric value with up to 6 significant digits (no float noise such as 0.16000000000000003)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:.6g}"
 
 
 @register.filter
@@ -84,4 +93,4 @@ def artifact_tree(artifacts: Iterable[Any]) -> list[TreeRow]:
 @register.filter
 def indent(depth: int) -> str:
     """Return a CSS padding value for a tree row at `depth`."""
-    return f"{0.25 + 1.25 * int(depth):.2f}rem"
+    return f"{1.25 + 1.25 * int(depth):.2f}rem"

@@ -1,0 +1,40 @@
+"""Browser tests: Playwright drives Debian's Chromium against pytest-django's live server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need_service
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls made by fixtures there are safe.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(autouse=True)
+def _chromium_present() -> None:
+    """Skip (fail in CI) when Debian's Chromium is not installed."""
+    if not CHROMIUM.exists():
+        need_service("Chromium", f"{CHROMIUM} is missing; install it with `apt-get install chromium`")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """Launch the system Chromium, headless and quiet, instead of a downloaded browser."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": str(CHROMIUM),
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
