@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 
 from .models import ArtifactFormat
 
 SNIFF_BYTES = 64 * 1024
+_PROTO0_GLOBAL = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
 _ONNX_NEXT_TAGS = {0x12, 0x1A, 0x22, 0x2A, 0x32, 0x3A, 0x42, 0x52, 0x72}
 
 
@@ -21,7 +24,7 @@ def _looks_like_pickle(head: bytes) -> bool:
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return True
     # Protocol 0/1 pickles of objects start with a GLOBAL opcode: "c<module>\n<name>\n".
-    return head[:1] == b"c" and b"\n" in head[:256] and head[1:2].isalpha() and head.count(b"\n", 0, 512) >= 2
+    return _PROTO0_GLOBAL.match(head) is not None
 
 
 def detect_format(head: bytes) -> str:
@@ -44,15 +47,12 @@ def detect_format(head: bytes) -> str:
     if _looks_like_onnx(head):
         return ArtifactFormat.ONNX
     try:
-        text = head.decode("utf-8")
+        # Incremental decoding is strict but tolerates a character cut at the end of the sniffed head.
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError:
-        # The head may cut a multi-byte character; accept it if only the tail is incomplete.
-        try:
-            text = head[:-4].decode("utf-8") if len(head) > 4 else ""
-        except UnicodeDecodeError:
-            return ArtifactFormat.BINARY
-        if not text:
-            return ArtifactFormat.BINARY
+        return ArtifactFormat.BINARY
+    if head and not text:
+        return ArtifactFormat.BINARY
     if "\x00" in text:
         return ArtifactFormat.BINARY
     stripped = text.lstrip()

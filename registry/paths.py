@@ -19,7 +19,10 @@ def validate_artifact_path(raw: str) -> str:
         raise InvalidInput("Artifact path must be a non-empty string.")
     path = raw
     for _ in range(10):
-        decoded = unquote(path, errors="strict")
+        try:
+            decoded = unquote(path, errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidInput("Artifact path is not valid UTF-8 once percent-decoded.")
         if decoded == path:
             break
         path = decoded

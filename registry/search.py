@@ -50,6 +50,8 @@ def tokenize(text: str) -> list[Token]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
+            while pos < len(text) and text[pos].isspace():
+                pos += 1
             raise FilterError(f"Unexpected character {text[pos:pos + 10]!r} at position {pos} in filter.")
         kind = match.lastgroup
         raw = match.group(kind)
@@ -111,6 +113,8 @@ class _Parser:
         tok = self.take()
         if tok.kind == "lparen":
             q = self.expr()
+            if self.peek() is None:
+                raise FilterError(f"Missing ')' to close '(' at position {tok.pos}.")
             closing = self.take()
             if closing.kind != "rparen":
                 raise FilterError(f"Expected ')' at position {closing.pos} in filter.")
@@ -172,7 +176,7 @@ def _json_key(key: str) -> str:
 def _like_regex(pattern: str) -> str:
     out = ["^"]
     for ch in pattern:
-        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        out.append("[\\s\\S]*" if ch == "%" else "[\\s\\S]" if ch == "_" else re.escape(ch))
     out.append("$")
     return "".join(out)
 
@@ -184,7 +188,8 @@ def _string_lookup(field: str, op: str, value: Any) -> Q:
             raise FilterError(f"{op} needs a quoted pattern.")
         insensitive = "ILIKE" in op
         inner = value.strip("%")
-        if "_" not in value and "%" not in inner:
+        # Shortcuts only for ILIKE: SQLite's LIKE (behind startswith/contains) ignores case, so LIKE uses a regex.
+        if insensitive and "_" not in value and "%" not in inner:
             if value.startswith("%") and value.endswith("%") and len(value) > 1:
                 lookup = "icontains" if insensitive else "contains"
             elif value.endswith("%"):

@@ -466,6 +466,8 @@ def role_grant(
     if role not in Role.values:
         raise InvalidInput(f"Unknown role {role!r}.")
     lookup = {"user": user} if user is not None else {"group": group}
+    if user is not None:
+        user.__dict__.pop("_stratum_roles", None)
     obj, _ = ModelRole.objects.update_or_create(model=model, **lookup, defaults={"role": role})
     grantee = user.get_username() if user is not None else f"group:{group.name}"
     events.emit("model_role.granted", actor=actor, target=model,
@@ -481,6 +483,8 @@ def role_revoke(*, model: RegisteredModel, actor, user=None, group: Group | None
     if (user is None) == (group is None):
         raise InvalidInput("Revoke the role of exactly one user or one group.")
     lookup = {"user": user} if user is not None else {"group": group}
+    if user is not None:
+        user.__dict__.pop("_stratum_roles", None)
     deleted, _ = ModelRole.objects.filter(model=model, **lookup).delete()
     if not deleted:
         raise NotFound("No such role grant.")

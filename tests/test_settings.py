@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _manage(args: list[str], env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "STRATUM_HTTPS"}}
+    unset = {"DEBUG", "SECRET_KEY", "STRATUM_HTTPS", "DJANGO_ALLOW_ASYNC_UNSAFE"}  # the browser tests set the last
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     base.update({"STRATUM_VAR_DIR": str(tmp_path), **env})
     return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=base, capture_output=True,
                           text=True, timeout=120)

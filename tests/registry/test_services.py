@@ -377,14 +377,16 @@ def test_semver_invalid_is_rejected(registered_model, make_version, value):
     assert not ModelVersion.objects.exists()
 
 
-@pytest.mark.parametrize("value", ["0.0.0", "1.2.3", "10.20.30", "1.0.0-rc.1", "1.0.0-alpha-1+build.5", "2.0.0+sha.abc"])
+@pytest.mark.parametrize(
+    "value", ["0.0.0", "1.2.3", "10.20.30", "1.0.0-rc.1", "1.0.0-alpha-1+build.5", "2.0.0+sha.abc"]
+)
 def test_semver_valid_is_stored(registered_model, make_version, value):
     assert ModelVersion.objects.get(pk=make_version(registered_model, semver=value).pk).semver == value
 
 
 def test_semver_unique_per_model_but_shared_across_models(registered_model, owner, make_version):
     make_version(registered_model, semver="1.0.0")
-    with pytest.raises(AlreadyExists, match="1.0.0"):
+    with pytest.raises(AlreadyExists, match=r"1\.0\.0"):
         make_version(registered_model, semver="1.0.0")
     registered_model.refresh_from_db()
     assert registered_model.last_version_number == 1
@@ -393,6 +395,31 @@ def test_semver_unique_per_model_but_shared_across_models(registered_model, owne
     # Blank semvers never collide.
     make_version(registered_model)
     make_version(registered_model)
+
+
+def test_semver_bump_on_create_follows_the_highest_semver_numerically(registered_model, make_version):
+    assert make_version(registered_model, semver_bump="patch").semver == "0.0.1"
+    make_version(registered_model, semver="1.2.3")
+    make_version(registered_model, semver="1.10.0")
+    make_version(registered_model, semver="1.9.9")
+    make_version(registered_model)  # versions without a semver are ignored
+    assert make_version(registered_model, semver_bump="minor").semver == "1.11.0"
+    assert make_version(registered_model, semver_bump="patch").semver == "1.11.1"
+    assert make_version(registered_model, semver_bump="major").semver == "2.0.0"
+
+
+def test_semver_bump_ignores_other_models(registered_model, owner, make_version):
+    other = services.model_create(actor=owner, name="fraud")
+    make_version(other, semver="5.0.0")
+    assert make_version(registered_model, semver_bump="major").semver == "1.0.0"
+
+
+@pytest.mark.parametrize("fields", [{"semver": "1.0.0", "semver_bump": "patch"}, {"semver_bump": "build"}])
+def test_semver_bump_rejects_bad_combinations(registered_model, make_version, fields):
+    with pytest.raises(InvalidInput):
+        make_version(registered_model, **fields)
+    registered_model.refresh_from_db()
+    assert registered_model.last_version_number == 0
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,555 @@
+#!/usr/bin/env python3
+"""Benchmark Stratum's native REST API against the stock-MLflow figures measured on the same machine.
+
+It starts nothing: point it at a running server and a token with the right to create models.
+
+    python bench/registry_api.py --base-url http://127.0.0.1:8765 --token stm_...
+    python bench/registry_api.py --base-url ... --token ... --quick      # smoke run in a few seconds
+
+Sections (all on by default; --only a,c to pick):
+  a  versions created per second, one client, sequential POSTs
+  b  alias resolutions: one client for N requests, then C concurrent clients for S seconds
+  c  search latency over >= 1,000 registered models (created once, reused by later runs)
+  d  concurrency check: T threads x K creates on one fresh model; numbers must be exactly 1..T*K
+
+Only the standard library and `requests` are used. Every model this run creates is named after a unique
+run prefix (the search corpus uses a stable prefix, so it is built only once per database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+# Stock MLflow on this machine (from the issue): creates/s, alias resolutions, search over 1,000 models.
+MLFLOW = {
+    "create_per_s": 15.0,
+    "alias_1_per_s": 16.0,
+    "alias_1_p50_ms": 60.0,
+    "alias_8_per_s": 80.0,
+    "alias_8_p99_ms": (150.0, 210.0),
+    "search_p50_ms": 105.0,
+}
+TARGET_SPEEDUP = 10.0
+TARGETS = {"alias_1_p50_ms": 5.0, "alias_8_p99_ms": 25.0, "search_p50_ms": 20.0}
+
+
+class BenchError(RuntimeError):
+    """The server answered something the benchmark cannot go on with."""
+
+
+# ------------------------------------------------------------------------------------------------ client
+
+
+class Api:
+    """A thin JSON client over one requests.Session (one per thread: Sessions are not shared)."""
+
+    def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
+        self.root = base_url.rstrip("/") + "/api/v1/"
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        self.timeout = timeout
+
+    def url(self, *parts: str) -> str:
+        return self.root + "/".join(quote(p, safe="") for p in parts)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        return self.session.request(method, url, timeout=self.timeout, **kwargs)
+
+    def call(self, method: str, url: str, expect: Iterable[int] = (200,), **kwargs: Any) -> Any:
+        response = self.request(method, url, **kwargs)
+        if response.status_code not in tuple(expect):
+            raise BenchError(f"{method} {url} -> {response.status_code}: {response.text[:300]}")
+        return response.json() if response.content else None
+
+    def timed(self, method: str, url: str, **kwargs: Any) -> tuple[float, requests.Response]:
+        start = time.perf_counter()
+        response = self.request(method, url, **kwargs)
+        _ = response.content
+        return time.perf_counter() - start, response
+
+    def ensure_model(self, name: str, tags: dict[str, str] | None = None) -> None:
+        """Create `name` unless it exists already."""
+        self.call("POST", self.url("models"), expect=(201, 409), json={"name": name, "tags": tags or {}})
+
+    def create_version(self, model: str, i: int) -> requests.Response:
+        body = {
+            "source_uri": f"s3://bench-artifacts/{model}/{i}/model",
+            "run_id": uuid.uuid4().hex,
+            "metrics": {"accuracy": 0.9 + (i % 100) / 1000, "loss": 1.0 / (i + 1)},
+            "params": {"lr": "0.01", "depth": str(i % 7)},
+        }
+        return self.request("POST", self.url("models", model, "versions"), json=body)
+
+
+# ------------------------------------------------------------------------------------------------ figures
+
+
+def percentile(samples: list[float], p: float) -> float:
+    """Nearest-rank percentile of `samples` (p in 0..100); NaN when empty."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Latencies:
+    """Request latencies in seconds, errors, and the wall time they were measured over."""
+
+    samples: list[float] = field(default_factory=list)
+    errors: int = 0
+    wall: float = 0.0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.samples)
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.wall if self.wall else math.nan
+
+    def ms(self, p: float) -> float:
+        return percentile(self.samples, p) * 1000
+
+    def line(self) -> str:
+        errors = f", {self.errors} errors {dict(self.statuses)}" if self.errors else ""
+        return (f"{self.count} requests in {self.wall:.2f}s = {self.per_second:,.1f}/s; "
+                f"p50 {self.ms(50):.2f} ms, p90 {self.ms(90):.2f} ms, p99 {self.ms(99):.2f} ms, "
+                f"max {self.ms(100):.2f} ms{errors}")
+
+    def record(self, elapsed: float, response: requests.Response, ok: int = 200) -> None:
+        if response.status_code == ok:
+            self.samples.append(elapsed)
+        else:
+            self.errors += 1
+            self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+
+
+def merge(parts: list[Latencies], wall: float) -> Latencies:
+    out = Latencies(wall=wall)
+    for part in parts:
+        out.samples += part.samples
+        out.errors += part.errors
+        for code, n in part.statuses.items():
+            out.statuses[code] = out.statuses.get(code, 0) + n
+    return out
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ sections
+
+
+def bench_creates(api: Api, prefix: str, count: int) -> Latencies:
+    """(a) Sequential version creates on one model."""
+    model = f"{prefix}-creates"
+    api.ensure_model(model, {"bench": "creates"})
+    for i in range(3):  # warm the connection and the server's code paths
+        api.create_version(model, i)
+    result = Latencies()
+    start = time.perf_counter()
+    for i in range(count):
+        t0 = time.perf_counter()
+        response = api.create_version(model, i)
+        result.record(time.perf_counter() - t0, response, ok=201)
+    result.wall = time.perf_counter() - start
+    return result
+
+
+def _alias_target(api: Api, prefix: str) -> str:
+    model = f"{prefix}-alias"
+    api.ensure_model(model, {"bench": "alias"})
+    numbers = []
+    for i in range(3):
+        response = api.create_version(model, i)
+        if response.status_code != 201:
+            raise BenchError(f"creating a version for the alias benchmark failed: {response.text[:300]}")
+        numbers.append(response.json()["version"])
+    api.call("PUT", api.url("models", model, "aliases", "champion"), json={"version": numbers[1]})
+    resolved = api.call("GET", api.url("models", model, "aliases", "champion"))
+    if resolved.get("version") != numbers[1]:
+        raise BenchError(f"alias resolved to {resolved.get('version')}, expected {numbers[1]}")
+    return model
+
+
+def bench_alias_single(api: Api, model: str, count: int) -> Latencies:
+    """(b1) One client, `count` sequential alias resolutions."""
+    url = api.url("models", model, "aliases", "champion")
+    for _ in range(20):
+        api.request("GET", url)
+    result = Latencies()
+    start = time.perf_counter()
+    for _ in range(count):
+        elapsed, response = api.timed("GET", url)
+        result.record(elapsed, response)
+    result.wall = time.perf_counter() - start
+    return result
+
+
+def bench_alias_concurrent(make_api: Callable[[], Api], model: str, clients: int, seconds: float) -> Latencies:
+    """(b2) `clients` threads, each with its own session, resolving the alias for `seconds`."""
+    parts = [Latencies() for _ in range(clients)]
+    apis = [make_api() for _ in range(clients)]
+    url = apis[0].url("models", model, "aliases", "champion")
+    for api in apis:  # open every connection before the clock starts
+        api.request("GET", url)
+    barrier = threading.Barrier(clients + 1)
+    deadline: list[float] = []
+
+    def work(api: Api, part: Latencies) -> None:
+        barrier.wait()
+        end = deadline[0]
+        while time.perf_counter() < end:
+            elapsed, response = api.timed("GET", url)
+            part.record(elapsed, response)
+
+    threads = [threading.Thread(target=work, args=(api, part), daemon=True) for api, part in zip(apis, parts,
+                                                                                                  strict=True)]
+    for thread in threads:
+        thread.start()
+    start = time.perf_counter()
+    deadline.append(start + seconds)
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    return merge(parts, time.perf_counter() - start)
+
+
+def _list_all(api: Api, url: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = api.call("GET", url, params={**params, **({"cursor": cursor} if cursor else {})})
+        results += page["results"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return results
+
+
+def ensure_search_corpus(make_api: Callable[[], Api], prefix: str, count: int, teams: int) -> float:
+    """(c, setup) Make sure models <prefix>-0000 … exist with tags.team; return the seconds spent creating."""
+    api = make_api()
+    existing = {m["name"] for m in _list_all(api, api.url("models"),
+                                              {"filter": f"name LIKE '{prefix}-%'", "max_results": 1000})}
+    missing = [i for i in range(count) if f"{prefix}-{i:04d}" not in existing]
+    if not missing:
+        return 0.0
+    say(f"  creating {len(missing)} of {count} search models (reused by later runs) …")
+    local = threading.local()
+
+    def create(i: int) -> None:
+        if not hasattr(local, "api"):
+            local.api = make_api()
+        local.api.ensure_model(f"{prefix}-{i:04d}", {"team": f"team-{i % teams}", "bench": "search"})
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(create, missing))
+    return time.perf_counter() - start
+
+
+def bench_search(api: Api, prefix: str, count: int, teams: int, repeats: int) -> dict[str, tuple[Latencies, int]]:
+    """(c) Time a few typical searches `repeats` times each; return latencies and result counts."""
+    middle = f"{count // 2:04d}"
+    decade = middle[:3]  # models <prefix>-<decade>0 … 9: ten hits
+    team = int(middle) % teams
+    queries = {
+        "name prefix": f"name LIKE '{prefix}-{decade}%'",
+        "name prefix AND tag": f"name LIKE '{prefix}-{decade}%' AND tags.team = 'team-{team}'",
+        "exact name": f"name = '{prefix}-{middle}'",
+        "tag AND name prefix (page)": f"tags.team = 'team-{(team + 1) % teams}' AND name LIKE '{prefix}-%'",
+    }
+    url = api.url("models")
+    out: dict[str, tuple[Latencies, int]] = {}
+    for label, text in queries.items():
+        params = {"filter": text, "max_results": 100}
+        hits = len(api.call("GET", url, params=params)["results"])
+        result = Latencies()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            elapsed, response = api.timed("GET", url, params=params)
+            result.record(elapsed, response)
+        result.wall = time.perf_counter() - start
+        out[label] = (result, hits)
+    return out
+
+
+@dataclass
+class ConcurrencyResult:
+    """What the concurrent-create check saw."""
+
+    threads: int
+    per_thread: int
+    wall: float
+    created: list[int]
+    errors: dict[str, int]
+    listed: list[int]
+
+    @property
+    def expected(self) -> int:
+        return self.threads * self.per_thread
+
+    @property
+    def problems(self) -> list[str]:
+        found = []
+        if self.errors:
+            found.append(f"{sum(self.errors.values())} failed creates: {self.errors}")
+        want = list(range(1, self.expected + 1))
+        if sorted(self.created) != want:
+            dupes = len(self.created) - len(set(self.created))
+            found.append(f"create responses: {len(self.created)} numbers, {dupes} duplicates, "
+                         f"{len(set(want) - set(self.created))} missing")
+        if sorted(self.listed) != want:
+            dupes = len(self.listed) - len(set(self.listed))
+            gaps = sorted(set(want) - set(self.listed))
+            found.append(f"listing: {len(self.listed)} versions, {dupes} duplicates, {len(gaps)} gaps "
+                         f"(first {gaps[:5]}), {len(set(self.listed) - set(want))} out of range")
+        return found
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    @property
+    def per_second(self) -> float:
+        return len(self.created) / self.wall if self.wall else math.nan
+
+
+def bench_concurrency(make_api: Callable[[], Api], prefix: str, threads: int, per_thread: int) -> ConcurrencyResult:
+    """(d) `threads` x `per_thread` concurrent creates on one fresh model, then list and check numbering."""
+    model = f"{prefix}-concurrency"
+    admin = make_api()
+    admin.call("POST", admin.url("models"), expect=(201,), json={"name": model, "tags": {"bench": "concurrency"}})
+    apis = [make_api() for _ in range(threads)]
+    created: list[list[int]] = [[] for _ in range(threads)]
+    errors: list[dict[str, int]] = [{} for _ in range(threads)]
+    barrier = threading.Barrier(threads + 1)
+
+    def work(index: int) -> None:
+        api = apis[index]
+        barrier.wait()
+        for i in range(per_thread):
+            try:
+                response = api.create_version(model, index * per_thread + i)
+            except requests.RequestException as exc:
+                key = type(exc).__name__
+                errors[index][key] = errors[index].get(key, 0) + 1
+                continue
+            if response.status_code == 201:
+                created[index].append(response.json()["version"])
+            else:
+                key = str(response.status_code)
+                errors[index][key] = errors[index].get(key, 0) + 1
+
+    pool = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in pool:
+        thread.join()
+    wall = time.perf_counter() - start
+    listed = [v["version"] for v in _list_all(admin, admin.url("models", model, "versions"), {"max_results": 1000})]
+    all_errors: dict[str, int] = {}
+    for part in errors:
+        for key, n in part.items():
+            all_errors[key] = all_errors.get(key, 0) + n
+    return ConcurrencyResult(threads, per_thread, wall, [n for part in created for n in part], all_errors, listed)
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def _fmt(value: float, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    return f"{value:,.1f}/s"
+
+
+def summary(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """Rows: metric, Stratum, MLflow, ratio, target, verdict."""
+    rows = []
+
+    def throughput(label: str, ours: float, base: float) -> None:
+        ratio = ours / base if base else math.nan
+        rows.append((label, _fmt(ours), _fmt(base), f"{ratio:.1f}x", f">= {TARGET_SPEEDUP:.0f}x",
+                     "PASS" if ratio >= TARGET_SPEEDUP else "MISS"))
+
+    def latency(label: str, ours: float, base: float | tuple[float, float], target: float) -> None:
+        lo, hi = base if isinstance(base, tuple) else (base, base)
+        base_text = f"{lo:.0f}-{hi:.0f} ms" if lo != hi else f"{lo:.0f} ms"
+        ratio = "-"
+        if ours and not math.isnan(ours):
+            ratio = f"{lo / ours:.1f}x faster" if lo == hi else f"{lo / ours:.1f}-{hi / ours:.1f}x faster"
+        rows.append((label, _fmt(ours, "ms"), base_text, ratio, f"< {target:.0f} ms",
+                     "PASS" if ours < target else "MISS"))
+
+    if "creates" in results:
+        throughput("version creates/s (1 client)", results["creates"].per_second, MLFLOW["create_per_s"])
+    if "alias_1" in results:
+        throughput("alias resolutions/s (1 client)", results["alias_1"].per_second, MLFLOW["alias_1_per_s"])
+        latency("alias p50 (1 client)", results["alias_1"].ms(50), MLFLOW["alias_1_p50_ms"],
+                TARGETS["alias_1_p50_ms"])
+    if "alias_n" in results:
+        n = results["alias_clients"]
+        throughput(f"alias resolutions/s ({n} clients)", results["alias_n"].per_second, MLFLOW["alias_8_per_s"])
+        latency(f"alias p99 ({n} clients)", results["alias_n"].ms(99), MLFLOW["alias_8_p99_ms"],
+                TARGETS["alias_8_p99_ms"])
+    if "search" in results:
+        samples = [s for lat, _ in results["search"].values() for s in lat.samples]
+        p50 = percentile(samples, 50) * 1000
+        latency(f"search p50 ({results['search_models']:,} models)", p50, MLFLOW["search_p50_ms"],
+                TARGETS["search_p50_ms"])
+        rows.append((f"search p99 ({results['search_models']:,} models)", _fmt(percentile(samples, 99) * 1000,
+                                                                                "ms"), "-", "-", "-", ""))
+    if "concurrency" in results:
+        c: ConcurrencyResult = results["concurrency"]
+        rows.append((f"concurrent creates/s ({c.threads} clients)", _fmt(c.per_second), _fmt(MLFLOW["create_per_s"]),
+                     f"{c.per_second / MLFLOW['create_per_s']:.1f}x", "-", ""))
+        rows.append((f"numbering 1..{c.expected} under concurrency", "exact" if c.passed else "BROKEN", "-", "-",
+                     "no gaps/dupes", "PASS" if c.passed else "FAIL"))
+    return rows
+
+
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    header = ("metric", "Stratum", "MLflow", "ratio", "target", "")
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for index, row in enumerate(table):
+        say("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                             enumerate(zip(row, widths, strict=True))).rstrip())
+        if index == 0:
+            say("  " + "  ".join("-" * w for w in widths))
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8765")
+    parser.add_argument("--token", default=os.environ.get("STRATUM_TOKEN"),
+                        help="API token (default: $STRATUM_TOKEN)")
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run in a few seconds")
+    parser.add_argument("--only", default="abcd", help="sections to run, e.g. 'ab' (default: abcd)")
+    parser.add_argument("--label", default="", help="what is being measured, e.g. 'sqlite, gunicorn -w 4'")
+    parser.add_argument("--prefix", default=None, help="run prefix for model names (default: random)")
+    parser.add_argument("--creates", type=int, help="(a) sequential creates (default 200; quick 30)")
+    parser.add_argument("--alias-requests", type=int, help="(b) one-client requests (default 500; quick 100)")
+    parser.add_argument("--alias-clients", type=int, default=8, help="(b) concurrent clients (default 8)")
+    parser.add_argument("--alias-seconds", type=float, help="(b) concurrent duration (default 10; quick 2)")
+    parser.add_argument("--search-models", type=int, help="(c) corpus size (default 1000; quick 100)")
+    parser.add_argument("--search-prefix", default=None,
+                        help="(c) stable corpus prefix, so the corpus is created once (default bench-search-N)")
+    parser.add_argument("--search-repeats", type=int, help="(c) runs of each query (default 100; quick 20)")
+    parser.add_argument("--threads", type=int, default=16, help="(d) concurrent creators (default 16)")
+    parser.add_argument("--per-thread", type=int, help="(d) creates per thread (default 100; quick 10)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("--token (or $STRATUM_TOKEN) is required")
+    quick = args.quick
+    defaults = {"creates": (200, 30), "alias_requests": (500, 100), "alias_seconds": (10.0, 2.0),
+                "search_models": (1000, 100), "search_repeats": (100, 20), "per_thread": (100, 10)}
+    for name, (full, small) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, small if quick else full)
+    args.prefix = args.prefix or f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    args.search_prefix = args.search_prefix or f"bench-search-{args.search_models}"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def make_api() -> Api:
+        return Api(args.base_url, args.token)
+
+    api = make_api()
+    try:
+        api.call("GET", api.url("models"), params={"max_results": 1})
+    except (requests.RequestException, BenchError) as exc:
+        say(f"Cannot use the API at {args.base_url}: {exc}")
+        return 2
+
+    say(f"Stratum REST API benchmark: {args.base_url}{'  [' + args.label + ']' if args.label else ''}")
+    say(f"run prefix {args.prefix}; client: Python {sys.version.split()[0]}, requests {requests.__version__}, "
+        f"{os.cpu_count()} CPUs (shared with the server if it runs here)")
+    results: dict[str, Any] = {"alias_clients": args.alias_clients, "search_models": args.search_models}
+    ok = True
+
+    try:
+        if "a" in args.only:
+            say(f"\n(a) {args.creates} sequential version creates on one model")
+            results["creates"] = bench_creates(api, args.prefix, args.creates)
+            say("  " + results["creates"].line())
+            ok &= results["creates"].errors == 0
+
+        if "b" in args.only:
+            model = _alias_target(api, args.prefix)
+            say(f"\n(b) alias resolution GET /models/{model}/aliases/champion")
+            results["alias_1"] = bench_alias_single(api, model, args.alias_requests)
+            say("  1 client:   " + results["alias_1"].line())
+            results["alias_n"] = bench_alias_concurrent(make_api, model, args.alias_clients, args.alias_seconds)
+            say(f"  {args.alias_clients} clients:  " + results["alias_n"].line())
+            ok &= results["alias_1"].errors == 0 and results["alias_n"].errors == 0
+
+        if "c" in args.only:
+            say(f"\n(c) search over {args.search_models:,} models ({args.search_prefix}-NNNN, tags.team)")
+            spent = ensure_search_corpus(make_api, args.search_prefix, args.search_models, teams=10)
+            if spent:
+                say(f"  corpus created in {spent:.1f}s ({args.search_models / spent:,.0f} models/s, 4 clients)")
+            results["search"] = bench_search(api, args.search_prefix, args.search_models, 10, args.search_repeats)
+            for label, (lat, hits) in results["search"].items():
+                say(f"  {label:<28} {hits:>3} hits: p50 {lat.ms(50):.2f} ms, p99 {lat.ms(99):.2f} ms"
+                    f"{', ' + str(lat.errors) + ' errors' if lat.errors else ''}")
+                ok &= lat.errors == 0
+
+        if "d" in args.only:
+            say(f"\n(d) concurrency: {args.threads} threads x {args.per_thread} creates on one fresh model")
+            conc = bench_concurrency(make_api, args.prefix, args.threads, args.per_thread)
+            results["concurrency"] = conc
+            say(f"  {len(conc.created)} created in {conc.wall:.2f}s = {conc.per_second:,.1f}/s; "
+                f"listed {len(conc.listed)} versions")
+            say(f"  {'PASS' if conc.passed else 'FAIL'}: version numbers are "
+                + ("exactly 1.." + str(conc.expected) if conc.passed else "; ".join(conc.problems)))
+            ok &= conc.passed
+    except (requests.RequestException, BenchError) as exc:
+        say(f"\nABORTED: {exc}")
+        return 2
+
+    say("\nSummary" + (f" [{args.label}]" if args.label else "") + (" (quick run: small samples)" if args.quick
+                                                                       else ""))
+    rows = summary(results)
+    print_table(rows)
+
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"label": args.label, "base_url": args.base_url, "quick": args.quick,
+                       "rows": [dict(zip(("metric", "stratum", "mlflow", "ratio", "target", "verdict"), r,
+                                         strict=True)) for r in rows]}, fh, indent=2)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

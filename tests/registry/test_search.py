@@ -1,0 +1,262 @@
+"""The search filter language: every operator, tags, metrics, precedence, and precise errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry import search, services
+from registry.models import ModelVersion, RegisteredModel
+from registry.search import FilterError, compile_model_filter, compile_version_filter
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalog(owner, make_version):
+    """churn (team=ml, `env name`=prod; v1 auc .85, v2 auc .95), fraud (team=risk; v1 auc .7), untagged."""
+    churn = services.model_create(
+        actor=owner, name="churn", description="Predicts churn.", tags={"team": "ml", "env name": "prod"}
+    )
+    fraud = services.model_create(actor=owner, name="fraud", description="Flags fraud.", tags={"team": "risk"})
+    services.model_create(actor=owner, name="untagged")
+    make_version(churn, run_id="run-a", metrics={"auc": 0.85, "loss": 0.4}, params={"lr": "0.1"},
+                 semver="1.0.0", tags={"candidate": "yes"})
+    make_version(churn, run_id="run-b", metrics={"auc": 0.95}, params={"lr": "0.01"})
+    make_version(fraud, run_id="run-c", metrics={"auc": 0.7}, source_uri="s3://bucket/fraud")
+    services.version_transition_stage(version=churn.versions.get(number=2), actor=owner, stage="Production")
+    return churn, fraud
+
+
+def models(text):
+    return sorted(RegisteredModel.objects.filter(compile_model_filter(text)).values_list("name", flat=True))
+
+
+def versions(text):
+    qs = ModelVersion.objects.filter(compile_version_filter(text))
+    return sorted(f"{name}/{number}" for name, number in qs.values_list("model__name", "number"))
+
+
+# -------------------------------------------------------------------------------------------- operators
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ["churn", "fraud", "untagged"]),
+        ("name = 'churn'", ["churn"]),
+        ('name = "churn"', ["churn"]),
+        ("name == 'churn'", ["churn"]),
+        ("name != 'churn'", ["fraud", "untagged"]),
+        ("name <> 'churn'", ["fraud", "untagged"]),
+        ("name < 'fraud'", ["churn"]),
+        ("name <= 'fraud'", ["churn", "fraud"]),
+        ("name > 'fraud'", ["untagged"]),
+        ("name >= 'fraud'", ["fraud", "untagged"]),
+        ("name LIKE 'ch%'", ["churn"]),
+        ("name LIKE '%ud'", ["fraud"]),
+        ("name LIKE '%a%'", ["fraud", "untagged"]),
+        ("name LIKE 'fr_ud'", ["fraud"]),
+        ("name LIKE 'churn'", ["churn"]),
+        ("name NOT LIKE 'ch%'", ["fraud", "untagged"]),
+        ("name IN ('churn', 'fraud')", ["churn", "fraud"]),
+        ("name NOT IN ('churn')", ["fraud", "untagged"]),
+        ("description LIKE '%fraud%'", ["fraud"]),
+        ("name like 'ch%' or name = 'fraud'", ["churn", "fraud"]),
+    ],
+)
+def test_model_filter_operators(catalog, text, expected):
+    assert models(text) == expected
+
+
+def test_like_is_case_sensitive_and_ilike_is_not(catalog, owner):
+    services.model_create(actor=owner, name="Fraud-Large")
+    assert models("name ILIKE 'FRAUD%'") == ["Fraud-Large", "fraud"]
+    assert models("name ILIKE '%LARGE'") == ["Fraud-Large"]
+    assert models("name ILIKE 'fr_ud%'") == ["Fraud-Large", "fraud"]
+    assert models("name LIKE 'Fr_ud%'") == ["Fraud-Large"]
+    # Without '_' the pattern compiles to startswith/contains; LIKE must still respect case.
+    assert models("name LIKE 'Fraud%'") == ["Fraud-Large"]
+    assert models("name LIKE '%Large'") == ["Fraud-Large"]
+    assert models("name LIKE '%large%'") == []
+    assert models("name NOT LIKE 'fraud%'") == ["Fraud-Large", "churn", "untagged"]
+
+
+def test_like_wildcards_cross_lines(catalog, owner):
+    services.model_create(actor=owner, name="multi", description="# Title\n\nPredicts churn weekly.\n")
+    assert models("description LIKE '%ch_rn%'") == ["churn", "multi"]
+    assert models("description ILIKE '%CH_RN WEEKLY%'") == ["multi"]
+
+
+# ------------------------------------------------------------------------------------------------- tags
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tags.team = 'ml'", ["churn"]),
+        ("tag.team = 'ml'", ["churn"]),
+        ("tags.`team` = 'risk'", ["fraud"]),
+        ('tags."team" = \'risk\'', ["fraud"]),
+        ("tag.`env name` = 'prod'", ["churn"]),
+        ("tags.`env name` LIKE 'pr%'", ["churn"]),
+        ("tags.team IN ('ml', 'risk')", ["churn", "fraud"]),
+        ("tags.team LIKE 'r%'", ["fraud"]),
+        ("tags.team ILIKE 'ML'", ["churn"]),
+        ("tags.team != 'ml'", ["fraud", "untagged"]),
+        ("tags.team NOT LIKE 'm%'", ["fraud", "untagged"]),
+        ("tags.team NOT IN ('risk')", ["churn", "untagged"]),
+        ("tags.missing = 'x'", []),
+    ],
+)
+def test_model_tag_filters(catalog, text, expected):
+    assert models(text) == expected
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("metrics.auc > 0.9", ["churn"]),
+        ("metric.auc > 0.9", ["churn"]),
+        ("metrics.auc < 0.9", ["churn", "fraud"]),  # churn v1 (0.85) matches: any version counts
+        ("metrics.auc <= 0.7", ["fraud"]),
+        ("metrics.auc >= 0.85", ["churn"]),
+        ("metrics.auc = 0.7", ["fraud"]),
+        ("metrics.loss > 0", ["churn"]),
+        ("metrics.auc > 2", []),
+        ("tags.team = 'ml' AND metrics.auc > 0.9", ["churn"]),
+    ],
+)
+def test_model_metric_filters(catalog, text, expected):
+    assert models(text) == expected
+
+
+@pytest.mark.parametrize("text", ["metrics.a__b > 1", "metrics.`a__b` > 1", "metrics.`a'b` > 1"])
+def test_metric_names_with_unsafe_characters_rejected(catalog, text):
+    with pytest.raises(FilterError, match="metric"):
+        models(text)
+    with pytest.raises(FilterError, match="metric"):
+        versions(text)
+
+
+# --------------------------------------------------------------------------------------------- versions
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version_number = 2", ["churn/2"]),
+        ("version_number != 1", ["churn/2"]),
+        ("version_number < 2", ["churn/1", "fraud/1"]),
+        ("version_number <= 2", ["churn/1", "churn/2", "fraud/1"]),
+        ("version_number > 1", ["churn/2"]),
+        ("version_number >= 1", ["churn/1", "churn/2", "fraud/1"]),
+        ("version_number IN (2, 3)", ["churn/2"]),
+        ("version = 1 AND name = 'fraud'", ["fraud/1"]),
+        ("run_id = 'run-b'", ["churn/2"]),
+        ("run_id LIKE 'run-%'", ["churn/1", "churn/2", "fraud/1"]),
+        ("run_id IN ('run-a', 'run-c')", ["churn/1", "fraud/1"]),
+        ("run_id != 'run-a'", ["churn/2", "fraud/1"]),
+        ("name = 'churn'", ["churn/1", "churn/2"]),
+        ("stage = 'Production'", ["churn/2"]),
+        ("current_stage != 'Production'", ["churn/1", "fraud/1"]),
+        ("semver = '1.0.0'", ["churn/1"]),
+        ("source_path LIKE 's3://%'", ["fraud/1"]),
+        ("metrics.auc > 0.9", ["churn/2"]),
+        ("metrics.auc != 0.95", ["churn/1", "fraud/1"]),
+        ("metrics.loss < 1", ["churn/1"]),
+        ("params.lr = '0.1'", ["churn/1"]),
+        ("tags.candidate = 'yes'", ["churn/1"]),
+        ("tags.candidate != 'yes'", ["churn/2", "fraud/1"]),
+    ],
+)
+def test_version_filters(catalog, text, expected):
+    assert versions(text) == expected
+
+
+# ------------------------------------------------------------------------------------ precedence, parens
+
+
+def test_and_binds_tighter_than_or(catalog):
+    # ml OR (fraud AND untagged) -> churn; left-to-right would give (ml OR fraud) AND untagged -> nothing.
+    assert models("tags.team = 'ml' OR name = 'fraud' AND name = 'untagged'") == ["churn"]
+    assert models("name = 'fraud' AND name = 'untagged' OR tags.team = 'ml'") == ["churn"]
+
+
+def test_parentheses_override_precedence(catalog):
+    assert models("(tags.team = 'ml' OR name = 'fraud') AND name = 'fraud'") == ["fraud"]
+    assert models("tags.team = 'ml' OR (name = 'fraud' AND name = 'untagged')") == ["churn"]
+    assert models("((name = 'churn'))") == ["churn"]
+    assert versions("name = 'churn' AND (version_number = 1 OR metrics.auc < 0.8)") == ["churn/1"]
+
+
+def test_quotes_are_data_not_syntax(catalog, owner):
+    services.model_create(actor=owner, name="obrien", description="o'brien")
+    assert models("description = 'o''brien'") == ["obrien"]
+    assert models(r"description = 'o\'brien'") == ["obrien"]
+    assert models("name = 'x'' OR 1=1 --'") == []
+    assert models("name = 'x\" OR 1=1 --'") == []
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("(name = 'churn'", r"\)"),
+        ("((name = 'churn') OR name = 'x'", r"\)"),
+        ("name = 'churn')", r"Unexpected '\)'"),
+        ("name =", r"ended unexpectedly|value"),
+        ("name = AND name = 'x'", r"quoted string or a number"),
+        ("name 'churn'", r"comparison operator"),
+        ("name IS 'churn'", r"comparison operator"),
+        ("colour = 'red'", r"Unknown field 'colour'"),
+        ("tags = 'x'", r"Unknown field 'tags'"),
+        # The error must point at the bad character itself, not the whitespace before it.
+        ("name = 'churn' ; DROP TABLE x", r"Unexpected character ';.* at position 15"),
+        ("name = 'churn' & x", r"Unexpected character '&.* at position 15"),
+        ("name = 'churn'&x", r"Unexpected character '&x' at position 14"),
+        ("name = 'unterminated", r"Unexpected character"),
+        ("churn", r"ended unexpectedly|comparison operator"),
+        ("churn model", r"comparison operator after 'churn'"),
+        ("name = 'a' name = 'b'", r"Unexpected 'name'"),
+        ("name = 'a' AND", r"ended unexpectedly"),
+        ("AND name = 'a'", r"field name"),
+        ("name IN 'churn'", r"parenthesised list"),
+        ("name IN ('a' 'b')", r"',' or '\)'"),
+        ("name NOT = 'a'", r"LIKE, ILIKE or IN after NOT"),
+        ("name LIKE 3", r"quoted pattern"),
+        ("metrics.auc LIKE '0.9%'", r"metrics.auc supports"),
+        ("metrics.auc > 'high'", r"number"),
+        ("()", r"field name"),
+    ],
+)
+def test_model_filter_syntax_errors_name_the_problem(text, message):
+    with pytest.raises(FilterError, match=message):
+        compile_model_filter(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version_number LIKE '1%'", r"version_number supports"),
+        ("version_number = 'two'", r"number"),
+        ("description = 'x'", r"Unknown field 'description'"),
+        ("params.a__b = 'x'", r"param"),
+    ],
+)
+def test_version_filter_errors(text, message):
+    with pytest.raises(FilterError, match=message):
+        compile_version_filter(text)
+
+
+def test_filter_errors_are_invalid_input_and_length_is_capped():
+    from registry.errors import InvalidInput
+
+    assert issubclass(FilterError, InvalidInput)
+    with pytest.raises(FilterError, match="longer than"):
+        compile_model_filter("name = 'x' OR " * 400 + "name = 'y'")
+    assert compile_model_filter("name = 'x'" + " " * (search.MAX_FILTER_LENGTH - 10)) is not None
