@@ -44,6 +44,7 @@ MLFLOW = {
     "search_p50_ms": 105.0,
 }
 TARGET_SPEEDUP = 10.0
+SEARCH_TEAMS = 10  # the corpus spreads models over team-0 … team-9
 TARGETS = {"alias_1_p50_ms": 5.0, "alias_8_p99_ms": 25.0, "search_p50_ms": 20.0}
 
 
@@ -218,7 +219,12 @@ def bench_alias_concurrent(make_api: Callable[[], Api], model: str, clients: int
         barrier.wait()
         end = deadline[0]
         while time.perf_counter() < end:
-            elapsed, response = api.timed("GET", url)
+            try:
+                elapsed, response = api.timed("GET", url)
+            except requests.RequestException:
+                part.errors += 1
+                part.statuses[0] = part.statuses.get(0, 0) + 1  # 0: no HTTP answer at all
+                continue
             part.record(elapsed, response)
 
     threads = [threading.Thread(target=work, args=(api, part), daemon=True) for api, part in zip(apis, parts,
@@ -516,10 +522,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if "c" in args.only:
             say(f"\n(c) search over {args.search_models:,} models ({args.search_prefix}-NNNN, tags.team)")
-            spent = ensure_search_corpus(make_api, args.search_prefix, args.search_models, teams=10)
+            spent = ensure_search_corpus(make_api, args.search_prefix, args.search_models, SEARCH_TEAMS)
             if spent:
                 say(f"  corpus created in {spent:.1f}s ({args.search_models / spent:,.0f} models/s, 4 clients)")
-            results["search"] = bench_search(api, args.search_prefix, args.search_models, 10, args.search_repeats)
+            results["search"] = bench_search(api, args.search_prefix, args.search_models, SEARCH_TEAMS,
+                                             args.search_repeats)
             for label, (lat, hits) in results["search"].items():
                 say(f"  {label:<28} {hits:>3} hits: p50 {lat.ms(50):.2f} ms, p99 {lat.ms(99):.2f} ms"
                     f"{', ' + str(lat.errors) + ' errors' if lat.errors else ''}")

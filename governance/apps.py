@@ -4,7 +4,18 @@ from django.apps import AppConfig
 
 
 class GovernanceConfig(AppConfig):
-    """Governance app."""
+    """Governance app: connects the audit trail and the promotion gate to the registry's plug points."""
 
     name = "governance"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from registry import demo, events, gates
+
+        from . import demo as governance_demo
+        from .gates import promotion_gate
+        from .receivers import record_domain_event
+
+        events.domain_event.connect(record_domain_event, dispatch_uid="governance.audit")
+        gates.register_gate(promotion_gate)
+        demo.demo_seeded.connect(governance_demo.protect_demo_models, dispatch_uid="governance.demo")

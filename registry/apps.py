@@ -10,4 +10,7 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from . import events, lineage
         from .api import schema  # noqa: F401 - registers OpenAPI auth extensions
+
+        events.domain_event.connect(lineage.on_domain_event, dispatch_uid="registry.lineage.fill")

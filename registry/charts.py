@@ -56,3 +56,149 @@ def metric_figures(series: Mapping[str, Iterable[tuple[int, float]]]) -> list[di
         if points:
             charts.append({"name": name, "figure": metric_figure(name, points)})
     return charts
+
+
+# ------------------------------------------------------------------------------------ comparison charts
+
+PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0ea5e9", "#ec4899", "#64748b"]
+
+
+def _layout(title: str, height: int = 300, **extra: Any) -> dict[str, Any]:
+    return {
+        "template": "none",
+        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 14, "color": TEXT}},
+        "font": {"family": FONT, "size": 12, "color": TEXT},
+        "margin": {"l": 52, "r": 16, "t": 48, "b": 48},
+        "height": height,
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        **extra,
+    }
+
+
+def comparison_bar_figure(labels: list[str], metrics: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Return grouped bars (one group per metric, one bar per version, own y-scale per metric), or None."""
+    from plotly.subplots import make_subplots
+
+    rows = [m for m in metrics if any(v is not None for v in m["values"])]
+    if not rows:
+        return None
+    figure = make_subplots(rows=1, cols=len(rows), subplot_titles=[
+        f"{m['name']} ({'↑' if m['higher_is_better'] else '↓'})" for m in rows])
+    for i, label in enumerate(labels):
+        color = PALETTE[i % len(PALETTE)]
+        for col, metric in enumerate(rows, start=1):
+            value = metric["values"][i]
+            figure.add_trace(go.Bar(
+                x=[label], y=[value], name=label, legendgroup=label, showlegend=col == 1,
+                marker={"color": color, "line": {"color": TEXT if metric["best"][i] else color, "width": 2}},
+                hovertemplate=f"{label} · {metric['name']}: %{{y:.6g}}<extra></extra>",
+            ), row=1, col=col)
+    figure.update_layout(**_layout("Metrics by version", height=320, barmode="group", bargap=0.25,
+                                   legend={"orientation": "h", "y": -0.15}))
+    figure.update_xaxes(showticklabels=False)
+    figure.update_yaxes(gridcolor=GRID, zeroline=False, tickformat=".4~g")
+    figure.update_annotations(font={"size": 12, "color": TEXT})
+    return json.loads(figure.to_json())
+
+
+def metric_trend_figure(name: str, points: Iterable[tuple[int, float]], marks: Mapping[int, list[str]]
+                        ) -> dict[str, Any]:
+    """Return one metric across every version with aliased versions (champion, challenger …) marked."""
+    figure = metric_figure(name, points)
+    values = dict((int(n), float(v)) for n, v in points)
+    marked = [(n, values[n], names) for n, names in sorted(marks.items()) if n in values]
+    if marked:
+        figure["data"].append({
+            "type": "scatter", "mode": "markers+text", "name": "aliases",
+            "x": [n for n, _, _ in marked], "y": [v for _, v, _ in marked],
+            "text": [" ".join(f"@{a}" for a in names) for _, _, names in marked], "textposition": "top center",
+            "marker": {"size": 13, "symbol": "star", "color": "#f59e0b", "line": {"color": TEXT, "width": 1}},
+            "hovertemplate": "v%{x} %{text}: %{y:.6g}<extra></extra>",
+        })
+    figure["layout"]["title"]["text"] = f"{name} across versions"
+    return figure
+
+
+def metric_scatter_figure(x: str, y: str, points: Iterable[tuple[int, float, float, list[str]]]
+                          ) -> dict[str, Any]:
+    """Return a scatter of two metrics across versions (trade-offs such as AUC against latency)."""
+    rows = list(points)
+    figure = go.Figure(go.Scatter(
+        x=[p[1] for p in rows], y=[p[2] for p in rows], mode="markers+text",
+        text=[f"v{p[0]}" + "".join(f" @{a}" for a in p[3]) for p in rows], textposition="top center",
+        marker={"size": [14 if p[3] else 9 for p in rows], "color": ["#f59e0b" if p[3] else ACCENT for p in rows],
+                "line": {"color": TEXT, "width": 1}},
+        hovertemplate=f"%{{text}}<br>{x}: %{{x:.6g}}<br>{y}: %{{y:.6g}}<extra></extra>",
+    ), layout=_layout(f"{y} against {x}", height=320, showlegend=False,
+                      xaxis={"title": {"text": x}, "gridcolor": GRID, "zeroline": False, "tickformat": ".4~g"},
+                      yaxis={"title": {"text": y}, "gridcolor": GRID, "zeroline": False, "tickformat": ".4~g"}))
+    return json.loads(figure.to_json())
+
+
+# --------------------------------------------------------------------------------------------- lineage
+
+NODE_COLORS = {
+    "dataset": "#0ea5e9", "feature_set": "#8b5cf6", "code_commit": "#64748b", "model_version": "#2563eb",
+    "converted_artifact": "#14b8a6", "deployment": "#f59e0b", "prediction_batch": "#ec4899",
+}
+NODE_LABELS = {
+    "dataset": "Dataset", "feature_set": "Feature set", "code_commit": "Code commit", "model_version": "Model version",
+    "converted_artifact": "Converted artifact", "deployment": "Deployment", "prediction_batch": "Prediction batch",
+}
+LABELS_UP_TO = 120  # above this many nodes, names show on hover only
+
+
+def lineage_figure(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], widest: int, layers: int
+                   ) -> dict[str, Any]:
+    """Return a laid-out lineage DAG: nodes coloured by kind, hover details, highlights, urls for clicks.
+
+    `nodes` carry id, kind, label, hover, url, x, y and the flags focus/personal/deprecated/quarantined;
+    `edges` carry points (a polyline) and label.
+    """
+    traces: list[dict[str, Any]] = []
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    mid_x, mid_y, mid_text = [], [], []
+    for edge in edges:
+        points = edge["points"]
+        xs.extend([p[0] for p in points] + [None])
+        ys.extend([p[1] for p in points] + [None])
+        a, b = points[-2], points[-1]
+        mid_x.append((a[0] + b[0]) / 2)
+        mid_y.append((a[1] + b[1]) / 2)
+        mid_text.append(edge["label"])
+    traces.append({"type": "scatter", "mode": "lines", "x": xs, "y": ys, "hoverinfo": "skip", "showlegend": False,
+                   "line": {"color": "#9ca3af", "width": 1.2}})
+    traces.append({"type": "scatter", "mode": "markers", "x": mid_x, "y": mid_y, "text": mid_text,
+                   "hovertemplate": "%{text}<extra></extra>", "showlegend": False,
+                   "marker": {"symbol": "triangle-right", "size": 7, "color": "#9ca3af"}})
+    show_labels = len(nodes) <= LABELS_UP_TO
+    for kind, color in NODE_COLORS.items():
+        group = [n for n in nodes if n["kind"] == kind]
+        if not group:
+            continue
+        traces.append({
+            "type": "scatter", "mode": "markers+text" if show_labels else "markers", "name": NODE_LABELS[kind],
+            "x": [n["x"] for n in group], "y": [n["y"] for n in group],
+            "text": [n["label"] for n in group], "textposition": "bottom center", "textfont": {"size": 10},
+            "hovertext": [n["hover"] for n in group], "hovertemplate": "%{hovertext}<extra></extra>",
+            "customdata": [n["url"] for n in group],
+            "marker": {"color": color, "size": [20 if n["focus"] else 13 for n in group],
+                       "line": {"color": ["#111827" if n["focus"] else "#ffffff" for n in group], "width": 2}},
+        })
+    for flag, name, symbol, color in (("personal", "Personal data", "circle-open", "#dc2626"),
+                                      ("deprecated", "Deprecated", "x-thin-open", "#374151"),
+                                      ("quarantined", "Quarantined", "square-open", "#b91c1c")):
+        group = [n for n in nodes if n.get(flag)]
+        if group:
+            traces.append({"type": "scatter", "mode": "markers", "name": name, "x": [n["x"] for n in group],
+                           "y": [n["y"] for n in group], "hovertext": [n["hover"] for n in group],
+                           "hovertemplate": "%{hovertext}<extra></extra>", "customdata": [n["url"] for n in group],
+                           "marker": {"symbol": symbol, "size": 24, "color": color, "line": {"width": 2.5}}})
+    axis = {"visible": False, "zeroline": False, "showgrid": False}
+    layout = _layout("", height=min(2400, max(320, 70 * widest + 80)), showlegend=True, hovermode="closest",
+                     xaxis={**axis, "range": [-0.6, max(layers - 1, 0) + 0.6]}, yaxis=axis,
+                     legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
+    layout["margin"] = {"l": 20, "r": 20, "t": 40, "b": 20}
+    return {"data": traces, "layout": layout}

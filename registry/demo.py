@@ -20,6 +20,7 @@ import numpy as np
 import sklearn
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.dispatch import Signal
 from sklearn import datasets as sk_datasets
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
@@ -48,13 +49,19 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from . import services
+from .errors import Forbidden
 from .models import AccessToken, ModelRole, ModelVersion, RegisteredModel, Role, Stage
+from .storage import SpooledUpload, spool_stream
 
 SEED = 42
 TEST_SIZE = 0.25
 CODE_REPOSITORY = "https://github.com/stratum-demo/model-training"
 DEMO_TOKEN_NAME = "seed-demo"  # noqa: S105 (a label, not a secret)
 CHAMPION, CHALLENGER = "champion", "challenger"
+
+# Sent at the end of every seeding run with `users` (username -> user) and `models` (the demo models), so other
+# apps can add their own demo state without the registry importing them. Receivers must be idempotent.
+demo_seeded = Signal()
 
 
 @dataclass(frozen=True)
@@ -242,6 +249,7 @@ class SeedReport:
     versions_created: list[str] = field(default_factory=list)
     token: str | None = None
     access_note: str = ""
+    notes: list[str] = field(default_factory=list)  # lifecycle moves a promotion gate kept for people to make
 
     @property
     def changed(self) -> bool:
@@ -387,9 +395,7 @@ def _description(spec: ModelSpec, vspec: VersionSpec, metrics: dict[str, float],
     )
 
 
-def _spool(data: bytes):
-    from .storage import spool_stream
-
+def _spool(data: bytes) -> SpooledUpload:
     return spool_stream(io.BytesIO(data))
 
 
@@ -413,8 +419,12 @@ def _register_version(spec: ModelSpec, vspec: VersionSpec, model: RegisteredMode
     )
 
 
-def _apply_lifecycle(spec: ModelSpec, model: RegisteredModel, actor) -> None:
-    """Best version → Production + champion, runner-up → Staging + challenger, the rest → Archived."""
+def _apply_lifecycle(spec: ModelSpec, model: RegisteredModel, actor, report: SeedReport) -> None:
+    """Best version → Production + champion, runner-up → Staging + challenger, the rest → Archived.
+
+    A move onto a target that governance protects is refused by its promotion gate; that is left to a
+    promotion request rather than forced, and noted in the report.
+    """
     metric, higher_is_better = spec.primary_metric
     sign = -1 if higher_is_better else 1
     versions = sorted(
@@ -428,10 +438,13 @@ def _apply_lifecycle(spec: ModelSpec, model: RegisteredModel, actor) -> None:
     if versions:
         plan.append((versions[0], Stage.PRODUCTION, CHAMPION))
     for version, stage, alias in plan:
-        if version.stage != stage:
-            services.version_transition_stage(version=version, actor=actor, stage=stage)
-        if alias and not model.aliases.filter(name=alias, version=version).exists():
-            services.alias_set(model=model, alias=alias, version=version, actor=actor)
+        try:
+            if version.stage != stage:
+                services.version_transition_stage(version=version, actor=actor, stage=stage)
+            if alias and not model.aliases.filter(name=alias, version=version).exists():
+                services.alias_set(model=model, alias=alias, version=version, actor=actor)
+        except Forbidden as refused:
+            report.notes.append(f"{model.name} v{version.number}: left as is ({refused.message})")
 
 
 # ------------------------------------------------------------------------------------------- top level
@@ -510,7 +523,9 @@ def seed_demo(
             # Stages and aliases are only set when this run added something, so later changes made by
             # people (a new champion, an archived version) are never undone by re-running the seed.
             if touched:
-                _apply_lifecycle(spec, model, owner)
+                _apply_lifecycle(spec, model, owner, report)
     with transaction.atomic():
         _ensure_token(engineer, report)
+    demo_models = list(RegisteredModel.objects.filter(name__in=[spec.name for spec in models]).order_by("name"))
+    demo_seeded.send(sender=SeedReport, users=accounts, models=demo_models, report=report)
     return report

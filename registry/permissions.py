@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from .models import ModelRole, RegisteredModel, Role
@@ -33,6 +35,18 @@ def has_model_role(user, model: RegisteredModel, role: int) -> bool:
     """True when `user` holds at least `role` on `model`."""
     held = model_role(user, model)
     return held is not None and held >= role
+
+
+def with_delegated_role(user, model: RegisteredModel, role: int):
+    """Return a copy of `user` holding at least `role` on `model`; the original user object is untouched.
+
+    For plug-ins that act on an authority the registry does not model itself: a promotion request approved by a
+    quorum of reviewers executes its move with maintainer rights, recorded under the approving reviewer's name.
+    """
+    held = model_role(user, model) or 0
+    delegate = copy.copy(user)
+    delegate._stratum_roles = {**(getattr(user, "_stratum_roles", None) or {}), model.pk: max(held, role)}
+    return delegate
 
 
 def visible_models(user) -> QuerySet[RegisteredModel]:

@@ -129,3 +129,83 @@ def token_get(*, actor, token_id: int) -> AccessToken:
     if token is None:
         raise NotFound("No such token.")
     return token
+
+
+# ---------------------------------------------------------------------------------- MLflow-style search
+
+MLFLOW_MODEL_ORDER = {"name": "name", "creation_timestamp": "created_at", "last_updated_timestamp": "updated_at",
+                      "timestamp": "updated_at"}
+MLFLOW_VERSION_ORDER = {"name": "model__name", "version_number": "number", "creation_timestamp": "created_at",
+                        "last_updated_timestamp": "updated_at", "timestamp": "created_at"}
+
+
+def _order_by(clauses: list[str] | None, columns: dict[str, str], default: list[str]) -> list[str]:
+    """Translate MLflow order_by clauses ('name DESC', 'version_number') to Django orderings."""
+    out: list[str] = []
+    for clause in clauses or []:
+        parts = clause.split()
+        if not parts or len(parts) > 2 or parts[0].lower() not in columns or (
+            len(parts) == 2 and parts[1].upper() not in ("ASC", "DESC")
+        ):
+            raise InvalidInput(f"Invalid order_by clause {clause!r}; order by {', '.join(columns)} [ASC|DESC].")
+        column = columns[parts[0].lower()]
+        out.append(f"-{column}" if len(parts) == 2 and parts[1].upper() == "DESC" else column)
+    return [*out, *[d for d in default if d.lstrip("-") not in {o.lstrip("-") for o in out}], "pk"]
+
+
+def model_search(*, actor, filter_string: str | None = None, order_by: list[str] | None = None
+                 ) -> QuerySet[RegisteredModel]:
+    """Visible models matching an MLflow filter, in MLflow order_by order, with tags and aliases prefetched."""
+    qs = permissions.visible_models(actor).filter(compile_model_filter(filter_string))
+    return qs.prefetch_related("tags", Prefetch("aliases", queryset=Alias.objects.select_related("version"))
+                               ).order_by(*_order_by(order_by, MLFLOW_MODEL_ORDER, ["name"]))
+
+
+def version_search(*, actor, filter_string: str | None = None, order_by: list[str] | None = None
+                   ) -> QuerySet[ModelVersion]:
+    """Visible versions matching an MLflow filter, in MLflow order_by order, with tags prefetched."""
+    qs = ModelVersion.objects.filter(model__in=permissions.visible_models(actor)).filter(
+        compile_version_filter(filter_string))
+    return qs.select_related("model", "creator").prefetch_related("tags").order_by(
+        *_order_by(order_by, MLFLOW_VERSION_ORDER, ["model__name", "-number"]))
+
+
+def latest_versions_by_stage(*, model_ids: list[int], stages: list[str] | None = None
+                             ) -> dict[int, list[ModelVersion]]:
+    """For each model, its highest-numbered version in each stage (or in the given stages), in stage order."""
+    if not model_ids:
+        return {}
+    rows = ModelVersion.objects.filter(model_id__in=model_ids)
+    if stages:
+        rows = rows.filter(stage__in=stages)
+    wanted = {(m, top) for m, _, top in rows.order_by().values_list("model_id", "stage").annotate(top=Max("number"))}
+    if not wanted:
+        return {}
+    numbers = {number for _, number in wanted}
+    versions = (ModelVersion.objects.filter(model_id__in={m for m, _ in wanted}, number__in=numbers)
+                .select_related("model", "creator").prefetch_related("tags"))
+    order = {s: i for i, s in enumerate(Stage.values)}
+    out: dict[int, list[ModelVersion]] = {}
+    for v in sorted((v for v in versions if (v.model_id, v.number) in wanted), key=lambda v: order[v.stage]):
+        out.setdefault(v.model_id, []).append(v)
+    return out
+
+
+def version_queryset_lean() -> QuerySet[ModelVersion]:
+    """Versions with only what MLflow-shaped responses show (model, creator, tags, alias names)."""
+    return ModelVersion.objects.select_related("model", "creator").prefetch_related(
+        "tags", Prefetch("aliases", queryset=Alias.objects.only("id", "name", "version_id"))
+    )
+
+
+def version_find(*, model: RegisteredModel, number: int | str | None = None, alias: str | None = None
+                 ) -> ModelVersion | None:
+    """Return version `number` (or the one `alias` points at) of an already visible model, or None."""
+    qs = version_queryset_lean().filter(model=model)
+    if alias is not None:
+        return qs.filter(aliases__name=alias).first()
+    try:
+        num = int(str(number))
+    except (TypeError, ValueError):
+        raise InvalidInput(f"Version must be a positive integer, not {number!r}.")
+    return qs.filter(number=num).first()

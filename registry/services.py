@@ -12,12 +12,13 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import events, gates, permissions, validation
+from . import events, gates, permissions, sources, validation
 from .errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
 from .models import (
     AccessToken,
     Alias,
     Artifact,
+    Blob,
     ModelRole,
     ModelTag,
     ModelVersion,
@@ -204,12 +205,20 @@ def version_create(
     datasets: Any = None,
     tags: Any = None,
     files: Iterable[tuple[str, SpooledUpload]] = (),
+    linked_files: Iterable[tuple[str, Blob, str]] = (),
+    number: int | None = None,
 ) -> ModelVersion:
-    """Register the next version of `model` with its provenance and files; the number is allocated atomically."""
+    """Register the next version of `model` with its provenance and files; the number is allocated atomically.
+
+    `linked_files` are (path, blob, format) triples already in the store (a run's or logged model's files):
+    the version's tree points at those blobs, no bytes are copied. `number` (imports only) keeps another
+    registry's numbering: it must be above every number the model has used.
+    """
     files = list(files)
+    linked = list(linked_files)
     try:
         fields = {
-            "source_uri": validation.text(source_uri, "Source", 2048),
+            "source_uri": sources.validate_source(source_uri) if source_uri else "",
             "run_id": validation.text(run_id, "Run id", 64),
             "description": validation.text(description, "Description", 100_000),
             "semver": validation.semver(semver),
@@ -223,7 +232,8 @@ def version_create(
         dataset_rows = validation.datasets(datasets)
         tag_map = validation.tags(tags)
         paths = [validate_artifact_path(path) for path, _ in files]
-        if len(set(paths)) != len(paths):
+        linked = [(validate_artifact_path(path), blob, fmt) for path, blob, fmt in linked]
+        if len(set(paths) | {path for path, _, _ in linked}) != len(paths) + len(linked):
             raise InvalidInput("Two uploaded files have the same path.")
         if semver_bump and fields["semver"]:
             raise InvalidInput("Give either a semantic version or a bump (major/minor/patch), not both.")
@@ -236,12 +246,22 @@ def version_create(
             fields["semver"] = validation.semver_next(current, semver_bump)
         if fields["semver"] and model.versions.filter(semver=fields["semver"]).exists():
             raise AlreadyExists(f"Model {model.name!r} already has a version {fields['semver']}.")
-        model.last_version_number += 1
+        if number is not None:
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                raise InvalidInput("Version number must be a positive integer.")
+            if number <= model.last_version_number:
+                raise AlreadyExists(f"Model {model.name!r} has already used version number {number}.")
+            model.last_version_number = number
+        else:
+            model.last_version_number += 1
         model.save(update_fields=["last_version_number", "updated_at"])
         version = ModelVersion.objects.create(model=model, number=model.last_version_number, creator=actor, **fields)
         VersionDataset.objects.bulk_create([VersionDataset(version=version, **row) for row in dataset_rows])
         VersionTag.objects.bulk_create([VersionTag(version=version, key=k, value=v) for k, v in tag_map.items()])
         stored = [_artifact_store(version, path, upload) for path, (_, upload) in zip(paths, files, strict=True)]
+        stored += Artifact.objects.bulk_create([
+            Artifact(version=version, path=path, blob=blob, size=blob.size, format=fmt) for path, blob, fmt in linked
+        ])
     except BaseException:
         for _, upload in files:
             upload.discard()
@@ -251,6 +271,24 @@ def version_create(
         "run_id": version.run_id, "files": [{"path": a.path, "sha256": a.blob_id, "size": a.size} for a in stored],
     })
     return version
+
+
+def version_create_from_source(
+    *, model: RegisteredModel, actor, source_uri: str, run_id: str = "", model_id: str = "",
+    description: str = "", tags: Any = None,
+) -> ModelVersion:
+    """Register a version from an MLflow-style source, inheriting its run id, files, params, metrics and datasets."""
+    from . import tracking
+
+    source_uri = sources.validate_source(source_uri)
+    tag_map = validation.tags(tags)
+    sources.check_tags(tag_map)
+    _require(permissions.can_contribute(actor, model), actor, model, "register versions")
+    prov = tracking.source_provenance(actor=actor, source=source_uri, run_id=run_id, model_id=model_id)
+    return version_create(
+        model=model, actor=actor, source_uri=source_uri, run_id=prov.run_id, description=description,
+        metrics=prov.metrics, params=prov.params, datasets=prov.datasets, tags=tag_map, linked_files=prov.files,
+    )
 
 
 def _artifact_store(version: ModelVersion, path: str, upload: SpooledUpload) -> Artifact:
@@ -309,7 +347,7 @@ def version_update(*, version: ModelVersion, actor, **changes: Any) -> ModelVers
     validators = {
         "description": lambda v: validation.text(v, "Description", 100_000),
         "semver": validation.semver,
-        "source_uri": lambda v: validation.text(v, "Source", 2048),
+        "source_uri": lambda v: sources.validate_source(v) if v else "",
         "run_id": lambda v: validation.text(v, "Run id", 64),
         "code_repository": lambda v: validation.text(v, "Code repository", 2048),
         "code_commit": lambda v: validation.text(v, "Code commit", 64),

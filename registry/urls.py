@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_compare, views_lineage
 
 app_name = "registry"
 
@@ -19,6 +19,14 @@ urlpatterns = [
         "models/<str:name>/versions/<int:number>/stage/",
         views.VersionStageView.as_view(),
         name="version-stage",
+    ),
+    path("compare/", views_compare.VersionCompareView.as_view(), name="compare"),
+    path("models/<str:name>/trends/", views_compare.ModelTrendsView.as_view(), name="model-trends"),
+    path("lineage/nodes/<int:pk>/", views_lineage.LineageNodeView.as_view(), name="lineage-node"),
+    path(
+        "models/<str:name>/versions/<int:number>/lineage/",
+        views_lineage.VersionLineageView.as_view(),
+        name="version-lineage",
     ),
     path("tokens/", views.TokenListView.as_view(), name="token-list"),
     path("tokens/<int:pk>/revoke/", views.TokenRevokeView.as_view(), name="token-revoke"),

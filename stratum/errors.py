@@ -5,8 +5,12 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+MLFLOW_PREFIXES = ("/api/2.0/", "/api/3.0/", "/ajax-api/")
+
 
 def _respond(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
+    if request.path.startswith(MLFLOW_PREFIXES):  # the MLflow client's error shape
+        return JsonResponse({"error_code": code, "message": message}, status=status)
     if request.path.startswith("/api/"):
         return JsonResponse({"error": {"code": code, "message": message, "details": None}}, status=status)
     return render(request, "error.html", {"status": status, "message": message}, status=status)

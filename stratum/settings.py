@@ -85,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "governance.context.RequestContextMiddleware",
 ]
 
 ROOT_URLCONF = "stratum.urls"
@@ -172,6 +173,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
     "artifacts": _artifacts_storage,
 }
+# Model-version sources may name these object-store prefixes besides models:/, runs:/ and mlflow-artifacts:/
+# (Stratum stores the string; it never fetches it). Narrow it in a deployment, e.g. "s3://team-models/".
+STRATUM_ALLOWED_SOURCE_PREFIXES = env_list("STRATUM_ALLOWED_SOURCE_PREFIXES", "s3://,gs://,wasbs://,abfss://")
 # Uploaded files spool to disk past 1 MiB; Stratum's own handler hashes while writing.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
@@ -188,6 +192,16 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BEAT_SCHEDULE = {
+    "audit-checkpoint": {"task": "governance.tasks.audit_checkpoint_create",
+                         "schedule": float(os.environ.get("STRATUM_AUDIT_CHECKPOINT_SECONDS", "3600"))},
+    "promotion-expiry": {"task": "governance.tasks.promotion_expire_stale", "schedule": 3600.0},
+}
+
+# Governance: the EC P-256 key that signs audit checkpoints (PEM text or a file path; when unset, a development
+# key is generated into var/signing_key.pem), and how long a promotion request may stay undecided.
+STRATUM_SIGNING_KEY = os.environ.get("STRATUM_SIGNING_KEY", "")
+PROMOTION_EXPIRY_DAYS = int(os.environ.get("STRATUM_PROMOTION_EXPIRY_DAYS", "14"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -217,6 +231,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"PromotionTargetKindEnum": "governance.models.TargetKind"},
 }
 
 LOGGING = {

@@ -1,9 +1,11 @@
-"""Top-level URL map: pages, native API, health checks, admin."""
+"""Top-level URL map: pages, native API, MLflow-compatible API, health checks, admin."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from registry.mlflow import urls as mlflow_urls
 
 from . import health
 
@@ -15,7 +17,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("registry.api.urls")),
+    path("api/2.0/mlflow/", include(mlflow_urls.mlflow_patterns)),
+    path("api/2.0/mlflow-artifacts/", include(mlflow_urls.artifact_patterns)),
+    path("api/3.0/mlflow/", include(mlflow_urls.v3_patterns)),
+    path("", include("governance.urls")),
     path("", include("registry.urls")),
 ]
 

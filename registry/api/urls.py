@@ -2,6 +2,8 @@
 
 from django.urls import path
 
+from . import compare as compare_api
+from . import lineage as lineage_api
 from . import views as v
 
 V = "models/<str:name>/versions/<str:ref>"
@@ -24,6 +26,12 @@ urlpatterns = [
     path("models/<str:name>/roles", v.RoleListApi.as_view(), name="api-roles"),
     path("models/<str:name>/roles/<str:kind>/<str:grantee>", v.RoleDetailApi.as_view(), name="api-role"),
     path("versions", v.VersionSearchApi.as_view(), name="api-version-search"),
+    path("compare", compare_api.VersionCompareApi.as_view(), name="api-compare"),
+    path("lineage/nodes", lineage_api.LineageNodeCreateApi.as_view(), name="api-lineage-nodes"),
+    path("lineage/nodes/<int:node_id>", lineage_api.LineageNodeApi.as_view(), name="api-lineage-node"),
+    path("lineage/nodes/<int:node_id>/impact", lineage_api.LineageImpactApi.as_view(), name="api-lineage-impact"),
+    path("lineage/edges", lineage_api.LineageEdgeCreateApi.as_view(), name="api-lineage-edges"),
+    path(f"lineage/{V}", lineage_api.LineageVersionApi.as_view(), name="api-lineage-version"),
     path("tokens", v.TokenListApi.as_view(), name="api-tokens"),
     path("tokens/<str:prefix>", v.TokenDetailApi.as_view(), name="api-token"),
 ]

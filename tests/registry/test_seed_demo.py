@@ -180,9 +180,9 @@ def test_rerun_keeps_later_human_changes(iris_only):
     model = RegisteredModel.objects.get(name="iris-species")
     engineer = get_user_model().objects.get(username="engineer")
     oldest = model.versions.get(number=1)
-    services.alias_set(model=model, alias="champion", version=oldest, actor=engineer)
+    services.alias_set(model=model, alias="challenger", version=oldest, actor=engineer)
     _seed()
-    assert model.aliases.get(name="champion").version == oldest
+    assert model.aliases.get(name="challenger").version == oldest
 
 
 def test_rerun_completes_a_partial_seed(iris_only):
@@ -214,3 +214,23 @@ def test_revoked_token_is_replaced(iris_only):
     services.token_revoke(token=token, actor=token.user)
     assert TOKEN.search(_seed())
     assert AccessToken.objects.filter(user__username="engineer", revoked_at__isnull=True).count() == 1
+
+
+def test_a_promotion_gate_refusal_is_reported_not_forced(iris_only):
+    from registry import gates
+    from registry.errors import Forbidden
+
+    _seed()
+    RegisteredModel.objects.get(name="iris-species").versions.get(semver="1.0.0").delete()
+
+    def refuse(**kwargs):
+        raise Forbidden("protected in this test")
+
+    gates.register_gate(refuse)
+    try:
+        out = _seed()
+    finally:
+        gates.unregister_gate(refuse)
+    recreated = ModelVersion.objects.get(model__name="iris-species", semver="1.0.0")
+    assert recreated.stage == Stage.NONE
+    assert "protected in this test" in out

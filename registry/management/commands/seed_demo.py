@@ -48,6 +48,8 @@ class Command(BaseCommand):
                 out.write(f"  + {line}")
         else:
             out.write("Demo data already present: nothing to create.")
+        for note in report.notes:
+            out.write(self.style.WARNING(f"  ! {note}"))
 
         out.write("")
         out.write("Demo logins (for local demos only):")

@@ -1,0 +1,91 @@
+"""Governance API shapes: input serializers validate, output serializers render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from ..models import AuditEvent, PromotionDecision, PromotionRequest, ProtectedTarget, TargetKind
+
+
+class PromotionCreateInput(serializers.Serializer):
+    model = serializers.CharField(max_length=256)
+    version = serializers.IntegerField(min_value=1)
+    target = serializers.CharField(max_length=256)
+    kind = serializers.ChoiceField(choices=TargetKind.choices, required=False, allow_blank=True)
+    justification = serializers.CharField(max_length=20_000, allow_blank=True, trim_whitespace=True)
+
+
+class CommentInput(serializers.Serializer):
+    comment = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
+
+
+class ProtectedTargetInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=TargetKind.choices, required=False, allow_blank=True)
+    name = serializers.CharField(max_length=256)
+    approvals_required = serializers.IntegerField(min_value=1, max_value=10, default=2)
+    block_on_unavailable = serializers.BooleanField(default=False)
+    allow_emergency_rollback = serializers.BooleanField(default=False)
+    metric_rules = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+
+
+class RollbackInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=TargetKind.choices, required=False, allow_blank=True)
+    target = serializers.CharField(max_length=256)
+    reason = serializers.CharField(max_length=20_000, allow_blank=True)
+    emergency = serializers.BooleanField(default=False)
+
+
+class DecisionOutput(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer_username")
+
+    class Meta:
+        model = PromotionDecision
+        fields = ["reviewer", "decision", "comment", "created_at"]
+
+
+class PromotionOutput(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name")
+    version = serializers.IntegerField(source="version.number")
+    requested_by = serializers.SerializerMethodField()
+    approvals = serializers.SerializerMethodField()
+    decisions = DecisionOutput(many=True, read_only=True)
+
+    class Meta:
+        model = PromotionRequest
+        fields = ["id", "model", "version", "kind", "target", "justification", "requested_by", "state",
+                  "approvals_required", "approvals", "is_rollback", "holder_version_number", "gate_results",
+                  "decisions", "created_at", "closed_at", "executed_at"]
+
+    def get_requested_by(self, obj: PromotionRequest) -> str | None:
+        return obj.requested_by.get_username() if obj.requested_by else None
+
+    def get_approvals(self, obj: PromotionRequest) -> int:
+        return sum(1 for d in obj.decisions.all() if d.decision == "approve")
+
+
+class ProtectedTargetOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ProtectedTarget
+        fields = ["kind", "name", "approvals_required", "block_on_unavailable", "allow_emergency_rollback",
+                  "metric_rules", "created_at", "updated_at"]
+
+
+class AuditEventOutput(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_username")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["seq", "created_at", "actor", "token_prefix", "action", "target_type", "target_id", "target_label",
+                  "model_name", "version_number", "data", "request_id", "client_ip", "prev_hash", "hash"]
+
+
+def history_output(state: Any) -> dict[str, Any]:
+    """Render a HistoryState."""
+    return {
+        "at": state.at.isoformat() if state.at else None,
+        "aliases": state.aliases,
+        "stages": state.stages,
+        "events": AuditEventOutput(state.events, many=True).data,
+    }

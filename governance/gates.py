@@ -1,0 +1,127 @@
+"""The promotion gate governance installs in the registry, and the per-request gate checks reviewers see."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from registry.errors import Forbidden
+from registry.models import Alias, ModelVersion, RegisteredModel
+
+from .models import PromotionRequest, ProtectedTarget, TargetKind
+
+PASSED, FAILED, NOT_AVAILABLE, SKIPPED = "passed", "failed", "not_available", "skipped"
+
+# (model id, kind, target, version id) of the move an approved promotion request is executing right now.
+_executing: ContextVar[tuple[int, str, str, int] | None] = ContextVar("stratum_promotion_executing", default=None)
+
+
+@contextlib.contextmanager
+def executing(request: PromotionRequest) -> Iterator[None]:
+    """Let exactly the move `request` names through the gate while the block runs."""
+    token = _executing.set((request.model_id, request.kind, request.target, request.version_id))
+    try:
+        yield
+    finally:
+        _executing.reset(token)
+
+
+def protected_target(model: RegisteredModel, kind: str, target: str) -> ProtectedTarget | None:
+    """Return the protection policy of a model's stage or alias, or None when it is not protected."""
+    return ProtectedTarget.objects.filter(model_id=model.pk, kind=kind, name=target).first()
+
+
+def promotion_gate(*, model: Any, kind: str, target: str, version: Any, actor: Any) -> None:
+    """Refuse any move onto a protected target that is not the execution of an approved promotion request."""
+    if _executing.get() == (model.pk, kind, target, version.pk):
+        return
+    policy = protected_target(model, kind, target)
+    if policy is None:
+        return
+    label = f"alias @{target}" if kind == TargetKind.ALIAS else f"stage {target}"
+    from . import refusals
+
+    refusals.record(action="promotion.gate_refused", actor=actor, target_type="registry.modelversion",
+                    target_id=version.pk, target_label=str(version), model_id=model.pk, model_name=model.name,
+                    version_number=version.number, data={"kind": kind, "target": target})
+    raise Forbidden(
+        f"The {label} of model {model.name!r} is protected: moving version {version.number} there needs an "
+        f"approved promotion request ({policy.approvals_required} approval(s)). Open one with "
+        f"POST /api/v1/promotions {{\"model\": \"{model.name}\", \"version\": {version.number}, "
+        f"\"target\": \"{target}\", \"kind\": \"{kind}\", \"justification\": \"…\"}} "
+        f"or from the version page.",
+        details={"promotion_request": {"model": model.name, "version": version.number, "kind": kind,
+                                       "target": target, "approvals_required": policy.approvals_required,
+                                       "open_at": "/api/v1/promotions"}},
+    )
+
+
+# ------------------------------------------------------------------------------------- per-request checks
+
+
+def target_holder(model: RegisteredModel, kind: str, target: str) -> ModelVersion | None:
+    """Return the version that holds a stage or alias now (for a stage, the most recently moved one)."""
+    if kind == TargetKind.ALIAS:
+        alias = Alias.objects.select_related("version").filter(model_id=model.pk, name=target).first()
+        return alias.version if alias else None
+    return ModelVersion.objects.filter(model_id=model.pk, stage=target).order_by("-updated_at", "-number").first()
+
+
+def _result(key: str, label: str, status: str, detail: str, block_unavailable: bool) -> dict[str, Any]:
+    blocking = status == FAILED or (status == NOT_AVAILABLE and block_unavailable)
+    return {"key": key, "label": label, "status": status, "detail": detail, "blocking": blocking}
+
+
+def _metric_result(rule: dict[str, Any], candidate: ModelVersion, holder: ModelVersion | None,
+                   block_unavailable: bool) -> dict[str, Any]:
+    name = str(rule.get("metric", ""))
+    higher = bool(rule.get("higher_is_better", True))
+    margin = float(rule.get("margin", 0.0) or 0.0)
+    label = f"Metric {name} no worse than the current holder (margin {margin:g})"
+    key = f"metric:{name}"
+    value = (candidate.metrics or {}).get(name)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return _result(key, label, FAILED, f"The candidate has no numeric {name}.", block_unavailable)
+    if holder is None or holder.pk == candidate.pk:
+        return _result(key, label, PASSED, "No current holder to compare against.", block_unavailable)
+    current = (holder.metrics or {}).get(name)
+    if not isinstance(current, (int, float)) or isinstance(current, bool):
+        return _result(key, label, PASSED, f"Version {holder.number} has no {name} to compare.", block_unavailable)
+    worse_by = (current - value) if higher else (value - current)
+    direction = "higher" if higher else "lower"
+    detail = f"{value:.6g} vs {current:.6g} (v{holder.number}); {direction} is better."
+    return _result(key, label, FAILED if worse_by > margin else PASSED, detail, block_unavailable)
+
+
+def evaluate(request: PromotionRequest, policy: ProtectedTarget | None = None) -> list[dict[str, Any]]:
+    """Check every gate of a request now: scan, signature, model card, and the policy's metric rules."""
+    policy = policy if policy is not None else protected_target(request.model, request.kind, request.target)
+    return _evaluate(request.model, request.version, request.kind, request.target, policy)
+
+
+def evaluate_for(version: ModelVersion, policy: ProtectedTarget) -> list[dict[str, Any]]:
+    """Check the gates a move of `version` onto the policy's target would face now."""
+    return _evaluate(policy.model, version, policy.kind, policy.name, policy)
+
+
+def _evaluate(model: RegisteredModel, version: ModelVersion, kind: str, target: str,
+              policy: ProtectedTarget | None) -> list[dict[str, Any]]:
+    block = bool(policy and policy.block_on_unavailable)
+    pending = "Not available until the {} lands."
+    results = [
+        _result("artifact_scan", "Artifacts scanned clean", NOT_AVAILABLE,
+                pending.format("artifact scanning pipeline"), block),
+        _result("signature", "Artifact signature verified", NOT_AVAILABLE,
+                pending.format("artifact signing pipeline"), block),
+        _result("model_card", "Model card complete", NOT_AVAILABLE, pending.format("model card feature"), block),
+    ]
+    rules = list(policy.metric_rules or []) if policy else []
+    if not rules:
+        results.append(_result("metrics", "Metrics no worse than the current holder", SKIPPED,
+                               "The target's policy names no metrics to compare.", block))
+    else:
+        holder = target_holder(model, kind, target)
+        results.extend(_metric_result(rule, version, holder, block) for rule in rules)
+    return results

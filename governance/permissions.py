@@ -1,0 +1,57 @@
+"""Named permission predicates of governance; services enforce them, selectors filter by them."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from registry.models import ModelRole, RegisteredModel, Role
+from registry.permissions import has_model_role, visible_models
+
+from .models import PromotionRequest
+
+
+def can_request_promotion(user, model: RegisteredModel) -> bool:
+    """Contributors and above may ask for a version to be promoted."""
+    return has_model_role(user, model, Role.CONTRIBUTOR)
+
+
+def can_manage_protection(user, model: RegisteredModel) -> bool:
+    """Maintainers and above declare which stages and aliases are protected, and how."""
+    return has_model_role(user, model, Role.MAINTAINER)
+
+
+def approval_refusal(user, request: PromotionRequest) -> str | None:
+    """Return why `user` may not decide `request` (None when they may): four eyes, reviewers only."""
+    if request.requested_by_id == user.pk:
+        return "You opened this request; someone else must review it (four-eyes rule)."
+    if request.version.creator_id == user.pk:
+        return "You created this version; someone else must review it (four-eyes rule)."
+    if not has_model_role(user, request.model, Role.REVIEWER):
+        return "Only reviewers of the model may approve or reject promotion requests."
+    return None
+
+
+def can_approve(user, request: PromotionRequest) -> bool:
+    """Reviewers of the model may approve, never the person who asked nor the version's creator."""
+    return approval_refusal(user, request) is None
+
+
+def can_cancel(user, request: PromotionRequest) -> bool:
+    """The requester and the model's maintainers may withdraw a request."""
+    return request.requested_by_id == user.pk or has_model_role(user, request.model, Role.MAINTAINER)
+
+
+def can_emergency_rollback(user, model: RegisteredModel) -> bool:
+    """Maintainers may roll back at once where the target's policy allows emergency rollback."""
+    return has_model_role(user, model, Role.MAINTAINER)
+
+
+def reviewable_models(user) -> QuerySet[RegisteredModel]:
+    """Return the models on which `user` holds the reviewer role or above (staff: every model)."""
+    qs = visible_models(user)
+    if user is None or not user.is_authenticated or user.is_staff or user.is_superuser:
+        return qs
+    grants = ModelRole.objects.filter(
+        Q(user_id=user.pk) | Q(group__in=user.groups.all()), model_id=OuterRef("pk"), role__gte=Role.REVIEWER
+    )
+    return qs.filter(Q(owner_id=user.pk) | Exists(grants))

@@ -1,0 +1,36 @@
+"""Governance's listeners on the registry's plug points: every domain event lands in the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registry.events import DomainEvent
+from registry.models import ModelVersion
+
+from . import audit
+from .models import PromotionRequest, ProtectedTarget
+
+
+def _scope(event: DomainEvent) -> tuple[int | None, str, int | None]:
+    """Return (model id, model name, version number) of the event's target, for filtering and history."""
+    if event.target_type == "registry.registeredmodel":
+        return event.target_id, event.target_label, None
+    if event.target_type == "registry.modelversion":
+        row = ModelVersion.objects.filter(pk=event.target_id).values_list("model_id", "model__name", "number").first()
+        return row if row else (None, "", None)
+    if event.target_type == "governance.promotionrequest":
+        row = (PromotionRequest.objects.filter(pk=event.target_id)
+               .values_list("model_id", "model__name", "version__number").first())
+        return row if row else (None, "", None)
+    if event.target_type == "governance.protectedtarget":
+        row = ProtectedTarget.objects.filter(pk=event.target_id).values_list("model_id", "model__name").first()
+        return (row[0], row[1], None) if row else (None, "", None)
+    return None, "", None
+
+
+def record_domain_event(sender: Any, event: DomainEvent, **kwargs: Any) -> None:
+    """Append `event` to the audit trail inside the transaction that emitted it."""
+    model_id, model_name, version_number = _scope(event)
+    audit.append(action=event.action, actor=event.actor, target_type=event.target_type, target_id=event.target_id,
+                 target_label=event.target_label, data=event.data, model_id=model_id, model_name=model_name,
+                 version_number=version_number)

@@ -1,0 +1,46 @@
+"""Presentation helpers for governance templates: target links, gate and state badges, signed deltas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def audit_target_url(event: Any) -> str | None:
+    """Return the page of an audit event's target, when it has one."""
+    from governance.views import target_url
+
+    return target_url(event)
+
+
+@register.filter
+def gate_class(status: str) -> str:
+    """Return the badge modifier of a gate status."""
+    return {"passed": "badge-active", "failed": "badge-deprecated", "not_available": "badge-expired"}.get(
+        status, "badge-role")
+
+
+@register.filter
+def gate_label(status: str) -> str:
+    """Return a readable gate status."""
+    return {"passed": "Passed", "failed": "Failed", "not_available": "Not available", "skipped": "Skipped"}.get(
+        status, status)
+
+
+@register.filter
+def state_class(state: str) -> str:
+    """Return the badge modifier of a promotion state."""
+    return {"open": "badge-alias", "approved": "badge-expired", "executed": "badge-active",
+            "rejected": "badge-deprecated", "cancelled": "badge-role", "expired": "badge-role"}.get(state, "badge-role")
+
+
+@register.filter
+def signed(value: Any) -> str:
+    """Format a delta with its sign and up to 4 significant digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "—"
+    return f"{value:+.4g}"

@@ -1,0 +1,309 @@
+"""Governance pages: the reviewer inbox, promotion requests, the audit trail, model history and protection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views import View
+
+from registry import selectors as registry_selectors
+from registry.errors import DomainError, Forbidden, NotFound
+from registry.models import ModelVersion, RegisteredModel, Stage
+
+from . import audit, charts, exports, gates, permissions, selectors, services
+from .forms import AuditFilterForm, DecisionForm, PromotionRequestForm, ProtectedTargetForm, RollbackForm
+from .models import PromotionRequest, PromotionState, TargetKind
+
+AUDIT_PER_PAGE = 50
+
+
+def _raise_http(error: DomainError) -> None:
+    if isinstance(error, Forbidden):
+        raise PermissionDenied(error.message)
+    if isinstance(error, NotFound):
+        raise Http404(error.message)
+
+
+def _model(request: HttpRequest, name: str) -> RegisteredModel:
+    try:
+        return registry_selectors.model_get(actor=request.user, name=name)
+    except DomainError as error:
+        _raise_http(error)
+        raise
+
+
+def _promotion(request: HttpRequest, pk: int) -> PromotionRequest:
+    try:
+        return selectors.promotion_get(actor=request.user, pk=pk)
+    except DomainError as error:
+        _raise_http(error)
+        raise
+
+
+class ReviewInboxView(LoginRequiredMixin, View):
+    """"Waiting for me": open requests the user may decide, oldest first; and the user's own requests."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        """Render the inbox."""
+        waiting = list(selectors.promotion_inbox(actor=request.user))
+        mine = list(selectors.promotion_list(actor=request.user).filter(requested_by=request.user)[:20])
+        recent = list(selectors.promotion_list(actor=request.user).exclude(state=PromotionState.OPEN)[:20])
+        return render(request, "governance/inbox.html",
+                      {"waiting": waiting, "mine": mine, "recent": recent, "now": timezone.now()})
+
+
+def _decision_context(request: HttpRequest, promotion: PromotionRequest, **extra: Any) -> dict[str, Any]:
+    user = request.user
+    decided = any(d.reviewer_id == user.pk for d in promotion.decisions.all())
+    refusal = permissions.approval_refusal(user, promotion)
+    is_open = promotion.state == PromotionState.OPEN
+    return {
+        "promotion": promotion,
+        "decisions": list(promotion.decisions.all()),
+        "approvals": sum(1 for d in promotion.decisions.all() if d.decision == "approve"),
+        "can_decide": is_open and refusal is None and not decided,
+        "refusal": refusal if is_open and not decided else None,
+        "already_decided": decided,
+        "can_cancel": promotion.state in (PromotionState.OPEN, PromotionState.APPROVED)
+        and permissions.can_cancel(user, promotion),
+        "can_execute": promotion.state == PromotionState.APPROVED and permissions.can_cancel(user, promotion),
+        **extra,
+    }
+
+
+class PromotionDetailView(LoginRequiredMixin, View):
+    """A request: candidate against the current holder, gates, justification, the thread, and the decision."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Render the request page."""
+        promotion = _promotion(request, pk)
+        comparison = selectors.promotion_comparison(request=promotion)
+        live = promotion.state in (PromotionState.OPEN, PromotionState.APPROVED)
+        gate_results = gates.evaluate(promotion) if live else promotion.gate_results
+        holder = comparison.holder
+        figure = charts.metric_comparison_figure(
+            comparison.metrics, candidate_label=f"v{promotion.version.number} (candidate)",
+            holder_label=f"v{holder.number} (current)" if holder else None)
+        context = _decision_context(
+            request, promotion, comparison=comparison, gate_results=gate_results,
+            charts=[{"name": "metrics", "figure": figure}] if figure else [], form=DecisionForm(),
+        )
+        return render(request, "governance/promotion_detail.html", context)
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Approve, reject, cancel or execute; htmx gets the decision panel back with the outcome."""
+        promotion = _promotion(request, pk)
+        form = DecisionForm(request.POST)
+        error = None
+        if form.is_valid():
+            decision, comment = form.cleaned_data["decision"], form.cleaned_data["comment"]
+            try:
+                if decision == "approve":
+                    promotion = services.promotion_approve(request=promotion, actor=request.user, comment=comment)
+                elif decision == "reject":
+                    promotion = services.promotion_reject(request=promotion, actor=request.user, comment=comment)
+                elif decision == "cancel":
+                    promotion = services.promotion_cancel(request=promotion, actor=request.user, comment=comment)
+                else:
+                    promotion = services.promotion_execute(request=promotion, actor=request.user)
+            except DomainError as exc:
+                error = exc.message
+        else:
+            error = "Choose approve or reject."
+        promotion = _promotion(request, pk)
+        outcome = None if error else _outcome(promotion)
+        if not request.htmx:
+            if error:
+                messages.error(request, error)
+            else:
+                messages.success(request, outcome)
+            return redirect("governance:promotion-detail", pk=pk)
+        context = _decision_context(request, promotion, form=DecisionForm() if not error else form, error=error,
+                                    outcome=outcome)
+        return render(request, "governance/_decision_panel.html", context, status=400 if error else 200)
+
+
+def _outcome(promotion: PromotionRequest) -> str:
+    target = promotion.target_label
+    if promotion.state == PromotionState.EXECUTED:
+        return f"Executed: version {promotion.version.number} now holds {target}."
+    if promotion.state == PromotionState.APPROVED:
+        return "Approved, but a blocking gate holds the move back."
+    if promotion.state == PromotionState.OPEN:
+        approvals = sum(1 for d in promotion.decisions.all() if d.decision == "approve")
+        return f"Approval recorded ({approvals} of {promotion.approvals_required})."
+    return f"The request is now {promotion.get_state_display().lower()}."
+
+
+class PromotionCreateView(LoginRequiredMixin, View):
+    """Open a promotion request from a version page."""
+
+    def _targets(self, model: RegisteredModel) -> list[tuple[str, str]]:
+        return [(f"{t.kind}:{t.name}", f"{t.label} ({t.approvals_required} approval(s))")
+                for t in selectors.protected_target_list(model=model)]
+
+    def _render(self, request: HttpRequest, model: RegisteredModel, version: ModelVersion,
+                form: PromotionRequestForm, status: int = 200) -> HttpResponse:
+        context = {"model": model, "version": version, "form": form,
+                   "can_request": permissions.can_request_promotion(request.user, model)}
+        return render(request, "governance/promotion_form.html", context, status=status)
+
+    def _load(self, request: HttpRequest, name: str, number: int) -> tuple[RegisteredModel, ModelVersion]:
+        model = _model(request, name)
+        try:
+            return model, registry_selectors.version_get(model=model, number=number)
+        except DomainError as error:
+            raise Http404(error.message)
+
+    def get(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
+        """Show the form with the model's protected targets."""
+        model, version = self._load(request, name, number)
+        return self._render(request, model, version, PromotionRequestForm(targets=self._targets(model)))
+
+    def post(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
+        """Open the request and go to its page, or show what is wrong."""
+        model, version = self._load(request, name, number)
+        form = PromotionRequestForm(request.POST, targets=self._targets(model))
+        if form.is_valid():
+            kind, target = form.kind_and_target()
+            try:
+                promotion = services.promotion_request_create(
+                    version=version, actor=request.user, kind=kind, target=target,
+                    justification=form.cleaned_data["justification"])
+            except DomainError as error:
+                _raise_http(error)
+                form.add_error(None, error.message)
+            else:
+                messages.success(request, f"Opened promotion request #{promotion.pk}.")
+                return redirect("governance:promotion-detail", pk=promotion.pk)
+        return self._render(request, model, version, form, status=400)
+
+
+class AuditListView(LoginRequiredMixin, View):
+    """The audit trail: filters, links to targets, export of the filtered range, and the chain's verdict."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        """Render the page (or stream an export when ?export=csv|json)."""
+        form = AuditFilterForm(request.GET)
+        form.is_valid()
+        data = form.cleaned_data if form.is_bound else {}
+        error, page = None, None
+        try:
+            qs = selectors.audit_list(
+                actor=request.user, model=data.get("model") or None, username=data.get("actor") or None,
+                action=data.get("action") or None, since=selectors.parse_moment(data.get("since"), "since"),
+                until=selectors.parse_moment(data.get("until"), "until"))
+        except DomainError as exc:
+            error, qs = exc.message, None
+        export = request.GET.get("export")
+        if qs is not None and export in ("csv", "json"):
+            return exports.export_response(qs, export)
+        if qs is not None:
+            page = Paginator(qs, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
+        filters = {k: v for k, v in data.items() if v}
+        context = {
+            "form": form, "page": page, "error": error, "verdict": audit.verify(),
+            "actions": selectors.audit_actions(), "query": urlencode(filters),
+        }
+        return render(request, "governance/audit_list.html", context, status=400 if error else 200)
+
+
+def target_url(event: Any) -> str | None:
+    """Return the page of an audit event's target, when it still has one."""
+    if event.target_type == "governance.promotionrequest" and event.target_id:
+        return reverse("governance:promotion-detail", args=[event.target_id])
+    if event.model_name and event.version_number:
+        return reverse("registry:version-detail", args=[event.model_name, event.version_number])
+    if event.model_name:
+        return reverse("registry:model-detail", args=[event.model_name])
+    return None
+
+
+class ModelHistoryView(LoginRequiredMixin, View):
+    """A model's alias and stage timeline from the audit trail, what held each at a chosen time, and rollback."""
+
+    def get(self, request: HttpRequest, name: str) -> HttpResponse:
+        """Render the timeline (optionally as of ?at=)."""
+        model = _model(request, name)
+        error, at = None, None
+        try:
+            at = selectors.parse_moment(request.GET.get("at"), "at")
+        except DomainError as exc:
+            error = exc.message
+        state = selectors.model_history(model=model, at=at)
+        targets = list(selectors.protected_target_list(model=model))
+        context = {"model": model, "state": state, "at_raw": request.GET.get("at", ""), "error": error,
+                   "protected": targets, "rollback_form": RollbackForm(),
+                   "can_request": permissions.can_request_promotion(request.user, model),
+                   "requests": list(selectors.promotion_list(actor=request.user, model=model)[:20])}
+        return render(request, "governance/model_history.html", context, status=400 if error else 200)
+
+    def post(self, request: HttpRequest, name: str) -> HttpResponse:
+        """Roll a target back: open a request, or execute an allowed emergency rollback."""
+        model = _model(request, name)
+        form = RollbackForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Give the target and a reason for the rollback.")
+            return redirect("governance:model-history", name=model.name)
+        raw = form.cleaned_data["target"]
+        kind, _, target = raw.partition(":") if ":" in raw else ("", "", raw)
+        try:
+            promotion = services.promotion_rollback(model=model, actor=request.user, kind=kind or None,
+                                                    target=target, reason=form.cleaned_data["reason"],
+                                                    emergency=form.cleaned_data["emergency"])
+        except DomainError as error:
+            messages.error(request, error.message)
+            return redirect("governance:model-history", name=model.name)
+        messages.success(request, _outcome(promotion) if promotion.state == PromotionState.EXECUTED
+                         else f"Opened rollback request #{promotion.pk}.")
+        return redirect("governance:promotion-detail", pk=promotion.pk)
+
+
+class ProtectionView(LoginRequiredMixin, View):
+    """A model's protected targets; maintainers add, change and remove them."""
+
+    def _render(self, request: HttpRequest, model: RegisteredModel, form: ProtectedTargetForm, status: int = 200
+                ) -> HttpResponse:
+        context = {"model": model, "targets": list(selectors.protected_target_list(model=model)), "form": form,
+                   "can_manage": permissions.can_manage_protection(request.user, model),
+                   "stages": [Stage.STAGING, Stage.PRODUCTION]}
+        return render(request, "governance/protection.html", context, status=status)
+
+    def get(self, request: HttpRequest, name: str) -> HttpResponse:
+        """List the protected targets with the form."""
+        return self._render(request, _model(request, name), ProtectedTargetForm(initial={"kind": TargetKind.STAGE}))
+
+    def post(self, request: HttpRequest, name: str) -> HttpResponse:
+        """Protect (or unprotect, with `remove`) a target."""
+        model = _model(request, name)
+        if not permissions.can_manage_protection(request.user, model):
+            raise PermissionDenied(f"Only maintainers of {model.name!r} may change its protected targets.")
+        if request.POST.get("remove"):
+            kind, _, target = request.POST["remove"].partition(":")
+            try:
+                services.protected_target_delete(model=model, actor=request.user, kind=kind, name=target)
+            except DomainError as error:
+                messages.error(request, error.message)
+            else:
+                messages.success(request, f"{target} is no longer protected.")
+            return redirect("governance:protection", name=model.name)
+        form = ProtectedTargetForm(request.POST)
+        if form.is_valid():
+            try:
+                target = services.protected_target_set(model=model, actor=request.user, **form.cleaned_data)
+            except DomainError as error:
+                _raise_http(error)
+                form.add_error(None, error.message)
+            else:
+                messages.success(request, f"{target.label} is protected ({target.approvals_required} approvals).")
+                return redirect("governance:protection", name=model.name)
+        return self._render(request, model, form, status=400)

@@ -1,0 +1,78 @@
+"""One place that turns every error on the MLflow routes into MLflow's {"error_code", "message"} with a 4xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from registry.errors import DomainError
+
+# MLflow's statuses for its error codes (RESOURCE_ALREADY_EXISTS is 400 there, not 409).
+STATUS = {
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "ENDPOINT_NOT_FOUND": 404,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "INVALID_PARAMETER_VALUE": 400,
+    "INVALID_STATE": 400,
+    "MALFORMED_REQUEST": 400,
+    "BAD_REQUEST": 400,
+    "PERMISSION_DENIED": 403,
+    "UNAUTHENTICATED": 401,
+    "RESOURCE_LIMIT_EXCEEDED": 413,
+    "REQUEST_LIMIT_EXCEEDED": 429,
+}
+# Domain codes that are not MLflow ErrorCode names.
+DOMAIN_CODES = {"PAYLOAD_TOO_LARGE": "RESOURCE_LIMIT_EXCEEDED"}
+DRF_CODES: list[tuple[type[Exception], str, int]] = [
+    (exceptions.NotAuthenticated, "UNAUTHENTICATED", 401),
+    (exceptions.AuthenticationFailed, "UNAUTHENTICATED", 401),
+    (exceptions.PermissionDenied, "PERMISSION_DENIED", 403),
+    (exceptions.NotFound, "RESOURCE_DOES_NOT_EXIST", 404),
+    (exceptions.MethodNotAllowed, "ENDPOINT_NOT_FOUND", 405),
+    (exceptions.UnsupportedMediaType, "BAD_REQUEST", 415),
+    (exceptions.ParseError, "MALFORMED_REQUEST", 400),
+    (exceptions.ValidationError, "INVALID_PARAMETER_VALUE", 400),
+    (exceptions.Throttled, "REQUEST_LIMIT_EXCEEDED", 429),
+]
+
+
+def error_body(code: str, message: str) -> dict[str, str]:
+    """Return MLflow's error shape."""
+    return {"error_code": code, "message": message}
+
+
+def _message(detail: Any) -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            return _message(value) if key in ("detail", "non_field_errors") else f"{key}: {_message(value)}"
+    if isinstance(detail, list) and detail:
+        return _message(detail[0])
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Map domain, Django and DRF errors to MLflow's shape; anything else stays a (logged) 500."""
+    if isinstance(exc, DomainError):
+        code = DOMAIN_CODES.get(exc.code, exc.code)
+        return Response(error_body(code, exc.message), status=STATUS.get(code, exc.status))
+    if isinstance(exc, DjangoValidationError):
+        return Response(error_body("INVALID_PARAMETER_VALUE", "; ".join(exc.messages)), status=400)
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    for cls, code, status in DRF_CODES:
+        if isinstance(exc, cls):
+            response = Response(error_body(code, _message(getattr(exc, "detail", str(exc)))), status=status)
+            if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+                response["WWW-Authenticate"] = 'Bearer realm="stratum"'
+            return response
+    if isinstance(exc, exceptions.APIException):
+        return Response(error_body("BAD_REQUEST", _message(exc.detail)), status=exc.status_code)
+    return None
+

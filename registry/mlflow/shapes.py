@@ -1,0 +1,211 @@
+"""MLflow's JSON shapes (proto3 JSON, snake_case, timestamps in ms, versions as strings, empty fields omitted)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from registry import selectors, tracking
+from registry.models import (
+    Experiment,
+    LoggedModel,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+    RunInput,
+    RunMetric,
+    RunParam,
+    RunTag,
+)
+
+
+def ms(value: datetime | None) -> int | None:
+    """Milliseconds since the epoch of an aware datetime."""
+    return int(value.timestamp() * 1000) if value is not None else None
+
+
+def _tags(items: Any) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in items]
+
+
+def _float(value: float) -> Any:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def version(v: ModelVersion, *, aliases: bool = True) -> dict[str, Any]:
+    """A ModelVersion; `aliases` is left out of search results, as MLflow does."""
+    out: dict[str, Any] = {
+        "name": v.model.name,
+        "version": str(v.number),
+        "creation_timestamp": ms(v.created_at),
+        "last_updated_timestamp": ms(v.updated_at),
+        "current_stage": v.stage,
+        "description": v.description,
+        "source": v.source_uri,
+        "run_id": v.run_id,
+        "status": v.status,
+        "run_link": "",
+    }
+    if v.creator_id is not None and v.creator is not None:
+        out["user_id"] = v.creator.get_username()
+    if v.status_message:
+        out["status_message"] = v.status_message
+    tags = [(t.key, t.value) for t in v.tags.all()]
+    if tags:
+        out["tags"] = _tags(tags)
+    if aliases:
+        names = sorted(a.name for a in v.aliases.all())
+        if names:
+            out["aliases"] = names
+    return out
+
+
+SEARCH_COLUMNS = ("pk", "model__name", "number", "created_at", "updated_at", "stage", "description", "source_uri",
+                  "run_id", "status", "status_message", "creator__username")
+
+
+def version_rows(qs: Any) -> list[dict[str, Any]]:
+    """ModelVersions for search results (no aliases) straight from column values: 2 queries, no model instances."""
+    from registry.models import VersionTag
+
+    rows = list(qs.values_list(*SEARCH_COLUMNS))
+    tags: dict[int, list[dict[str, str]]] = {}
+    if rows:
+        for version_id, key, value in VersionTag.objects.filter(version_id__in=[r[0] for r in rows]).order_by(
+                "key").values_list("version_id", "key", "value"):
+            tags.setdefault(version_id, []).append({"key": key, "value": value})
+    out = []
+    for pk, name, number, created, updated, stage, description, source, run_id, status, message, user in rows:
+        item: dict[str, Any] = {
+            "name": name, "version": str(number), "creation_timestamp": ms(created),
+            "last_updated_timestamp": ms(updated), "current_stage": stage, "description": description,
+            "source": source, "run_id": run_id, "status": status, "run_link": "",
+        }
+        if user:
+            item["user_id"] = user
+        if message:
+            item["status_message"] = message
+        if pk in tags:
+            item["tags"] = tags[pk]
+        out.append(item)
+    return out
+
+
+def registered_models(models: list[RegisteredModel]) -> list[dict[str, Any]]:
+    """RegisteredModels with their latest version per stage, tags and aliases, in a fixed number of queries."""
+    latest = selectors.latest_versions_by_stage(model_ids=[m.pk for m in models])
+    out = []
+    for m in models:
+        item: dict[str, Any] = {
+            "name": m.name,
+            "creation_timestamp": ms(m.created_at),
+            "last_updated_timestamp": ms(m.updated_at),
+        }
+        if m.description:
+            item["description"] = m.description
+        if latest.get(m.pk):
+            item["latest_versions"] = [version(v, aliases=False) for v in latest[m.pk]]
+        tags = [(t.key, t.value) for t in m.tags.all()]
+        if tags:
+            item["tags"] = _tags(tags)
+        aliases = sorted((a.name, a.version.number) for a in m.aliases.all())
+        if aliases:
+            item["aliases"] = [{"alias": name, "version": str(number)} for name, number in aliases]
+        out.append(item)
+    return out
+
+
+def experiment(exp: Experiment) -> dict[str, Any]:
+    """An Experiment."""
+    out: dict[str, Any] = {
+        "experiment_id": str(exp.pk),
+        "name": exp.name,
+        "artifact_location": f"mlflow-artifacts:/{exp.pk}",
+        "lifecycle_stage": exp.lifecycle_stage,
+        "last_update_time": ms(exp.updated_at),
+        "creation_time": ms(exp.created_at),
+    }
+    if exp.tags:
+        out["tags"] = _tags(sorted(exp.tags.items()))
+    return out
+
+
+def run_info(run: Run) -> dict[str, Any]:
+    """A RunInfo."""
+    out: dict[str, Any] = {
+        "run_uuid": run.run_id,
+        "run_id": run.run_id,
+        "run_name": run.name,
+        "experiment_id": str(run.experiment_id),
+        "user_id": run.user.get_username() if run.user_id and run.user else "",
+        "status": run.status,
+        "start_time": run.start_time,
+        "artifact_uri": tracking.run_artifact_uri(run),
+        "lifecycle_stage": run.lifecycle_stage,
+    }
+    if run.end_time is not None:
+        out["end_time"] = run.end_time
+    return out
+
+
+def metric(m: RunMetric) -> dict[str, Any]:
+    """A Metric point."""
+    out = {"key": m.key, "value": _float(m.value), "timestamp": m.timestamp, "step": m.step}
+    if m.model_id:
+        out["model_id"] = m.model_id
+    return out
+
+
+def run(r: Run) -> dict[str, Any]:
+    """A Run with its latest metrics, params, tags, dataset inputs and model outputs."""
+    data: dict[str, Any] = {}
+    metrics = [metric(m) for m in tracking.latest_metrics(r).values()]
+    params = _tags(RunParam.objects.filter(run=r).order_by("key").values_list("key", "value"))
+    tags = _tags(RunTag.objects.filter(run=r).order_by("key").values_list("key", "value"))
+    if metrics:
+        data["metrics"] = metrics
+    if params:
+        data["params"] = params
+    if tags:
+        data["tags"] = tags
+    inputs: dict[str, Any] = {}
+    datasets = [
+        {"tags": _tags(sorted(ds.tags.items())),
+         "dataset": {k: v for k, v in {"name": ds.name, "digest": ds.digest, "source_type": ds.source_type,
+                                       "source": ds.source, "schema": ds.schema, "profile": ds.profile}.items() if v}}
+        for ds in RunInput.objects.filter(run=r).order_by("pk")
+    ]
+    if datasets:
+        inputs["dataset_inputs"] = datasets
+    outputs: dict[str, Any] = {}
+    model_ids = list(LoggedModel.objects.filter(source_run=r).order_by("created_at").values_list("pk", flat=True))
+    if model_ids:
+        outputs["model_outputs"] = [{"model_id": mid, "step": 0} for mid in model_ids]
+    return {"info": run_info(r), "data": data, "inputs": inputs, "outputs": outputs}
+
+
+def logged_model(lm: LoggedModel) -> dict[str, Any]:
+    """A LoggedModel (info + data)."""
+    info: dict[str, Any] = {
+        "model_id": lm.model_id,
+        "experiment_id": str(lm.experiment_id),
+        "name": lm.name,
+        "creation_timestamp_ms": ms(lm.created_at),
+        "last_updated_timestamp_ms": ms(lm.updated_at),
+        "artifact_uri": tracking.logged_model_artifact_uri(lm),
+        "status": lm.status,
+        "model_type": lm.model_type,
+    }
+    if lm.source_run_id:
+        info["source_run_id"] = lm.source_run_id
+    if lm.tags:
+        info["tags"] = _tags(sorted(lm.tags.items()))
+    data: dict[str, Any] = {}
+    if lm.params:
+        data["params"] = _tags(sorted(lm.params.items()))
+    return {"info": info, "data": data}
