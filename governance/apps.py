@@ -10,7 +10,7 @@ class GovernanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from registry import demo, events, gates
+        from registry import compare, demo, events, gates
 
         from . import demo as governance_demo
         from .gates import promotion_gate
@@ -19,3 +19,12 @@ class GovernanceConfig(AppConfig):
         events.domain_event.connect(record_domain_event, dispatch_uid="governance.audit")
         gates.register_gate(promotion_gate)
         demo.demo_seeded.connect(governance_demo.protect_demo_models, dispatch_uid="governance.demo")
+        compare.register_metric_policy(champion_metric_rules)
+
+
+def champion_metric_rules(model) -> list[dict]:
+    """The metric rules of the model's protected `champion` alias, which the challenger verdict applies."""
+    from .models import ProtectedTarget
+
+    target = ProtectedTarget.objects.filter(model=model, kind="alias", name="champion").first()
+    return list(target.metric_rules or []) if target else []

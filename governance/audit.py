@@ -179,3 +179,16 @@ def verify(*, check_signatures: bool = True) -> Verdict:
                 verdict.fail(checkpoint.seq, f"the checkpoint at #{checkpoint.seq} has an invalid signature")
     verdict.checkpoints = len(checkpoints) if verdict.ok else seen_checkpoints
     return verdict
+
+
+def verify_cached(*, max_age: int = 300, force: bool = False) -> tuple[Verdict, datetime]:
+    """Return a verdict at most `max_age` seconds old for the current head (pages must not walk 100k rows per view)."""
+    from django.core.cache import cache
+
+    head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first() or (0, GENESIS_HASH)
+    key = f"stratum:audit-verdict:{head[0]}:{head[1]}:{AuditCheckpoint.objects.count()}"
+    cached = None if force else cache.get(key)
+    if cached is None:
+        cached = (verify(), timezone.now())
+        cache.set(key, cached, max_age)
+    return cached

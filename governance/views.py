@@ -210,8 +210,9 @@ class AuditListView(LoginRequiredMixin, View):
         if qs is not None:
             page = Paginator(qs, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
         filters = {k: v for k, v in data.items() if v}
+        verdict, verified_at = audit.verify_cached(force=request.GET.get("verify") == "1")
         context = {
-            "form": form, "page": page, "error": error, "verdict": audit.verify(),
+            "form": form, "page": page, "error": error, "verdict": verdict, "verified_at": verified_at,
             "actions": selectors.audit_actions(), "query": urlencode(filters),
         }
         return render(request, "governance/audit_list.html", context, status=400 if error else 200)

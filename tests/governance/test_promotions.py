@@ -276,3 +276,17 @@ def test_emergency_rollback_executes_at_once_for_maintainers(protected, team, ow
     with pytest.raises(Forbidden, match="does not allow emergency"):
         services.promotion_rollback(model=protected["model"], actor=team["maint"], kind="alias",
                                     target="champion", reason="Again.", emergency=True)
+
+
+def test_champion_policy_drives_the_challenger_verdict(registered_model, owner, make_version):
+    from governance import services as gov
+    from registry import compare, services
+
+    champion = make_version(registered_model, metrics={"auc": 0.90, "latency": 10.0})
+    challenger = make_version(registered_model, metrics={"auc": 0.905, "latency": 30.0})
+    services.alias_set(model=registered_model, alias="champion", version=champion, actor=owner)
+    services.alias_set(model=registered_model, alias="challenger", version=challenger, actor=owner)
+    gov.protected_target_set(model=registered_model, actor=owner, name="champion", kind="alias",
+                             metric_rules=[{"metric": "auc", "higher_is_better": True, "margin": 0.0}])
+    rules = compare.metric_policy(registered_model, champion, challenger)
+    assert [r["metric"] for r in rules] == ["auc"]
