@@ -164,7 +164,9 @@ def bench_creates(api: Api, prefix: str, count: int) -> Latencies:
     model = f"{prefix}-creates"
     api.ensure_model(model, {"bench": "creates"})
     for i in range(3):  # warm the connection and the server's code paths
-        api.create_version(model, i)
+        response = api.create_version(model, i)
+        if response.status_code != 201:
+            raise BenchError(f"creating a version failed: {response.status_code} {response.text[:300]}")
     result = Latencies()
     start = time.perf_counter()
     for i in range(count):

@@ -287,8 +287,12 @@ def on_domain_event(sender: Any, event: events.DomainEvent, **kwargs: Any) -> No
     ):
         version = (ModelVersion.objects.select_related("model", "creator").prefetch_related("datasets")
                    .filter(pk=event.target_id).first())
-        if version is not None:
-            lineage_fill_from_version(version)
+        if version is None:
+            return
+        # A version with no datasets and no commit has nothing upstream yet: its node is made when first needed.
+        if event.action == "model_version.created" and not version.code_commit and not version.datasets.all():
+            return
+        lineage_fill_from_version(version)
 
 
 def lineage_backfill(*, versions: QuerySet[ModelVersion] | None = None) -> int:

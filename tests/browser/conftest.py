@@ -6,8 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import need_service
+
+# A 2-core machine running the whole suite in parallel can be slow to paint a Plotly chart; wait longer than 5 s.
+expect.set_options(timeout=20_000)
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made by fixtures there are safe.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -38,3 +42,9 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
             "--disable-sync",
         ],
     }
+
+
+@pytest.fixture(autouse=True)
+def _patient_page(page) -> None:
+    """Give navigation and locator actions the same margin as the assertions."""
+    page.set_default_timeout(20_000)
