@@ -21,7 +21,7 @@ def user_for_token(raw: str):
     prefix, _, secret = raw[len(TOKEN_PREFIX):].partition("_")
     if not prefix or not secret:
         return None
-    token = AccessToken.objects.select_related("user").filter(prefix=prefix).first()
+    token = next(iter(AccessToken.objects.select_related("user").filter(prefix=prefix).order_by()[:1]), None)
     if token is None or not hmac.compare_digest(token.token_hash, token_hash(raw)):
         return None
     now = timezone.now()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Count, Max, Prefetch, QuerySet
 
 from . import permissions
@@ -14,6 +16,12 @@ MODEL_ORDERING = {
     "created": "created_at", "-created": "-created_at",
     "updated": "updated_at", "-updated": "-updated_at",
 }
+
+
+def _one(qs: QuerySet) -> Any:
+    """Return the single row a unique lookup matches, or None (no ORDER BY, unlike .first())."""
+    rows = list(qs.order_by()[:1])
+    return rows[0] if rows else None
 
 
 def model_list(
@@ -41,7 +49,7 @@ def model_list(
 
 def model_get(*, actor, name: str) -> RegisteredModel:
     """Return the model named `name` if `actor` may see it, else raise NotFound."""
-    model = permissions.visible_models(actor).select_related("owner", "successor").filter(name=name).first()
+    model = _one(permissions.visible_models(actor).select_related("owner", "successor").filter(name=name))
     if model is None:
         raise NotFound(f"Registered model {name!r} not found.")
     return model
@@ -68,7 +76,7 @@ def version_get(*, model: RegisteredModel, number: int | str) -> ModelVersion:
         num = int(number)
     except (TypeError, ValueError):
         raise InvalidInput(f"Version must be a positive integer, not {number!r}.")
-    version = version_queryset().filter(model=model, number=num).first()
+    version = _one(version_queryset().filter(model=model, number=num))
     if version is None:
         raise NotFound(f"Model {model.name!r} has no version {num}.")
     return version
@@ -90,9 +98,18 @@ def version_resolve(*, model: RegisteredModel, ref: str) -> ModelVersion:
 
 def alias_resolve(*, model: RegisteredModel, alias: str) -> ModelVersion:
     """Return the version `alias` points at, or raise NotFound."""
-    version = version_queryset().filter(model=model, aliases__name=alias).first()
+    version = _one(version_queryset().filter(model=model, aliases__name=alias))
     if version is None:
         raise NotFound(f"Model {model.name!r} has no alias {alias!r}.")
+    return version
+
+
+def alias_resolve_by_name(*, actor, name: str, alias: str) -> ModelVersion:
+    """Resolve `name@alias` for `actor` in one query (the hot path of serving clients); NotFound otherwise."""
+    visible = permissions.visible_models(actor).filter(name=name).values("pk")
+    version = _one(version_queryset().filter(model__in=visible, aliases__name=alias))
+    if version is None:
+        alias_resolve(model=model_get(actor=actor, name=name), alias=alias)  # raises the precise NotFound
     return version
 
 

@@ -108,17 +108,20 @@ class TokenInput(serializers.Serializer):
     expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=3650, allow_null=True)
 
 
-class ModelOutput(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.username", default=None, read_only=True)
+class ModelOutput(serializers.Serializer):
+    """A registered model. Plain fields (no model introspection): this shape is rendered on every hot path."""
+
+    name = serializers.CharField()
+    description = serializers.CharField()
+    owner = serializers.CharField(source="owner.username", default=None)
     tags = serializers.SerializerMethodField()
     aliases = serializers.SerializerMethodField()
-    latest_version = serializers.IntegerField(source="last_version_number", read_only=True)
-    successor = serializers.CharField(source="successor.name", default=None, read_only=True)
-
-    class Meta:
-        model = RegisteredModel
-        fields = ["name", "description", "owner", "tags", "aliases", "latest_version", "created_at", "updated_at",
-                  "deprecated", "deprecation_reason", "successor"]
+    latest_version = serializers.IntegerField(source="last_version_number")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    deprecated = serializers.BooleanField()
+    deprecation_reason = serializers.CharField()
+    successor = serializers.CharField(source="successor.name", default=None)
 
     def get_tags(self, obj: RegisteredModel) -> dict[str, str]:
         return {t.key: t.value for t in obj.tags.all()}
@@ -127,21 +130,32 @@ class ModelOutput(serializers.ModelSerializer):
         return {a.name: a.version.number for a in obj.aliases.all()}
 
 
-class VersionOutput(serializers.ModelSerializer):
-    model = serializers.CharField(source="model.name", read_only=True)
-    version = serializers.IntegerField(source="number", read_only=True)
-    creator = serializers.CharField(source="creator.username", default=None, read_only=True)
+class VersionOutput(serializers.Serializer):
+    """A model version with its provenance (plain fields, for speed)."""
+
+    model = serializers.CharField(source="model.name")
+    version = serializers.IntegerField(source="number")
+    semver = serializers.CharField()
+    stage = serializers.CharField()
+    status = serializers.CharField()
+    status_message = serializers.CharField()
+    source_uri = serializers.CharField()
+    run_id = serializers.CharField()
+    description = serializers.CharField()
+    creator = serializers.CharField(source="creator.username", default=None)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    metrics = serializers.DictField(child=serializers.FloatField())
+    params = serializers.DictField(child=serializers.CharField())
+    signature = serializers.JSONField()
+    code = serializers.SerializerMethodField()
+    environment = serializers.ListField(child=serializers.CharField())
+    datasets = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
     aliases = serializers.SerializerMethodField()
-    datasets = serializers.SerializerMethodField()
-    code = serializers.SerializerMethodField()
+    deprecated = serializers.BooleanField()
+    deprecation_reason = serializers.CharField()
     successor = serializers.SerializerMethodField()
-
-    class Meta:
-        model = ModelVersion
-        fields = ["model", "version", "semver", "stage", "status", "status_message", "source_uri", "run_id",
-                  "description", "creator", "created_at", "updated_at", "metrics", "params", "signature", "code",
-                  "environment", "datasets", "tags", "aliases", "deprecated", "deprecation_reason", "successor"]
 
     def get_tags(self, obj: ModelVersion) -> dict[str, str]:
         return {t.key: t.value for t in obj.tags.all()}

@@ -429,8 +429,8 @@ class AliasDetailApi(APIView):
 
     @extend_schema(responses=s.VersionOutput)
     def get(self, request: Request, name: str, alias: str) -> Response:
-        model = selectors.model_get(actor=request.user, name=name)
-        return Response(s.VersionOutput(selectors.alias_resolve(model=model, alias=alias)).data)
+        return Response(s.VersionOutput(selectors.alias_resolve_by_name(actor=request.user, name=name,
+                                                                        alias=alias)).data)
 
     @extend_schema(request=s.AliasInput, responses=s.AliasOutput)
     def put(self, request: Request, name: str, alias: str) -> Response:
