@@ -19,6 +19,7 @@ class GovernanceConfig(AppConfig):
         events.domain_event.connect(record_domain_event, dispatch_uid="governance.audit")
         gates.register_gate(promotion_gate)
         demo.demo_seeded.connect(governance_demo.protect_demo_models, dispatch_uid="governance.demo")
+        demo.demo_seeded.connect(governance_demo.seed_cards_and_erasure, dispatch_uid="governance.demo.cards")
         compare.register_metric_policy(champion_metric_rules)
 
 

@@ -45,3 +45,50 @@ def protect_demo_models(sender: Any, users: dict[str, Any], models: list[Registe
                            "@champion so the serving gateway picks it up. Metrics and datasets are on this page."),
         )
         return
+
+
+DEMO_SUBJECT = "demo.subject@stratum.example"
+DEMO_OTHERS = tuple(f"customer-{i:04d}@stratum.example" for i in range(1, 41))
+
+
+def seed_cards_and_erasure(sender: Any, users: dict[str, Any], models: list[RegisteredModel], **kwargs: Any) -> None:
+    """Give the compliance user the compliance group, draft cards for the champions, and a demo data subject."""
+    from django.contrib.auth.models import Group
+
+    from registry import lineage
+    from registry.lineage_models import LineageEdge, NodeKind
+
+    from .cards import services as card_services
+    from .erasure import services as erasure_services
+    from .models import ModelCard, SubjectManifest
+    from .permissions import COMPLIANCE_GROUP
+
+    engineer, compliance = users.get("engineer"), users.get("compliance")
+    if engineer is None:
+        return
+    if compliance is not None:
+        compliance.groups.add(Group.objects.get_or_create(name=COMPLIANCE_GROUP)[0])
+    for model in models:
+        champion = model.aliases.filter(name="champion").select_related("version").first()
+        if champion is not None and not ModelCard.objects.filter(version=champion.version).exists():
+            card_services.card_create(version=champion.version, actor=model.owner or engineer)
+    handler = compliance or engineer
+    for model in models:
+        versions = list(model.versions.order_by("number"))
+        datasets = list(lineage.LineageNode.objects.filter(
+            kind=NodeKind.DATASET, downstream_edges__downstream__model_version__in=versions).distinct().order_by("pk"))
+        if len(versions) < 3 or len(datasets) < 2:
+            continue
+        if SubjectManifest.objects.filter(node__in=datasets).exists():
+            return
+        actor = model.owner or engineer
+        for dataset in datasets[:2]:
+            erasure_services.manifest_upload(node=dataset, actor=handler, identifiers=[DEMO_SUBJECT, *DEMO_OTHERS])
+        champion = model.aliases.filter(name="champion").select_related("version").first()
+        serving = champion.version if champion else versions[-1]
+        deployment = lineage.node_create(actor=actor, kind=NodeKind.DEPLOYMENT, model=model,
+                                         name=f"{model.name}-prod", external_id="demo-endpoint").obj
+        source, _ = lineage.version_node_ensure(serving)
+        if not LineageEdge.objects.filter(upstream=source, downstream=deployment).exists():
+            lineage.edge_create(actor=actor, upstream=source, downstream=deployment, kind="deployed_as")
+        return

@@ -109,13 +109,10 @@ def evaluate_for(version: ModelVersion, policy: ProtectedTarget) -> list[dict[st
 def _evaluate(model: RegisteredModel, version: ModelVersion, kind: str, target: str,
               policy: ProtectedTarget | None) -> list[dict[str, Any]]:
     block = bool(policy and policy.block_on_unavailable)
-    pending = "Not available until the {} lands."
     results = [
-        _result("artifact_scan", "Artifacts scanned clean", NOT_AVAILABLE,
-                pending.format("artifact scanning pipeline"), block),
-        _result("signature", "Artifact signature verified", NOT_AVAILABLE,
-                pending.format("artifact signing pipeline"), block),
-        _result("model_card", "Model card complete", NOT_AVAILABLE, pending.format("model card feature"), block),
+        _scan_result(version, block),
+        _signature_result(version, block),
+        _card_result(version, block),
     ]
     rules = list(policy.metric_rules or []) if policy else []
     if not rules:
@@ -125,3 +122,31 @@ def _evaluate(model: RegisteredModel, version: ModelVersion, kind: str, target: 
         holder = target_holder(model, kind, target)
         results.extend(_metric_result(rule, version, holder, block) for rule in rules)
     return results
+
+
+def _card_result(version: ModelVersion, block_unavailable: bool) -> dict[str, Any]:
+    """The "model card complete" gate: passed when every required field is filled; no card is "not available"."""
+    from .cards.selectors import card_gate_status
+
+    status, detail = card_gate_status(version)
+    outcome = {"complete": PASSED, "incomplete": FAILED}.get(status, NOT_AVAILABLE)
+    return _result("model_card", "Model card complete", outcome, detail, block_unavailable)
+
+
+def _scan_result(version: ModelVersion, block_unavailable: bool) -> dict[str, Any]:
+    """The "artifacts scanned clean" gate: every current file scanned, none quarantined; pending is "not available"."""
+    from registry.pipeline.selectors import version_scan_status
+
+    scan = version_scan_status(version=version)
+    # A version without files has nothing the gate could vouch for: not available, like a pending scan.
+    outcome = {"clean": PASSED, "quarantined": FAILED}.get(scan["status"], NOT_AVAILABLE)
+    return _result("artifact_scan", "Artifacts scanned clean", outcome, scan["detail"], block_unavailable)
+
+
+def _signature_result(version: ModelVersion, block_unavailable: bool) -> dict[str, Any]:
+    """The "signature verified" gate: the signed tree matches the current files and its last verification passed."""
+    from registry.pipeline.signing import version_signature_status
+
+    sig = version_signature_status(version=version)
+    outcome = {"verified": PASSED, "failed": FAILED}.get(sig["status"], NOT_AVAILABLE)
+    return _result("signature", "Artifact signature verified", outcome, sig["detail"], block_unavailable)

@@ -160,3 +160,214 @@ class PromotionDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer_username} {self.decision}"
+
+
+class CardState(models.TextChoices):
+    """Where a model card stands: draft → in review → approved → archived (read-only, still exportable)."""
+
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    APPROVED = "approved", "Approved"
+    ARCHIVED = "archived", "Archived"
+
+
+class ModelCard(models.Model):
+    """The model card of one version: JSON content validated by the repository's schema, and its state."""
+
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE, related_name="+")
+    version = models.OneToOneField("registry.ModelVersion", on_delete=models.CASCADE, related_name="model_card")
+    state = models.CharField(max_length=16, choices=CardState.choices, default=CardState.DRAFT, db_index=True)
+    content = models.JSONField(default=dict)
+    revision = models.PositiveIntegerField(default=1)
+    completeness = models.PositiveSmallIntegerField(default=0)
+    missing = models.JSONField(default=list, blank=True)
+    sha256 = models.CharField(max_length=64)
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_id", "version_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(completeness__lte=100), name="model_card_completeness_percent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"model card of version {self.version_id}"
+
+
+class ModelCardRevision(models.Model):
+    """One saved state of a card (content, state, hash, who and why): the card's per-version history."""
+
+    card = models.ForeignKey(ModelCard, on_delete=models.CASCADE, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    action = models.CharField(max_length=32)
+    state = models.CharField(max_length=16, choices=CardState.choices)
+    content = models.JSONField(default=dict)
+    sha256 = models.CharField(max_length=64)
+    completeness = models.PositiveSmallIntegerField(default=0)
+    note = models.TextField(blank=True, default="")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_username = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["card_id", "-revision"]
+        constraints = [models.UniqueConstraint(fields=["card", "revision"], name="uniq_card_revision")]
+
+    def __str__(self) -> str:
+        return f"card {self.card_id} r{self.revision}"
+
+
+class SubjectManifest(models.Model):
+    """The data subjects a dataset version contains, as keyed hashes only (never a raw identifier)."""
+
+    node = models.OneToOneField("registry.LineageNode", on_delete=models.CASCADE, related_name="subject_manifest")
+    key_id = models.CharField(max_length=32)
+    entries = models.PositiveIntegerField(default=0)
+    suppressed_hits = models.PositiveIntegerField(default=0)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"subject manifest of node {self.node_id}"
+
+
+class SubjectHash(models.Model):
+    """One keyed hash (HMAC-SHA256) of a data subject in a manifest."""
+
+    manifest = models.ForeignKey(SubjectManifest, on_delete=models.CASCADE, related_name="hashes")
+    digest = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["manifest", "digest"], name="uniq_manifest_subject")]
+
+    def __str__(self) -> str:
+        return self.digest[:12]
+
+
+class ErasureState(models.TextChoices):
+    """An erasure request is open until every obligation is resolved, then closed."""
+
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class ErasureRequest(models.Model):
+    """A GDPR Art. 17 request: the subject as a keyed hash, dates, deadline, handler; no personal data."""
+
+    subject_hash = models.CharField(max_length=64, db_index=True)
+    key_id = models.CharField(max_length=32)
+    received_on = models.DateField()
+    deadline = models.DateField()
+    extended = models.BooleanField(default=False)
+    extension_reason = models.TextField(blank=True, default="")
+    extension_notified_on = models.DateField(null=True, blank=True)
+    handler = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=8, choices=ErasureState.choices, default=ErasureState.OPEN, db_index=True)
+    suppressed_reingestions = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["deadline", "pk"]
+
+    def __str__(self) -> str:
+        return f"erasure request #{self.pk}"
+
+
+class ObligationStatus(models.TextChoices):
+    """What was done about one affected item."""
+
+    PENDING = "pending", "Pending"
+    DATASET_PURGED = "dataset_purged", "Dataset purged"
+    MODEL_RETRAINED = "model_retrained", "Model retrained"
+    MODEL_DEPRECATED = "model_deprecated", "Model deprecated"
+    EXEMPT = "exempt", "Exemption (Art. 17(3))"
+    NOT_APPLICABLE = "not_applicable", "Not applicable"
+
+
+class ExemptionGround(models.TextChoices):
+    """The grounds of GDPR Art. 17(3) on which erasure may be refused."""
+
+    EXPRESSION = "a", "17(3)(a) freedom of expression and information"
+    LEGAL_OBLIGATION = "b", "17(3)(b) legal obligation or public task"
+    PUBLIC_HEALTH = "c", "17(3)(c) public interest in public health"
+    ARCHIVING = "d", "17(3)(d) archiving, research or statistics"
+    LEGAL_CLAIMS = "e", "17(3)(e) legal claims"
+
+
+class ErasureObligation(models.Model):
+    """One affected dataset version, model version or deployment of a request, and how it was resolved."""
+
+    request = models.ForeignKey(ErasureRequest, on_delete=models.CASCADE, related_name="obligations")
+    node = models.ForeignKey("registry.LineageNode", null=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=24)
+    label = models.CharField(max_length=512)
+    status = models.CharField(max_length=24, choices=ObligationStatus.choices, default=ObligationStatus.PENDING)
+    replacement_node = models.ForeignKey("registry.LineageNode", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+")
+    replacement_version = models.ForeignKey("registry.ModelVersion", null=True, blank=True,
+                                            on_delete=models.SET_NULL, related_name="+")
+    exemption_ground = models.CharField(max_length=1, choices=ExemptionGround.choices, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["request_id", "kind", "label", "pk"]
+        constraints = [models.UniqueConstraint(fields=["request", "node"], name="uniq_obligation_node")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.label}: {self.status}"
+
+
+class SuppressedSubject(models.Model):
+    """A keyed hash of an erased subject: later dataset manifests are checked against it for re-ingestion."""
+
+    subject_hash = models.CharField(max_length=64, unique=True)
+    request = models.ForeignKey(ErasureRequest, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"suppressed {self.subject_hash[:12]}"
+
+
+class ExportState(models.TextChoices):
+    """Where a background export stands."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class CardExportJob(models.Model):
+    """A background export of every card of a model as one PDF, with its progress."""
+
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=8, choices=ExportState.choices, default=ExportState.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    file_name = models.CharField(max_length=512, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"card export #{self.pk}"
+
+    @property
+    def progress(self) -> int:
+        return 100 if self.state == ExportState.DONE else int(100 * self.done / self.total) if self.total else 0

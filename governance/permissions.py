@@ -55,3 +55,32 @@ def reviewable_models(user) -> QuerySet[RegisteredModel]:
         Q(user_id=user.pk) | Q(group__in=user.groups.all()), model_id=OuterRef("pk"), role__gte=Role.REVIEWER
     )
     return qs.filter(Q(owner_id=user.pk) | Exists(grants))
+
+
+def can_edit_card(user, model: RegisteredModel) -> bool:
+    """Contributors and above write model cards and send them for review."""
+    return has_model_role(user, model, Role.CONTRIBUTOR)
+
+
+def card_review_refusal(user, card) -> str | None:
+    """Return why `user` may not approve or return `card` (None when they may): reviewers, never the submitter."""
+    if not has_model_role(user, card.model, Role.REVIEWER):
+        return "Only reviewers of the model may approve or return model cards."
+    if card.submitted_by_id == user.pk:
+        return "You sent this card for review; someone else must review it (four-eyes rule)."
+    return None
+
+
+def can_archive_card(user, model: RegisteredModel) -> bool:
+    """Maintainers archive model cards (archived cards are read-only)."""
+    return has_model_role(user, model, Role.MAINTAINER)
+
+
+COMPLIANCE_GROUP = "compliance"
+
+
+def can_handle_erasure(user) -> bool:
+    """Staff and members of the `compliance` group handle erasure requests and subject manifests."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return bool(user.is_staff or user.is_superuser or user.groups.filter(name=COMPLIANCE_GROUP).exists())

@@ -8,7 +8,7 @@ from registry.events import DomainEvent
 from registry.models import ModelVersion
 
 from . import audit
-from .models import PromotionRequest, ProtectedTarget
+from .models import ModelCard, PromotionRequest, ProtectedTarget
 
 
 def _scope(event: DomainEvent) -> tuple[int | None, str, int | None]:
@@ -21,6 +21,10 @@ def _scope(event: DomainEvent) -> tuple[int | None, str, int | None]:
     if event.target_type == "governance.promotionrequest":
         row = (PromotionRequest.objects.filter(pk=event.target_id)
                .values_list("model_id", "model__name", "version__number").first())
+        return row if row else (None, "", None)
+    if event.target_type == "governance.modelcard":
+        row = ModelCard.objects.filter(pk=event.target_id).values_list("model_id", "model__name",
+                                                                        "version__number").first()
         return row if row else (None, "", None)
     if event.target_type == "governance.protectedtarget":
         row = ProtectedTarget.objects.filter(pk=event.target_id).values_list("model_id", "model__name").first()

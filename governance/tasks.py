@@ -20,3 +20,12 @@ def promotion_expire_stale() -> int:
     from . import services
 
     return services.promotion_expire_stale()
+
+
+@shared_task(acks_late=True)
+def card_export_render(job_id: int) -> int:
+    """Render a queued card export; return the number of cards rendered."""
+    from .cards import jobs
+    from .models import CardExportJob
+
+    return jobs.card_export_run(job=CardExportJob.objects.get(pk=job_id)).done

@@ -444,3 +444,4 @@ class TrackedArtifact(models.Model):
 
 
 from .lineage_models import *  # noqa: E402,F403
+from .pipeline_models import *  # noqa: E402,F403

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_compare, views_lineage
+from . import views, views_compare, views_lineage, views_pipeline, views_webhooks
 
 app_name = "registry"
 
@@ -20,6 +20,13 @@ urlpatterns = [
         views.VersionStageView.as_view(),
         name="version-stage",
     ),
+    path(
+        "models/<str:name>/versions/<int:number>/pipeline/",
+        views_pipeline.VersionPipelineView.as_view(),
+        name="version-pipeline",
+    ),
+    path("webhooks/", views_webhooks.WebhookListView.as_view(), name="webhook-list"),
+    path("webhooks/<int:pk>/", views_webhooks.WebhookDetailView.as_view(), name="webhook-detail"),
     path("compare/", views_compare.VersionCompareView.as_view(), name="compare"),
     path("models/<str:name>/trends/", views_compare.ModelTrendsView.as_view(), name="model-trends"),
     path("lineage/nodes/<int:pk>/", views_lineage.LineageNodeView.as_view(), name="lineage-node"),

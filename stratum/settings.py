@@ -191,16 +191,36 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("STRATUM_CELERY_QUEUE", "celery")  # tests isolate their workers by queue
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "governance.tasks.audit_checkpoint_create",
                          "schedule": float(os.environ.get("STRATUM_AUDIT_CHECKPOINT_SECONDS", "3600"))},
     "promotion-expiry": {"task": "governance.tasks.promotion_expire_stale", "schedule": 3600.0},
 }
 
+# Artifact pipeline (registry/pipeline): job sweeper cadence and staleness, static scan limits, sandboxed loads.
+STRATUM_JOB_STALE_SECONDS = float(os.environ.get("STRATUM_JOB_STALE_SECONDS", "300"))
+STRATUM_JOB_TEST_DELAY_SECONDS = float(os.environ.get("STRATUM_JOB_TEST_DELAY_SECONDS", "0"))
+STRATUM_SCAN_MAX_BYTES = int(os.environ.get("STRATUM_SCAN_MAX_BYTES", str(2 * 1024**3)))
+STRATUM_SCAN_TIMEOUT_SECONDS = float(os.environ.get("STRATUM_SCAN_TIMEOUT_SECONDS", "120"))
+STRATUM_LOAD_CPU_SECONDS = int(os.environ.get("STRATUM_LOAD_CPU_SECONDS", "60"))
+STRATUM_LOAD_MEMORY_BYTES = int(os.environ.get("STRATUM_LOAD_MEMORY_BYTES", str(4 * 1024**3)))
+STRATUM_CONVERT_ON_UPLOAD = env_bool("STRATUM_CONVERT_ON_UPLOAD", False)
+# Webhook targets on loopback/private/link-local networks are refused unless listed here (CIDRs, comma-separated).
+STRATUM_WEBHOOK_ALLOWED_NETWORKS = env_list("STRATUM_WEBHOOK_ALLOWED_NETWORKS", "")
+STRATUM_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("STRATUM_WEBHOOK_BACKOFF_SECONDS", "5"))
+CELERY_BEAT_SCHEDULE["pipeline-jobs-sweep"] = {
+    "task": "registry.tasks.jobs_sweep", "schedule": float(os.environ.get("STRATUM_JOB_SWEEP_SECONDS", "60"))}
+CELERY_BEAT_SCHEDULE["pipeline-signatures-verify"] = {
+    "task": "registry.tasks.signatures_verify_all",
+    "schedule": float(os.environ.get("STRATUM_SIGNATURE_VERIFY_SECONDS", "86400"))}
+
 # Governance: the EC P-256 key that signs audit checkpoints (PEM text or a file path; when unset, a development
 # key is generated into var/signing_key.pem), and how long a promotion request may stay undecided.
 STRATUM_SIGNING_KEY = os.environ.get("STRATUM_SIGNING_KEY", "")
 PROMOTION_EXPIRY_DAYS = int(os.environ.get("STRATUM_PROMOTION_EXPIRY_DAYS", "14"))
+# HMAC key for data-subject hashes (GDPR erasure); derived from SECRET_KEY when unset. Changing it orphans old hashes.
+STRATUM_SUBJECT_HASH_KEY = os.environ.get("STRATUM_SUBJECT_HASH_KEY", "")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

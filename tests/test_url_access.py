@@ -7,7 +7,8 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-PUBLIC = {"healthz", "readyz", "accounts/login/", "accounts/logout/", "admin/login/", "admin/logout/"}
+PUBLIC = {"healthz", "readyz", "accounts/login/", "accounts/logout/", "admin/login/", "admin/logout/",
+          "api/v1/signing-key"}  # the published key that verifies version signatures
 SAMPLE = {"int": "1", "str": "x", "path": "a/b.txt", "slug": "x", "uuid": "00000000-0000-0000-0000-000000000000"}
 
 

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from . import cards, erasure
 from . import views as v
 
 urlpatterns = [
@@ -16,6 +17,17 @@ urlpatterns = [
          name="api-protected-target"),
     path("models/<str:name>/history", v.ModelHistoryApi.as_view(), name="api-model-history"),
     path("models/<str:name>/rollback", v.ModelRollbackApi.as_view(), name="api-model-rollback"),
+    path("models/<str:name>/versions/<str:ref>/card", cards.CardApi.as_view(), name="api-card"),
+    path("models/<str:name>/versions/<str:ref>/card/history", cards.CardHistoryApi.as_view(), name="api-card-history"),
+    path("models/<str:name>/versions/<str:ref>/card/<str:action>", cards.CardTransitionApi.as_view(),
+         name="api-card-transition"),
+    path("lineage/nodes/<int:node_id>/subject-manifest", erasure.SubjectManifestApi.as_view(),
+         name="api-subject-manifest"),
+    path("erasure-requests", erasure.ErasureListCreateApi.as_view(), name="api-erasure-requests"),
+    path("erasure-requests/<int:pk>", erasure.ErasureDetailApi.as_view(), name="api-erasure-request"),
+    path("erasure-requests/<int:pk>/obligations/<int:obligation_id>/resolve", erasure.ObligationResolveApi.as_view(),
+         name="api-erasure-obligation-resolve"),
+    path("erasure-requests/<int:pk>/close", erasure.ErasureCloseApi.as_view(), name="api-erasure-close"),
     path("audit", v.AuditListApi.as_view(), name="api-audit"),
     path("audit/verify", v.AuditVerifyApi.as_view(), name="api-audit-verify"),
 ]

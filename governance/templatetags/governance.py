@@ -44,3 +44,11 @@ def signed(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "—"
     return f"{value:+.4g}"
+
+
+@register.filter
+def can_handle_erasure(user: Any) -> bool:
+    """True when the user handles erasure requests (staff or the compliance group)."""
+    from governance.permissions import can_handle_erasure as allowed
+
+    return allowed(user)

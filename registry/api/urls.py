@@ -4,6 +4,7 @@ from django.urls import path
 
 from . import compare as compare_api
 from . import lineage as lineage_api
+from . import pipeline as pipeline_api
 from . import views as v
 
 V = "models/<str:name>/versions/<str:ref>"
@@ -21,6 +22,19 @@ urlpatterns = [
     path(f"{V}/tags/<str:key>", v.VersionTagApi.as_view(), name="api-version-tag"),
     path(f"{V}/artifacts", v.ArtifactListApi.as_view(), name="api-artifacts"),
     path(f"{V}/artifacts/<path:path>", v.ArtifactFileApi.as_view(), name="api-artifact"),
+    path(f"{V}/scans", pipeline_api.VersionScanApi.as_view(), name="api-version-scans"),
+    path(f"{V}/jobs", pipeline_api.VersionJobListApi.as_view(), name="api-version-jobs"),
+    path(f"{V}/conversions", pipeline_api.VersionConversionApi.as_view(), name="api-version-conversions"),
+    path(f"{V}/signature", pipeline_api.VersionSignatureApi.as_view(), name="api-version-signature"),
+    path(f"{V}/signature/verify", pipeline_api.VersionSignatureVerifyApi.as_view(), name="api-signature-verify"),
+    path(f"{V}/signature/bundle", pipeline_api.VersionSignatureBundleApi.as_view(), name="api-signature-bundle"),
+    path("signing-key", pipeline_api.SigningKeyApi.as_view(), name="api-signing-key"),
+    path("webhooks", pipeline_api.WebhookListApi.as_view(), name="api-webhooks"),
+    path("webhooks/<int:pk>", pipeline_api.WebhookDetailApi.as_view(), name="api-webhook"),
+    path("webhooks/<int:pk>/deliveries", pipeline_api.WebhookDeliveryListApi.as_view(), name="api-webhook-deliveries"),
+    path("webhooks/<int:pk>/deliveries/<int:delivery_id>/replay", pipeline_api.WebhookReplayApi.as_view(),
+         name="api-webhook-replay"),
+    path("webhooks/<int:pk>/test", pipeline_api.WebhookTestApi.as_view(), name="api-webhook-test"),
     path("models/<str:name>/aliases", v.AliasListApi.as_view(), name="api-aliases"),
     path("models/<str:name>/aliases/<str:alias>", v.AliasDetailApi.as_view(), name="api-alias"),
     path("models/<str:name>/roles", v.RoleListApi.as_view(), name="api-roles"),

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Group
 
 from governance import services
+from governance.erasure import services as erasure_services
+from registry import lineage
 from registry import services as registry_services
 from registry.models import Role
 
@@ -35,3 +38,35 @@ def protected(owner, registered_model, make_version, team):
         services.protected_target_set(model=registered_model, actor=owner, kind=kind, name=name,
                                       approvals_required=2, allow_emergency_rollback=True)
     return {"model": registered_model, "v1": v1, "v2": v2}
+
+
+SUBJECT = "jane.doe+erasure@example.org"
+OTHERS = ["alex@example.org", "sam@example.org"]
+
+
+@pytest.fixture
+def world(owner, registered_model, make_version, make_user):
+    """Two datasets hold the subject and feed three versions (one through a feature set) and one deployment."""
+    officer = make_user("officer")
+    officer.groups.add(Group.objects.get_or_create(name="compliance")[0])
+    node = lambda **kw: lineage.node_create(actor=owner, **kw).obj  # noqa: E731
+    d1 = node(kind="dataset", name="customers", version="2026-01", digest="sha256:" + "1" * 64)
+    d2 = node(kind="dataset", name="events", version="2026-01", digest="sha256:" + "2" * 64)
+    d3 = node(kind="dataset", name="weather", version="2026-01", digest="sha256:" + "3" * 64)
+    features = node(kind="feature_set", name="event-features", version="7")
+    versions = [make_version(registered_model, owner, metrics={"auc": 0.8 + i / 100}) for i in range(4)]
+    vn = [lineage.node_create(actor=owner, kind="model_version", model_version=v).obj for v in versions]
+    edge = lambda up, down, kind: lineage.edge_create(actor=owner, upstream=up, downstream=down, kind=kind)  # noqa: E731
+    edge(d1, vn[0], "trained_on")
+    edge(d2, features, "derived_from")
+    edge(features, vn[1], "uses_features")
+    edge(d1, vn[2], "trained_on")
+    edge(d2, vn[2], "trained_on")
+    edge(d3, vn[3], "trained_on")
+    deployment = node(kind="deployment", name="churn-prod", external_id="dep-1", model=registered_model)
+    edge(vn[2], deployment, "deployed_as")
+    erasure_services.manifest_upload(node=d1, actor=officer, identifiers=[SUBJECT, *OTHERS])
+    erasure_services.manifest_upload(node=d2, actor=officer, identifiers=[SUBJECT, OTHERS[0]])
+    erasure_services.manifest_upload(node=d3, actor=officer, identifiers=OTHERS)
+    return {"officer": officer, "d1": d1, "d2": d2, "d3": d3, "versions": versions, "deployment": deployment,
+            "model": registered_model, "owner": owner}

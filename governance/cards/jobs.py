@@ -1,0 +1,68 @@
+"""Large card exports as background jobs: every card of a model rendered one by one, merged, with progress."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from pypdf import PdfWriter
+
+from registry import permissions as registry_permissions
+from registry.errors import InvalidState, NotFound
+from registry.models import RegisteredModel
+from registry.storage import artifact_storage
+
+from ..models import CardExportJob, ExportState
+from . import pdf, selectors
+
+
+@transaction.atomic
+def card_export_request(*, model: RegisteredModel, actor: Any) -> CardExportJob:
+    """Queue an export of every card of `model` as one PDF; the work starts after commit."""
+    if not registry_permissions.can_view(actor, model):
+        raise NotFound(f"Registered model {model.name!r} not found.")
+    total = selectors.cards_of_model(model=model).count()
+    if total == 0:
+        raise InvalidState(f"{model.name!r} has no model cards yet.")
+    job = CardExportJob.objects.create(model=model, requested_by=actor, total=total)
+    from ..tasks import card_export_render
+
+    transaction.on_commit(lambda: card_export_render.delay(job.pk))
+    return job
+
+
+def card_export_run(*, job: CardExportJob) -> CardExportJob:
+    """Render the job's cards one at a time (saving progress after each), merge them and store the PDF."""
+    job = CardExportJob.objects.select_related("model", "requested_by").get(pk=job.pk)
+    if job.state == ExportState.DONE:
+        return job  # idempotent: a redelivered task finds the work done
+    cards = list(selectors.cards_of_model(model=job.model))
+    CardExportJob.objects.filter(pk=job.pk).update(state=ExportState.RUNNING, total=len(cards), done=0)
+    try:
+        writer = PdfWriter()
+        for index, card in enumerate(cards, start=1):
+            writer.append(io.BytesIO(pdf.render_pdf([card], job.requested_by)))
+            CardExportJob.objects.filter(pk=job.pk).update(done=index)
+        out = io.BytesIO()
+        writer.write(out)
+        name = artifact_storage().save(f"exports/cards/{job.pk}-{job.model.name}.pdf", ContentFile(out.getvalue()))
+    except Exception as error:
+        CardExportJob.objects.filter(pk=job.pk).update(state=ExportState.FAILED, error=str(error)[:2000],
+                                                       finished_at=timezone.now())
+        raise
+    CardExportJob.objects.filter(pk=job.pk).update(state=ExportState.DONE, file_name=name,
+                                                   finished_at=timezone.now())
+    job.refresh_from_db()
+    return job
+
+
+def card_export_get(*, actor: Any, pk: int) -> CardExportJob:
+    """Return a job on a model `actor` may see, or raise NotFound."""
+    job = CardExportJob.objects.select_related("model").filter(
+        pk=pk, model__in=registry_permissions.visible_models(actor)).first()
+    if job is None:
+        raise NotFound(f"No card export #{pk}.")
+    return job

@@ -1,0 +1,85 @@
+"""Erasure reads shared by pages, the API and the certificate: requests with counts, and the impact graph."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from registry import lineage
+from registry.errors import Forbidden, NotFound
+from registry.lineage_models import LineageEdge, LineageNode
+
+from .. import permissions
+from ..models import ErasureObligation, ErasureRequest, ErasureState, ObligationStatus
+
+
+def _require_handler(actor: Any) -> None:
+    if not permissions.can_handle_erasure(actor):
+        raise Forbidden("Only staff and the compliance group see erasure requests.")
+
+
+def erasure_list(*, actor: Any, state: str | None = None) -> QuerySet[ErasureRequest]:
+    """Return requests by deadline with obligation counts (handlers only)."""
+    _require_handler(actor)
+    qs = ErasureRequest.objects.select_related("handler").annotate(
+        obligation_count=Count("obligations"),
+        pending_count=Count("obligations", filter=Q(obligations__status=ObligationStatus.PENDING)))
+    if state:
+        qs = qs.filter(state=state)
+    return qs.order_by("state", "deadline", "pk")
+
+
+def erasure_get(*, actor: Any, pk: int | str) -> ErasureRequest:
+    """Return one request (handlers only) or raise NotFound."""
+    _require_handler(actor)
+    try:
+        number = int(pk)
+    except (TypeError, ValueError):
+        raise NotFound(f"No erasure request {pk!r}.")
+    request = ErasureRequest.objects.select_related("handler", "created_by").filter(pk=number).first()
+    if request is None:
+        raise NotFound(f"No erasure request #{number}.")
+    return request
+
+
+def obligations(*, request: ErasureRequest) -> list[ErasureObligation]:
+    """Return a request's obligations with what their rows show."""
+    return list(request.obligations.select_related(
+        "node", "node__model_version", "replacement_node", "replacement_version", "replacement_version__model",
+        "resolved_by").order_by("kind", "label", "pk"))
+
+
+def days_left(request: ErasureRequest, today: date | None = None) -> int:
+    """Return the days until the deadline (negative when overdue)."""
+    return (request.deadline - (today or timezone.localdate())).days
+
+
+def is_overdue(request: ErasureRequest, today: date | None = None) -> bool:
+    """True when an open request has passed its deadline."""
+    return request.state == ErasureState.OPEN and days_left(request, today) < 0
+
+
+def impact_graph(*, request: ErasureRequest) -> lineage.Graph | None:
+    """Return everything downstream of the affected datasets as a lineage Graph (for the lineage figure).
+
+    Handlers see the whole impact whoever owns the models: the obligations already name every affected item.
+    """
+    from .services import _REGULATOR
+
+    datasets = [o.node for o in request.obligations.select_related("node") if o.node and o.kind == "dataset"]
+    if not datasets:
+        return None
+    depths: dict[int, int] = {}
+    for dataset in datasets:
+        walked = lineage.lineage_walk(actor=_REGULATOR, node=dataset, direction="downstream", depth=lineage.MAX_DEPTH)
+        for pk, depth in walked.depths.items():
+            depths[pk] = min(depth, depths.get(pk, depth))
+    nodes = list(LineageNode.objects.filter(pk__in=depths).select_related(
+        "model", "model_version", "model_version__model"))
+    edges = list(LineageEdge.objects.filter(upstream_id__in=depths, downstream_id__in=depths).order_by("pk"))
+    return lineage.Graph(focus=datasets[0], nodes=sorted(nodes, key=lambda n: (depths[n.pk], n.kind, n.name, n.pk)),
+                         depths=depths, edges=edges, direction="downstream", depth=lineage.MAX_DEPTH,
+                         truncated=False)

@@ -1,0 +1,256 @@
+"""Every erasure write: subject manifests, requests with their impact, obligations, extension and closing.
+
+No raw identifier is stored or audited: identifiers are turned into keyed hashes at the door, and audit payloads
+carry counts, ids and statuses only (not even the hash).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from datetime import date
+from types import SimpleNamespace
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from registry import events, lineage
+from registry.errors import Forbidden, InvalidInput, InvalidState
+from registry.lineage_models import LineageNode, NodeKind
+from registry.models import ModelVersion
+
+from .. import permissions
+from ..models import (
+    ErasureObligation,
+    ErasureRequest,
+    ErasureState,
+    ExemptionGround,
+    ObligationStatus,
+    SubjectHash,
+    SubjectManifest,
+    SuppressedSubject,
+)
+from . import hashing
+
+MAX_MANIFEST = 1_000_000
+# Erasure must see every affected model whoever handles it: impact runs with the authority of the regulation.
+_REGULATOR = SimpleNamespace(is_authenticated=True, is_staff=True, is_superuser=True, pk=None)
+
+
+def add_months(day: date, months: int) -> date:
+    """Return the same day `months` later (clamped to the month's last day), as Art. 12(3) counts."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _require_handler(actor: Any) -> None:
+    if not permissions.can_handle_erasure(actor):
+        raise Forbidden("Only staff and the compliance group handle erasure requests.")
+
+
+# ------------------------------------------------------------------------------------------ manifests
+
+
+@transaction.atomic
+def manifest_upload(*, node: LineageNode, actor: Any, identifiers: Iterable[str]) -> SubjectManifest:
+    """Replace a dataset version's subject manifest with the keyed hashes of `identifiers`; flag re-ingestions."""
+    if node.kind != NodeKind.DATASET:
+        raise InvalidInput("Subject manifests belong to dataset versions.")
+    if not (permissions.can_handle_erasure(actor) or lineage.can_register_lineage(actor)):
+        raise Forbidden("Only contributors and the compliance group upload subject manifests.")
+    digests: set[str] = set()
+    for identifier in identifiers:
+        if identifier is None or not str(identifier).strip():
+            continue
+        digests.add(hashing.subject_hash(str(identifier)))
+        if len(digests) > MAX_MANIFEST:
+            raise InvalidInput(f"A manifest holds at most {MAX_MANIFEST:,} subjects.")
+    manifest, _ = SubjectManifest.objects.select_for_update().get_or_create(
+        node=node, defaults={"key_id": hashing.key_id(), "uploaded_by": actor})
+    manifest.hashes.all().delete()
+    SubjectHash.objects.bulk_create([SubjectHash(manifest=manifest, digest=d) for d in sorted(digests)],
+                                    batch_size=5000)
+    suppressed = set(SuppressedSubject.objects.filter(subject_hash__in=digests).values_list("subject_hash",
+                                                                                             flat=True))
+    manifest.entries, manifest.suppressed_hits = len(digests), len(suppressed)
+    manifest.key_id, manifest.uploaded_by = hashing.key_id(), actor
+    manifest.save()
+    if not node.contains_personal_data and digests:
+        LineageNode.objects.filter(pk=node.pk).update(contains_personal_data=True)
+    for request in ErasureRequest.objects.filter(subject_hash__in=suppressed):
+        request.suppressed_reingestions = sorted({*request.suppressed_reingestions, node.pk})
+        request.save(update_fields=["suppressed_reingestions"])
+    events.emit("subject_manifest.uploaded", actor=actor, target=manifest, data={
+        "node": node.pk, "dataset": str(node), "entries": len(digests), "suppressed_subjects_found": len(suppressed)})
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------- impact
+
+
+def impact(subject_hash: str) -> dict[str, list[LineageNode]]:
+    """Return the dataset versions holding the subject and, through lineage, the model versions and deployments."""
+    datasets = list(LineageNode.objects.filter(subject_manifest__hashes__digest=subject_hash).distinct()
+                    .order_by("name", "version", "pk"))
+    downstream: dict[int, str] = {}
+    for node in datasets:
+        for row in lineage.lineage_impact(actor=_REGULATOR, node=node):
+            downstream[row["id"]] = row["kind"]
+    nodes = {n.pk: n for n in LineageNode.objects.filter(pk__in=downstream).select_related(
+        "model_version", "model_version__model", "model")}
+    ordered = sorted(nodes.values(), key=lambda n: (n.name, n.model_version.number if n.model_version else 0, n.pk))
+    return {"datasets": datasets, "versions": [n for n in ordered if n.kind == NodeKind.MODEL_VERSION],
+            "deployments": [n for n in ordered if n.kind == NodeKind.DEPLOYMENT]}
+
+
+def node_label(node: LineageNode) -> str:
+    """Return a readable label for an affected node (no personal data: names of datasets, models, endpoints)."""
+    if node.kind == NodeKind.MODEL_VERSION and node.model_version_id:
+        return f"{node.model_version.model.name} v{node.model_version.number}"
+    return f"{node.name} {node.version}".strip()
+
+
+# --------------------------------------------------------------------------------------------- requests
+
+
+@transaction.atomic
+def erasure_request_create(*, actor: Any, identifier: str, received_on: date | None = None,
+                           handler: Any = None) -> ErasureRequest:
+    """Record a request by the subject's keyed hash, compute its impact and open one obligation per item."""
+    _require_handler(actor)
+    digest = hashing.subject_hash(identifier)
+    duplicate = ErasureRequest.objects.filter(subject_hash=digest, state=ErasureState.OPEN).first()
+    if duplicate is not None:
+        raise InvalidState(f"Erasure request #{duplicate.pk} for this subject is still open.")
+    received_on = received_on or timezone.localdate()
+    if received_on > timezone.localdate():
+        raise InvalidInput("The received date cannot be in the future.")
+    request = ErasureRequest.objects.create(
+        subject_hash=digest, key_id=hashing.key_id(), received_on=received_on,
+        deadline=add_months(received_on, 1), handler=handler or actor, created_by=actor)
+    found = impact(digest)
+    for kind in ("datasets", "versions", "deployments"):
+        for node in found[kind]:
+            ErasureObligation.objects.create(request=request, node=node, kind=node.kind, label=node_label(node))
+    suppressed_nodes = list(LineageNode.objects.filter(
+        subject_manifest__hashes__digest=digest, subject_manifest__suppressed_hits__gt=0).values_list("pk", flat=True))
+    if suppressed_nodes:
+        request.suppressed_reingestions = suppressed_nodes
+        request.save(update_fields=["suppressed_reingestions"])
+    events.emit("erasure_request.created", actor=actor, target=request, data={
+        "received_on": received_on.isoformat(), "deadline": request.deadline.isoformat(),
+        "handler": (handler or actor).get_username(), "datasets": len(found["datasets"]),
+        "model_versions": len(found["versions"]), "deployments": len(found["deployments"])})
+    return request
+
+
+def _lock(request: ErasureRequest) -> ErasureRequest:
+    return ErasureRequest.objects.select_for_update().get(pk=request.pk)
+
+
+@transaction.atomic
+def erasure_request_extend(*, request: ErasureRequest, actor: Any, reason: str, notified_on: date) -> ErasureRequest:
+    """Extend the deadline by two months, once, with a recorded reason and the date the subject was told."""
+    _require_handler(actor)
+    request = _lock(request)
+    if request.state != ErasureState.OPEN:
+        raise InvalidState("Only open requests can be extended.")
+    if request.extended:
+        raise InvalidState("The deadline was already extended; Art. 12(3) allows two further months once.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("An extension needs a reason (complexity or number of requests).")
+    if notified_on is None or notified_on < request.received_on or notified_on > request.deadline:
+        raise InvalidInput("The subject must be told of the extension within the first month.")
+    request.extended, request.extension_reason, request.extension_notified_on = True, reason[:5000], notified_on
+    request.deadline = add_months(request.received_on, 3)
+    request.save(update_fields=["extended", "extension_reason", "extension_notified_on", "deadline"])
+    events.emit("erasure_request.extended", actor=actor, target=request, data={
+        "deadline": request.deadline.isoformat(), "notified_on": notified_on.isoformat(), "reason": reason[:5000]})
+    return request
+
+
+def _check_resolution(obligation: ErasureObligation, request: ErasureRequest, status: str, *,
+                      replacement_node: LineageNode | None, replacement_version: ModelVersion | None,
+                      ground: str, reason: str) -> None:
+    kind = obligation.kind
+    if status == ObligationStatus.DATASET_PURGED:
+        if kind != NodeKind.DATASET:
+            raise InvalidInput("Only dataset obligations are resolved by purging.")
+        if replacement_node is None or replacement_node.kind != NodeKind.DATASET or \
+                replacement_node.pk == obligation.node_id:
+            raise InvalidInput("Name the new dataset version that no longer holds the subject.")
+        manifest = SubjectManifest.objects.filter(node=replacement_node).first()
+        if manifest is None:
+            raise InvalidInput("The new dataset version needs a subject manifest to prove the subject is gone.")
+        if manifest.hashes.filter(digest=request.subject_hash).exists():
+            raise InvalidState("The new dataset version still holds the subject.")
+    elif status == ObligationStatus.MODEL_RETRAINED:
+        if kind != NodeKind.MODEL_VERSION:
+            raise InvalidInput("Only model version obligations are resolved by retraining.")
+        old = obligation.node.model_version if obligation.node else None
+        if replacement_version is None or old is None or replacement_version.model_id != old.model_id \
+                or replacement_version.number <= old.number:
+            raise InvalidInput("Name a newer version of the same model as the retrained one.")
+        if replacement_version.pk in {o.node.model_version_id for o in request.obligations.select_related("node")
+                                      if o.node and o.kind == NodeKind.MODEL_VERSION}:
+            raise InvalidState("The retrained version is itself affected by this request.")
+    elif status == ObligationStatus.MODEL_DEPRECATED:
+        if kind != NodeKind.MODEL_VERSION:
+            raise InvalidInput("Only model version obligations are resolved by deprecation.")
+        if not (obligation.node and obligation.node.model_version and obligation.node.model_version.deprecated):
+            raise InvalidState("Deprecate the version in the registry first.")
+    elif status == ObligationStatus.EXEMPT:
+        if ground not in ExemptionGround.values or not reason:
+            raise InvalidInput("An exemption needs an Art. 17(3) ground and a reason.")
+    elif status == ObligationStatus.NOT_APPLICABLE:
+        if not reason:
+            raise InvalidInput("Say why the obligation does not apply.")
+    else:
+        raise InvalidInput(f"Unknown resolution {status!r}.")
+
+
+@transaction.atomic
+def obligation_resolve(*, obligation: ErasureObligation, actor: Any, status: str, reason: str = "",
+                       replacement_node: LineageNode | None = None, replacement_version: ModelVersion | None = None,
+                       ground: str = "") -> ErasureObligation:
+    """Record how one affected item was dealt with; the evidence each resolution needs is checked."""
+    _require_handler(actor)
+    request = _lock(obligation.request)
+    if request.state != ErasureState.OPEN:
+        raise InvalidState("The request is closed.")
+    obligation = ErasureObligation.objects.select_related("node", "node__model_version").get(pk=obligation.pk)
+    reason = (reason or "").strip()[:5000]
+    _check_resolution(obligation, request, status, replacement_node=replacement_node,
+                      replacement_version=replacement_version, ground=ground, reason=reason)
+    obligation.status, obligation.reason = status, reason
+    obligation.replacement_node = replacement_node if status == ObligationStatus.DATASET_PURGED else None
+    obligation.replacement_version = replacement_version if status == ObligationStatus.MODEL_RETRAINED else None
+    obligation.exemption_ground = ground if status == ObligationStatus.EXEMPT else ""
+    obligation.resolved_by, obligation.resolved_at = actor, timezone.now()
+    obligation.save()
+    events.emit("erasure_obligation.resolved", actor=actor, target=request, data={
+        "obligation": obligation.pk, "item": obligation.label, "kind": obligation.kind, "status": status,
+        "ground": obligation.exemption_ground, "reason": reason,
+        "replacement_node": obligation.replacement_node_id, "replacement_version": obligation.replacement_version_id})
+    return obligation
+
+
+@transaction.atomic
+def erasure_request_close(*, request: ErasureRequest, actor: Any) -> ErasureRequest:
+    """Close a request once every obligation is resolved; the subject's hash joins the suppression list."""
+    _require_handler(actor)
+    request = _lock(request)
+    if request.state != ErasureState.OPEN:
+        raise InvalidState("The request is already closed.")
+    pending = list(request.obligations.filter(status=ObligationStatus.PENDING).values_list("label", flat=True))
+    if pending:
+        raise InvalidState(f"{len(pending)} obligation(s) are unresolved: {', '.join(pending[:10])}.")
+    request.state, request.closed_at = ErasureState.CLOSED, timezone.now()
+    request.save(update_fields=["state", "closed_at"])
+    SuppressedSubject.objects.get_or_create(subject_hash=request.subject_hash, defaults={"request": request})
+    events.emit("erasure_request.closed", actor=actor, target=request, data={
+        "obligations": request.obligations.count(), "on_time": timezone.localdate() <= request.deadline})
+    return request

@@ -1,0 +1,1 @@
+"""The artifact pipeline: durable jobs, static pickle scanning, the sandboxed loader and conversions."""

@@ -1,0 +1,186 @@
+"""Conversion of scanned-clean scikit-learn pickles to ONNX, with a parity report, inside the sandbox child.
+
+`convert_in_child` runs only in the limited child process (see loader.py); `artifact_convert_run` is the worker
+side: it refuses anything not scanned clean, stores the ONNX file and its parity report as artifacts of the version,
+and links them in lineage as converted_from the version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+SAMPLE_ROWS = 64
+TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+
+
+def _outputs(model: Any, x: Any) -> tuple[Any, Any]:
+    import numpy as np
+
+    labels = np.asarray(model.predict(x))
+    proba = model.predict_proba(x) if hasattr(model, "predict_proba") else None
+    return labels, None if proba is None else np.asarray(proba, dtype=np.float64)
+
+
+def convert_in_child(src: str, fmt: str, out: str, sample: str = "", signature_columns: str = "0") -> dict[str, Any]:
+    """Load `src` through the allowlist, convert it (zipmap off, float32), check it, and compare outputs."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from skl2onnx import to_onnx
+
+    from .loader import restricted_load
+
+    model = restricted_load(src, fmt)
+    n_features = getattr(model, "n_features_in_", None)
+    if not isinstance(n_features, int) and int(signature_columns) > 0:
+        n_features = int(signature_columns)  # rows synthesised from the version's input signature
+    if sample:
+        x = np.load(sample, allow_pickle=False).astype(np.float32)
+        source = "held-out sample"
+    else:
+        if not isinstance(n_features, int):
+            raise ValueError("no sample stored with the version and the model does not say how many features it takes")
+        x = np.random.default_rng(0).normal(size=(SAMPLE_ROWS, n_features)).astype(np.float32)
+        source = "synthesised rows"
+    if x.ndim != 2:
+        raise ValueError(f"the sample must be a 2-D table, not shape {x.shape}")
+    from sklearn.base import is_classifier
+
+    options = {"zipmap": False} if is_classifier(model) else None
+    onx = to_onnx(model, x[:1], options=options, target_opset=TARGET_OPSET)
+    onnx.checker.check_model(onx)
+    with open(out, "wb") as fh:
+        fh.write(onx.SerializeToString())
+    session = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    results = session.run(None, {session.get_inputs()[0].name: x})
+    labels, proba = _outputs(model, x)
+    onnx_labels = np.asarray(results[0]).reshape(labels.shape)
+    report: dict[str, Any] = {"rows": int(x.shape[0]), "features": int(x.shape[1]), "sample": source,
+                              "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+                              "opset": TARGET_OPSET[""], "onnx_outputs": [o.name for o in session.get_outputs()]}
+    if proba is not None and len(results) > 1:
+        report["label_agreement"] = float(np.mean(onnx_labels == labels))
+        report["max_abs_diff"] = float(np.max(np.abs(np.asarray(results[1], dtype=np.float64) - proba)))
+    elif np.issubdtype(labels.dtype, np.number) and proba is None and not hasattr(model, "classes_"):
+        report["max_abs_diff"] = float(np.max(np.abs(onnx_labels.astype(np.float64) - labels.astype(np.float64))))
+    else:
+        report["label_agreement"] = float(np.mean(onnx_labels == labels))
+    return report
+
+
+# ------------------------------------------------------------------------------------------ worker side
+
+
+def _sample_file(version: Any, workdir: str) -> str:
+    """Write the version's held-out sample (MLflow input_example.json or sample.json) as .npy; "" when none."""
+    import numpy as np
+
+    from ..models import Artifact
+    from ..storage import blob_open
+
+    artifact = (Artifact.objects.filter(version=version, format="json")
+                .filter(path__regex=r"(^|/)(input_example|sample)\.json$").order_by("path").first())
+    if artifact is None or artifact.size > 50 * 1024 * 1024:
+        return ""
+    with blob_open(artifact.blob) as fh:
+        doc = json.load(fh)
+    rows = doc.get("data") if isinstance(doc, dict) else doc
+    try:
+        table = np.asarray(rows, dtype=np.float32)
+    except (TypeError, ValueError):
+        return ""
+    if table.ndim != 2 or table.size == 0:
+        return ""
+    path = os.path.join(workdir, "sample.npy")
+    np.save(path, table, allow_pickle=False)
+    return path
+
+
+def _local_copy(artifact: Any, workdir: str) -> str:
+    from ..storage import artifact_storage, blob_open
+
+    storage = artifact_storage()
+    try:
+        return storage.path(artifact.blob.storage_name)
+    except NotImplementedError:
+        path = os.path.join(workdir, "source")
+        with blob_open(artifact.blob) as src, open(path, "wb") as dst:
+            for chunk in iter(lambda: src.read(1024 * 1024), b""):
+                dst.write(chunk)
+        return path
+
+
+class ConversionFailed(Exception):
+    """The conversion could not be done; the reason is recorded on the job."""
+
+
+def artifact_convert_run(job: Any) -> dict[str, Any]:
+    """Perform a conversion job: sandboxed load and convert, then store the ONNX file, report and lineage."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from .. import lineage, services
+    from ..lineage_models import EdgeKind, NodeKind
+    from ..models import Artifact
+    from ..storage import spool_stream
+    from . import jobs
+    from .loader import run_sandboxed
+    from .selectors import artifact_quarantined
+
+    artifact = Artifact.objects.select_related("blob", "version__model").filter(pk=job.artifact_id).first()
+    if artifact is None or artifact.blob_id != job.params.get("sha256"):
+        return {"superseded": True}
+    if artifact.format not in ("pickle", "joblib"):
+        raise ConversionFailed(f"{artifact.path} is {artifact.format}, not a scikit-learn pickle or joblib file")
+    if artifact_quarantined(artifact=artifact):
+        raise ConversionFailed(f"{artifact.path} has not scanned clean; it is never loaded")
+    actor = get_user_model().objects.filter(pk=job.params.get("actor")).first() or artifact.version.creator
+    version = artifact.version
+    with tempfile.TemporaryDirectory(prefix="convert-") as workdir:
+        out = os.path.join(workdir, "model.onnx")
+        result = run_sandboxed(
+            ["convert", _local_copy(artifact, workdir), artifact.format, out, _sample_file(version, workdir),
+             str(len((version.signature or {}).get("inputs") or []))],
+            cpu_seconds=settings.STRATUM_LOAD_CPU_SECONDS, memory_bytes=settings.STRATUM_LOAD_MEMORY_BYTES,
+            timeout=settings.STRATUM_LOAD_CPU_SECONDS * 2, output_dir=workdir)
+        if not result.ok:
+            raise ConversionFailed(result.error)
+        jobs.job_progress(job, 70)
+        stem = artifact.path.rsplit(".", 1)[0] if "." in artifact.path.rsplit("/", 1)[-1] else artifact.path
+        onnx_path, report_path = f"{stem}.onnx", f"{stem}.onnx.parity.json"
+        report = {**result.data, "source": artifact.path, "source_sha256": artifact.blob_id}
+        with open(out, "rb") as fh:
+            onnx_upload = spool_stream(fh)
+        report_upload = spool_stream(__import__("io").BytesIO(json.dumps(report, indent=2).encode()))
+        with transaction.atomic():
+            onnx_artifact = services.artifact_add(version=version, actor=actor, path=onnx_path, upload=onnx_upload)
+            services.artifact_add(version=version, actor=actor, path=report_path, upload=report_upload)
+            version_node, _ = lineage.version_node_ensure(version)
+            node = lineage.node_create(actor=actor, kind=NodeKind.CONVERTED_ARTIFACT, model=version.model,
+                                       name=f"{version.model.name}/{onnx_path}", version=str(version.number),
+                                       digest=f"sha256:{onnx_artifact.blob_id}").obj
+            if node.properties != {"parity": report, "path": onnx_path}:
+                node.properties = {"parity": report, "path": onnx_path}
+                node.save(update_fields=["properties"])
+            lineage.edge_create(actor=actor, upstream=version_node, downstream=node, kind=EdgeKind.CONVERTED_FROM)
+    return {"onnx": onnx_path, "sha256": onnx_artifact.blob_id, "lineage_node": node.pk, "parity": report}
+
+
+def convert_enqueue(*, artifact: Any, actor: Any) -> Any:
+    """Queue the conversion of an artifact to ONNX (contributors); a repeated request reuses the job."""
+    from .. import permissions
+    from ..errors import Forbidden, InvalidInput
+    from ..models import JobKind
+    from . import jobs
+
+    if not permissions.can_contribute(actor, artifact.version.model):
+        raise Forbidden(f"You do not have permission to convert files of model {artifact.version.model.name!r}.")
+    if artifact.format not in ("pickle", "joblib"):
+        raise InvalidInput(f"{artifact.path} is {artifact.format}; only pickle and joblib files convert to ONNX.")
+    return jobs.job_enqueue(kind=JobKind.CONVERT, key=f"convert:{artifact.pk}:{artifact.blob_id}",
+                            version=artifact.version, artifact=artifact, label=artifact.path,
+                            params={"sha256": artifact.blob_id, "actor": getattr(actor, "pk", None)}, rerun=True)

@@ -1,0 +1,8 @@
+"""Import every module that registers a job handler, so a worker knows every job kind."""
+
+from ..models import JobKind
+from . import convert, jobs, scan_service, signing, webhooks
+
+jobs.register_handler(JobKind.CONVERT, convert.artifact_convert_run)
+
+__all__ = ["scan_service", "signing", "webhooks"]

@@ -1,0 +1,48 @@
+"""Pipeline reads shared by the version page, the API and governance's gates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import Artifact, ArtifactScan, Job, ModelVersion
+
+CLEAN, QUARANTINED, PENDING, NO_ARTIFACTS = "clean", "quarantined", "pending", "no_artifacts"
+
+
+def version_jobs(*, version: ModelVersion, limit: int = 20) -> list[Job]:
+    """Return a version's most recent jobs, newest first."""
+    return list(Job.objects.filter(version=version).order_by("-created_at", "-pk")[:limit])
+
+
+def version_scan_status(*, version: ModelVersion) -> dict[str, Any]:
+    """Return the scan verdict of each file of the version's current tree and the overall status for the gate."""
+    artifacts = list(Artifact.objects.filter(version=version).order_by("path"))
+    scans = {(s.artifact_id, s.blob_id): s for s in ArtifactScan.objects.filter(artifact__version=version)}
+    rows = []
+    for artifact in artifacts:
+        scan = scans.get((artifact.pk, artifact.blob_id))
+        rows.append({
+            "path": artifact.path, "sha256": artifact.blob_id, "format": artifact.format,
+            "verdict": scan.verdict if scan else "pending", "quarantined": scan.quarantined if scan else None,
+            "globals": scan.globals_found if scan else [], "offending": scan.offending if scan else [],
+            "members": scan.members if scan else [], "detail": scan.detail if scan else "",
+            "scanner": scan.scanner if scan else "", "duration_ms": scan.duration_ms if scan else None,
+            "scanned_at": scan.created_at.isoformat() if scan else None,
+        })
+    if not rows:
+        status, detail = NO_ARTIFACTS, "The version has no files."
+    elif any(r["quarantined"] for r in rows):
+        bad = [r["path"] for r in rows if r["quarantined"]]
+        status, detail = QUARANTINED, f"Quarantined: {', '.join(bad)}."
+    elif any(r["verdict"] == "pending" for r in rows):
+        waiting = [r["path"] for r in rows if r["verdict"] == "pending"]
+        status, detail = PENDING, f"Not scanned yet: {', '.join(waiting)}."
+    else:
+        status, detail = CLEAN, f"All {len(rows)} file(s) scanned clean."
+    return {"status": status, "detail": detail, "artifacts": rows}
+
+
+def artifact_quarantined(*, artifact: Artifact) -> bool:
+    """Whether an artifact's current content may not be loaded: quarantined, or not scanned yet."""
+    scan = ArtifactScan.objects.filter(artifact=artifact, blob_id=artifact.blob_id).first()
+    return scan is None or scan.quarantined

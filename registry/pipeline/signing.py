@@ -1,0 +1,275 @@
+"""Sign a version's file tree with OpenSSF model-signing (EC P-256 key) and verify it against the current tree.
+
+The tree is materialised from the content-addressed store (hard links when the store is local disk), so the bytes
+model-signing hashes are the stored bytes. The Sigstore bundle is kept as a blob beside the version, never inside
+its tree. Verification names every changed, added or removed file and is audited.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.conf import settings
+from django.db import transaction
+
+from .. import events, permissions
+from ..errors import Forbidden, InvalidState
+from ..models import Artifact, Job, JobKind, ModelVersion, SignatureVerification, VersionSignature
+from ..storage import artifact_storage, blob_open, blob_put, spool_stream
+from . import jobs
+
+
+def _development_key_path() -> Path:
+    return Path(settings.VAR_DIR) / "signing_key.pem"
+
+
+@functools.cache
+def _load(configured: str) -> ec.EllipticCurvePrivateKey:
+    # Same key and development fallback as the audit checkpoints: one published server key.
+    if configured.lstrip().startswith("-----BEGIN"):
+        pem = configured.encode()
+    else:
+        path = Path(configured) if configured else _development_key_path()
+        if not configured and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            key = ec.generate_private_key(ec.SECP256R1())
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()))
+            except FileExistsError:  # another process generated it first
+                pass
+        pem = path.read_bytes()
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ValueError("STRATUM_SIGNING_KEY must be an EC P-256 private key in PEM form.")
+    return key
+
+
+def private_key() -> ec.EllipticCurvePrivateKey:
+    """Return the server's EC P-256 signing key (STRATUM_SIGNING_KEY: PEM text or path; a var/ key otherwise)."""
+    return _load(getattr(settings, "STRATUM_SIGNING_KEY", "") or "")
+
+
+def public_key_pem() -> str:
+    """Return the published public key that verifies version signatures."""
+    return private_key().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def key_fingerprint() -> str:
+    """Return the SHA-256 fingerprint of the public key (DER), as model-signing's bundle hint shows it."""
+    der = private_key().public_key().public_bytes(serialization.Encoding.DER,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def _write_key_files(workdir: str) -> tuple[str, str]:
+    priv = os.path.join(workdir, "key.pem")
+    fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+    pub = os.path.join(workdir, "pub.pem")
+    Path(pub).write_text(public_key_pem())
+    return priv, pub
+
+
+def materialise_tree(version: ModelVersion, root: str) -> dict[str, str]:
+    """Lay a version's current files out under `root` (hard links into a local store); return path -> sha256."""
+    storage = artifact_storage()
+    manifest: dict[str, str] = {}
+    for artifact in Artifact.objects.filter(version=version).select_related("blob").order_by("path"):
+        dest = os.path.join(root, *artifact.path.split("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        try:
+            os.link(storage.path(artifact.blob.storage_name), dest)
+        except (NotImplementedError, OSError):
+            with blob_open(artifact.blob) as src, open(dest, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1024 * 1024)
+        manifest[artifact.path] = artifact.blob_id
+    return manifest
+
+
+def sign_enqueue(*, version: ModelVersion, actor: Any) -> Job:
+    """Queue the signing of a version's current tree (maintainers)."""
+    if not permissions.can_maintain(actor, version.model):
+        if not permissions.can_view(actor, version.model):
+            from ..errors import NotFound
+
+            raise NotFound(f"Registered model {version.model.name!r} not found.")
+        raise Forbidden(f"You do not have permission to sign versions of model {version.model.name!r}.")
+    if not Artifact.objects.filter(version=version).exists():
+        raise InvalidState(f"Version {version.number} has no files to sign.")
+    tree = ",".join(f"{p}={s}" for p, s in Artifact.objects.filter(version=version).order_by("path")
+                    .values_list("path", "blob_id"))
+    digest = hashlib.sha256(tree.encode()).hexdigest()[:32]
+    return jobs.job_enqueue(kind=JobKind.SIGN, key=f"sign:{version.pk}:{digest}", version=version,
+                            label=f"v{version.number} file tree", params={"actor": actor.pk}, rerun=True)
+
+
+def verify_enqueue(*, version: ModelVersion, actor: Any = None, reason: str = "on demand") -> Job:
+    """Queue a verification of a version's latest signature against its current tree."""
+    from django.utils import timezone
+
+    return jobs.job_enqueue(kind=JobKind.VERIFY, key=f"verify:{version.pk}:{timezone.now().timestamp()}",
+                            version=version, label=f"v{version.number} signature ({reason})",
+                            params={"actor": getattr(actor, "pk", None), "reason": reason})
+
+
+def version_sign_run(job: Job) -> dict[str, Any]:
+    """Perform a signing job: materialise the tree, sign it, store the bundle blob and record the signature."""
+    import model_signing
+    from django.contrib.auth import get_user_model
+
+    version = ModelVersion.objects.select_related("model").get(pk=job.version_id)
+    actor = get_user_model().objects.filter(pk=job.params.get("actor")).first()
+    with tempfile.TemporaryDirectory(prefix="sign-") as workdir:
+        root = os.path.join(workdir, "tree")
+        os.makedirs(root)
+        manifest = materialise_tree(version, root)
+        priv, _ = _write_key_files(workdir)
+        bundle_path = os.path.join(workdir, "model.sig")
+        model_signing.signing.Config().use_elliptic_key_signer(private_key=priv).set_hashing_config(
+            model_signing.hashing.Config().set_ignored_paths(paths=[], ignore_git_paths=False)
+        ).sign(root, bundle_path)
+        with open(bundle_path, "rb") as fh:
+            bundle = blob_put(spool_stream(fh))
+    with transaction.atomic():
+        signature = VersionSignature.objects.create(version=version, bundle=bundle, manifest=manifest,
+                                                    key_fingerprint=key_fingerprint(), signer=actor)
+        SignatureVerification.objects.create(signature=signature, ok=True, detail="Verified when signed.")
+        events.emit("model_version.signed", actor=actor, target=version, data={
+            "files": len(manifest), "bundle_sha256": bundle.sha256, "key_fingerprint": signature.key_fingerprint})
+    return {"signature": signature.pk, "files": len(manifest), "bundle_sha256": bundle.sha256}
+
+
+_MISMATCH = re.compile(r"Hash mismatch for '([^']+)'")
+_EXTRA = re.compile(r"Extra files found in model '[^']*': (.+)$")
+_MISSING = re.compile(r"Missing files in model '[^']*': (.+)$")
+
+
+def _messages(text: str) -> list[str]:
+    """Split model-signing's "Signature mismatch: [...]" error into its messages."""
+    import ast
+
+    head, _, rest = text.partition(": ")
+    if head == "Signature mismatch" and rest.startswith("["):
+        try:
+            items = ast.literal_eval(rest)
+        except (ValueError, SyntaxError):
+            return [text]
+        return [str(item) for item in items]
+    return [text]
+
+
+def _names(pattern: re.Pattern[str], text: str) -> set[str]:
+    out: set[str] = set()
+    for message in _messages(text):
+        match = pattern.match(message)
+        if match:
+            out.update(name.strip() for name in match.group(1).split(","))
+    return {n for n in out if n}
+
+
+def signature_verify(*, version: ModelVersion, actor: Any = None) -> SignatureVerification:
+    """Verify the latest signature of a version against its current stored tree; audit and return the result."""
+    import model_signing
+
+    signature = VersionSignature.objects.filter(version=version).select_related("bundle").first()
+    if signature is None:
+        raise InvalidState(f"Version {version.number} has not been signed.")
+    with tempfile.TemporaryDirectory(prefix="verify-") as workdir:
+        root = os.path.join(workdir, "tree")
+        os.makedirs(root)
+        current = materialise_tree(version, root)
+        _, pub = _write_key_files(workdir)
+        bundle_path = os.path.join(workdir, "model.sig")
+        with blob_open(signature.bundle) as src, open(bundle_path, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        try:
+            model_signing.verifying.Config().use_elliptic_key_verifier(public_key=pub).set_hashing_config(
+                model_signing.hashing.Config().set_ignored_paths(paths=[], ignore_git_paths=False)
+            ).verify(root, bundle_path)
+            error = ""
+        except Exception as exc:  # model-signing raises ValueError naming the files; anything else fails too
+            error = str(exc) or exc.__class__.__name__
+    signed = signature.manifest
+    changed = sorted({p for p in signed if p in current and signed[p] != current[p]} | _names(_MISMATCH, error))
+    added = sorted(({p for p in current if p not in signed} | _names(_EXTRA, error)) - set(changed))
+    removed = sorted(({p for p in signed if p not in current} | _names(_MISSING, error)) - set(changed))
+    ok = not error and not (changed or added or removed)
+    parts = [f"{label}: {', '.join(files)}" for label, files in
+             (("changed", changed), ("added", added), ("removed", removed)) if files]
+    detail = "Signature verified." if ok else ("; ".join(parts) or error)[:5000]
+    with transaction.atomic():
+        result = SignatureVerification.objects.create(signature=signature, ok=ok, changed=changed, added=added,
+                                                      removed=removed, detail=detail)
+        events.emit("model_version.signature_verified" if ok else "model_version.signature_verification_failed",
+                    actor=actor, target=version, data={"signature": signature.pk, "ok": ok, "changed": changed,
+                                                       "added": added, "removed": removed})
+    return result
+
+
+def version_verify_run(job: Job) -> dict[str, Any]:
+    """Perform a verification job."""
+    from django.contrib.auth import get_user_model
+
+    version = ModelVersion.objects.select_related("model").get(pk=job.version_id)
+    actor = get_user_model().objects.filter(pk=job.params.get("actor")).first()
+    result = signature_verify(version=version, actor=actor)
+    return {"ok": result.ok, "changed": result.changed, "added": result.added, "removed": result.removed}
+
+
+def signatures_verify_all() -> int:
+    """Queue a verification of every signed version (the periodic check); return how many."""
+    ids = VersionSignature.objects.values_list("version_id", flat=True).distinct()
+    count = 0
+    for version in ModelVersion.objects.filter(pk__in=list(ids)).select_related("model"):
+        verify_enqueue(version=version, reason="periodic")
+        count += 1
+    return count
+
+
+def version_signature_status(*, version: ModelVersion) -> dict[str, Any]:
+    """Return the signature state a gate and a page show: unsigned, verified or failed (with the files named)."""
+    signature = VersionSignature.objects.filter(version=version).first()
+    if signature is None:
+        return {"status": "unsigned", "detail": "The version has not been signed.", "signature": None}
+    last = signature.verifications.first()
+    current = dict(Artifact.objects.filter(version=version).values_list("path", "blob_id"))
+    signed = signature.manifest
+    changed = sorted(p for p in signed if p in current and current[p] != signed[p])
+    added, removed = sorted(set(current) - set(signed)), sorted(set(signed) - set(current))
+    info = {"id": signature.pk, "key_fingerprint": signature.key_fingerprint,
+            "signed_at": signature.signed_at.isoformat(), "bundle_sha256": signature.bundle_id,
+            "files": len(signed), "last_verified_at": last.verified_at.isoformat() if last else None}
+    if changed or added or removed:
+        parts = [f"{label}: {', '.join(f)}" for label, f in
+                 (("changed", changed), ("added", added), ("removed", removed)) if f]
+        return {"status": "failed", "detail": "Files differ from the signed tree — " + "; ".join(parts) + ".",
+                "signature": info}
+    if last is not None and not last.ok:
+        return {"status": "failed", "detail": last.detail, "signature": info}
+    return {"status": "verified", "detail": f"Signed tree of {len(signed)} file(s) verified.", "signature": info}
+
+
+def bundle_bytes(signature: VersionSignature) -> io.BytesIO:
+    """Return the bundle's bytes for download."""
+    with blob_open(signature.bundle) as fh:
+        return io.BytesIO(fh.read())
+
+
+jobs.register_handler(JobKind.SIGN, version_sign_run)
+jobs.register_handler(JobKind.VERIFY, version_verify_run)

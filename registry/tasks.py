@@ -1,0 +1,31 @@
+"""Thin Celery entry points for the artifact pipeline: each takes a job id, reloads, and calls the pipeline."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def job_execute(job_id: int) -> str | None:
+    """Run one durable job (scan, load check, conversion ...); a second delivery of a finished job does nothing."""
+    from .pipeline import handlers  # noqa: F401 - installs the job handlers
+    from .pipeline.jobs import job_run
+
+    job = job_run(job_id)
+    return job.state if job else None
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def jobs_sweep() -> int:
+    """Re-dispatch jobs that never reached a worker or whose worker died; return how many."""
+    from .pipeline.jobs import jobs_sweep as sweep
+
+    return sweep()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def signatures_verify_all() -> int:
+    """Queue a verification of every signed version (periodic); return how many."""
+    from .pipeline.signing import signatures_verify_all as verify_all
+
+    return verify_all()
