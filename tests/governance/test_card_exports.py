@@ -13,6 +13,7 @@ import yaml
 from pypdf import PdfReader
 
 from governance.cards import exports, pdf, services
+from tests.conftest import need_service
 from tests.governance.test_cards import fill
 
 
@@ -43,9 +44,11 @@ def test_pdf_holds_the_sections_values_approvals_hashes_and_page_numbers(card, t
     assert "/EmbeddedFiles" not in str(reader.trailer["/Root"].get("/Names", {}))
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils is not installed")
 def test_pdf_pages_render_to_non_blank_png(card, team, tmp_path):
     from PIL import Image
+
+    if shutil.which("pdftoppm") is None:
+        need_service("pdftoppm", "poppler-utils is not installed (apt-get install poppler-utils; .ci/run does)")
 
     path = tmp_path / "card.pdf"
     path.write_bytes(pdf.render_pdf([card], team["r1"]))
