@@ -11,6 +11,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STRATUM_VAR_DIR=/app/var \
     STRATUM_ARTIFACT_ROOT=/data/artifacts
 
+# WeasyPrint (model card PDFs) needs pango, harfbuzz and a font at run time.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 1000 stratum \
  && useradd --system --uid 1000 --gid stratum --home-dir /app --shell /usr/sbin/nologin stratum
 
