@@ -122,6 +122,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     import tempfile
 
     DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"stratum-test-{os.getpid()}.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("STRATUM_PG_PREPARED", True):
+    # Server-side binding lets psycopg prepare repeated queries: planning, not execution, dominated the hot reads.
+    # Behind PgBouncer in transaction mode this needs 1.21+ with max_prepared_statements, or STRATUM_PG_PREPARED=false.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

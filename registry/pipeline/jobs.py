@@ -156,9 +156,9 @@ def on_domain_event_committed(sender: Any, event: Any, **kwargs: Any) -> None:
         return
     if event.action == "model_version.created":
         paths = [f["path"] for f in event.data.get("files", [])]
-        artifacts = Artifact.objects.filter(version_id=event.target_id)
-        if paths:
-            artifacts = artifacts.filter(path__in=paths)
+        if not paths:  # the event lists every file the version was created with (uploaded or linked)
+            return
+        artifacts = Artifact.objects.filter(version_id=event.target_id, path__in=paths)
     elif event.action == "model_version.artifact_added":
         artifacts = Artifact.objects.filter(version_id=event.target_id, path=event.data.get("path"))
     else:
