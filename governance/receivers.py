@@ -29,6 +29,8 @@ def _scope(event: DomainEvent) -> tuple[int | None, str, int | None]:
     if event.target_type == "governance.protectedtarget":
         row = ProtectedTarget.objects.filter(pk=event.target_id).values_list("model_id", "model__name").first()
         return (row[0], row[1], None) if row else (None, "", None)
+    if isinstance(event.data.get("model_id"), int):  # other apps' events name their model themselves
+        return event.data["model_id"], str(event.data.get("model", "")), event.data.get("version_number")
     return None, "", None
 
 

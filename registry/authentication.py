@@ -14,8 +14,9 @@ from .services import TOKEN_PREFIX, token_hash
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
-def user_for_token(raw: str):
-    """Return the active user owning a live token, or None (expired, revoked, unknown or malformed)."""
+def user_for_token(raw: str, scope: str = "api"):
+    """Return the active user owning a live token that carries `scope`, or None (expired, revoked, unknown,
+    malformed, or a token for another purpose)."""
     if not raw.startswith(TOKEN_PREFIX):
         return None
     prefix, _, secret = raw[len(TOKEN_PREFIX):].partition("_")
@@ -27,7 +28,7 @@ def user_for_token(raw: str):
     now = timezone.now()
     if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
         return None
-    if not token.user.is_active:
+    if not token.user.is_active or scope not in (token.scopes or ()):
         return None
     # Record use at coarse resolution so a hot token does not write on every request.
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:

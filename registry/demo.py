@@ -11,6 +11,7 @@ import hashlib
 import io
 import pickle
 import platform
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -250,6 +251,7 @@ class SeedReport:
     token: str | None = None
     access_note: str = ""
     notes: list[str] = field(default_factory=list)  # lifecycle moves a promotion gate kept for people to make
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)  # what other apps' demo receivers added
 
     @property
     def changed(self) -> bool:
@@ -419,6 +421,46 @@ def _register_version(spec: ModelSpec, vspec: VersionSpec, model: RegisteredMode
     )
 
 
+def _finish_job(job) -> Any:
+    """Run a pipeline job in this process (a worker already holding it finishes it instead), and wait for it."""
+    from .models import JobState
+    from .pipeline import handlers  # noqa: F401 - installs the job handlers
+    from .pipeline.jobs import job_run
+
+    deadline = time.monotonic() + 180
+    job.refresh_from_db()
+    while job.state not in (JobState.SUCCEEDED, JobState.FAILED) and time.monotonic() < deadline:
+        if job_run(job.pk) is None:
+            time.sleep(0.5)
+        job.refresh_from_db()
+    return job
+
+
+def _prepare_for_serving(version: ModelVersion, actor) -> str | None:
+    """Scan, convert to ONNX and sign a demo version, so the gateway can serve it; return what failed, if anything."""
+    from .models import ArtifactFormat, JobState
+    from .pipeline import signing
+    from .pipeline.convert import convert_enqueue
+    from .pipeline.scan_service import scan_enqueue
+
+    for artifact in version.artifacts.all():
+        _finish_job(scan_enqueue(artifact))
+    if not version.artifacts.filter(format=ArtifactFormat.ONNX).exists():
+        source = version.artifacts.filter(format__in=(ArtifactFormat.PICKLE, ArtifactFormat.JOBLIB)).first()
+        if source is None:
+            return "no scikit-learn file to convert"
+        job = _finish_job(convert_enqueue(artifact=source, actor=actor))
+        if job.state != JobState.SUCCEEDED:
+            return f"conversion failed: {job.error}"
+        for artifact in version.artifacts.filter(format=ArtifactFormat.ONNX):
+            _finish_job(scan_enqueue(artifact))
+    if signing.version_signature_status(version=version)["status"] != "verified":
+        job = _finish_job(signing.sign_enqueue(version=version, actor=actor))
+        if job.state != JobState.SUCCEEDED:
+            return f"signing failed: {job.error}"
+    return None
+
+
 def _apply_lifecycle(spec: ModelSpec, model: RegisteredModel, actor, report: SeedReport) -> None:
     """Best version → Production + champion, runner-up → Staging + challenger, the rest → Archived.
 
@@ -432,6 +474,10 @@ def _apply_lifecycle(spec: ModelSpec, model: RegisteredModel, actor, report: See
         # Best score first; versions without the metric last; on a tie the newer version wins.
         key=lambda v: (metric not in v.metrics, sign * v.metrics.get(metric, 0.0), -v.number),
     )
+    for version in versions[:2]:  # champion and challenger, before their stages freeze their files
+        problem = _prepare_for_serving(version, actor)
+        if problem:
+            report.notes.append(f"{model.name} v{version.number}: not prepared for serving ({problem})")
     plan = [(v, Stage.ARCHIVED, None) for v in versions[2:]]
     if len(versions) > 1:
         plan.append((versions[1], Stage.STAGING, CHALLENGER))

@@ -158,3 +158,7 @@ class TokenCreateForm(forms.Form):
         label="Expires in (days)", required=False, min_value=1, max_value=3650,
         help_text="Leave empty for a token that never expires.",
     )
+    scope = forms.ChoiceField(
+        choices=[("api", "Registry API (REST and MLflow client)"), ("serve", "Serving gateway only")],
+        initial="api", help_text="A serving token can call /serve/ endpoints and nothing else.",
+    )

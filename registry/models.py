@@ -236,6 +236,14 @@ class ModelRole(models.Model):
         return f"{self.get_role_display()} on model {self.model_id}"
 
 
+TOKEN_SCOPES = ("api", "serve")
+
+
+def default_token_scopes() -> list[str]:
+    """Return the scopes a token gets when none are named: the registry APIs."""
+    return ["api"]
+
+
 class AccessToken(models.Model):
     """A personal API token: shown once, stored only as a SHA-256 hash, found by its public prefix."""
 
@@ -247,6 +255,9 @@ class AccessToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # "api": the REST and MLflow APIs; "serve": the serving gateway only. A leaked serving token cannot change the
+    # registry, and an API token does not serve predictions.
+    scopes = models.JSONField(default=default_token_scopes)
 
     class Meta:
         ordering = ["-created_at"]

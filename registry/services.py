@@ -15,6 +15,7 @@ from django.utils import timezone
 from . import events, gates, permissions, sources, validation
 from .errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
 from .models import (
+    TOKEN_SCOPES,
     AccessToken,
     Alias,
     Artifact,
@@ -539,10 +540,16 @@ def token_hash(raw: str) -> str:
 
 
 @transaction.atomic
-def token_create(*, user, actor, name: str, expires_at: datetime | None = None) -> tuple[AccessToken, str]:
+def token_create(*, user, actor, name: str, expires_at: datetime | None = None,
+                 scopes: list[str] | None = None) -> tuple[AccessToken, str]:
     """Create a personal access token for `user`; return it with the raw secret, which is never stored."""
     if actor.pk != user.pk and not actor.is_superuser:
         raise Forbidden("You may only create tokens for yourself.")
+    scopes = ["api"] if scopes is None else scopes
+    if (not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes)
+            or not set(scopes) <= set(TOKEN_SCOPES)):
+        raise InvalidInput(f"Token scopes must be a non-empty list drawn from {', '.join(TOKEN_SCOPES)}.")
+    scopes = sorted(set(scopes))
     name = validation.text(name, "Token name", 100).strip()
     if not name:
         raise InvalidInput("Token name is required.")
@@ -551,10 +558,10 @@ def token_create(*, user, actor, name: str, expires_at: datetime | None = None) 
     prefix = secrets.token_hex(6)
     raw = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     token = AccessToken.objects.create(
-        user=user, name=name, prefix=prefix, token_hash=token_hash(raw), expires_at=expires_at
+        user=user, name=name, prefix=prefix, token_hash=token_hash(raw), expires_at=expires_at, scopes=scopes
     )
     events.emit("access_token.created", actor=actor, target=token,
-                data={"user": user.get_username(), "name": name, "prefix": prefix,
+                data={"user": user.get_username(), "name": name, "prefix": prefix, "scopes": scopes,
                       "expires_at": expires_at.isoformat() if expires_at else None})
     return token, raw
 

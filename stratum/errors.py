@@ -11,7 +11,7 @@ MLFLOW_PREFIXES = ("/api/2.0/", "/api/3.0/", "/ajax-api/")
 def _respond(request: HttpRequest, status: int, code: str, message: str) -> HttpResponse:
     if request.path.startswith(MLFLOW_PREFIXES):  # the MLflow client's error shape
         return JsonResponse({"error_code": code, "message": message}, status=status)
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/serve/")):
         return JsonResponse({"error": {"code": code, "message": message, "details": None}}, status=status)
     return render(request, "error.html", {"status": status, "message": message}, status=status)
 

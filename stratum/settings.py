@@ -266,3 +266,19 @@ LOGGING = {
 
 if not DEBUG and os.environ.get("SECRET_KEY", "").startswith("django-insecure"):
     raise ImproperlyConfigured("SECRET_KEY must be a real secret when DEBUG is off.")
+
+# Deployments: the serving gateway and the rollout monitor.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "stratum"}} if REDIS_URL else {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+STRATUM_SERVING_MAX_ROWS = int(os.environ.get("STRATUM_SERVING_MAX_ROWS", "10000"))
+STRATUM_SERVING_RATE_PER_MINUTE = int(os.environ.get("STRATUM_SERVING_RATE_PER_MINUTE", "6000"))
+STRATUM_SERVING_SAMPLE_RATE = float(os.environ.get("STRATUM_SERVING_SAMPLE_RATE", "0.01"))
+# Gateway statistics are buffered in memory and written in batches this often (0: only when flushed explicitly).
+STRATUM_SERVING_FLUSH_SECONDS = float(os.environ.get("STRATUM_SERVING_FLUSH_SECONDS", "1.0"))
+# How stale a gateway process's routing may be before it checks the endpoint's generation again.
+STRATUM_ROUTING_REFRESH_SECONDS = float(os.environ.get("STRATUM_ROUTING_REFRESH_SECONDS", "1.0"))
+STRATUM_TOKEN_CACHE_SECONDS = float(os.environ.get("STRATUM_TOKEN_CACHE_SECONDS", "10"))
+STRATUM_ROLLOUT_MONITOR_SECONDS = float(os.environ.get("STRATUM_ROLLOUT_MONITOR_SECONDS", "10"))
+CELERY_BEAT_SCHEDULE["deployments-rollout-monitor"] = {
+    "task": "deployments.tasks.rollout_monitor_tick", "schedule": STRATUM_ROLLOUT_MONITOR_SECONDS}

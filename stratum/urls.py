@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from deployments import gateway
 from registry.mlflow import urls as mlflow_urls
 
 from . import health
@@ -22,6 +23,7 @@ urlpatterns = [
     path("api/2.0/mlflow/", include(mlflow_urls.mlflow_patterns)),
     path("api/2.0/mlflow-artifacts/", include(mlflow_urls.artifact_patterns)),
     path("api/3.0/mlflow/", include(mlflow_urls.v3_patterns)),
+    path("serve/<slug:endpoint>/predict", gateway.predict, name="serve-predict"),
     path("", include("governance.urls")),
     path("", include("registry.urls")),
 ]

@@ -106,6 +106,8 @@ class RoleInput(serializers.Serializer):
 class TokenInput(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     expires_in_days = serializers.IntegerField(required=False, min_value=1, max_value=3650, allow_null=True)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=["api", "serve"]), required=False,
+                                   min_length=1, help_text='"api" (default) and/or "serve" (the gateway).')
 
 
 class ModelOutput(serializers.Serializer):
@@ -202,7 +204,7 @@ class RoleOutput(serializers.ModelSerializer):
 class TokenOutput(serializers.ModelSerializer):
     class Meta:
         model = AccessToken
-        fields = ["name", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at"]
+        fields = ["name", "prefix", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
 
 
 class TokenCreatedOutput(TokenOutput):

@@ -512,7 +512,7 @@ class TokenListApi(APIView):
         days = data.get("expires_in_days")
         expires = timezone.now() + timedelta(days=days) if days else None
         token, raw = services.token_create(user=request.user, actor=request.user, name=data["name"],
-                                           expires_at=expires)
+                                           expires_at=expires, scopes=data.get("scopes"))
         token.token = raw
         return Response(s.TokenCreatedOutput(token).data, status=status.HTTP_201_CREATED)
 

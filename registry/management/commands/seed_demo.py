@@ -70,3 +70,8 @@ class Command(BaseCommand):
         if report.token:
             out.write(f"  {report.token}")
             out.write("  e.g. curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8000/api/v1/models")
+        for title, lines in report.sections:
+            out.write("")
+            out.write(title)
+            for line in lines:
+                out.write(f"  {line}")

@@ -1,0 +1,44 @@
+"""The serving gateway's HTTP face: `POST /serve/<endpoint>/predict`, plain Django for the least overhead."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from . import serving
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    response = JsonResponse({"error": {"code": code, "message": message, "details": None}}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="stratum-serving"'
+    return response
+
+
+@csrf_exempt  # token-authenticated; no browser session is ever accepted here
+@require_POST
+def predict(request: HttpRequest, endpoint: str) -> JsonResponse:
+    """Answer with the predictions of the version the endpoint routes this request to."""
+    try:
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            raise serving.GatewayError(413, "PAYLOAD_TOO_LARGE", f"The body is larger than "
+                                       f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; split the batch.")
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise serving.GatewayError(400, "MALFORMED_REQUEST", "The body is not valid JSON.")
+        data, headers = serving.predict(endpoint, payload, authorization=request.headers.get("Authorization", ""),
+                                        headers=request.headers)
+    except serving.GatewayError as error:
+        return _error(error.status, error.code, error.message)
+    response = JsonResponse(data)
+    for name, value in headers.items():
+        response[name] = value
+    return response

@@ -1,0 +1,144 @@
+"""Reads shared by the deployment pages and the API, scoped to what the actor may see."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from registry.errors import NotFound
+
+from . import analysis, permissions, stats
+from .models import AnalysisRun, Deployment, Endpoint, Environment, RoutingRecord, TrafficStat
+
+
+def environment_list() -> QuerySet[Environment]:
+    """Return every environment (their names and rules are not secret to signed-in users)."""
+    return Environment.objects.all()
+
+
+def environment_get(*, name: str) -> Environment:
+    """Return one environment by name or raise NotFound."""
+    env = Environment.objects.filter(name=name).first()
+    if env is None:
+        raise NotFound(f"Environment {name!r} not found.")
+    return env
+
+
+def endpoint_list(*, actor, environment: str | None = None, model: str | None = None) -> QuerySet[Endpoint]:
+    """Return the endpoints `actor` may see, with their environment and model, in a fixed number of queries."""
+    qs = permissions.visible_endpoints(actor).select_related("environment", "model").order_by("name")
+    if environment:
+        qs = qs.filter(environment__name=environment)
+    if model:
+        qs = qs.filter(model__name=model)
+    return qs
+
+
+def endpoint_get(*, actor, name: str) -> Endpoint:
+    """Return one endpoint the actor may see, or raise NotFound (also for endpoints of models it cannot see)."""
+    endpoint = endpoint_list(actor=actor).filter(name=name).first()
+    if endpoint is None:
+        raise NotFound(f"Endpoint {name!r} not found.")
+    return endpoint
+
+
+def _deployments() -> QuerySet[Deployment]:
+    return Deployment.objects.select_related("endpoint__environment", "endpoint__model", "stable_version",
+                                             "candidate_version", "created_by")
+
+
+def deployment_list(*, actor, endpoint: Endpoint | None = None, phase: str | None = None) -> QuerySet[Deployment]:
+    """Return the deployments of the endpoints `actor` may see, newest first."""
+    qs = _deployments().filter(endpoint__in=permissions.visible_endpoints(actor)).order_by("-created_at", "-pk")
+    if endpoint is not None:
+        qs = qs.filter(endpoint=endpoint)
+    if phase:
+        qs = qs.filter(phase=phase)
+    return qs
+
+
+def deployment_get(*, actor, pk: Any) -> Deployment:
+    """Return one deployment the actor may see, or raise NotFound."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        raise NotFound(f"Deployment {pk!r} not found.")
+    deployment = deployment_list(actor=actor).filter(pk=pk).first()
+    if deployment is None:
+        raise NotFound(f"Deployment #{pk} not found.")
+    return deployment
+
+
+def active_deployment(*, endpoint: Endpoint) -> Deployment | None:
+    """Return the rollout in progress on an endpoint, if any."""
+    from .models import ACTIVE_PHASES
+
+    return _deployments().filter(endpoint=endpoint, phase__in=ACTIVE_PHASES).first()
+
+
+def analysis_runs(*, deployment: Deployment, limit: int = 50) -> list[AnalysisRun]:
+    """Return a deployment's analysis runs, newest first."""
+    return list(AnalysisRun.objects.filter(deployment=deployment).order_by("-created_at", "-pk")[:limit])
+
+
+def routing_history(*, endpoint: Endpoint, limit: int = 100) -> list[RoutingRecord]:
+    """Return an endpoint's routing changes, newest first."""
+    return list(RoutingRecord.objects.filter(endpoint=endpoint).select_related("actor")
+                .order_by("-at", "-pk")[:limit])
+
+
+def routing_at(*, endpoint: Endpoint, at: datetime) -> RoutingRecord | None:
+    """Return the routing in force at time `at` ("what served at time T"), or None before the first deployment."""
+    return RoutingRecord.objects.filter(endpoint=endpoint, at__lte=at).order_by("-at", "-pk").first()
+
+
+def traffic_series(*, endpoint: Endpoint, minutes: int = 60, now: datetime | None = None) -> dict[str, Any]:
+    """Return per-minute request rate, error rate and p50/p95 latency per version and role for the charts."""
+    now = now or timezone.now()
+    since = (now - timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+    rows = (TrafficStat.objects.filter(endpoint=endpoint, bucket__gte=since)
+            .values_list("version__number", "role", "bucket", "requests", "errors", "latency_hist", "compared",
+                         "agreed"))
+    acc: dict[tuple[int, str], dict[datetime, dict[str, Any]]] = defaultdict(dict)
+    for number, role, bucket, requests, errors, hist, compared, agreed in rows:
+        point = acc[(number, role)].setdefault(bucket, {"requests": 0, "errors": 0, "hist": [], "compared": 0,
+                                                        "agreed": 0})
+        point["requests"] += requests
+        point["errors"] += errors
+        point["hist"] = stats.histogram_merge(point["hist"], hist or [])
+        point["compared"] += compared
+        point["agreed"] += agreed
+    series = []
+    for (number, role), points in sorted(acc.items()):
+        times = sorted(points)
+        series.append({
+            "version": number, "role": role,
+            "t": [t.isoformat() for t in times],
+            "requests_per_min": [points[t]["requests"] for t in times],
+            "error_rate": [points[t]["errors"] / points[t]["requests"] if points[t]["requests"] else None
+                           for t in times],
+            "p50_ms": [stats.histogram_percentile(points[t]["hist"], 50) for t in times],
+            "p95_ms": [stats.histogram_percentile(points[t]["hist"], 95) for t in times],
+            "agreement": [points[t]["agreed"] / points[t]["compared"] if points[t]["compared"] else None
+                          for t in times],
+        })
+    return {"since": since.isoformat(), "minutes": minutes, "series": series}
+
+
+def deployment_metrics(*, deployment: Deployment) -> dict[str, Any]:
+    """Return a rollout's figures since it started, per version (live and shadow), plus A/B outcome comparisons."""
+    since = deployment.started_at or deployment.created_at
+    figures = analysis.version_metrics(deployment=deployment, since=since, until=deployment.finished_at)
+    numbers = {deployment.candidate_version_id: deployment.candidate_version.number}
+    if deployment.stable_version_id:
+        numbers[deployment.stable_version_id] = deployment.stable_version.number
+    for fig in figures.values():
+        fig["version"] = numbers.get(fig["version_id"])
+    out: dict[str, Any] = {"versions": sorted(figures.values(), key=lambda f: (f["role"], f["version"] or 0))}
+    if deployment.strategy == "ab":
+        out["outcomes"] = analysis.outcome_comparison(deployment=deployment)
+    return out

@@ -1,0 +1,25 @@
+"""Thin Celery entry points of the deployments app: the rollout monitor."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def rollout_monitor_tick() -> int:
+    """Evaluate every progressing rollout (beat); return how many were looked at."""
+    from .services import rollouts_evaluate_all
+
+    return rollouts_evaluate_all()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def rollout_evaluate(deployment_id: int) -> str | None:
+    """Evaluate one rollout now (queued when it starts); safe to run twice."""
+    from .models import Deployment
+    from .services import rollout_evaluate as evaluate
+
+    deployment = Deployment.objects.select_related("endpoint").filter(pk=deployment_id).first()
+    if deployment is None:
+        return None
+    return evaluate(deployment=deployment).phase
