@@ -35,7 +35,7 @@ def predict(request: HttpRequest, endpoint: str) -> JsonResponse:
         except (ValueError, UnicodeDecodeError):
             raise serving.GatewayError(400, "MALFORMED_REQUEST", "The body is not valid JSON.")
         data, headers = serving.predict(endpoint, payload, authorization=request.headers.get("Authorization", ""),
-                                        headers=request.headers)
+                                        headers=request.headers, request_id=getattr(request, "request_id", None))
     except serving.GatewayError as error:
         return _error(error.status, error.code, error.message)
     response = JsonResponse(data)

@@ -348,7 +348,8 @@ def run_model(loaded: LoadedModel, x: np.ndarray) -> tuple[list[Any], list[list[
     return predictions.tolist(), probabilities
 
 
-def predict(name: str, payload: Any, *, authorization: str, headers: Any) -> tuple[dict[str, Any], dict[str, str]]:
+def predict(name: str, payload: Any, *, authorization: str, headers: Any,
+            request_id: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """Serve one request: authenticate, route, check the input, run the model, record the outcome."""
     started = time.perf_counter()
     token = authenticate(authorization)
@@ -375,7 +376,7 @@ def predict(name: str, payload: Any, *, authorization: str, headers: Any) -> tup
     route = routing_rules.choose_route(routing, preview=preview, key=key)
     loaded = session_for(route["sha256"])
     x = parse_inputs(payload, route, loaded)
-    request_id = uuid.uuid4().hex
+    request_id = request_id or uuid.uuid4().hex  # the audit middleware's id (the caller's X-Request-ID if sent)
     deployment_id = routing.get("deployment_id")
     try:
         predictions, probabilities = run_model(loaded, x)
