@@ -8,7 +8,6 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from . import serving
 
@@ -21,10 +20,15 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 
 
 @csrf_exempt  # token-authenticated; no browser session is ever accepted here
-@require_POST
 def predict(request: HttpRequest, endpoint: str) -> JsonResponse:
     """Answer with the predictions of the version the endpoint routes this request to."""
     try:
+        # Authenticate before anything else: an anonymous caller learns nothing, not even what a valid body is.
+        token = serving.authenticate(request.headers.get("Authorization", ""))
+        if request.method != "POST":
+            response = _error(405, "METHOD_NOT_ALLOWED", "Send predictions requests with POST.")
+            response["Allow"] = "POST"
+            return response
         try:
             body = request.body
         except RequestDataTooBig:
@@ -34,7 +38,7 @@ def predict(request: HttpRequest, endpoint: str) -> JsonResponse:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise serving.GatewayError(400, "MALFORMED_REQUEST", "The body is not valid JSON.")
-        data, headers = serving.predict(endpoint, payload, authorization=request.headers.get("Authorization", ""),
+        data, headers = serving.predict(endpoint, payload, token=token,
                                         headers=request.headers, request_id=getattr(request, "request_id", None))
     except serving.GatewayError as error:
         return _error(error.status, error.code, error.message)

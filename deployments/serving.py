@@ -166,17 +166,19 @@ def routing_changed(name: str) -> None:
 
 
 @dataclass
-class _CachedToken:
+class CachedToken:
+    """A checked serving token: its user, public prefix, expiry in this cache, and per-model access decisions."""
+
     user: Any
     prefix: str
     until: float
     allowed: dict[int, bool] = field(default_factory=dict)
 
 
-_tokens: dict[str, _CachedToken] = {}
+_tokens: dict[str, CachedToken] = {}
 
 
-def authenticate(header: str) -> _CachedToken:
+def authenticate(header: str) -> CachedToken:
     """Return the serving token behind an Authorization header (cached briefly), or raise 401."""
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
@@ -197,12 +199,12 @@ def authenticate(header: str) -> _CachedToken:
                                                     "serve scope.")
     if len(_tokens) > 10_000:
         _tokens.clear()
-    cached = _CachedToken(user, user.stratum_token.prefix, now + settings.STRATUM_TOKEN_CACHE_SECONDS)
+    cached = CachedToken(user, user.stratum_token.prefix, now + settings.STRATUM_TOKEN_CACHE_SECONDS)
     _tokens[digest] = cached
     return cached
 
 
-def authorize(token: _CachedToken, state: EndpointState, name: str) -> None:
+def authorize(token: CachedToken, state: EndpointState, name: str) -> None:
     """Refuse callers with no role on the endpoint's model (as if the endpoint did not exist)."""
     allowed = token.allowed.get(state.model_id)
     if allowed is None:
@@ -215,7 +217,7 @@ def authorize(token: _CachedToken, state: EndpointState, name: str) -> None:
         raise GatewayError(404, "RESOURCE_DOES_NOT_EXIST", f"Endpoint {name!r} not found.")
 
 
-def rate_limit(token: _CachedToken) -> None:
+def rate_limit(token: CachedToken) -> None:
     """Allow STRATUM_SERVING_RATE_PER_MINUTE requests per token per minute (shared through the cache)."""
     from django.core.cache import cache
 
@@ -348,11 +350,10 @@ def run_model(loaded: LoadedModel, x: np.ndarray) -> tuple[list[Any], list[list[
     return predictions.tolist(), probabilities
 
 
-def predict(name: str, payload: Any, *, authorization: str, headers: Any,
+def predict(name: str, payload: Any, *, token: CachedToken, headers: Any,
             request_id: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-    """Serve one request: authenticate, route, check the input, run the model, record the outcome."""
+    """Serve one request of an authenticated caller: limit, route, check the input, run the model, record it."""
     started = time.perf_counter()
-    token = authenticate(authorization)
     rate_limit(token)
     state = endpoint_state(name)
     authorize(token, state, name)

@@ -452,7 +452,7 @@ def _prepare_for_serving(version: ModelVersion, actor) -> str | None:
         job = _finish_job(convert_enqueue(artifact=source, actor=actor))
         if job.state != JobState.SUCCEEDED:
             return f"conversion failed: {job.error}"
-        for artifact in version.artifacts.filter(format=ArtifactFormat.ONNX):
+        for artifact in version.artifacts.all():  # the ONNX file and its parity report (each scanned once)
             _finish_job(scan_enqueue(artifact))
     if signing.version_signature_status(version=version)["status"] != "verified":
         job = _finish_job(signing.sign_enqueue(version=version, actor=actor))

@@ -160,5 +160,5 @@ class TokenCreateForm(forms.Form):
     )
     scope = forms.ChoiceField(
         choices=[("api", "Registry API (REST and MLflow client)"), ("serve", "Serving gateway only")],
-        initial="api", help_text="A serving token can call /serve/ endpoints and nothing else.",
+        initial="api", required=False, help_text="A serving token can call /serve/ endpoints and nothing else.",
     )

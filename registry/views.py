@@ -337,7 +337,7 @@ class TokenListView(LoginRequiredMixin, View):
                 token, raw = services.token_create(
                     user=request.user, actor=request.user, name=form.cleaned_data["name"],
                     expires_at=timezone.now() + timedelta(days=days) if days else None,
-                    scopes=[form.cleaned_data["scope"]],
+                    scopes=[form.cleaned_data["scope"] or "api"],
                 )
             except DomainError as error:
                 status = _form_error(form, error)

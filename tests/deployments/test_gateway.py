@@ -87,8 +87,10 @@ def test_unknown_and_undeployed_endpoints(live, predict, endpoint, registered_mo
     assert error(predict("empty", {"rows": [ROW]})) == (409, "NOT_DEPLOYED")
 
 
-def test_only_post_is_served(live, client):
-    assert client.get(f"/serve/{NAME}/predict").status_code == 405
+def test_only_post_is_served(live, client, serving_token, owner):
+    assert client.get(f"/serve/{NAME}/predict").status_code == 401
+    response = client.get(f"/serve/{NAME}/predict", HTTP_AUTHORIZATION=f"Bearer {serving_token(owner)}")
+    assert response.status_code == 405 and response["Allow"] == "POST"
 
 
 def test_tokens_need_the_serve_scope_and_a_role(live, predict, owner, outsider, make_user, grant, registered_model,

@@ -160,7 +160,7 @@ def test_seed_demo_twice(captured_events):
     token = TOKEN.search(first)
     assert token, first
     assert token.group(0) not in second and "already has the demo API token" in second
-    assert AccessToken.objects.filter(user__username="engineer").count() == 1
+    assert AccessToken.objects.filter(user__username="engineer", name="seed-demo").count() == 1
     assert user_for_token(token.group(0)).username == "engineer"
 
 
@@ -210,10 +210,10 @@ def test_existing_passwords_are_kept_unless_reset(iris_only):
 
 def test_revoked_token_is_replaced(iris_only):
     _seed()
-    token = AccessToken.objects.get(user__username="engineer")
+    token = AccessToken.objects.get(user__username="engineer", name="seed-demo")
     services.token_revoke(token=token, actor=token.user)
     assert TOKEN.search(_seed())
-    assert AccessToken.objects.filter(user__username="engineer", revoked_at__isnull=True).count() == 1
+    assert AccessToken.objects.filter(user__username="engineer", name="seed-demo", revoked_at__isnull=True).count() == 1
 
 
 def test_a_promotion_gate_refusal_is_reported_not_forced(iris_only):
