@@ -19,3 +19,6 @@ class RegistryConfig(AppConfig):
         events.domain_event_committed.connect(jobs.on_domain_event_committed, dispatch_uid="registry.pipeline.jobs")
         events.domain_event_committed.connect(handlers.webhooks.on_domain_event_committed,
                                               dispatch_uid="registry.pipeline.webhooks")
+        from . import triggers
+
+        events.domain_event_committed.connect(triggers.on_domain_event_committed, dispatch_uid="registry.triggers")

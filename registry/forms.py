@@ -162,3 +162,14 @@ class TokenCreateForm(forms.Form):
         choices=[("api", "Registry API (REST and MLflow client)"), ("serve", "Serving gateway only")],
         initial="api", required=False, help_text="A serving token can call /serve/ endpoints and nothing else.",
     )
+
+
+class RetrainRuleForm(forms.Form):
+    """Add a versioning trigger to a model."""
+
+    trigger = forms.ChoiceField(choices=[("schedule", "On a schedule (cron, UTC)"),
+                                         ("new_data", "When a training dataset gets a new version"),
+                                         ("degradation", "When the rollout monitor reports degradation")])
+    cron = forms.CharField(required=False, max_length=100, label="Cron expression",
+                           widget=forms.TextInput(attrs={"placeholder": "0 3 * * 1"}),
+                           help_text="Schedule triggers only: minute hour day-of-month month day-of-week.")

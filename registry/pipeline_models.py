@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-__all__ = ["ArtifactScan", "Job", "JobKind", "JobState", "ScanVerdict", "SignatureVerification", "VersionSignature",
-           "WebhookDelivery", "WebhookSubscription"]
+__all__ = ["ArtifactScan", "Job", "JobKind", "JobState", "RetrainRequest", "RetrainRule", "RetrainTrigger",
+           "ScanVerdict", "SignatureVerification", "VersionSignature", "WebhookDelivery", "WebhookSubscription"]
 
 
 class JobKind(models.TextChoices):
@@ -180,3 +180,50 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} → webhook {self.subscription_id} ({self.state})"
+
+
+class RetrainTrigger(models.TextChoices):
+    """What makes a model due for a new version."""
+
+    SCHEDULE = "schedule", "On a schedule"
+    NEW_DATA = "new_data", "New version of a training dataset"
+    DEGRADATION = "degradation", "Degradation in serving"
+
+
+class RetrainRule(models.Model):
+    """A rule saying when a model is due for a new version: a cron schedule, new training data, or degradation."""
+
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE, related_name="retrain_rules")
+    trigger = models.CharField(max_length=16, choices=RetrainTrigger.choices)
+    cron = models.CharField(max_length=100, blank=True, default="")  # minute hour day-of-month month day-of-week
+    enabled = models.BooleanField(default=True)
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model_id", "pk"]
+        indexes = [models.Index(fields=["trigger", "enabled", "next_due_at"], name="retrain_rule_due")]
+
+    def __str__(self) -> str:
+        return f"retrain rule {self.pk} ({self.trigger})"
+
+
+class RetrainRequest(models.Model):
+    """One firing of a retrain rule: why a new version is due and the semantic-version bump it suggests."""
+
+    rule = models.ForeignKey(RetrainRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="firings")
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE, related_name="retrain_requests")
+    trigger = models.CharField(max_length=16, choices=RetrainTrigger.choices)
+    reason = models.TextField()
+    suggested_bump = models.CharField(max_length=8)
+    suggested_semver = models.CharField(max_length=64, blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"retrain request {self.pk} for model {self.model_id}"

@@ -29,3 +29,11 @@ def signatures_verify_all() -> int:
     from .pipeline.signing import signatures_verify_all as verify_all
 
     return verify_all()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def retrain_schedules_tick() -> int:
+    """Fire the scheduled versioning triggers that are due (beat); return how many fired."""
+    from .triggers import retrain_schedules_tick as tick
+
+    return tick()

@@ -10,6 +10,9 @@ urlpatterns = [
     path("", views.ModelListView.as_view(), name="model-list"),
     path("models/new/", views.ModelCreateView.as_view(), name="model-create"),
     path("models/<str:name>/", views.ModelDetailView.as_view(), name="model-detail"),
+    path("models/<str:name>/retrain-rules/", views.RetrainRuleCreateView.as_view(), name="retrain-rule-create"),
+    path("models/<str:name>/retrain-rules/<int:pk>/delete/", views.RetrainRuleDeleteView.as_view(),
+         name="retrain-rule-delete"),
     path("models/<str:name>/aliases/", views.AliasSetView.as_view(), name="alias-set"),
     path("models/<str:name>/versions/new/", views.VersionCreateView.as_view(), name="version-create"),
     path(

@@ -19,12 +19,13 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views import View
 
-from . import charts, permissions, selectors, services
+from . import charts, permissions, selectors, services, triggers
 from .errors import DomainError, Forbidden, NotFound
 from .forms import (
     AliasSetForm,
     ModelCreateForm,
     ModelSearchForm,
+    RetrainRuleForm,
     StageTransitionForm,
     TokenCreateForm,
     VersionCreateForm,
@@ -137,7 +138,8 @@ class ModelCreateView(LoginRequiredMixin, View):
 
 
 def _model_page(
-    request: HttpRequest, model: RegisteredModel, *, alias_form: AliasSetForm | None = None, status: int = 200
+    request: HttpRequest, model: RegisteredModel, *, alias_form: AliasSetForm | None = None, status: int = 200,
+    retrain_form: RetrainRuleForm | None = None,
 ) -> HttpResponse:
     """Render a model's page (also used to re-show the alias form with its errors)."""
     versions = list(selectors.version_list(actor=request.user, model=model))
@@ -160,8 +162,49 @@ def _model_page(
         "can_maintain": can_maintain,
         "can_contribute": permissions.can_contribute(request.user, model),
         "alias_form": alias_form,
+        "retrain_rules": triggers.retrain_rules_for(model=model),
+        "retrain_requests": triggers.retrain_requests_for(model=model),
+        "retrain_form": retrain_form or RetrainRuleForm(),
     }
     return render(request, "registry/model_detail.html", context, status=status)
+
+
+class RetrainRuleCreateView(LoginRequiredMixin, View):
+    """Add a versioning trigger to a model (maintainers)."""
+
+    def post(self, request: HttpRequest, name: str) -> HttpResponse:
+        """Create the rule and return to the model page, or re-show it with the error."""
+        model = _get_model(request, name)
+        form = RetrainRuleForm(request.POST)
+        status = 400
+        if form.is_valid():
+            try:
+                triggers.retrain_rule_create(model=model, actor=request.user, trigger=form.cleaned_data["trigger"],
+                                             cron=form.cleaned_data["cron"])
+            except DomainError as error:
+                status = _form_error(form, error)
+            else:
+                messages.success(request, "Versioning trigger added.")
+                return HttpResponseRedirect(reverse("registry:model-detail", args=[model.name]) + "#retraining")
+        return _model_page(request, model, retrain_form=form, status=status)
+
+
+class RetrainRuleDeleteView(LoginRequiredMixin, View):
+    """Remove a versioning trigger (maintainers)."""
+
+    def post(self, request: HttpRequest, name: str, pk: int) -> HttpResponse:
+        """Delete the rule and return to the model page."""
+        model = _get_model(request, name)
+        rule = model.retrain_rules.filter(pk=pk).first()
+        if rule is None:
+            raise Http404("No such trigger.")
+        try:
+            triggers.retrain_rule_delete(rule=rule, actor=request.user)
+        except DomainError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, "Versioning trigger removed.")
+        return HttpResponseRedirect(reverse("registry:model-detail", args=[model.name]) + "#retraining")
 
 
 class ModelDetailView(LoginRequiredMixin, View):

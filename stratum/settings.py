@@ -280,5 +280,8 @@ STRATUM_SERVING_FLUSH_SECONDS = float(os.environ.get("STRATUM_SERVING_FLUSH_SECO
 STRATUM_ROUTING_REFRESH_SECONDS = float(os.environ.get("STRATUM_ROUTING_REFRESH_SECONDS", "1.0"))
 STRATUM_TOKEN_CACHE_SECONDS = float(os.environ.get("STRATUM_TOKEN_CACHE_SECONDS", "10"))
 STRATUM_ROLLOUT_MONITOR_SECONDS = float(os.environ.get("STRATUM_ROLLOUT_MONITOR_SECONDS", "10"))
+CELERY_BEAT_SCHEDULE["registry-retrain-schedules"] = {
+    "task": "registry.tasks.retrain_schedules_tick",
+    "schedule": float(os.environ.get("STRATUM_RETRAIN_TICK_SECONDS", "60"))}
 CELERY_BEAT_SCHEDULE["deployments-rollout-monitor"] = {
     "task": "deployments.tasks.rollout_monitor_tick", "schedule": STRATUM_ROLLOUT_MONITOR_SECONDS}

@@ -5,6 +5,7 @@ from django.urls import path
 from . import compare as compare_api
 from . import lineage as lineage_api
 from . import pipeline as pipeline_api
+from . import triggers as triggers_api
 from . import views as v
 
 V = "models/<str:name>/versions/<str:ref>"
@@ -16,6 +17,11 @@ urlpatterns = [
     path("models/<str:name>/deprecation", v.ModelDeprecateApi.as_view(), name="api-model-deprecation"),
     path("models/<str:name>/tags/<str:key>", v.ModelTagApi.as_view(), name="api-model-tag"),
     path("models/<str:name>/versions", v.VersionListCreateApi.as_view(), name="api-versions"),
+    path("models/<str:name>/retrain-rules", triggers_api.RetrainRuleListApi.as_view(), name="api-retrain-rules"),
+    path("models/<str:name>/retrain-rules/<int:pk>", triggers_api.RetrainRuleDetailApi.as_view(),
+         name="api-retrain-rule"),
+    path("models/<str:name>/retrain-requests", triggers_api.RetrainRequestListApi.as_view(),
+         name="api-retrain-requests"),
     path(V, v.VersionDetailApi.as_view(), name="api-version"),
     path(f"{V}/stage", v.VersionStageApi.as_view(), name="api-version-stage"),
     path(f"{V}/deprecation", v.VersionDeprecateApi.as_view(), name="api-version-deprecation"),

@@ -320,7 +320,8 @@ def _event_model_id(event: Any) -> int | None:
         return event.target_id
     if event.target_type == "registry.modelversion":
         return ModelVersion.objects.filter(pk=event.target_id).values_list("model_id", flat=True).first()
-    return None
+    model_id = event.data.get("model_id")  # other apps' events (deployments) name their model
+    return model_id if isinstance(model_id, int) else None
 
 
 def on_domain_event_committed(sender: Any, event: Any, **kwargs: Any) -> None:

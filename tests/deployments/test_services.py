@@ -372,3 +372,22 @@ def test_the_monitor_task_evaluates_every_progressing_rollout(live, v2, endpoint
     assert tasks.rollout_monitor_tick() == 1
     assert Deployment.objects.get(strategy="blue_green").phase == Phase.SUCCEEDED
     assert AnalysisRun.objects.filter(verdict="passed").exists()
+
+
+def test_a_rolled_back_canary_fires_the_models_degradation_trigger(live, servable_version, registered_model,
+                                                                    endpoint, owner, predict,
+                                                                    django_capture_on_commit_callbacks):
+    from registry import triggers
+    from registry.models import RetrainRequest
+
+    triggers.retrain_rule_create(model=registered_model, actor=owner, trigger="degradation")
+    broken = servable_version(registered_model, broken_onnx())
+    canary = services.deployment_start(actor=owner, endpoint=endpoint, strategy="canary", version=broken.number,
+                                       steps=[{"set_weight": 100}, {"analysis": FAST}])
+    for _ in range(6):
+        predict("churn-staging", {"rows": [[2.0, 1.0, 1.0, 1.0]]})
+    serving.drain()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.rollout_evaluate(deployment=canary).phase == Phase.FAILED
+    request = RetrainRequest.objects.get()
+    assert "churn-staging" in request.reason and "error rate" in request.reason
