@@ -19,9 +19,18 @@ from registry import permissions as registry_permissions
 from registry import services as registry_services
 from registry.errors import AlreadyExists, DomainError, Forbidden, InvalidInput, InvalidState, NotFound
 from registry.lineage_models import EdgeKind, NodeKind
-from registry.models import Artifact, ArtifactFormat, ModelVersion, RegisteredModel, Role, Stage, VersionStatus
+from registry.models import (
+    Artifact,
+    ArtifactFormat,
+    ModelVersion,
+    RegisteredModel,
+    Role,
+    Stage,
+    VersionSignature,
+    VersionStatus,
+)
 from registry.pipeline.selectors import CLEAN, version_scan_status
-from registry.pipeline.signing import version_signature_status
+from registry.pipeline.signing import signature_verify, version_signature_status
 
 from . import permissions
 from . import routing as routing_rules
@@ -122,6 +131,8 @@ def servable_route(version: ModelVersion, *, require_signature: bool = True) -> 
     if scan["status"] != CLEAN:
         raise InvalidInput(f"{label} cannot be served: its files have not all scanned clean. {scan['detail']}")
     if require_signature:
+        if VersionSignature.objects.filter(version=version).exists():
+            signature_verify(version=version)  # re-hash the stored bytes now: a tampered blob never goes live
         signature = version_signature_status(version=version)
         if signature["status"] != "verified":
             raise InvalidInput(f"{label} cannot go live: its signature is not verified. {signature['detail']}")

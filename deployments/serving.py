@@ -77,6 +77,9 @@ def _load(sha256: str) -> LoadedModel:
     blob = Blob.objects.get(sha256=sha256)
     with blob_open(blob) as fh:
         data = fh.read()
+    if hashlib.sha256(data).hexdigest() != sha256:  # the stored bytes changed since they were scanned and signed
+        raise GatewayError(502, "MODEL_INTEGRITY", f"The stored model file {sha256[:12]}… no longer matches its hash; "
+                                                   "it will not be served.")
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -598,7 +601,8 @@ def drain() -> None:
 
 
 def reset() -> None:
-    """Forget cached routing and tokens and buffered statistics (tests)."""
+    """Forget cached sessions, routing and tokens and buffered statistics (tests)."""
+    _sessions.clear()
     _endpoints.clear()
     _tokens.clear()
     recorder.discard()

@@ -201,9 +201,19 @@ def _record_decision(request: PromotionRequest, actor, decision: str, comment: s
         raise InvalidState(f"You have already decided on promotion request #{request.pk}; each reviewer decides once.")
 
 
+def _reverify_signature(version, actor) -> None:
+    """Re-hash a signed version's stored files against its bundle now, so the gate judges the bytes as they are."""
+    from registry.models import VersionSignature
+    from registry.pipeline.signing import signature_verify
+
+    if VersionSignature.objects.filter(version=version).exists():
+        signature_verify(version=version, actor=actor)
+
+
 def _execute(request: PromotionRequest, actor) -> PromotionRequest:
     """Run the move of an approved request under the gate's pass, in the caller's transaction."""
     policy = gates.protected_target(request.model, request.kind, request.target)
+    _reverify_signature(request.version, actor)
     results = gates.evaluate(request, policy)
     request.gate_results = results
     blocking = [r["label"] for r in results if r["blocking"]]

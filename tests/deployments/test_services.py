@@ -391,3 +391,25 @@ def test_a_rolled_back_canary_fires_the_models_degradation_trigger(live, servabl
         assert services.rollout_evaluate(deployment=canary).phase == Phase.FAILED
     request = RetrainRequest.objects.get()
     assert "churn-staging" in request.reason and "error rate" in request.reason
+
+
+def test_tampered_stored_bytes_never_go_live_nor_load(servable_version, registered_model, endpoint, owner, predict,
+                                                      settings):
+    from registry.storage import artifact_storage
+
+    version = servable_version(registered_model)
+    blob = version.artifacts.get(path="model.onnx").blob
+    path = artifact_storage().path(blob.storage_name)
+    original = open(path, "rb").read()
+    with open(path, "wb") as fh:
+        fh.write(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(InvalidInput, match=r"model\.onnx"):
+        services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=version.number)
+    with open(path, "wb") as fh:
+        fh.write(original)
+    services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=version.number)
+    serving.reset()
+    with open(path, "wb") as fh:
+        fh.write(original[:-1] + bytes([original[-1] ^ 1]))
+    response = predict("churn-staging", {"rows": [[5.1, 3.5, 1.4, 0.2]]})
+    assert response.status_code == 502 and response.json()["error"]["code"] == "MODEL_INTEGRITY"

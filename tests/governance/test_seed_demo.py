@@ -36,7 +36,7 @@ def test_seed_demo_protects_targets_and_opens_a_request_once():
     assert audit.verify().ok
 
 
-def test_seeded_demo_subject_is_traced_to_two_datasets_three_versions_and_one_deployment():
+def test_seeded_demo_subject_is_traced_to_two_datasets_three_versions_and_two_deployments():
     from governance.demo import DEMO_SUBJECT
     from governance.erasure import services as erasure_services
     from governance.models import ModelCard
@@ -46,7 +46,9 @@ def test_seeded_demo_subject_is_traced_to_two_datasets_three_versions_and_one_de
     compliance = get_user_model().objects.get(username="compliance")
     request = erasure_services.erasure_request_create(actor=compliance, identifier=DEMO_SUBJECT)
     kinds = sorted(request.obligations.values_list("kind", flat=True))
-    assert kinds == ["dataset", "dataset", "deployment", "model_version", "model_version", "model_version"]
+    # Two deployments: the lineage record of an external production endpoint, and Stratum's own staging endpoint.
+    assert kinds == ["dataset", "dataset", "deployment", "deployment", "model_version", "model_version",
+                     "model_version"]
     assert set(request.obligations.filter(kind="model_version").values_list("label", flat=True)) == {
         "iris-species v1", "iris-species v2", "iris-species v3"}
     assert ModelCard.objects.filter(model__name="iris-species").count() == 1
