@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	STRATUM_HTTPS=false $(PY) manage.py runserver 127.0.0.1:8000
+	STRATUM_HTTPS=false STRATUM_EMBEDDED_MONITOR=true $(PY) manage.py runserver 127.0.0.1:8000
 
 test: setup
 	$(PY) -m ruff check .

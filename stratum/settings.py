@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "governance.context.RequestContextMiddleware",
+    "deployments.monitor.EmbeddedMonitorMiddleware",
 ]
 
 ROOT_URLCONF = "stratum.urls"
@@ -280,6 +281,8 @@ STRATUM_SERVING_FLUSH_SECONDS = float(os.environ.get("STRATUM_SERVING_FLUSH_SECO
 STRATUM_ROUTING_REFRESH_SECONDS = float(os.environ.get("STRATUM_ROUTING_REFRESH_SECONDS", "1.0"))
 STRATUM_TOKEN_CACHE_SECONDS = float(os.environ.get("STRATUM_TOKEN_CACHE_SECONDS", "10"))
 STRATUM_ROLLOUT_MONITOR_SECONDS = float(os.environ.get("STRATUM_ROLLOUT_MONITOR_SECONDS", "10"))
+# Without a broker there is no beat: `make demo` sets this so the web process runs the rollout monitor itself.
+STRATUM_EMBEDDED_MONITOR = env_bool("STRATUM_EMBEDDED_MONITOR", False)
 CELERY_BEAT_SCHEDULE["registry-retrain-schedules"] = {
     "task": "registry.tasks.retrain_schedules_tick",
     "schedule": float(os.environ.get("STRATUM_RETRAIN_TICK_SECONDS", "60"))}
