@@ -20,10 +20,10 @@ def version_metrics(*, deployment: Deployment, since: datetime, until: datetime 
         qs = qs.filter(bucket__lte=until)
     acc: dict[tuple[int, str], dict[str, Any]] = defaultdict(lambda: {
         "requests": 0, "errors": 0, "rows": 0, "latency_total_ms": 0.0, "hist": [], "labels": defaultdict(int),
-        "compared": 0, "agreed": 0})
+        "values": [], "compared": 0, "agreed": 0})
     for row in qs.values_list("version_id", "role", "requests", "errors", "rows", "latency_total_ms",
-                              "latency_hist", "label_counts", "compared", "agreed"):
-        vid, role, requests, errors, rows, total, hist, labels, compared, agreed = row
+                              "latency_hist", "label_counts", "value_sample", "compared", "agreed"):
+        vid, role, requests, errors, rows, total, hist, labels, values, compared, agreed = row
         a = acc[(vid, role)]
         a["requests"] += requests
         a["errors"] += errors
@@ -32,6 +32,7 @@ def version_metrics(*, deployment: Deployment, since: datetime, until: datetime 
         a["hist"] = stats.histogram_merge(a["hist"], hist or [])
         for label, count in (labels or {}).items():
             a["labels"][label] += count
+        a["values"].extend(values or [])
         a["compared"] += compared
         a["agreed"] += agreed
     out: dict[str, Any] = {}
@@ -45,6 +46,7 @@ def version_metrics(*, deployment: Deployment, since: datetime, until: datetime 
             "p95_ms": stats.histogram_percentile(a["hist"], 95),
             "p99_ms": stats.histogram_percentile(a["hist"], 99),
             "labels": dict(a["labels"]),
+            "values": a["values"][-2000:],
             "compared": a["compared"], "agreed": a["agreed"],
             "agreement": a["agreed"] / a["compared"] if a["compared"] else None,
         }
@@ -77,8 +79,10 @@ def analyse(deployment: Deployment, cfg: dict[str, Any], *, now: datetime | None
     metrics: dict[str, Any] = {"window_seconds": cfg["window_seconds"], "since": since.isoformat(),
                                "candidate": candidate, "stable": stable, "thresholds": {
                                    k: cfg[k] for k in ("min_requests", "max_error_rate", "max_p95_ms", "max_p99_ms",
-                                                       "max_label_psi", "min_agreement")}}
+                                                       "max_label_psi", "max_ks_statistic", "min_agreement")}}
     if candidate["requests"] < cfg["min_requests"]:
+        for side in (candidate, stable):
+            side.pop("values", None)
         return record(deployment, verdict=AnalysisVerdict.INCONCLUSIVE, metrics=metrics,
                       detail=f"only {candidate['requests']} candidate request(s) in the window; "
                              f"{cfg['min_requests']} needed.")
@@ -90,6 +94,12 @@ def analyse(deployment: Deployment, cfg: dict[str, Any], *, now: datetime | None
         shift = stats.label_shift(stable["labels"], candidate["labels"])
         metrics["label_shift"] = shift
         _check(failures, "prediction shift (PSI)", shift["psi"], cfg["max_label_psi"])
+    if candidate.get("values") and stable.get("values"):
+        shift = stats.numeric_shift(stable["values"], candidate["values"])
+        metrics["value_shift"] = shift
+        _check(failures, "prediction shift (KS statistic)", shift["statistic"], cfg["max_ks_statistic"])
+    for side in (candidate, stable):
+        side.pop("values", None)  # the samples served the test; the run keeps the verdict's figures
     if role == TrafficRole.SHADOW:
         _check(failures, "agreement with stable", candidate.get("agreement"), cfg["min_agreement"],
                above_is_bad=False)

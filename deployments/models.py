@@ -188,6 +188,7 @@ class TrafficStat(models.Model):
     latency_total_ms = models.FloatField(default=0)
     latency_hist = models.JSONField(default=list)  # counts per deployments.stats.LATENCY_BOUNDS_MS bucket
     label_counts = models.JSONField(default=dict)  # predicted label -> count (classification outputs)
+    value_sample = models.JSONField(default=list)  # a uniform sample of numeric predictions (regression outputs)
     compared = models.PositiveIntegerField(default=0)  # shadow rows compared with the live answer
     agreed = models.PositiveIntegerField(default=0)
 

@@ -138,6 +138,7 @@ def deployment_metrics(*, deployment: Deployment) -> dict[str, Any]:
         numbers[deployment.stable_version_id] = deployment.stable_version.number
     for fig in figures.values():
         fig["version"] = numbers.get(fig["version_id"])
+        fig.pop("values", None)
     out: dict[str, Any] = {"versions": sorted(figures.values(), key=lambda f: (f["role"], f["version"] or 0))}
     if deployment.strategy == "ab":
         out["outcomes"] = analysis.outcome_comparison(deployment=deployment)

@@ -51,7 +51,8 @@ DEFAULT_ANALYSIS: dict[str, Any] = {
     "max_error_rate": 0.05,
     "max_p95_ms": 250.0,
     "max_p99_ms": 1000.0,
-    "max_label_psi": 0.25,  # prediction distribution shift against the stable version
+    "max_label_psi": 0.25,  # class prediction distribution shift against the stable version (PSI)
+    "max_ks_statistic": 0.3,  # numeric prediction shift against the stable version (two-sample KS statistic)
     "min_agreement": 0.9,  # shadow: share of mirrored rows whose answer matches the stable version's
     "failure_limit": 0,  # failed analyses tolerated before the rollout is rolled back
 }

@@ -478,8 +478,13 @@ class _Bucket:
     latency_total_ms: float = 0.0
     hist: list[int] = field(default_factory=lambda: [0] * (len(stats.LATENCY_BOUNDS_MS) + 1))
     labels: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    values: list[float] = field(default_factory=list)  # reservoir sample of numeric predictions
+    seen_values: int = 0
     compared: int = 0
     agreed: int = 0
+
+
+VALUE_SAMPLE = 200  # numeric predictions kept per version and minute for the shift test
 
 
 class Recorder:
@@ -511,6 +516,15 @@ class Recorder:
             if predictions is not None and predictions and not isinstance(predictions[0], float):
                 for p in predictions:
                     bucket.labels[str(p)] += 1
+            elif predictions:
+                for value in predictions:  # reservoir sampling keeps a uniform sample of any number of values
+                    bucket.seen_values += 1
+                    if len(bucket.values) < VALUE_SAMPLE:
+                        bucket.values.append(value)
+                    else:
+                        slot = random.randrange(bucket.seen_values)
+                        if slot < VALUE_SAMPLE:
+                            bucket.values[slot] = value
             bucket.compared += compared
             bucket.agreed += agreed
             sample = (error or random.random() < settings.STRATUM_SERVING_SAMPLE_RATE)
@@ -557,7 +571,8 @@ class Recorder:
         stat_rows = [TrafficStat(endpoint_id=e, deployment_id=d, version_id=v, role=r,
                                  bucket=datetime.fromtimestamp(minute * 60, UTC), requests=b.requests,
                                  errors=b.errors, rows=b.rows, latency_total_ms=b.latency_total_ms,
-                                 latency_hist=b.hist, label_counts=dict(b.labels), compared=b.compared,
+                                 latency_hist=b.hist, label_counts=dict(b.labels), value_sample=b.values,
+                                 compared=b.compared,
                                  agreed=b.agreed)
                      for (e, d, v, r, minute), b in buckets.items()]
         sample_rows = [PredictionSample(**s) for s in samples]
@@ -582,6 +597,7 @@ class Recorder:
         mine.hist = stats.histogram_merge(mine.hist, b.hist)
         for label, count in b.labels.items():
             mine.labels[label] += count
+        mine.values = (mine.values + b.values)[:VALUE_SAMPLE]
         mine.compared += b.compared
         mine.agreed += b.agreed
 

@@ -39,6 +39,19 @@ def iris_onnx(variant: str = "good") -> bytes:
 
 
 @functools.cache
+def regressor_onnx(shift: float = 0.0) -> bytes:
+    """A linear regression on iris predicting petal width from four features, its output moved by `shift`."""
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LinearRegression
+
+    x, _ = load_iris(return_X_y=True)
+    model = LinearRegression().fit(x, x[:, 3])
+    model.intercept_ += shift
+    return to_onnx(model, x[:1].astype(np.float32), target_opset={"": 17}).SerializeToString()
+
+
+@functools.cache
 def broken_onnx() -> bytes:
     """A 4-feature model that answers label 0 when f0 < 1 and fails (index out of range) when f0 >= 1."""
     import onnx
@@ -131,4 +144,4 @@ def _fresh_gateway(settings):
     serving.reset()
 
 
-__all__ = ["FEATURES", "SIGNATURE", "Role", "broken_onnx", "iris_onnx"]
+__all__ = ["FEATURES", "SIGNATURE", "Role", "broken_onnx", "iris_onnx", "regressor_onnx"]

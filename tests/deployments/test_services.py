@@ -413,3 +413,27 @@ def test_tampered_stored_bytes_never_go_live_nor_load(servable_version, register
         fh.write(original[:-1] + bytes([original[-1] ^ 1]))
     response = predict("churn-staging", {"rows": [[5.1, 3.5, 1.4, 0.2]]})
     assert response.status_code == 502 and response.json()["error"]["code"] == "MODEL_INTEGRITY"
+
+
+@pytest.mark.parametrize("shift,verdict", [(0.0, "passed"), (1.5, "failed")])
+def test_canary_analysis_compares_numeric_predictions(shift, verdict, servable_version, registered_model, endpoint,
+                                                      owner, predict):
+    from tests.deployments.conftest import regressor_onnx
+
+    signature = {"inputs": [{"name": f"f{i}", "type": "double"} for i in range(4)],
+                 "outputs": [{"name": "width", "type": "double"}]}
+    stable = servable_version(registered_model, regressor_onnx(0.0), signature=signature)
+    candidate = servable_version(registered_model, regressor_onnx(shift), signature=signature)
+    services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=stable.number)
+    canary = services.deployment_start(actor=owner, endpoint=endpoint, strategy="canary", version=candidate.number,
+                                       steps=[{"set_weight": 50}, {"analysis": {**FAST, "min_requests": 10}}])
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [4.9, 3.1, 1.5, 0.1]]
+    counts = {stable.number: 0, candidate.number: 0}
+    while min(counts.values()) < 30:
+        response = predict("churn-staging", {"rows": [rows[sum(counts.values()) % 4]] * 3})
+        counts[response.json()["version"]] += 1
+    serving.drain()
+    canary = services.rollout_evaluate(deployment=canary)
+    run = canary.analysis_runs.get()
+    assert run.verdict == verdict, run.detail
+    assert run.metrics["value_shift"]["method"] == "two-sample Kolmogorov–Smirnov"
