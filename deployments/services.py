@@ -81,9 +81,13 @@ def environment_create(*, actor, name: str, description: str = "", requires_prom
         raise InvalidInput("follow_stage must be Staging or Production (or empty).")
     if Environment.objects.filter(name=name).exists():
         raise AlreadyExists(f"Environment {name!r} already exists.")
-    env = Environment.objects.create(name=name, description=_text(description, "Description", 5000),
-                                     requires_promotion=bool(requires_promotion), follow_alias=follow_alias,
-                                     follow_stage=follow_stage)
+    try:
+        with transaction.atomic():
+            env = Environment.objects.create(name=name, description=_text(description, "Description", 5000),
+                                             requires_promotion=bool(requires_promotion), follow_alias=follow_alias,
+                                             follow_stage=follow_stage)
+    except IntegrityError:  # a concurrent request took the name between the check and the insert
+        raise AlreadyExists(f"Environment {name!r} already exists.")
     events.emit("environment.created", actor=actor, target=env, data={
         "name": name, "requires_promotion": env.requires_promotion, "follow_alias": follow_alias,
         "follow_stage": follow_stage})
@@ -104,8 +108,12 @@ def endpoint_create(*, actor, name: str, environment: Environment, model: Regist
     name = _slug(name, "Endpoint name", 100)
     if Endpoint.objects.filter(name=name).exists():
         raise AlreadyExists(f"Endpoint {name!r} already exists.")
-    endpoint = Endpoint.objects.create(name=name, environment=environment, model=model, created_by=actor,
-                                       description=_text(description, "Description", 5000))
+    try:
+        with transaction.atomic():
+            endpoint = Endpoint.objects.create(name=name, environment=environment, model=model, created_by=actor,
+                                               description=_text(description, "Description", 5000))
+    except IntegrityError:  # a concurrent request took the name between the check and the insert
+        raise AlreadyExists(f"Endpoint {name!r} already exists.")
     events.emit("endpoint.created", actor=actor, target=endpoint, data={
         **_scope(endpoint), "endpoint": name, "environment": environment.name})
     return endpoint
