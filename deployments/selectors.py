@@ -143,3 +143,27 @@ def deployment_metrics(*, deployment: Deployment) -> dict[str, Any]:
     if deployment.strategy == "ab":
         out["outcomes"] = analysis.outcome_comparison(deployment=deployment)
     return out
+
+
+def maintained_models(*, actor) -> QuerySet:
+    """Return the models `actor` may create endpoints for (maintainer role or above), by name."""
+    from django.db.models import Exists, OuterRef, Q
+
+    from registry.models import ModelRole, RegisteredModel, Role
+
+    if actor is None or not actor.is_authenticated:
+        return RegisteredModel.objects.none()
+    if actor.is_staff or actor.is_superuser:
+        return RegisteredModel.objects.order_by("name")
+    granted = ModelRole.objects.filter(Q(user_id=actor.pk) | Q(group__in=actor.groups.all()),
+                                       model_id=OuterRef("pk"), role__gte=Role.MAINTAINER)
+    return RegisteredModel.objects.filter(Q(owner_id=actor.pk) | Exists(granted)).order_by("name")
+
+
+def active_deployments(*, endpoints) -> dict[int, Deployment]:
+    """Return the rollout in progress per endpoint id for many endpoints, in one query."""
+    from .models import ACTIVE_PHASES
+
+    ids = [e.pk for e in endpoints]
+    return {d.endpoint_id: d for d in Deployment.objects.filter(endpoint_id__in=ids, phase__in=ACTIVE_PHASES)
+            .select_related("stable_version", "candidate_version")}

@@ -380,11 +380,16 @@ def deployment_start(*, actor, endpoint: Endpoint, strategy: str, version: Any, 
     else:
         _apply_routing(d, actor=actor, reason=f"{d.get_strategy_display()} of version {candidate_version.number} "
                                               "started")
+    _evaluate_after_commit(d)
+    return d
+
+
+def _evaluate_after_commit(d: Deployment) -> None:
+    """Let the monitor look at a rollout as soon as this change commits (an open pause shows as paused at once)."""
     if d.active:
         from . import tasks
 
         transaction.on_commit(lambda: tasks.rollout_evaluate.delay(d.pk))
-    return d
 
 
 def _clean_arms(endpoint: Endpoint, arms: Any, stable: ModelVersion, candidate: ModelVersion) -> list[dict[str, Any]]:
@@ -543,6 +548,7 @@ def deployment_resume(*, deployment: Deployment, actor) -> Deployment:
     d.phase, d.step_started_at, d.message = Phase.PROGRESSING, timezone.now(), ""
     d.save(update_fields=["phase", "step_started_at", "message", "updated_at"])
     _apply_routing(d, actor=actor, reason="resumed")
+    _evaluate_after_commit(d)
     events.emit("deployment.resumed", actor=actor, target=d, data={
         **_scope(d.endpoint, d.candidate_version), "deployment": d.pk, "step": d.step_index})
     return d
@@ -560,6 +566,7 @@ def deployment_promote(*, deployment: Deployment, actor, full: bool = False) -> 
         events.emit("deployment.promoted", actor=actor, target=d, data={
             **_scope(d.endpoint, d.candidate_version), "deployment": d.pk, "step": d.step_index, "full": False})
         _next_step(d, actor=actor, now=timezone.now(), reason=f"promoted by {who}")
+        _evaluate_after_commit(d)
         return d
     if d.strategy == Strategy.BLUE_GREEN:
         _smoke_check(d)
@@ -588,6 +595,9 @@ def deployment_rollback(*, deployment: Deployment, actor, reason: str = "") -> D
     if d.active:
         return _end(d, actor=actor, phase=Phase.FAILED, action="deployment.rolled_back",
                     reason=reason or f"rolled back by {who}")
+    if d.phase in (Phase.FAILED, Phase.ABORTED):
+        raise InvalidState(f"Deployment #{d.pk} has already ended ({d.get_phase_display().lower()}); its stable "
+                           "version took the traffic back then.")
     latest = Deployment.objects.filter(endpoint=d.endpoint).order_by("-created_at", "-pk").first()
     if d.phase != Phase.SUCCEEDED or latest is None or latest.pk != d.pk:
         raise InvalidState(f"Deployment #{d.pk} is not what endpoint {d.endpoint.name!r} serves now; roll back the "

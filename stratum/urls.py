@@ -20,11 +20,13 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("registry.api.urls")),
+    path("api/v1/", include("deployments.api.urls")),
     path("api/2.0/mlflow/", include(mlflow_urls.mlflow_patterns)),
     path("api/2.0/mlflow-artifacts/", include(mlflow_urls.artifact_patterns)),
     path("api/3.0/mlflow/", include(mlflow_urls.v3_patterns)),
     path("serve/<slug:endpoint>/predict", gateway.predict, name="serve-predict"),
     path("", include("governance.urls")),
+    path("", include("deployments.urls")),
     path("", include("registry.urls")),
 ]
 

@@ -1,0 +1,15 @@
+"""Deployment pages."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "deployments"
+
+urlpatterns = [
+    path("deployments/", views.EndpointListView.as_view(), name="list"),
+    path("deployments/<slug:endpoint>/", views.EndpointDashboardView.as_view(), name="dashboard"),
+    path("deployments/<slug:endpoint>/deploy", views.DeploymentStartView.as_view(), name="deploy"),
+    path("deployments/<slug:endpoint>/deployments/<int:pk>/<slug:action>", views.DeploymentActionView.as_view(),
+         name="action"),
+]

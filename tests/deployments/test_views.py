@@ -1,0 +1,306 @@
+"""Deployment pages: what a person sees, who may act, and that every action goes through the services."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from deployments import services, serving
+from deployments.models import Deployment, Endpoint, Phase
+from registry.models import Role
+from tests.deployments.conftest import iris_onnx
+
+pytestmark = pytest.mark.django_db
+
+ROW = {"rows": [[5.1, 3.5, 1.4, 0.2]]}
+CANARY_STEPS = [{"set_weight": 20}, {"pause": {}}, {"set_weight": 60}, {"pause": {}}]
+
+
+@pytest.fixture
+def two_versions(servable_version, registered_model):
+    return servable_version(registered_model), servable_version(registered_model, iris_onnx("different"))
+
+
+@pytest.fixture
+def serving_v1(endpoint, two_versions, owner):
+    services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=1)
+    return endpoint
+
+
+def _canary(endpoint, owner) -> Deployment:
+    return services.deployment_start(actor=owner, endpoint=endpoint, strategy="canary", version=2,
+                                     steps=CANARY_STEPS)
+
+
+def _html(response) -> str:
+    return response.content.decode()
+
+
+# ------------------------------------------------------------------------------------------------ the list
+
+
+def test_list_groups_endpoints_by_environment_with_what_serves(client, owner, serving_v1):
+    _canary(serving_v1, owner)
+    client.force_login(owner)
+    page = _html(client.get("/deployments/"))
+    assert 'id="env-staging"' in page
+    assert "churn-staging" in page and "churn</a>" in page
+    assert "v1</span> <span class=\"route-weight\">80%" in page
+    assert "v2</span> <span class=\"route-weight\">20%" in page
+    assert "Canary · Progressing" in page
+    assert "New endpoint" in page  # owner maintains churn
+    assert "New environment" not in page  # not staff
+
+
+def test_list_hides_endpoints_of_models_the_user_cannot_see(client, outsider, serving_v1, grant, make_user,
+                                                            registered_model):
+    client.force_login(outsider)
+    page = _html(client.get("/deployments/"))
+    assert "churn-staging" not in page
+    assert "New endpoint" not in page
+    viewer = make_user("viewer")
+    grant(registered_model, viewer, Role.VIEWER)
+    client.force_login(viewer)
+    page = _html(client.get("/deployments/"))
+    assert "churn-staging" in page and "New endpoint" not in page
+
+
+def test_staff_create_an_environment_others_are_refused(client, staff, owner, environment):
+    client.force_login(staff)
+    assert "New environment" in _html(client.get("/deployments/"))
+    response = client.post("/deployments/", {"form": "environment", "name": "production",
+                                             "requires_promotion": "on", "follow_stage": "Production"})
+    assert response.status_code == 302
+    assert "production" in _html(client.get("/deployments/"))
+    response = client.post("/deployments/", {"form": "environment", "name": "production"})
+    assert response.status_code == 400 and "already exists" in _html(response)
+    client.force_login(owner)
+    assert client.post("/deployments/", {"form": "environment", "name": "qa"}).status_code == 403
+
+
+def test_maintainer_creates_an_endpoint_and_bad_names_come_back_with_the_message(client, owner, environment,
+                                                                                registered_model):
+    client.force_login(owner)
+    response = client.post("/deployments/", {"form": "endpoint", "name": "churn-qa", "environment": "staging",
+                                             "model": "churn"})
+    assert response.status_code == 302 and response["Location"] == "/deployments/churn-qa/"
+    assert Endpoint.objects.get(name="churn-qa").model == registered_model
+    response = client.post("/deployments/", {"form": "endpoint", "name": "Bad Name", "environment": "staging",
+                                             "model": "churn"})
+    assert response.status_code == 400
+    assert "lower-case letters" in _html(response)
+
+
+def test_endpoint_form_offers_only_models_the_user_maintains(client, make_user, environment, registered_model,
+                                                            grant):
+    contributor = make_user("carl")
+    grant(registered_model, contributor, Role.CONTRIBUTOR)
+    client.force_login(contributor)
+    response = client.post("/deployments/", {"form": "endpoint", "name": "x", "environment": "staging",
+                                             "model": "churn"})
+    assert response.status_code == 400
+    assert not Endpoint.objects.filter(name="x").exists()
+
+
+def test_list_query_count_does_not_grow_with_endpoints(client, owner, environment, registered_model, servable_version,
+                                                       django_assert_max_num_queries):
+    servable_version(registered_model)
+    for i in range(6):
+        endpoint = services.endpoint_create(actor=owner, name=f"ep-{i}", environment=environment,
+                                            model=registered_model)
+        services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=1)
+    client.force_login(owner)
+    with django_assert_max_num_queries(9):  # the same with one endpoint: no query per row
+        response = client.get("/deployments/")
+    assert _html(response).count('class="endpoint-row"') == 6
+
+
+# ------------------------------------------------------------------------------------------- the dashboard
+
+
+def test_dashboard_needs_a_role_on_the_model(client, outsider, serving_v1):
+    assert client.get("/deployments/churn-staging/").status_code == 302  # to the login page
+    client.force_login(outsider)
+    assert client.get("/deployments/churn-staging/").status_code == 404
+    assert client.get("/deployments/churn-staging/deploy").status_code == 404
+    assert client.post("/deployments/churn-staging/deployments/1/abort").status_code == 404
+
+
+def test_dashboard_shows_routing_split_chart_history_and_polls(client, owner, serving_v1):
+    _canary(serving_v1, owner)
+    client.force_login(owner)
+    response = client.get("/deployments/churn-staging/")
+    page = _html(response)
+    assert response.status_code == 200
+    assert 'hx-trigger="every 5s"' in page and 'hx-get="/deployments/churn-staging/"' in page
+    assert 'id="chart-split"' in page and '"type":"pie"' in page.replace(" ", "")
+    assert "Canary of v2 (from v1)" in page
+    assert 'class="candidate-weight">20%' in page
+    assert 'aria-current="step">Pause until promoted' in page
+    for label in ("Pause", "Promote", "Promote fully", "Abort", "Roll back"):
+        assert f">{label}</button>" in page
+    assert ">Resume</button>" not in page
+    assert page.count('class="history-row"') == 2
+    assert "Deploy a version" in page
+
+
+def test_htmx_poll_gets_only_the_live_fragment(client, owner, serving_v1):
+    client.force_login(owner)
+    response = client.get("/deployments/churn-staging/", HTTP_HX_REQUEST="true")
+    page = _html(response)
+    assert response.status_code == 200
+    assert page.lstrip().startswith('<div id="live"')
+    assert "<html" not in page and "What served at" not in page
+    assert "HX-Request" in response["Vary"]
+
+
+def test_viewer_sees_the_dashboard_without_controls_and_is_refused_actions(client, owner, serving_v1, make_user,
+                                                                           registered_model, grant):
+    d = _canary(serving_v1, owner)
+    viewer = make_user("vera")
+    grant(registered_model, viewer, Role.VIEWER)
+    client.force_login(viewer)
+    page = _html(client.get("/deployments/churn-staging/"))
+    assert "Canary of v2" in page and ">Abort</button>" not in page and "Deploy a version" not in page
+    response = client.post(f"/deployments/churn-staging/deployments/{d.pk}/abort")
+    assert response.status_code == 403 and "maintainer role" in _html(response)
+    assert client.get("/deployments/churn-staging/deploy").status_code == 403
+    d.refresh_from_db()
+    assert d.phase == Phase.PROGRESSING
+
+
+def test_actions_call_the_services_and_redirect(client, owner, serving_v1):
+    d = _canary(serving_v1, owner)
+    client.force_login(owner)
+    url = f"/deployments/churn-staging/deployments/{d.pk}/"
+    response = client.post(url + "promote")
+    assert response.status_code == 302 and response["Location"] == "/deployments/churn-staging/"
+    d.refresh_from_db()
+    assert d.weight == 60 and d.step_index == 3
+    page = _html(client.get("/deployments/churn-staging/"))
+    assert "Promoted to the next step" in page and 'class="candidate-weight">60%' in page
+    assert client.post(url + "pause").status_code == 302
+    d.refresh_from_db()
+    assert d.phase == Phase.PAUSED
+    assert client.post(url + "resume").status_code == 302
+    d.refresh_from_db()
+    assert d.phase == Phase.PROGRESSING
+    client.post(url + "rollback")
+    d.refresh_from_db()
+    assert d.phase == Phase.FAILED
+    serving_v1.refresh_from_db()
+    assert [(r["number"], r["weight"]) for r in serving_v1.routing["routes"]] == [(1, 100)]
+    page = _html(client.get("/deployments/churn-staging/"))
+    assert "Failed (rolled back)" in page and ">Roll back</button>" not in page
+
+
+def test_refused_action_shows_a_message_not_an_error_page(client, owner, serving_v1):
+    d = _canary(serving_v1, owner)
+    client.force_login(owner)
+    response = client.post(f"/deployments/churn-staging/deployments/{d.pk}/resume", follow=True)
+    assert response.status_code == 200
+    assert "it cannot be resumed" in _html(response)
+    assert client.post(f"/deployments/churn-staging/deployments/{d.pk}/explode").status_code == 404
+    assert client.get(f"/deployments/churn-staging/deployments/{d.pk}/abort").status_code == 405
+
+
+def test_actions_need_csrf(owner, serving_v1):
+    from django.test import Client
+
+    d = _canary(serving_v1, owner)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    assert client.post(f"/deployments/churn-staging/deployments/{d.pk}/abort").status_code == 403
+    d.refresh_from_db()
+    assert d.phase == Phase.PROGRESSING
+
+
+def test_rollback_of_a_finished_deployment_returns_to_the_last_good_version(client, owner, serving_v1):
+    d = services.deployment_start(actor=owner, endpoint=serving_v1, strategy="direct", version=2)
+    client.force_login(owner)
+    assert ">Roll back</button>" in _html(client.get("/deployments/churn-staging/"))
+    client.post(f"/deployments/churn-staging/deployments/{d.pk}/rollback")
+    serving_v1.refresh_from_db()
+    assert serving_v1.routing["routes"][0]["number"] == 1
+    assert "rollback of #" in _html(client.get("/deployments/churn-staging/"))
+
+
+def test_what_served_at(client, owner, serving_v1):
+    client.force_login(owner)
+    before = (timezone.localtime() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    page = _html(client.get("/deployments/churn-staging/", {"at": before}))
+    assert "had no deployment yet" in page
+    later = (timezone.localtime() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    page = _html(client.get("/deployments/churn-staging/", {"at": later}))
+    assert 'id="served-at"' in page and "direct deployment" in page
+    response = client.get("/deployments/churn-staging/", {"at": "yesterday"})
+    assert response.status_code == 400 and "Enter a valid date/time" in _html(response)
+
+
+def test_traffic_charts_from_gateway_statistics(client, owner, serving_v1, predict):
+    services.deployment_start(actor=owner, endpoint=serving_v1, strategy="shadow", version=2, shadow_percent=100)
+    for _ in range(5):
+        assert predict("churn-staging", ROW).status_code == 200
+    serving.drain()
+    client.force_login(owner)
+    page = _html(client.get("/deployments/churn-staging/"))
+    for name in ("requests", "errors", "latency", "agreement"):
+        assert f'id="chart-{name}"' in page, name
+    assert "Shadow: <strong>v2</strong>" in page and "100% of requests mirrored" in page
+    assert "shadow v2 (100% mirrored)" in _html(client.get("/deployments/"))
+
+
+def test_ab_outcomes_show_method_sizes_p_values_and_conclusion(client, owner, serving_v1):
+    d = services.deployment_start(actor=owner, endpoint=serving_v1, strategy="ab", version=2)
+    for i in range(40):
+        services.outcome_record(deployment=d, actor=owner, metric="converted", value=i % 3 == 0, key=f"user{i}")
+    client.force_login(owner)
+    page = _html(client.get("/deployments/churn-staging/"))
+    assert "A/B outcomes" in page and "converted" in page
+    assert "two-proportion z-test" in page and "mSPRT" in page
+    assert "No significant difference yet" in page or "significant under the sequential test" in page
+
+
+# ------------------------------------------------------------------------------------------------ deploy
+
+
+def test_deploy_form_is_prefilled_and_starts_a_canary(client, owner, serving_v1):
+    client.force_login(owner)
+    page = _html(client.get("/deployments/churn-staging/deploy"))
+    assert "set_weight" in page and "Version 2" in page
+    response = client.post("/deployments/churn-staging/deploy", {
+        "strategy": "canary", "version": "2", "steps": json.dumps(CANARY_STEPS), "analysis": "",
+        "shadow_percent": "100", "arm_a_weight": "50", "arm_b_weight": "50", "keep_warm_seconds": "300"})
+    assert response.status_code == 302, _html(response)
+    d = Deployment.objects.get(strategy="canary")
+    assert (d.weight, d.step_index, d.steps) == (20, 1, CANARY_STEPS)
+
+
+def test_deploy_ab_weights_reach_the_service(client, owner, serving_v1):
+    client.force_login(owner)
+    response = client.post("/deployments/churn-staging/deploy", {
+        "strategy": "ab", "version": "2", "arm_a_weight": "70", "arm_b_weight": "30", "keep_warm_seconds": "0"})
+    assert response.status_code == 302, _html(response)
+    assert [(a["number"], a["weight"]) for a in Deployment.objects.get(strategy="ab").arms] == [(1, 70), (2, 30)]
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"steps": "[{not json"}, "Canary steps is not valid JSON"),
+    ({"steps": '[{"jump": 3}]'}, "unknown step"),
+    ({"analysis": '{"max_error_rate": 3}'}, "is a fraction from 0 to 1"),
+    ({"version": "1"}, "already serves version 1"),
+    ({"strategy": "ab", "arm_a_weight": "70", "arm_b_weight": "20"}, "must add up to 100"),
+    ({"strategy": "shadow", "shadow_percent": "0"}, "shadow_percent must be a whole number"),
+])
+def test_bad_deploy_input_rerenders_the_form_with_the_message(client, owner, serving_v1, data, message):
+    client.force_login(owner)
+    form = {"strategy": "canary", "version": "2", "steps": json.dumps(CANARY_STEPS), "analysis": "",
+            "shadow_percent": "100", "arm_a_weight": "50", "arm_b_weight": "50", "keep_warm_seconds": "300", **data}
+    response = client.post("/deployments/churn-staging/deploy", form)
+    assert response.status_code == 400
+    assert message in _html(response)
+    assert 'name="steps"' in _html(response)
+    assert not Deployment.objects.filter(phase=Phase.PROGRESSING).exists()
