@@ -656,10 +656,7 @@ def rollout_evaluate(*, deployment: Deployment, now=None) -> Deployment:
         if d.auto_promote:
             _succeed(d, actor=None, reason="blue-green switch after a passed smoke check")
         else:
-            d.phase, d.message = Phase.PAUSED, "Smoke check passed; waiting for someone to promote the switch."
-            d.save(update_fields=["phase", "message", "updated_at"])
-            events.emit("deployment.paused", actor=None, target=d, data={
-                **_scope(d.endpoint, d.candidate_version), "deployment": d.pk, "reason": d.message})
+            _pause_for_person(d, "Smoke check passed; waiting for someone to promote the switch.")
         return d
     if d.strategy in (Strategy.SHADOW, Strategy.AB):
         if d.step_started_at and now - d.step_started_at < timedelta(seconds=cfg["window_seconds"]):
@@ -681,11 +678,7 @@ def rollout_evaluate(*, deployment: Deployment, now=None) -> Deployment:
         if "pause" in step:
             duration = step["pause"].get("duration")
             if duration is None:
-                d.phase, d.message = Phase.PAUSED, "Waiting for someone to promote the next step."
-                d.save(update_fields=["phase", "message", "updated_at"])
-                events.emit("deployment.paused", actor=None, target=d, data={
-                    **_scope(d.endpoint, d.candidate_version), "deployment": d.pk, "step": d.step_index,
-                    "reason": d.message})
+                _pause_for_person(d, "Waiting for someone to promote the next step.")
                 break
             if now - started < timedelta(seconds=duration):
                 break
@@ -699,12 +692,8 @@ def rollout_evaluate(*, deployment: Deployment, now=None) -> Deployment:
             _next_step(d, actor=None, now=now, reason="analysis passed")
             continue
         if run.verdict == "inconclusive":
-            d.phase, d.message = Phase.PAUSED, f"Analysis inconclusive: {run.detail} A person decides: promote, " \
-                                               "resume to analyse again, or roll back."
-            d.save(update_fields=["phase", "message", "updated_at"])
-            events.emit("deployment.paused", actor=None, target=d, data={
-                **_scope(d.endpoint, d.candidate_version), "deployment": d.pk, "step": d.step_index,
-                "reason": d.message})
+            _pause_for_person(d, f"Analysis inconclusive: {run.detail} A person decides: promote, resume to analyse "
+                                 "again, or roll back.")
             break
         d.failures += 1
         d.step_started_at = now
@@ -716,6 +705,15 @@ def rollout_evaluate(*, deployment: Deployment, now=None) -> Deployment:
     if d.phase == Phase.PROGRESSING and d.step_index >= len(d.steps):
         _succeed(d, actor=None, reason="canary completed its steps")
     return d
+
+
+def _pause_for_person(d: Deployment, message: str) -> None:
+    """Hold a rollout (traffic unchanged) until someone promotes, resumes or rolls it back; say why."""
+    d.phase, d.message = Phase.PAUSED, message[:2000]
+    d.save(update_fields=["phase", "message", "updated_at"])
+    _apply_routing(d, actor=None, reason=f"paused by the monitor: {d.message}"[:300])
+    events.emit("deployment.paused", actor=None, target=d, data={
+        **_scope(d.endpoint, d.candidate_version), "deployment": d.pk, "step": d.step_index, "reason": d.message})
 
 
 def rollouts_evaluate_all(*, now=None) -> int:
