@@ -15,7 +15,7 @@ from .models import AnalysisRun, AnalysisVerdict, Deployment, Outcome, Strategy,
 
 def version_metrics(*, deployment: Deployment, since: datetime, until: datetime | None = None) -> dict[str, Any]:
     """Return per-version live and shadow figures (requests, error rate, p50/p95/p99, labels, agreement)."""
-    qs = TrafficStat.objects.filter(deployment=deployment, bucket__gte=_minute(since))
+    qs = TrafficStat.objects.filter(deployment=deployment, bucket__gte=_bucket_start(since))
     if until is not None:
         qs = qs.filter(bucket__lte=until)
     acc: dict[tuple[int, str], dict[str, Any]] = defaultdict(lambda: {
@@ -53,8 +53,10 @@ def version_metrics(*, deployment: Deployment, since: datetime, until: datetime 
     return out
 
 
-def _minute(moment: datetime) -> datetime:
-    return moment.replace(second=0, microsecond=0)
+def _bucket_start(moment: datetime) -> datetime:
+    from .serving import BUCKET_SECONDS
+
+    return moment.replace(second=moment.second - moment.second % BUCKET_SECONDS, microsecond=0)
 
 
 def _check(failures: list[str], name: str, value: float | None, limit: float, above_is_bad: bool = True,

@@ -175,13 +175,13 @@ class TrafficRole(models.TextChoices):
 
 
 class TrafficStat(models.Model):
-    """Requests one version served on one endpoint in one minute, as flushed by one gateway process."""
+    """Requests one version served on one endpoint in one 10-second bucket, as flushed by one gateway process."""
 
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="+")
     deployment = models.ForeignKey(Deployment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     version = models.ForeignKey("registry.ModelVersion", on_delete=models.CASCADE, related_name="+")
     role = models.CharField(max_length=8, choices=TrafficRole.choices, default=TrafficRole.LIVE)
-    bucket = models.DateTimeField()  # start of the minute
+    bucket = models.DateTimeField()  # start of the 10-second bucket
     requests = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
     rows = models.PositiveIntegerField(default=0)

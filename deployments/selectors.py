@@ -105,6 +105,7 @@ def traffic_series(*, endpoint: Endpoint, minutes: int = 60, now: datetime | Non
                          "agreed"))
     acc: dict[tuple[int, str], dict[datetime, dict[str, Any]]] = defaultdict(dict)
     for number, role, bucket, requests, errors, hist, compared, agreed in rows:
+        bucket = bucket.replace(second=0, microsecond=0)  # statistics are kept per 10 s; the charts show minutes
         point = acc[(number, role)].setdefault(bucket, {"requests": 0, "errors": 0, "hist": [], "compared": 0,
                                                         "agreed": 0})
         point["requests"] += requests

@@ -484,11 +484,13 @@ class _Bucket:
     agreed: int = 0
 
 
-VALUE_SAMPLE = 200  # numeric predictions kept per version and minute for the shift test
+VALUE_SAMPLE = 200  # numeric predictions kept per version and bucket for the shift test
+BUCKET_SECONDS = 10  # statistics resolution: analysis windows are honoured to within this
 
 
 class Recorder:
-    """Aggregates request statistics in memory per (endpoint, deployment, version, role, minute); flushes in batches."""
+    """Aggregates request statistics in memory per (endpoint, deployment, version, role, 10-second bucket); flushes
+    them in batches."""
 
     MAX_SAMPLES = 1000
 
@@ -503,7 +505,7 @@ class Recorder:
                error: bool, rows: int, predictions: list[Any] | None, request_id: str, x: np.ndarray | None,
                error_text: str | None, *, compared: int = 0, agreed: int = 0) -> None:
         """Count one request; keep a sample of it at STRATUM_SERVING_SAMPLE_RATE (and every error, up to a cap)."""
-        minute = int(time.time() // 60)
+        minute = int(time.time() // BUCKET_SECONDS)  # the bucket's index (named for the charts' unit)
         with self._lock:
             bucket = self._buckets.get((endpoint_id, deployment_id, version_id, role, minute))
             if bucket is None:
@@ -569,7 +571,7 @@ class Recorder:
         if not buckets and not samples:
             return 0
         stat_rows = [TrafficStat(endpoint_id=e, deployment_id=d, version_id=v, role=r,
-                                 bucket=datetime.fromtimestamp(minute * 60, UTC), requests=b.requests,
+                                 bucket=datetime.fromtimestamp(minute * BUCKET_SECONDS, UTC), requests=b.requests,
                                  errors=b.errors, rows=b.rows, latency_total_ms=b.latency_total_ms,
                                  latency_hist=b.hist, label_counts=dict(b.labels), value_sample=b.values,
                                  compared=b.compared,

@@ -1,0 +1,499 @@
+#!/usr/bin/env python3
+"""Measure Stratum's serving gateway: overhead over ONNX Runtime, throughput against `mlflow models serve`, canary cost.
+
+    .venv/bin/python bench/serving.py            # full run (about 2-3 minutes on 2 cores)
+    .venv/bin/python bench/serving.py --quick    # smaller samples, a smoke run
+
+Everything is set up from scratch in a temporary var dir with its own SQLite database (through the services): an
+iris LogisticRegression trained here, converted with skl2onnx (float32, no zipmap), uploaded as two scanned and
+signed versions, an endpoint with a direct deployment and a token with the serve scope. Sections:
+  a  p50/p90/p99 of InferenceSession.run on one float32 row vs the in-process gateway (Django test Client POST
+     /serve/<endpoint>/predict, same row): the difference is the gateway's overhead
+  b  requests/s with 8 concurrent keep-alive clients (threads, http.client, plain JSON) against Stratum under
+     gunicorn (2 and 4 workers; the best is reported) and `mlflow models serve --env-manager local` of the same
+     scikit-learn model; both get the same dataframe_split body, warm-up and request count
+  c  in-process gateway latency with a direct deployment vs a 50% canary between two versions
+Servers this script starts are stopped at the end, and the temporary directory is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FEATURES = ["f0", "f1", "f2", "f3"]
+ROW = [5.1, 3.5, 1.4, 0.2]
+BODY = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [ROW]}}).encode()
+SIGNATURE = {"inputs": [{"name": n, "type": "double"} for n in FEATURES],
+             "outputs": [{"name": "class", "type": "long", "labels": ["setosa", "versicolor", "virginica"]}]}
+ENDPOINT = "iris-bench"
+CLIENTS = 8
+TARGETS = {"overhead_p50_ms": 1.0, "throughput_ratio": 2.0}
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ figures
+
+
+def percentile(samples: list[float], p: float) -> float:
+    """Nearest-rank percentile of `samples` (p in 0..100); NaN when empty."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+
+
+@dataclass
+class Latencies:
+    """Latencies in seconds, failures by status, and the wall time they were measured over."""
+
+    samples: list[float] = field(default_factory=list)
+    errors: dict[int, int] = field(default_factory=dict)
+    wall: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        return len(self.samples) / self.wall if self.wall else math.nan
+
+    def ms(self, p: float) -> float:
+        return percentile(self.samples, p) * 1000
+
+    def line(self, with_rate: bool = False) -> str:
+        rate = f"{len(self.samples)} in {self.wall:.2f}s = {self.per_second:,.0f}/s; " if with_rate else ""
+        errors = f"; ERRORS {self.errors}" if self.errors else ""
+        return (f"{rate}p50 {self.ms(50):.3f} ms, p90 {self.ms(90):.3f} ms, p99 {self.ms(99):.3f} ms{errors}")
+
+
+def timed_loop(call: Any, iterations: int, warmup: int) -> Latencies:
+    """Time `call()` `iterations` times after `warmup` untimed calls; `call` returns True when it succeeded."""
+    for _ in range(warmup):
+        call()
+    out = Latencies()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        ok = call()
+        elapsed = time.perf_counter() - t0
+        if ok is True:
+            out.samples.append(elapsed)
+        else:
+            out.errors[ok] = out.errors.get(ok, 0) + 1
+    out.wall = time.perf_counter() - start
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ set-up
+
+
+def configure_django(var_dir: Path) -> None:
+    """Point Django at a fresh var dir (SQLite, artifacts), no broker, no rate limit; migrate."""
+    for name in ("DATABASE_URL", "REDIS_URL", "STRATUM_ARTIFACT_ROOT", "STRATUM_S3_BUCKET", "SECRET_KEY"):
+        os.environ.pop(name, None)
+    os.environ.update({"STRATUM_VAR_DIR": str(var_dir), "STRATUM_HTTPS": "false", "DEBUG": "false",
+                       "STRATUM_SERVING_RATE_PER_MINUTE": "0", "DJANGO_SETTINGS_MODULE": "stratum.settings"})
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def train(workdir: Path) -> tuple[bytes, Path]:
+    """Train the iris LogisticRegression; return its ONNX bytes and an MLflow model directory of the same model."""
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    frame = pd.DataFrame(x, columns=FEATURES)
+    model = LogisticRegression(max_iter=500).fit(frame, y)
+    onx = to_onnx(model, x[:1].astype(np.float32), options={"zipmap": False},
+                  target_opset={"": 17, "ai.onnx.ml": 3})
+    mlflow_dir = workdir / "mlflow-model"
+    mlflow.sklearn.save_model(model, str(mlflow_dir))
+    return onx.SerializeToString(), mlflow_dir
+
+
+@dataclass
+class Setup:
+    """What the sections need: the serve token, the versions and the endpoint's owner."""
+
+    token: str
+    owner: Any
+    endpoint: Any
+    numbers: list[int]
+
+
+def create_data(onnx_bytes: bytes) -> Setup:
+    """Create a staff owner, model, two scanned and signed versions, an endpoint, a direct deployment, a token."""
+    from django.contrib.auth import get_user_model
+
+    from deployments import services as deployments
+    from registry import services as registry
+    from registry.pipeline import (
+        handlers,  # noqa: F401 - installs the job handlers
+        signing,
+    )
+    from registry.pipeline.jobs import job_run
+    from registry.pipeline.scan_service import scan_enqueue
+    from registry.storage import spool_stream
+
+    owner = get_user_model().objects.create_user("bench", password=None, is_staff=True)
+    model = registry.model_create(actor=owner, name="iris-bench")
+    numbers = []
+    for _ in range(2):  # identical files: the canary splits traffic between two equal versions
+        files = [("model.onnx", spool_stream(io.BytesIO(onnx_bytes))),
+                 ("MLmodel", spool_stream(io.BytesIO(b"flavors: {}\n")))]
+        version = registry.version_create(model=model, actor=owner, files=files, signature=SIGNATURE)
+        for artifact in version.artifacts.all():
+            job_run(scan_enqueue(artifact).pk)
+        job_run(signing.sign_enqueue(version=version, actor=owner).pk)
+        numbers.append(version.number)
+    env = deployments.environment_create(actor=owner, name="bench")
+    endpoint = deployments.endpoint_create(actor=owner, name=ENDPOINT, environment=env, model=model)
+    deployments.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=numbers[0])
+    token = registry.token_create(user=owner, actor=owner, name="bench-serve", scopes=["serve"])[1]
+    return Setup(token, owner, endpoint, numbers)
+
+
+# ------------------------------------------------------------------------------------------------ (a), (c)
+
+
+def bare_ort(onnx_bytes: bytes, iterations: int) -> Latencies:
+    """InferenceSession.run on one float32 row, with the gateway's session options (one thread)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    x = np.asarray([ROW], dtype=np.float32)
+
+    def call() -> bool:
+        session.run(None, {name: x})
+        return True
+
+    return timed_loop(call, iterations, warmup=200)
+
+
+def in_process_gateway(token: str, iterations: int, versions: dict[str, int] | None = None) -> Latencies:
+    """POST the row to the gateway through Django's test Client (the whole middleware stack, no socket)."""
+    from django.test import Client
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    url = f"/serve/{ENDPOINT}/predict"
+
+    def call() -> bool | int:
+        response = client.post(url, data=BODY, content_type="application/json")
+        if response.status_code != 200:
+            return response.status_code
+        if versions is not None:
+            number = response["X-Stratum-Version"]
+            versions[number] = versions.get(number, 0) + 1
+        return True
+
+    for _ in range(200):  # warm the session, routing and token caches
+        call()
+    if versions is not None:
+        versions.clear()
+    return timed_loop(call, iterations, warmup=0)
+
+
+def start_canary(setup: Setup) -> Any:
+    """Start a canary of the second version at 50%, held there by a long pause (no monitor runs here)."""
+    from deployments import services as deployments
+
+    return deployments.deployment_start(actor=setup.owner, endpoint=setup.endpoint, strategy="canary",
+                                        version=setup.numbers[1],
+                                        steps=[{"set_weight": 50}, {"pause": {"duration": 86400}}])
+
+
+# ------------------------------------------------------------------------------------------------ (b)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port: int, path: str, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{what} did not become ready on port {port}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def start_gunicorn(var_dir: Path, workers: int, log: Path) -> tuple[int, subprocess.Popen]:
+    """Serve the benchmark's Stratum (same SQLite and artifacts) with `workers` sync gunicorn workers."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update({"STRATUM_VAR_DIR": str(var_dir), "STRATUM_HTTPS": "false", "DEBUG": "false",
+                "STRATUM_SERVING_RATE_PER_MINUTE": "0"})
+    port = free_port()
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    proc = subprocess.Popen([str(gunicorn), "stratum.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"],
+                            cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    wait_ready(port, "/healthz", proc, f"gunicorn -w {workers}")
+    return port, proc
+
+
+def start_mlflow(model_dir: Path, workers: int | None, log: Path) -> tuple[int, subprocess.Popen]:
+    """`mlflow models serve -m <dir> --env-manager local` of the same scikit-learn model."""
+    cli = Path(sys.executable).with_name("mlflow")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{cli.parent}{os.pathsep}{env.get('PATH', '')}"  # it execs `uvicorn` from the venv by name
+    cmd = [str(cli), "models", "serve", "-m", str(model_dir), "--env-manager", "local", "-p", str(port),
+           "-h", "127.0.0.1"] + (["-w", str(workers)] if workers else [])
+    proc = subprocess.Popen(cmd, cwd=model_dir.parent, env=env, stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    wait_ready(port, "/ping", proc, "mlflow models serve", timeout=180)
+    return port, proc
+
+
+def throughput(port: int, path: str, headers: dict[str, str], total: int, warmup: int) -> Latencies:
+    """`CLIENTS` threads, one keep-alive connection each (reopened if the server closes it), `total` requests."""
+    per_client = total // CLIENTS
+    parts = [Latencies() for _ in range(CLIENTS)]
+    barrier = threading.Barrier(CLIENTS + 1)
+    send = {"Content-Type": "application/json", **headers}
+
+    def work(part: Latencies) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+        def one() -> tuple[float, int]:
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body=BODY, headers=send)
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+                if response.will_close:
+                    conn.close()  # http.client reconnects on the next request
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                status = 0
+            return time.perf_counter() - t0, status
+
+        for _ in range(warmup // CLIENTS):
+            one()
+        barrier.wait()
+        for _ in range(per_client):
+            elapsed, status = one()
+            if status == 200:
+                part.samples.append(elapsed)
+            else:
+                part.errors[status] = part.errors.get(status, 0) + 1
+        conn.close()
+
+    threads = [threading.Thread(target=work, args=(part,), daemon=True) for part in parts]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    out = Latencies(wall=time.perf_counter() - start)
+    for part in parts:
+        out.samples += part.samples
+        for code, n in part.errors.items():
+            out.errors[code] = out.errors.get(code, 0) + n
+    return out
+
+
+def check_same_answer(stratum_port: int, mlflow_port: int, token: str) -> str:
+    """Both servers must answer the row with the same class (they serve the same model)."""
+    answers = []
+    for port, path, headers in ((stratum_port, f"/serve/{ENDPOINT}/predict", {"Authorization": f"Bearer {token}"}),
+                                (mlflow_port, "/invocations", {})):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", path, body=BODY, headers={"Content-Type": "application/json", **headers})
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        if response.status != 200:
+            raise SystemExit(f"port {port} {path} answered {response.status}: {body}")
+        answers.append(body["predictions"])
+        conn.close()
+    if answers[0] != answers[1]:
+        raise SystemExit(f"Stratum and MLflow disagree on the row: {answers}")
+    return str(answers[0])
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    header = ("metric", "value", "target", "")
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for index, row in enumerate(table):
+        say("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+        if index == 0:
+            say("  " + "  ".join("-" * w for w in widths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small samples: a smoke run")
+    parser.add_argument("--iterations", type=int, help="(a, c) timed calls per measurement (default 10000; quick 500)")
+    parser.add_argument("--requests", type=int, help="(b) requests per server (default 6000; quick 800)")
+    parser.add_argument("--warmup", type=int, help="(b) warm-up requests per server (default 400; quick 80)")
+    parser.add_argument("--workers", default="2,4", help="(b) gunicorn worker counts to try (default 2,4)")
+    parser.add_argument("--mlflow-workers", type=int, default=None,
+                        help="(b) uvicorn workers for mlflow models serve (default: its own default, 1)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) at the end")
+    args = parser.parse_args(argv)
+    iterations = args.iterations or (500 if args.quick else 10000)
+    total = args.requests or (800 if args.quick else 6000)
+    warmup = args.warmup or (80 if args.quick else 400)
+    worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
+
+    workdir = Path(tempfile.mkdtemp(prefix="stratum-serving-bench-"))
+    var_dir = workdir / "var"
+    procs: list[subprocess.Popen] = []
+    try:
+        say(f"Stratum serving benchmark ({'quick' if args.quick else 'full'} run), {os.cpu_count()} CPUs, "
+            f"Python {sys.version.split()[0]}; temporary var dir {var_dir}")
+        started = time.perf_counter()
+        configure_django(var_dir)
+        onnx_bytes, mlflow_dir = train(workdir)
+        setup = create_data(onnx_bytes)
+        import mlflow
+        import onnxruntime
+
+        say(f"set-up: iris LogisticRegression -> ONNX ({len(onnx_bytes):,} bytes), versions {setup.numbers} scanned "
+            f"and signed, endpoint {ENDPOINT} (direct, v{setup.numbers[0]}); onnxruntime {onnxruntime.__version__}, "
+            f"mlflow {mlflow.__version__}; {time.perf_counter() - started:.1f}s")
+
+        say(f"\n(a) gateway overhead over a bare ONNX Runtime call, one row, {iterations} calls each")
+        bare = bare_ort(onnx_bytes, iterations)
+        say(f"  bare InferenceSession.run:        {bare.line()}")
+        direct = in_process_gateway(setup.token, iterations)
+        say(f"  in-process gateway (test Client): {direct.line()}")
+        overhead = {p: direct.ms(p) - bare.ms(p) for p in (50, 90, 99)}
+        say(f"  overhead: p50 {overhead[50]:.3f} ms, p90 {overhead[90]:.3f} ms, p99 {overhead[99]:.3f} ms")
+
+        say(f"\n(b) throughput, {CLIENTS} concurrent keep-alive clients, {total} requests after {warmup} warm-up "
+            "requests per server")
+        stratum_runs: dict[int, Latencies] = {}
+        for workers in worker_counts:
+            port, proc = start_gunicorn(var_dir, workers, workdir / f"gunicorn-{workers}.log")
+            procs.append(proc)
+            result = throughput(port, f"/serve/{ENDPOINT}/predict", {"Authorization": f"Bearer {setup.token}"},
+                                total, warmup)
+            stratum_runs[workers] = result
+            say(f"  Stratum, gunicorn -w {workers} (sync workers): {result.line(with_rate=True)}")
+            stratum_port = port
+            if workers != worker_counts[-1]:
+                stop(proc)
+                procs.remove(proc)
+        mlflow_port, proc = start_mlflow(mlflow_dir, args.mlflow_workers, workdir / "mlflow.log")
+        procs.append(proc)
+        answer = check_same_answer(stratum_port, mlflow_port, setup.token)
+        ml = throughput(mlflow_port, "/invocations", {}, total, warmup)
+        ml_label = f"-w {args.mlflow_workers}" if args.mlflow_workers else "default workers"
+        say(f"  mlflow models serve ({ml_label}): {ml.line(with_rate=True)}")
+        say(f"  (both answered the row with {answer})")
+        best_workers = max(stratum_runs, key=lambda w: stratum_runs[w].per_second)
+        best = stratum_runs[best_workers]
+        ratio = best.per_second / ml.per_second
+        say(f"  best Stratum: gunicorn -w {best_workers}, {best.per_second:,.0f}/s = {ratio:.1f}x MLflow's "
+            f"{ml.per_second:,.0f}/s")
+        for proc in procs:
+            stop(proc)
+        procs.clear()
+
+        say(f"\n(c) canary routing vs direct, in-process gateway, {iterations} calls each")
+        direct_again = in_process_gateway(setup.token, iterations)
+        say(f"  direct (v{setup.numbers[0]} 100%):    {direct_again.line()}")
+        canary = start_canary(setup)
+        seen: dict[str, int] = {}
+        split = in_process_gateway(setup.token, iterations, versions=seen)
+        say(f"  canary (v{setup.numbers[0]}/v{setup.numbers[1]} 50/50): {split.line()}")
+        say(f"  timed calls answered by version: {dict(sorted(seen.items()))} (deployment #{canary.pk}, "
+            f"{canary.phase}, weight {canary.weight}%)")
+        canary_cost = {p: split.ms(p) - direct_again.ms(p) for p in (50, 99)}
+        say(f"  canary - direct: p50 {canary_cost[50]:+.3f} ms, p99 {canary_cost[99]:+.3f} ms")
+
+        from deployments import serving
+
+        serving.drain()
+        errors = sum(sum(r.errors.values()) for r in (direct, *stratum_runs.values(), ml, direct_again, split))
+        met_overhead = overhead[50] < TARGETS["overhead_p50_ms"]
+        met_ratio = ratio >= TARGETS["throughput_ratio"]
+        say("\nSummary" + (" (quick run: small samples)" if args.quick else ""))
+        print_table([
+            ("bare ONNX Runtime p50", f"{bare.ms(50):.3f} ms", "-", ""),
+            ("in-process gateway p50", f"{direct.ms(50):.3f} ms", "-", ""),
+            ("gateway overhead p50", f"{overhead[50]:.3f} ms", f"< {TARGETS['overhead_p50_ms']:g} ms",
+             "met" if met_overhead else "MISSED"),
+            ("gateway overhead p99", f"{overhead[99]:.3f} ms", "-", ""),
+            (f"Stratum req/s ({CLIENTS} clients, gunicorn -w {best_workers})", f"{best.per_second:,.0f}", "-", ""),
+            (f"mlflow models serve req/s ({CLIENTS} clients)", f"{ml.per_second:,.0f}", "-", ""),
+            ("throughput ratio Stratum / MLflow", f"{ratio:.2f}x", f">= {TARGETS['throughput_ratio']:g}x",
+             "met" if met_ratio else "MISSED"),
+            ("canary 50% - direct, p50", f"{canary_cost[50]:+.3f} ms", "-", ""),
+            ("canary 50% - direct, p99", f"{canary_cost[99]:+.3f} ms", "-", ""),
+            ("failed requests (all sections)", str(errors), "0", "met" if errors == 0 else "MISSED"),
+        ])
+        say(f"\ntotal time {time.perf_counter() - started:.0f}s")
+        return 0 if (met_overhead and met_ratio and errors == 0) else 1
+    finally:
+        for proc in procs:
+            stop(proc)
+        if args.keep:
+            say(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
