@@ -21,6 +21,12 @@ class GovernanceConfig(AppConfig):
         demo.demo_seeded.connect(governance_demo.protect_demo_models, dispatch_uid="governance.demo")
         demo.demo_seeded.connect(governance_demo.seed_cards_and_erasure, dispatch_uid="governance.demo.cards")
         compare.register_metric_policy(champion_metric_rules)
+        from registry.models import JobKind
+        from registry.pipeline import jobs
+
+        from .cards.jobs import card_export_job_run
+
+        jobs.register_handler(JobKind.PDF, card_export_job_run)
 
 
 def champion_metric_rules(model) -> list[dict]:

@@ -24,7 +24,7 @@ def promotion_expire_stale() -> int:
 
 @shared_task(acks_late=True)
 def card_export_render(job_id: int) -> int:
-    """Render a queued card export; return the number of cards rendered."""
+    """Render a card export directly (kept for messages queued before exports became pipeline PDF jobs)."""
     from .cards import jobs
     from .models import CardExportJob
 

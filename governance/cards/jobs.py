@@ -12,7 +12,8 @@ from pypdf import PdfWriter
 
 from registry import permissions as registry_permissions
 from registry.errors import InvalidState, NotFound
-from registry.models import RegisteredModel
+from registry.models import Job, JobKind, RegisteredModel
+from registry.pipeline import jobs as pipeline_jobs
 from registry.storage import artifact_storage
 
 from ..models import CardExportJob, ExportState
@@ -28,13 +29,27 @@ def card_export_request(*, model: RegisteredModel, actor: Any) -> CardExportJob:
     if total == 0:
         raise InvalidState(f"{model.name!r} has no model cards yet.")
     job = CardExportJob.objects.create(model=model, requested_by=actor, total=total)
-    from ..tasks import card_export_render
-
-    transaction.on_commit(lambda: card_export_render.delay(job.pk))
+    # A durable pipeline job carries the work: acknowledged late, retried by the sweeper if the broker was down or
+    # the worker died, with its state and progress on the same row as every other background job.
+    pipeline_jobs.job_enqueue(kind=JobKind.PDF, key=f"pdf:card-export:{job.pk}", label=f"{job} of {model.name}",
+                              params={"card_export": job.pk})
     return job
 
 
-def card_export_run(*, job: CardExportJob) -> CardExportJob:
+def card_export_job_run(pipeline_job: Job) -> dict[str, Any]:
+    """Perform a PDF job of the pipeline: render the card export it names, reporting progress on the job row."""
+    export = CardExportJob.objects.filter(pk=pipeline_job.params.get("card_export")).first()
+    if export is None:
+        return {"superseded": True}
+
+    def progress(done: int, total: int) -> None:
+        pipeline_jobs.job_progress(pipeline_job, 100 * done // max(total, 1))
+
+    export = card_export_run(job=export, on_progress=progress)
+    return {"card_export": export.pk, "cards": export.done, "file": export.file_name}
+
+
+def card_export_run(*, job: CardExportJob, on_progress: Any = None) -> CardExportJob:
     """Render the job's cards one at a time (saving progress after each), merge them and store the PDF."""
     job = CardExportJob.objects.select_related("model", "requested_by").get(pk=job.pk)
     if job.state == ExportState.DONE:
@@ -46,6 +61,8 @@ def card_export_run(*, job: CardExportJob) -> CardExportJob:
         for index, card in enumerate(cards, start=1):
             writer.append(io.BytesIO(pdf.render_pdf([card], job.requested_by)))
             CardExportJob.objects.filter(pk=job.pk).update(done=index)
+            if on_progress is not None:
+                on_progress(index, len(cards))
         out = io.BytesIO()
         writer.write(out)
         name = artifact_storage().save(f"exports/cards/{job.pk}-{job.model.name}.pdf", ContentFile(out.getvalue()))
