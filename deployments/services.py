@@ -163,8 +163,8 @@ def _routing(deployment: Deployment, stable: dict[str, Any] | None, candidate: d
     d = deployment
     out: dict[str, Any] = {"deployment_id": d.pk, "strategy": d.strategy, "phase": d.phase, "routes": [],
                            "shadow": None, "preview": None, "ab": None, "warm": []}
-    live = d.phase in (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING)
-    if d.phase == Phase.SUCCEEDED:
+    live = d.phase in (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED)
+    if d.phase in (Phase.PROMOTING, Phase.SUCCEEDED):
         out["routes"] = [_route(candidate, 100, "stable")]
         if stable and d.warm_until and d.warm_until > timezone.now():
             out["warm"] = [stable["sha256"]]
@@ -327,7 +327,8 @@ def deployment_start(*, actor, endpoint: Endpoint, strategy: str, version: Any, 
     active = Deployment.objects.filter(endpoint=endpoint, phase__in=ACTIVE_PHASES).first()
     if active is not None:
         raise InvalidState(f"Endpoint {endpoint.name!r} already has a rollout in progress (deployment #{active.pk}, "
-                           f"{active.get_strategy_display()}, {active.phase}); finish, abort or roll it back first.")
+                           f"{active.get_strategy_display()}, {active.phase}); promote it fully, abort or roll it "
+                           "back first.")
     candidate_version = _version(endpoint, version)
     serving_now = routing_rules.served_route(endpoint.routing)
     stable_version = (ModelVersion.objects.filter(pk=serving_now["version_id"]).first() if serving_now else None)
@@ -359,7 +360,8 @@ def deployment_start(*, actor, endpoint: Endpoint, strategy: str, version: Any, 
     d.analysis = {**analysis_cfg, "_routes": {"stable": stable, "candidate": candidate}}
     now = timezone.now()
     d.started_at = d.step_started_at = now
-    d.phase = Phase.PROGRESSING
+    # A blue-green preview waits (pending) for its smoke check; the other strategies take traffic at once.
+    d.phase = Phase.PENDING if strategy == Strategy.BLUE_GREEN else Phase.PROGRESSING
     try:
         with transaction.atomic():
             d.save()
@@ -456,18 +458,39 @@ def _next_step(d: Deployment, *, actor, now, reason: str) -> None:
 
 
 def _succeed(d: Deployment, *, actor, reason: str) -> None:
-    """Send all traffic to the candidate, keep the old version warm, and let the registry follow."""
+    """Send all traffic to the candidate and let the registry follow; a progressive rollout then stays promoting
+    (the old version loaded and warm, so rolling back is instant) until keep_warm_seconds pass."""
     now = timezone.now()
-    d.phase, d.weight, d.finished_at = Phase.SUCCEEDED, 100, now
+    d.weight = 100
     d.warm_until = now + timedelta(seconds=d.keep_warm_seconds) if d.stable_version_id else None
     follow = _follow_registry(d, actor)
     if follow:
         d.message = follow
+    if d.strategy != Strategy.DIRECT and d.warm_until and d.keep_warm_seconds > 0:
+        d.phase = Phase.PROMOTING
+        d.save(update_fields=["phase", "weight", "warm_until", "message", "updated_at"])
+        _apply_routing(d, actor=actor, reason=reason)
+        events.emit("deployment.promoting", actor=actor, target=d, data={
+            **_scope(d.endpoint, d.candidate_version), "deployment": d.pk, "strategy": d.strategy,
+            "version": d.candidate_version.number, "reason": reason, "registry": follow or "unchanged",
+            "warm_until": d.warm_until.isoformat()})
+        return
+    d.phase, d.finished_at = Phase.SUCCEEDED, now
     d.save(update_fields=["phase", "weight", "finished_at", "warm_until", "message", "updated_at"])
     _apply_routing(d, actor=actor, reason=reason)
     events.emit("deployment.succeeded", actor=actor, target=d, data={
         **_scope(d.endpoint, d.candidate_version), "deployment": d.pk, "strategy": d.strategy,
         "version": d.candidate_version.number, "reason": reason, "registry": follow or "unchanged"})
+
+
+def _finish_promotion(d: Deployment, *, actor, reason: str) -> None:
+    """End the promoting window: the rollout has succeeded and the old version is released."""
+    d.phase, d.finished_at, d.warm_until = Phase.SUCCEEDED, timezone.now(), None
+    d.save(update_fields=["phase", "finished_at", "warm_until", "updated_at"])
+    _apply_routing(d, actor=actor, reason=reason)
+    events.emit("deployment.succeeded", actor=actor, target=d, data={
+        **_scope(d.endpoint, d.candidate_version), "deployment": d.pk, "strategy": d.strategy,
+        "version": d.candidate_version.number, "reason": reason})
 
 
 def _follow_registry(d: Deployment, actor, version: ModelVersion | None = None) -> str:
@@ -558,8 +581,13 @@ def deployment_resume(*, deployment: Deployment, actor) -> Deployment:
 def deployment_promote(*, deployment: Deployment, actor, full: bool = False) -> Deployment:
     """Move a rollout on by hand: past its current step (canary), or all the way (every strategy, or `full`)."""
     d = _locked(deployment, actor)
-    _require(d, (Phase.PROGRESSING, Phase.PAUSED), "promoted")
+    _require(d, (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED, Phase.PROMOTING), "promoted")
     who = getattr(actor, "username", "the monitor")
+    if d.phase == Phase.PROMOTING:  # already switched: release the warm old version now
+        events.emit("deployment.promoted", actor=actor, target=d, data={
+            **_scope(d.endpoint, d.candidate_version), "deployment": d.pk, "step": d.step_index, "full": True})
+        _finish_promotion(d, actor=actor, reason=f"promotion finished by {who}")
+        return d
     if d.strategy == Strategy.CANARY and not full:
         d.phase, d.message = Phase.PROGRESSING, ""
         d.save(update_fields=["phase", "message", "updated_at"])
@@ -641,7 +669,11 @@ def rollout_evaluate(*, deployment: Deployment, now=None) -> Deployment:
 
     now = now or timezone.now()
     d = _locked(deployment, None)
-    if d.phase != Phase.PROGRESSING:
+    if d.phase == Phase.PROMOTING:
+        if d.warm_until is None or now >= d.warm_until:
+            _finish_promotion(d, actor=None, reason="keep-warm window over; the old version is released")
+        return d
+    if d.phase not in (Phase.PENDING, Phase.PROGRESSING):
         return d
     d.last_evaluated_at = now
     d.save(update_fields=["last_evaluated_at"])
@@ -718,7 +750,8 @@ def _pause_for_person(d: Deployment, message: str) -> None:
 
 def rollouts_evaluate_all(*, now=None) -> int:
     """Evaluate every progressing rollout; return how many were looked at (the beat task's body)."""
-    due = list(Deployment.objects.filter(phase=Phase.PROGRESSING).select_related("endpoint"))
+    due = list(Deployment.objects.filter(phase__in=(Phase.PENDING, Phase.PROGRESSING, Phase.PROMOTING))
+               .select_related("endpoint"))
     for deployment in due:
         rollout_evaluate(deployment=deployment, now=now)
     return len(due)

@@ -132,10 +132,12 @@ def _controls(deployment: Deployment | None, latest_pk: int | None, can_deploy: 
         out.append({"action": "pause", "label": "Pause", "style": ""})
     if phase == Phase.PAUSED:
         out.append({"action": "resume", "label": "Resume", "style": ""})
-    if phase in (Phase.PROGRESSING, Phase.PAUSED):
+    if phase in (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED):
         if deployment.strategy == Strategy.CANARY:
             out.append({"action": "promote", "label": "Promote", "style": "btn-primary"})
         out.append({"action": "promote-full", "label": "Promote fully", "style": "btn-primary"})
+    if phase == Phase.PROMOTING:  # switched; the old version is still warm
+        out.append({"action": "promote-full", "label": "Finish now (release old version)", "style": "btn-primary"})
     if phase in ACTIVE_PHASES:
         out.append({"action": "abort", "label": "Abort", "style": "btn-danger"})
         out.append({"action": "rollback", "label": "Roll back", "style": "btn-danger"})

@@ -288,7 +288,9 @@ def test_pause_resume_promote_abort_rollback(api, live):
     r = api.post("/api/v1/deployments", {"endpoint": "churn-staging", "strategy": "blue_green",
                                          "version": v2.number}, format="json")
     full = api.post(f"/api/v1/deployments/{r.json()['id']}/promote-full").json()
-    assert full["phase"] == "succeeded" and full["candidate_version"] == v2.number
+    assert full["phase"] == "promoting" and full["candidate_version"] == v2.number  # old version kept warm
+    full = api.post(f"/api/v1/deployments/{full['id']}/promote-full").json()  # release it now
+    assert full["phase"] == "succeeded"
     back = api.post(f"/api/v1/deployments/{full['id']}/rollback", {"reason": "bad"}, format="json")
     assert back.status_code == 200, back.content
     assert back.json()["rollback_of"] == full["id"] and back.json()["candidate_version"] == v1.number

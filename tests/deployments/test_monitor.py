@@ -29,7 +29,8 @@ def test_the_embedded_monitor_advances_rollouts_without_beat(settings, servable_
     candidate = servable_version(registered_model, iris_onnx("different"))
     services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=stable.number)
     canary = services.deployment_start(actor=owner, endpoint=endpoint, strategy="canary", version=candidate.number,
-                                       steps=[{"set_weight": 10}, {"pause": {"duration": 1}}, {"set_weight": 50}])
+                                       steps=[{"set_weight": 10}, {"pause": {"duration": 1}}, {"set_weight": 50}],
+                                       keep_warm_seconds=1)
     client.get("/healthz")  # the first request a server process handles starts the clock
     try:
         deadline = time.monotonic() + 20

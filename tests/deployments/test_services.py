@@ -171,7 +171,9 @@ def test_canary_walks_its_steps_with_timed_pauses_and_passing_analysis(live, v2,
     canary = services.rollout_evaluate(deployment=canary)
     assert canary.step_index == 2, "the pause has not elapsed yet"
     canary = services.rollout_evaluate(deployment=canary, now=timezone.now() + timedelta(seconds=31))
-    assert canary.phase == Phase.SUCCEEDED, canary.message
+    assert canary.phase == Phase.PROMOTING and canary.weight == 100, canary.message  # the old version stays warm
+    canary = services.rollout_evaluate(deployment=canary, now=timezone.now() + timedelta(seconds=31 + 301))
+    assert canary.phase == Phase.SUCCEEDED and canary.warm_until is None
     assert served(predict) == v2.number
 
 
@@ -262,14 +264,31 @@ def test_what_served_at_time_t(live, v1, v2, endpoint, owner):
 def test_blue_green_previews_then_switches_after_a_smoke_check(live, v1, v2, endpoint, owner, predict):
     bg = services.deployment_start(actor=owner, endpoint=endpoint, strategy="blue_green", version=v2.number,
                                    keep_warm_seconds=600)
+    assert bg.phase == Phase.PENDING  # the preview is up, its smoke check not yet run
     assert served(predict) == v1.number
     assert served(predict, x_stratum_preview="1") == v2.number
     bg = services.rollout_evaluate(deployment=bg)
-    assert bg.phase == Phase.SUCCEEDED and bg.warm_until > timezone.now()
+    assert bg.phase == Phase.PROMOTING and bg.warm_until > timezone.now()
     endpoint.refresh_from_db()
     assert endpoint.routing["warm"] == [endpoint.routing["rollback_route"]["sha256"]]
     assert served(predict) == v2.number
-    assert services.deployment_rollback(deployment=bg, actor=owner).candidate_version_id == v1.pk
+    back = services.deployment_rollback(deployment=bg, actor=owner)  # instant: v1 is still loaded
+    assert back.pk == bg.pk and back.phase == Phase.FAILED
+    assert served(predict) == v1.number
+
+
+def test_promoting_ends_when_the_keep_warm_window_passes(live, v1, v2, endpoint, owner):
+    bg = services.deployment_start(actor=owner, endpoint=endpoint, strategy="blue_green", version=v2.number,
+                                   keep_warm_seconds=60)
+    bg = services.rollout_evaluate(deployment=bg)
+    assert services.rollout_evaluate(deployment=bg).phase == Phase.PROMOTING
+    with pytest.raises(InvalidState, match="promote it fully"):
+        services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=v1.number)
+    bg = services.rollout_evaluate(deployment=bg, now=timezone.now() + timedelta(seconds=61))
+    assert bg.phase == Phase.SUCCEEDED
+    endpoint.refresh_from_db()
+    assert endpoint.routing["warm"] == [] and [r["number"] for r in endpoint.routing["routes"]] == [v2.number]
+    assert AuditEvent.objects.filter(action="deployment.promoting").exists()
 
 
 def test_blue_green_without_auto_promote_waits_for_a_person(live, v2, endpoint, owner):
@@ -277,7 +296,7 @@ def test_blue_green_without_auto_promote_waits_for_a_person(live, v2, endpoint, 
                                    auto_promote=False)
     bg = services.rollout_evaluate(deployment=bg)
     assert bg.phase == Phase.PAUSED and "Smoke check passed" in bg.message
-    assert services.deployment_promote(deployment=bg, actor=owner).phase == Phase.SUCCEEDED
+    assert services.deployment_promote(deployment=bg, actor=owner).phase == Phase.PROMOTING
 
 
 def test_shadow_never_answers_and_its_agreement_is_measured(live, v1, v2, endpoint, owner, predict):
@@ -370,7 +389,7 @@ def test_the_monitor_task_evaluates_every_progressing_rollout(live, v2, endpoint
 
     services.deployment_start(actor=owner, endpoint=endpoint, strategy="blue_green", version=v2.number)
     assert tasks.rollout_monitor_tick() == 1
-    assert Deployment.objects.get(strategy="blue_green").phase == Phase.SUCCEEDED
+    assert Deployment.objects.get(strategy="blue_green").phase == Phase.PROMOTING
     assert AnalysisRun.objects.filter(verdict="passed").exists()
 
 

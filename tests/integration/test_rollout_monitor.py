@@ -109,7 +109,7 @@ def _drive(predict, deployment: Deployment, rows: list[list[float]], until: set[
         deployment.refresh_from_db()
         if deployment.phase in until:
             return deployment, seen
-        assert deployment.phase == Phase.PROGRESSING, (deployment.phase, deployment.message)
+        assert deployment.phase in (Phase.PROGRESSING, Phase.PROMOTING), (deployment.phase, deployment.message)
         assert worker.poll() is None, _log(tmp_path)
         time.sleep(0.2)
     raise AssertionError(f"deployment #{deployment.pk} stayed {deployment.phase}: {deployment.message}\n"
@@ -145,7 +145,8 @@ def test_monitor_promotes_a_healthy_canary_through_its_steps(worker, owner, regi
     analysis = {"window_seconds": 1, "min_requests": 5}
     canary = services.deployment_start(
         actor=owner, endpoint=endpoint, strategy="canary", version=good.number,
-        steps=[{"set_weight": 30}, {"analysis": analysis}, {"set_weight": 70}, {"analysis": analysis}])
+        steps=[{"set_weight": 30}, {"analysis": analysis}, {"set_weight": 70}, {"analysis": analysis}],
+        keep_warm_seconds=2)  # promoting (old version warm) for 2 s, then the monitor finishes it
 
     canary, replies = _drive(predict, canary, [SETOSA], {Phase.SUCCEEDED}, worker, tmp_path)
 
