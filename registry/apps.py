@@ -22,3 +22,21 @@ class RegistryConfig(AppConfig):
         from . import triggers
 
         events.domain_event_committed.connect(triggers.on_domain_event_committed, dispatch_uid="registry.triggers")
+        self._forget_tokens_on_change()
+
+    @staticmethod
+    def _forget_tokens_on_change() -> None:
+        """A saved user or token (deactivated, revoked, re-scoped) must not be trusted from the token cache."""
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import post_delete, post_save
+
+        from .authentication import forget_checked_tokens
+        from .models import AccessToken
+
+        def forget(**_: object) -> None:
+            forget_checked_tokens()
+
+        for model in (get_user_model(), AccessToken):
+            post_save.connect(forget, sender=model, weak=False, dispatch_uid=f"registry.tokens.{model.__name__}.save")
+            post_delete.connect(forget, sender=model, weak=False,
+                                dispatch_uid=f"registry.tokens.{model.__name__}.delete")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import hmac
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -14,16 +17,42 @@ from .services import TOKEN_PREFIX, token_hash
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
+# Checked tokens, briefly: a hot client is not looked up on every request. A revocation made in this process
+# applies at once (the cache is cleared); one made elsewhere within STRATUM_TOKEN_CACHE_SECONDS.
+_checked: dict[str, tuple[AccessToken, float]] = {}
+
+
+def forget_checked_tokens() -> None:
+    """Drop every cached token check (a token was revoked)."""
+    _checked.clear()
+
+
+def _lookup(raw: str) -> AccessToken | None:
+    digest = token_hash(raw)
+    hit = _checked.get(digest)
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    prefix, _, secret = raw[len(TOKEN_PREFIX):].partition("_")
+    if not prefix or not secret:
+        return None
+    token = next(iter(AccessToken.objects.select_related("user").filter(prefix=prefix).order_by()[:1]), None)
+    if token is None or not hmac.compare_digest(token.token_hash, digest):
+        return None
+    ttl = float(getattr(settings, "STRATUM_TOKEN_CACHE_SECONDS", 0) or 0)
+    if ttl > 0:
+        if len(_checked) > 10_000:
+            _checked.clear()
+        _checked[digest] = (token, time.monotonic() + ttl)
+    return token
+
+
 def user_for_token(raw: str, scope: str = "api"):
     """Return the active user owning a live token that carries `scope`, or None (expired, revoked, unknown,
     malformed, or a token for another purpose)."""
     if not raw.startswith(TOKEN_PREFIX):
         return None
-    prefix, _, secret = raw[len(TOKEN_PREFIX):].partition("_")
-    if not prefix or not secret:
-        return None
-    token = next(iter(AccessToken.objects.select_related("user").filter(prefix=prefix).order_by()[:1]), None)
-    if token is None or not hmac.compare_digest(token.token_hash, token_hash(raw)):
+    token = _lookup(raw)
+    if token is None:
         return None
     now = timezone.now()
     if token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
@@ -33,8 +62,11 @@ def user_for_token(raw: str, scope: str = "api"):
     # Record use at coarse resolution so a hot token does not write on every request.
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    token.user.stratum_token = token
-    return token.user
+        token.last_used_at = now
+    user = copy.copy(token.user)  # per request: role caches on the user object never outlive it
+    user.__dict__.pop("_stratum_roles", None)
+    user.stratum_token = token
+    return user
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):

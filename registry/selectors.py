@@ -8,7 +8,7 @@ from django.db.models import Count, Max, Prefetch, QuerySet
 
 from . import permissions
 from .errors import InvalidInput, NotFound
-from .models import AccessToken, Alias, Artifact, ModelVersion, RegisteredModel, Stage
+from .models import AccessToken, Alias, Artifact, ModelVersion, RegisteredModel, Stage, VersionDataset, VersionTag
 from .search import compile_model_filter, compile_version_filter
 
 MODEL_ORDERING = {
@@ -105,12 +105,62 @@ def alias_resolve(*, model: RegisteredModel, alias: str) -> ModelVersion:
 
 
 def alias_resolve_by_name(*, actor, name: str, alias: str) -> ModelVersion:
-    """Resolve `name@alias` for `actor` in one query (the hot path of serving clients); NotFound otherwise."""
+    """Resolve `name@alias` for `actor` in two queries (the hot path of serving clients); NotFound otherwise."""
     visible = permissions.visible_models(actor).filter(name=name).values("pk")
-    version = _one(version_queryset().filter(model__in=visible, aliases__name=alias))
+    version = _one(ModelVersion.objects.select_related("model", "creator", "successor", "successor__model")
+                   .filter(model__in=visible, aliases__name=alias))
     if version is None:
         alias_resolve(model=model_get(actor=actor, name=name), alias=alias)  # raises the precise NotFound
+    attach_related([version])
     return version
+
+
+def attach_related(versions: list[ModelVersion]) -> None:
+    """Fill the tags, datasets and aliases of versions with one UNION query instead of three prefetches.
+
+    The objects land in Django's prefetch cache, so `version.tags.all()` and friends read them without a query.
+    """
+    from django.db import connection
+
+    if not versions:
+        return
+    ids = [v.pk for v in versions]
+    marks = ", ".join(["%s"] * len(ids))
+    tag, dataset, alias = VersionTag._meta.db_table, VersionDataset._meta.db_table, Alias._meta.db_table
+    # Table names come from model meta and every value is a bound parameter, so nothing user-supplied is spliced.
+    sql = (f"SELECT 't', version_id, id, key, value, '', '' FROM {tag} "  # noqa: S608
+           f"WHERE version_id IN ({marks}) "
+           f"UNION ALL SELECT 'd', version_id, id, name, uri, digest, role FROM {dataset} "
+           f"WHERE version_id IN ({marks}) "
+           f"UNION ALL SELECT 'a', version_id, id, name, '', '', '' FROM {alias} WHERE version_id IN ({marks})")
+    found: dict[int, dict[str, list[Any]]] = {pk: {"tags": [], "datasets": [], "aliases": []} for pk in ids}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids * 3)
+        rows = cursor.fetchall()
+    by_pk = {v.pk: v for v in versions}
+    for kind, version_id, pk, a, b, c, d in rows:
+        version = by_pk[version_id]
+        if kind == "t":
+            found[version_id]["tags"].append(VersionTag(id=pk, version_id=version_id, key=a, value=b))
+        elif kind == "d":
+            found[version_id]["datasets"].append(VersionDataset(id=pk, version_id=version_id, name=a, uri=b,
+                                                                digest=c, role=d))
+        else:
+            found[version_id]["aliases"].append(Alias(id=pk, version_id=version_id, model_id=version.model_id,
+                                                      name=a))
+    for version_id, related in found.items():
+        related["tags"].sort(key=lambda t: t.key)
+        related["datasets"].sort(key=lambda ds: (ds.role, ds.name))
+        related["aliases"].sort(key=lambda al: al.name)
+        version = by_pk[version_id]
+        cache = getattr(version, "_prefetched_objects_cache", None)
+        if cache is None:
+            cache = version._prefetched_objects_cache = {}
+        for name, objects in related.items():
+            manager = getattr(version, name)
+            qs = manager.get_queryset()
+            qs._result_cache, qs._prefetch_done = objects, True
+            cache[manager.field.remote_field.cache_name] = qs
 
 
 def artifact_list(*, version: ModelVersion) -> QuerySet[Artifact]:

@@ -574,6 +574,9 @@ def token_revoke(*, token: AccessToken, actor) -> AccessToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        from .authentication import forget_checked_tokens  # deferred: authentication imports this module
+
+        forget_checked_tokens()
         events.emit("access_token.revoked", actor=actor, target=token,
                     data={"user": token.user.get_username(), "prefix": token.prefix})
     return token

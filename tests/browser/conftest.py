@@ -19,15 +19,16 @@ os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _chromium_present() -> None:
-    """Skip (fail in CI) when Debian's Chromium is not installed."""
+    """Skip (fail in CI) when Debian's Chromium is not installed (session-scoped: it must run before the browser
+    fixtures, which are session-scoped too, try to launch it)."""
     if not CHROMIUM.exists():
         need_service("Chromium", f"{CHROMIUM} is missing; install it with `apt-get install chromium`")
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+def browser_type_launch_args(browser_type_launch_args: dict, _chromium_present: None) -> dict:
     """Launch the system Chromium, headless and quiet, instead of a downloaded browser."""
     return {
         **browser_type_launch_args,

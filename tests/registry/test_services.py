@@ -656,11 +656,29 @@ def test_user_for_token_until_revoked(owner, captured_events):
     assert only(captured_events, "access_token.revoked").data == {"user": "owner", "prefix": token.prefix}
 
 
-def test_user_for_token_until_expired(owner):
+def test_user_for_token_until_expired(owner, settings):
+    settings.STRATUM_TOKEN_CACHE_SECONDS = 0  # the expiry is rewritten behind the ORM's back below
     token, raw = services.token_create(user=owner, actor=owner, name="ci",
                                        expires_at=timezone.now() + timedelta(hours=1))
     assert user_for_token(raw) == owner
     AccessToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert user_for_token(raw) is None
+
+
+def test_checked_tokens_are_cached_until_changed(owner, settings, django_assert_num_queries):
+    settings.STRATUM_TOKEN_CACHE_SECONDS = 60
+    token, raw = services.token_create(user=owner, actor=owner, name="hot")
+    assert user_for_token(raw) == owner
+    with django_assert_num_queries(0):
+        first, second = user_for_token(raw), user_for_token(raw)
+    assert first == owner and first is not second  # a fresh user object per request
+    owner.is_active = False
+    owner.save()  # deactivation clears the cache at once in this process
+    assert user_for_token(raw) is None
+    owner.is_active = True
+    owner.save()
+    assert user_for_token(raw) == owner
+    services.token_revoke(token=token, actor=owner)
     assert user_for_token(raw) is None
 
 
