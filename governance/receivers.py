@@ -16,6 +16,9 @@ def _scope(event: DomainEvent) -> tuple[int | None, str, int | None]:
     if event.target_type == "registry.registeredmodel":
         return event.target_id, event.target_label, None
     if event.target_type == "registry.modelversion":
+        version = event.instance
+        if isinstance(version, ModelVersion) and version.pk is not None and ModelVersion.model.is_cached(version):
+            return version.model_id, version.model.name, version.number
         row = ModelVersion.objects.filter(pk=event.target_id).values_list("model_id", "model__name", "number").first()
         return row if row else (None, "", None)
     if event.target_type == "governance.promotionrequest":

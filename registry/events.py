@@ -26,6 +26,9 @@ class DomainEvent:
     target_id: Any
     target_label: str
     data: dict[str, Any] = field(default_factory=dict)
+    # The emitting service's own object, as it stands in the transaction: in-transaction listeners may read it
+    # instead of querying the target back (it is never serialised).
+    instance: Any = field(default=None, compare=False, repr=False)
 
 
 def emit(action: str, *, actor: Any, target: models.Model, data: dict[str, Any] | None = None) -> DomainEvent:
@@ -37,6 +40,7 @@ def emit(action: str, *, actor: Any, target: models.Model, data: dict[str, Any] 
         target_id=target.pk,
         target_label=str(target),
         data=dict(data or {}),
+        instance=target,
     )
     domain_event.send(sender=DomainEvent, event=event)
     transaction.on_commit(lambda: domain_event_committed.send(sender=DomainEvent, event=event))

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
-from . import events, permissions
+from . import events, permissions, selectors
 from .errors import Forbidden, InvalidInput, InvalidState, NotFound
 from .lineage_models import EdgeKind, LineageEdge, LineageNode, NodeKind
 from .models import DatasetRole, ModelRole, ModelVersion, RegisteredModel, Role
@@ -285,8 +285,11 @@ def on_domain_event(sender: Any, event: events.DomainEvent, **kwargs: Any) -> No
     if event.action == "model_version.created" or (
         event.action == "model_version.updated" and {"code_commit", "code_repository"} & set(event.data)
     ):
-        version = (ModelVersion.objects.select_related("model", "creator").prefetch_related("datasets")
-                   .filter(pk=event.target_id).first())
+        version = event.instance
+        if not (isinstance(version, ModelVersion) and event.action == "model_version.created"
+                and selectors.is_primed(version)):  # the creating service hands over what it wrote
+            version = (ModelVersion.objects.select_related("model", "creator").prefetch_related("datasets")
+                       .filter(pk=event.target_id).first())
         if version is None:
             return
         # A version with no datasets and no commit has nothing upstream yet: its node is made when first needed.

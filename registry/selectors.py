@@ -8,7 +8,17 @@ from django.db.models import Count, Max, Prefetch, QuerySet
 
 from . import permissions
 from .errors import InvalidInput, NotFound
-from .models import AccessToken, Alias, Artifact, ModelVersion, RegisteredModel, Stage, VersionDataset, VersionTag
+from .models import (
+    AccessToken,
+    Alias,
+    Artifact,
+    ModelTag,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    VersionDataset,
+    VersionTag,
+)
 from .search import compile_model_filter, compile_version_filter
 
 MODEL_ORDERING = {
@@ -149,18 +159,31 @@ def attach_related(versions: list[ModelVersion]) -> None:
             found[version_id]["aliases"].append(Alias(id=pk, version_id=version_id, model_id=version.model_id,
                                                       name=a))
     for version_id, related in found.items():
-        related["tags"].sort(key=lambda t: t.key)
-        related["datasets"].sort(key=lambda ds: (ds.role, ds.name))
-        related["aliases"].sort(key=lambda al: al.name)
-        version = by_pk[version_id]
-        cache = getattr(version, "_prefetched_objects_cache", None)
-        if cache is None:
-            cache = version._prefetched_objects_cache = {}
-        for name, objects in related.items():
-            manager = getattr(version, name)
-            qs = manager.get_queryset()
-            qs._result_cache, qs._prefetch_done = objects, True
-            cache[manager.field.remote_field.cache_name] = qs
+        prime_related(by_pk[version_id], **related)
+
+
+def prime_related(version: ModelVersion, *, tags: list[VersionTag], datasets: list[VersionDataset],
+                  aliases: list[Alias]) -> None:
+    """Put a version's tags, datasets and aliases (already known) in Django's prefetch cache, in model order,
+    so `version.tags.all()` and friends read them without a query."""
+    related = {"tags": sorted(tags, key=lambda t: t.key),
+               "datasets": sorted(datasets, key=lambda ds: (ds.role, ds.name)),
+               "aliases": sorted(aliases, key=lambda al: al.name)}
+    cache = getattr(version, "_prefetched_objects_cache", None)
+    if cache is None:
+        cache = version._prefetched_objects_cache = {}
+    for name, objects in related.items():
+        manager = getattr(version, name)
+        qs = manager.get_queryset()
+        qs._result_cache, qs._prefetch_done = objects, True
+        cache[manager.field.remote_field.cache_name] = qs
+
+
+def is_primed(version: ModelVersion) -> bool:
+    """True when the version's tags, datasets and aliases are in its prefetch cache (no query to read them)."""
+    cache = getattr(version, "_prefetched_objects_cache", {})
+    return all(getattr(version, name).field.remote_field.cache_name in cache
+               for name in ("tags", "datasets", "aliases"))
 
 
 def artifact_list(*, version: ModelVersion) -> QuerySet[Artifact]:
@@ -222,10 +245,25 @@ def _order_by(clauses: list[str] | None, columns: dict[str, str], default: list[
 
 def model_search(*, actor, filter_string: str | None = None, order_by: list[str] | None = None
                  ) -> QuerySet[RegisteredModel]:
-    """Visible models matching an MLflow filter, in MLflow order_by order, with tags and aliases prefetched."""
+    """Visible models matching an MLflow filter, in MLflow order_by order (see model_tags_and_aliases)."""
     qs = permissions.visible_models(actor).filter(compile_model_filter(filter_string))
-    return qs.prefetch_related("tags", Prefetch("aliases", queryset=Alias.objects.select_related("version"))
-                               ).order_by(*_order_by(order_by, MLFLOW_MODEL_ORDER, ["name"]))
+    return qs.order_by(*_order_by(order_by, MLFLOW_MODEL_ORDER, ["name"]))
+
+
+def model_tags_and_aliases(model_ids: list[int]) -> tuple[dict[int, list[tuple[str, str]]],
+                                                           dict[int, list[tuple[str, int]]]]:
+    """Tags (key, value) by key and aliases (name, version number) by name, per model, as plain tuples: two
+    flat queries, no model instances (search pages show them for up to 1,000 models)."""
+    tags: dict[int, list[tuple[str, str]]] = {}
+    aliases: dict[int, list[tuple[str, int]]] = {}
+    if model_ids:
+        for model_id, key, value in (ModelTag.objects.filter(model_id__in=model_ids).order_by("key")
+                                     .values_list("model_id", "key", "value")):
+            tags.setdefault(model_id, []).append((key, value))
+        for model_id, name, number in (Alias.objects.filter(model_id__in=model_ids).order_by("name")
+                                       .values_list("model_id", "name", "version__number")):
+            aliases.setdefault(model_id, []).append((name, number))
+    return tags, aliases
 
 
 def version_search(*, actor, filter_string: str | None = None, order_by: list[str] | None = None
@@ -268,11 +306,15 @@ def version_queryset_lean() -> QuerySet[ModelVersion]:
 def version_find(*, model: RegisteredModel, number: int | str | None = None, alias: str | None = None
                  ) -> ModelVersion | None:
     """Return version `number` (or the one `alias` points at) of an already visible model, or None."""
-    qs = version_queryset_lean().filter(model=model)
+    qs = ModelVersion.objects.select_related("model", "creator").filter(model=model).order_by()
     if alias is not None:
-        return qs.filter(aliases__name=alias).first()
-    try:
-        num = int(str(number))
-    except (TypeError, ValueError):
-        raise InvalidInput(f"Version must be a positive integer, not {number!r}.")
-    return qs.filter(number=num).first()
+        qs = qs.filter(aliases__name=alias)
+    else:
+        try:
+            qs = qs.filter(number=int(str(number)))
+        except (TypeError, ValueError):
+            raise InvalidInput(f"Version must be a positive integer, not {number!r}.")
+    version = _one(qs)
+    if version is not None:
+        attach_related([version])  # tags and aliases in one query, not two
+    return version

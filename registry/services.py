@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import events, gates, permissions, sources, validation
+from . import events, gates, permissions, selectors, sources, validation
 from .errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
 from .models import (
     TOKEN_SCOPES,
@@ -257,8 +257,12 @@ def version_create(
             model.last_version_number += 1
         model.save(update_fields=["last_version_number", "updated_at"])
         version = ModelVersion.objects.create(model=model, number=model.last_version_number, creator=actor, **fields)
-        VersionDataset.objects.bulk_create([VersionDataset(version=version, **row) for row in dataset_rows])
-        VersionTag.objects.bulk_create([VersionTag(version=version, key=k, value=v) for k, v in tag_map.items()])
+        dataset_objs = VersionDataset.objects.bulk_create([VersionDataset(version=version, **row)
+                                                           for row in dataset_rows])
+        tag_objs = VersionTag.objects.bulk_create([VersionTag(version=version, key=k, value=v)
+                                                   for k, v in tag_map.items()])
+        # What the version holds is known here: listeners and the response read it without querying it back.
+        selectors.prime_related(version, tags=tag_objs, datasets=dataset_objs, aliases=[])
         stored = [_artifact_store(version, path, upload) for path, (_, upload) in zip(paths, files, strict=True)]
         stored += Artifact.objects.bulk_create([
             Artifact(version=version, path=path, blob=blob, size=blob.size, format=fmt) for path, blob, fmt in linked

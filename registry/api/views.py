@@ -218,7 +218,8 @@ class VersionListCreateApi(APIView):
                 upload.discard()
             raise
         version = services.version_create(model=model, actor=request.user, files=files, **data)
-        return Response(_version_output(version), status=status.HTTP_201_CREATED)
+        # version_create hands back the version with everything it wrote attached: no need to read it back.
+        return Response(s.VersionOutput(version).data, status=status.HTTP_201_CREATED)
 
 
 class VersionSearchApi(APIView):

@@ -98,7 +98,9 @@ def version_rows(qs: Any) -> list[dict[str, Any]]:
 
 def registered_models(models: list[RegisteredModel]) -> list[dict[str, Any]]:
     """RegisteredModels with their latest version per stage, tags and aliases, in a fixed number of queries."""
-    latest = selectors.latest_versions_by_stage(model_ids=[m.pk for m in models])
+    ids = [m.pk for m in models]
+    latest = selectors.latest_versions_by_stage(model_ids=ids)
+    tags_of, aliases_of = selectors.model_tags_and_aliases(ids)
     out = []
     for m in models:
         item: dict[str, Any] = {
@@ -110,11 +112,9 @@ def registered_models(models: list[RegisteredModel]) -> list[dict[str, Any]]:
             item["description"] = m.description
         if latest.get(m.pk):
             item["latest_versions"] = [version(v, aliases=False) for v in latest[m.pk]]
-        tags = [(t.key, t.value) for t in m.tags.all()]
-        if tags:
+        if tags := tags_of.get(m.pk):
             item["tags"] = _tags(tags)
-        aliases = sorted((a.name, a.version.number) for a in m.aliases.all())
-        if aliases:
+        if aliases := aliases_of.get(m.pk):
             item["aliases"] = [{"alias": name, "version": str(number)} for name, number in aliases]
         out.append(item)
     return out

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, prefetch_related_objects
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -20,7 +19,7 @@ from rest_framework.views import APIView
 from registry import selectors, services, sources, tracking
 from registry.errors import Forbidden, InvalidInput, NotFound, UploadTooLarge
 from registry.formats import content_type_for
-from registry.models import Alias, LifecycleStage, LoggedModelStatus, Stage
+from registry.models import LifecycleStage, LoggedModelStatus, Stage
 from registry.storage import blob_open, iter_range, spool_stream
 
 from . import errors, shapes
@@ -158,7 +157,6 @@ def _model(request: Request, name: str) -> Any:
 
 
 def _model_body(model: Any) -> dict[str, Any]:
-    prefetch_related_objects([model], "tags", Prefetch("aliases", queryset=Alias.objects.select_related("version")))
     return {"registered_model": shapes.registered_models([model])[0]}
 
 
@@ -294,7 +292,7 @@ def model_version_create(request: Request, args: Args) -> dict[str, Any]:
         model=model, actor=request.user, source_uri=args.str("source", required=True), run_id=args.str("run_id"),
         model_id=args.str("model_id"), description=args.str("description"), tags=args.tags(),
     )
-    return _version_body(version)
+    return {"model_version": shapes.version(version)}  # version_create hands back everything it wrote
 
 
 @mlflow_view("GET")

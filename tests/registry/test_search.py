@@ -81,6 +81,18 @@ def test_like_is_case_sensitive_and_ilike_is_not(catalog, owner):
     assert models("name NOT LIKE 'fraud%'") == ["Fraud-Large", "churn", "untagged"]
 
 
+def test_like_prefix_is_exactly_the_prefix(catalog, owner):
+    """A plain `LIKE 'prefix%'` compiles to a range scan on SQLite: neighbours and case must stay outside."""
+    for name, team in [("frauc", "zé"), ("fraue", "zéa"), ("fraud-2", "zf"), ("FRAUD-3", "Zé"), ("fraud-x", "z\uffff")]:
+        services.model_create(actor=owner, name=name, tags={"team": team})
+    assert models("name LIKE 'fraud%'") == ["fraud", "fraud-2", "fraud-x"]
+    assert models("name LIKE 'fraud-%'") == ["fraud-2", "fraud-x"]
+    assert models("name NOT LIKE 'fraud%'") == ["FRAUD-3", "churn", "frauc", "fraue", "untagged"]
+    assert models("tags.team LIKE 'zé%'") == ["frauc", "fraue"]
+    assert models("tags.team LIKE 'z\uffff%'") == ["fraud-x"]
+    assert models("tags.team LIKE 'z%'") == ["frauc", "fraud-2", "fraud-x", "fraue"]
+
+
 def test_like_wildcards_cross_lines(catalog, owner):
     services.model_create(actor=owner, name="multi", description="# Title\n\nPredicts churn weekly.\n")
     assert models("description LIKE '%ch_rn%'") == ["churn", "multi"]
