@@ -11,6 +11,7 @@ Workload (identical requests to both servers, one requests.Session per thread):
   alias     GET registered-models/alias: 1 client, then 8 concurrent clients
   search_rm GET registered-models/search over 1,000 models (the client's prompt clause, 100 per page, all pages)
   search_mv GET model-versions/search over a 2,000-version model (the client's default max_results=10000)
+  ceiling   the alias harness on each server's health route (/healthz, /health): what the machine carries at all
 The stock server uses SQLite (like Stratum's embedded default); only the standard library and requests are used.
 Servers this script starts are stopped at the end.
 """
@@ -45,8 +46,8 @@ TARGETS = {"create_seq": 10.0, "create_8": 10.0, "alias_1": 10.0, "alias_8": 10.
 class Server:
     """One MLflow-compatible endpoint with a session per thread."""
 
-    def __init__(self, label: str, url: str, token: str = "") -> None:
-        self.label, self.url = label, url.rstrip("/")
+    def __init__(self, label: str, url: str, token: str = "", health: str = "healthz") -> None:
+        self.label, self.url, self.health = label, url.rstrip("/"), health
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.local = threading.local()
 
@@ -196,6 +197,36 @@ def bench_alias(server: Server, n: int, seconds: float, tag: str) -> dict[str, f
             "alias_8_p99_ms": _p(all8, 0.99)}
 
 
+def bench_ceiling(server: Server, n: int, seconds: float, health: str) -> dict[str, float]:
+    """The alias harness against the server's own health route (no database, no registry code): the most this
+    machine carries for that server, so a ratio target above it shows as out of reach, not merely missed."""
+    url = f"{server.url}/{health}"
+
+    def get() -> None:
+        response = server.session().get(url, timeout=30)
+        if response.status_code != 200:
+            raise RuntimeError(f"{server.label} GET /{health} -> {response.status_code}")
+
+    for _ in range(20):
+        get()
+    lat = [_timed(get) for _ in range(n)]
+    counts: list[list[float]] = []
+
+    def client() -> None:
+        mine: list[float] = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            mine.append(_timed(get))
+        counts.append(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"noop_1": n / sum(lat), "noop_8": sum(len(c) for c in counts) / seconds}
+
+
 def _ensure_corpus_models(server: Server, count: int) -> None:
     have = {m["name"] for m in _all_models(server, "name LIKE 'corpus-%'")}
     missing = [f"corpus-{i:04d}" for i in range(count) if f"corpus-{i:04d}" not in have]
@@ -265,6 +296,8 @@ def run_all(server: Server, args: argparse.Namespace) -> dict[str, float]:
     out.update(bench_create(server, args.creates, tag))
     print(f"  {server.label}: alias …", flush=True)
     out.update(bench_alias(server, args.alias_requests, args.alias_seconds, tag))
+    print(f"  {server.label}: no-op ceiling (/{server.health}) …", flush=True)
+    out.update(bench_ceiling(server, args.alias_requests, args.alias_seconds, server.health))
     print(f"  {server.label}: search registered models over {args.models} …", flush=True)
     out.update(bench_search_models(server, args.models, args.rounds))
     print(f"  {server.label}: search versions over {args.versions} …", flush=True)
@@ -291,6 +324,13 @@ def report(stratum: dict[str, float], mlflow: dict[str, float]) -> None:
         ratio = (s / m) if higher else (m / s)
         goal = f">= {TARGETS[target]:.0f}x {'ok' if ratio >= TARGETS[target] else 'MISSED'}" if target else ""
         print(f"{label:48} {s:10.1f} {m:10.1f} {ratio:7.1f}x  {goal}")
+    print("\nCeiling: the same harness on each server's health route (no database, no registry code)")
+    for label, key, target in (("no-op, 1 client (/s)", "noop_1", "alias_1"), ("no-op, 8 clients (/s)", "noop_8",
+                                                                                 "alias_8")):
+        s, m = stratum[key], mlflow[key]
+        need = TARGETS[target] * mlflow[target]
+        print(f"{label:48} {s:10.1f} {m:10.1f} {s / m:7.1f}x  a {TARGETS[target]:.0f}x get-by-alias needs "
+              f"{need:,.0f}/s: {'within' if need <= s else 'ABOVE'} Stratum's no-op ceiling")
     verdict = {label: "yes" if figures["create_8_numbers_ok"] else "NO"
                for label, figures in (("Stratum", stratum), ("MLflow", mlflow))}
     print(f"version numbers 1..N without duplicates under 8 threads: Stratum {verdict['Stratum']}, "
@@ -324,7 +364,7 @@ def main() -> None:
             procs.append(proc)
         print(f"Stratum {args.stratum_url}  vs  MLflow {args.mlflow_url}", flush=True)
         stratum = run_all(Server("Stratum", args.stratum_url, args.token), args)
-        mlflow = run_all(Server("MLflow", args.mlflow_url), args)
+        mlflow = run_all(Server("MLflow", args.mlflow_url, health="health"), args)
         report(stratum, mlflow)
     finally:
         for proc in procs:

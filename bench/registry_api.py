@@ -11,6 +11,8 @@ Sections (all on by default; --only a,c to pick):
   b  alias resolutions: one client for N requests, then C concurrent clients for S seconds
   c  search latency over >= 1,000 registered models (created once, reused by later runs)
   d  concurrency check: T threads x K creates on one fresh model; numbers must be exactly 1..T*K
+  e  ceiling: the same 1-client and C-client harness on GET /healthz (no work behind it), for what the machine
+     carries at all; a throughput target above this ceiling cannot be met on that machine
 
 Only the standard library and `requests` are used. Every model this run creates is named after a unique
 run prefix (the search corpus uses a stable prefix, so it is built only once per database).
@@ -195,7 +197,16 @@ def _alias_target(api: Api, prefix: str) -> str:
 
 def bench_alias_single(api: Api, model: str, count: int) -> Latencies:
     """(b1) One client, `count` sequential alias resolutions."""
-    url = api.url("models", model, "aliases", "champion")
+    return bench_get_single(api, api.url("models", model, "aliases", "champion"), count)
+
+
+def bench_alias_concurrent(make_api: Callable[[], Api], model: str, clients: int, seconds: float) -> Latencies:
+    """(b2) `clients` threads, each with its own session, resolving the alias for `seconds`."""
+    return bench_get_concurrent(make_api, make_api().url("models", model, "aliases", "champion"), clients, seconds)
+
+
+def bench_get_single(api: Api, url: str, count: int) -> Latencies:
+    """One client, `count` sequential GETs of `url` (after 20 warm-up requests)."""
     for _ in range(20):
         api.request("GET", url)
     result = Latencies()
@@ -207,11 +218,10 @@ def bench_alias_single(api: Api, model: str, count: int) -> Latencies:
     return result
 
 
-def bench_alias_concurrent(make_api: Callable[[], Api], model: str, clients: int, seconds: float) -> Latencies:
-    """(b2) `clients` threads, each with its own session, resolving the alias for `seconds`."""
+def bench_get_concurrent(make_api: Callable[[], Api], url: str, clients: int, seconds: float) -> Latencies:
+    """`clients` threads, each with its own session, GETting `url` for `seconds`."""
     parts = [Latencies() for _ in range(clients)]
     apis = [make_api() for _ in range(clients)]
-    url = apis[0].url("models", model, "aliases", "champion")
     for api in apis:  # open every connection before the clock starts
         api.request("GET", url)
     barrier = threading.Barrier(clients + 1)
@@ -423,6 +433,13 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]
         throughput(f"alias resolutions/s ({n} clients)", results["alias_n"].per_second, MLFLOW["alias_8_per_s"])
         latency(f"alias p99 ({n} clients)", results["alias_n"].ms(99), MLFLOW["alias_8_p99_ms"],
                 TARGETS["alias_8_p99_ms"])
+    if "ceiling_n" in results:
+        n = results["alias_clients"]
+        for key, label, base in (("ceiling_1", "1 client", MLFLOW["alias_1_per_s"]),
+                                 ("ceiling_n", f"{n} clients", MLFLOW["alias_8_per_s"])):
+            lat = results[key]
+            rows.append((f"no-op /healthz ceiling ({label})", _fmt(lat.per_second), _fmt(base),
+                         f"{lat.per_second / base:.1f}x", f"p99 {lat.ms(99):.1f} ms", "info"))
     if "search" in results:
         samples = [s for lat, _ in results["search"].values() for s in lat.samples]
         p50 = percentile(samples, 50) * 1000
@@ -459,7 +476,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token", default=os.environ.get("STRATUM_TOKEN"),
                         help="API token (default: $STRATUM_TOKEN)")
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run in a few seconds")
-    parser.add_argument("--only", default="abcd", help="sections to run, e.g. 'ab' (default: abcd)")
+    parser.add_argument("--only", default="abecd", help="sections to run, e.g. 'ab' (default: abecd)")
     parser.add_argument("--label", default="", help="what is being measured, e.g. 'sqlite, gunicorn -w 4'")
     parser.add_argument("--prefix", default=None, help="run prefix for model names (default: random)")
     parser.add_argument("--creates", type=int, help="(a) sequential creates (default 200; quick 30)")
@@ -521,6 +538,16 @@ def main(argv: list[str] | None = None) -> int:
             results["alias_n"] = bench_alias_concurrent(make_api, model, args.alias_clients, args.alias_seconds)
             say(f"  {args.alias_clients} clients:  " + results["alias_n"].line())
             ok &= results["alias_1"].errors == 0 and results["alias_n"].errors == 0
+
+        if "e" in args.only:
+            # The same client and harness against /healthz (no database, no serializer): what this machine can
+            # carry at all, so a throughput target above it is shown to be out of reach, not merely missed.
+            url = args.base_url.rstrip("/") + "/healthz"
+            say(f"\n(e) ceiling: GET {url}, the same harness with no work behind it")
+            results["ceiling_1"] = bench_get_single(api, url, args.alias_requests)
+            say("  1 client:   " + results["ceiling_1"].line())
+            results["ceiling_n"] = bench_get_concurrent(make_api, url, args.alias_clients, args.alias_seconds)
+            say(f"  {args.alias_clients} clients:  " + results["ceiling_n"].line())
 
         if "c" in args.only:
             say(f"\n(c) search over {args.search_models:,} models ({args.search_prefix}-NNNN, tags.team)")
