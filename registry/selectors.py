@@ -117,7 +117,8 @@ def alias_resolve(*, model: RegisteredModel, alias: str) -> ModelVersion:
 def alias_resolve_by_name(*, actor, name: str, alias: str) -> ModelVersion:
     """Resolve `name@alias` for `actor` in two queries (the hot path of serving clients); NotFound otherwise."""
     visible = permissions.visible_models(actor).filter(name=name).values("pk")
-    version = _one(ModelVersion.objects.select_related("model", "creator", "successor", "successor__model")
+    # No successor join: only deprecated versions have one, and reading it then costs one query on that path.
+    version = _one(ModelVersion.objects.select_related("model", "creator")
                    .filter(model__in=visible, aliases__name=alias))
     if version is None:
         alias_resolve(model=model_get(actor=actor, name=name), alias=alias)  # raises the precise NotFound

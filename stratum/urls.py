@@ -18,8 +18,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/v1/", include("governance.api.urls")),
+    # The registry's routes first: they carry the hot reads (alias resolution), and Django tries includes in order.
     path("api/v1/", include("registry.api.urls")),
+    path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("deployments.api.urls")),
     path("api/2.0/mlflow/", include(mlflow_urls.mlflow_patterns)),
     path("api/2.0/mlflow-artifacts/", include(mlflow_urls.artifact_patterns)),

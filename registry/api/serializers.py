@@ -132,6 +132,13 @@ class ModelOutput(serializers.Serializer):
         return {a.name: a.version.number for a in obj.aliases.all()}
 
 
+_DATETIME = serializers.DateTimeField()
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else _DATETIME.to_representation(value)
+
+
 class VersionOutput(serializers.Serializer):
     """A model version with its provenance (plain fields, for speed)."""
 
@@ -158,6 +165,37 @@ class VersionOutput(serializers.Serializer):
     deprecated = serializers.BooleanField()
     deprecation_reason = serializers.CharField()
     successor = serializers.SerializerMethodField()
+
+    def to_representation(self, obj: ModelVersion) -> dict[str, Any]:
+        """The fields above, rendered by hand: versions are the hottest read (alias resolution), and DRF's
+        per-call copy of 24 field objects cost more than the database. tests/registry/test_api.py checks this
+        against DRF's own rendering of the same declarations."""
+        creator = obj.creator if obj.creator_id is not None else None
+        return {
+            "model": obj.model.name,
+            "version": int(obj.number),
+            "semver": str(obj.semver),
+            "stage": str(obj.stage),
+            "status": str(obj.status),
+            "status_message": str(obj.status_message),
+            "source_uri": str(obj.source_uri),
+            "run_id": str(obj.run_id),
+            "description": str(obj.description),
+            "creator": None if creator is None else str(creator.username),
+            "created_at": _iso(obj.created_at),
+            "updated_at": _iso(obj.updated_at),
+            "metrics": {str(k): float(v) for k, v in (obj.metrics or {}).items()},
+            "params": {str(k): str(v) for k, v in (obj.params or {}).items()},
+            "signature": obj.signature,
+            "code": self.get_code(obj),
+            "environment": [str(x) for x in (obj.environment or [])],
+            "datasets": self.get_datasets(obj),
+            "tags": self.get_tags(obj),
+            "aliases": self.get_aliases(obj),
+            "deprecated": bool(obj.deprecated),
+            "deprecation_reason": str(obj.deprecation_reason),
+            "successor": self.get_successor(obj),
+        }
 
     def get_tags(self, obj: ModelVersion) -> dict[str, str]:
         return {t.key: t.value for t in obj.tags.all()}

@@ -395,3 +395,29 @@ def test_openapi_schema_validates_and_docs_are_served_locally(api, owner):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger-ui" in html and "cdn" not in html.lower() and "/static/drf_spectacular_sidecar/" in html
+
+
+def test_version_output_renders_exactly_as_drf_would(owner, make_version):
+    """VersionOutput renders by hand for speed; it must match DRF's rendering of its own field declarations."""
+    from rest_framework import serializers
+
+    from registry import selectors
+    from registry.api.serializers import VersionOutput
+
+    model = services.model_create(actor=owner, name="shapes")
+    old = make_version(model, semver="1.0.0", description="first", run_id="r1",
+                       metrics={"auc": 0.91, "n": 3}, params={"depth": "4"}, environment=["numpy==2.0"],
+                       signature={"inputs": [{"name": "x", "type": "double"}]}, code_repository="git@x:y.git",
+                       code_commit="abc123", tags={"b": "2", "a": "1"},
+                       datasets=[{"name": "train", "uri": "s3://d/train", "digest": "d1", "role": "train"}])
+    new = make_version(model)
+    services.alias_set(model=model, alias="champion", version=old, actor=owner)
+    services.alias_set(model=model, alias="backup", version=old, actor=owner)
+    services.version_deprecate(version=old, actor=owner, reason="superseded", successor=new)
+    for version in (selectors.version_queryset().get(pk=old.pk), selectors.version_queryset().get(pk=new.pk),
+                    selectors.alias_resolve_by_name(actor=owner, name="shapes", alias="champion")):
+        ours = VersionOutput(version).data
+        drf = serializers.Serializer.to_representation(VersionOutput(version), version)
+        assert ours == drf
+    assert ours["successor"] == {"model": "shapes", "version": 2} and ours["aliases"] == ["backup", "champion"]
+    assert ours["created_at"].endswith("Z") and ours["metrics"] == {"auc": 0.91, "n": 3.0}
