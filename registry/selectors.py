@@ -59,8 +59,10 @@ def model_list(
 
 def model_get(*, actor, name: str) -> RegisteredModel:
     """Return the model named `name` if `actor` may see it, else raise NotFound."""
-    model = _one(permissions.visible_models(actor).select_related("owner", "successor").filter(name=name))
-    if model is None:
+    # By name, then the role check (no query for staff and owners; one, cached for the request, otherwise): the
+    # visibility subquery costs more to build than both together on this, the most common lookup.
+    model = _one(RegisteredModel.objects.select_related("owner", "successor").filter(name=name))
+    if model is None or not permissions.can_view(actor, model):
         raise NotFound(f"Registered model {name!r} not found.")
     return model
 
