@@ -118,11 +118,11 @@ def alias_resolve(*, model: RegisteredModel, alias: str) -> ModelVersion:
 
 def alias_resolve_by_name(*, actor, name: str, alias: str) -> ModelVersion:
     """Resolve `name@alias` for `actor` in two queries (the hot path of serving clients); NotFound otherwise."""
-    visible = permissions.visible_models(actor).filter(name=name).values("pk")
     # No successor join: only deprecated versions have one, and reading it then costs one query on that path.
+    # The role check follows the lookup (no query for staff and owners), as in model_get.
     version = _one(ModelVersion.objects.select_related("model", "creator")
-                   .filter(model__in=visible, aliases__name=alias))
-    if version is None:
+                   .filter(model__name=name, aliases__name=alias))
+    if version is None or not permissions.can_view(actor, version.model):
         alias_resolve(model=model_get(actor=actor, name=name), alias=alias)  # raises the precise NotFound
     attach_related([version])
     return version

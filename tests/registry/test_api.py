@@ -348,6 +348,13 @@ def test_roles_viewer_reads_contributor_registers_maintainer_moves(api_client_fo
     _error(o.get("/api/v1/models/churn"), 404)
     assert o.get("/api/v1/models").json()["results"] == []
     _error(o.get("/api/v1/models/churn/versions/1/artifacts"), 404)
+    # Alias resolution (looked up first, checked after) answers an outsider exactly as for a missing model.
+    assert v.get("/api/v1/models/churn/aliases/champion").json()["version"] == 1
+    hidden = _error(o.get("/api/v1/models/churn/aliases/champion"), 404)
+    missing = _error(o.get("/api/v1/models/nope/aliases/champion"), 404)
+    assert hidden["message"].replace("churn", "nope") == missing["message"]
+    response = o.get("/api/2.0/mlflow/registered-models/alias", {"name": "churn", "alias": "champion"})
+    assert response.status_code == 404 and response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
 
 
 def test_owner_grants_and_revokes_roles(api, make_user, registered_model, api_client_for):
