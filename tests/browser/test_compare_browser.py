@@ -68,7 +68,11 @@ def test_version_page_draws_its_lineage(page: Page, live_server, make_user):
     lineage = page.locator("#lineage")
     expect(lineage.locator(".js-plotly-plot .main-svg").first).to_be_visible()
     expect(lineage).to_contain_text("3 nodes, 2 edges")
+    # htmx swaps the whole graph on change: mark the old one and wait until it is gone, or the clicks below can
+    # land on an element that is being replaced.
+    page.evaluate("document.getElementById('lineage-graph').dataset.stale = '1'")
     lineage.get_by_label("Direction").select_option("upstream")
+    expect(page.locator("#lineage-graph[data-stale]")).to_have_count(0)
     expect(lineage.locator(".js-plotly-plot .main-svg").first).to_be_visible()
     lineage.get_by_text("Nodes as a list").click()
     lineage.get_by_role("link", name="Dataset version customers").click()
