@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from registry import selectors, tracking
@@ -69,21 +69,40 @@ SEARCH_COLUMNS = ("pk", "model__name", "number", "created_at", "updated_at", "st
                   "run_id", "status", "status_message", "creator__username")
 
 
-def version_rows(qs: Any) -> list[dict[str, Any]]:
-    """ModelVersions for search results (no aliases) straight from column values: 2 queries, no model instances."""
+def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    """ModelVersions for search results (no aliases) straight from column values: 2 queries, no model instances.
+
+    `qs` is the whole (unsliced) result; the page is rows offset..offset+limit.
+    """
+    from django.db import connection
+    from django.db.models import CharField
+    from django.db.models.functions import Cast
+
     from registry.models import VersionTag
 
-    rows = list(qs.values_list(*SEARCH_COLUMNS))
+    columns: list[Any] = list(SEARCH_COLUMNS)
+    stamp = ms
+    if connection.vendor == "sqlite":
+        # SQLite keeps datetimes as UTC text; Django's converter per value cost more than the query itself.
+        qs = qs.annotate(_created=Cast("created_at", CharField()), _updated=Cast("updated_at", CharField()))
+        columns[columns.index("created_at")], columns[columns.index("updated_at")] = "_created", "_updated"
+        stamp = _ms_of_utc_text
+    page = qs[offset:] if limit is None else qs[offset: offset + limit]
+    rows = list(page.values_list(*columns))
     tags: dict[int, list[dict[str, str]]] = {}
     if rows:
-        for version_id, key, value in VersionTag.objects.filter(version_id__in=[r[0] for r in rows]).order_by(
-                "key").values_list("version_id", "key", "value"):
+        if offset == 0 and (limit is None or len(rows) < limit):
+            # The page is the whole result: join the tags to the same filter rather than bind thousands of ids.
+            tag_qs = VersionTag.objects.filter(version_id__in=qs.order_by().values("pk"))
+        else:
+            tag_qs = VersionTag.objects.filter(version_id__in=[r[0] for r in rows])
+        for version_id, key, value in tag_qs.order_by("key").values_list("version_id", "key", "value"):
             tags.setdefault(version_id, []).append({"key": key, "value": value})
     out = []
     for pk, name, number, created, updated, stage, description, source, run_id, status, message, user in rows:
         item: dict[str, Any] = {
-            "name": name, "version": str(number), "creation_timestamp": ms(created),
-            "last_updated_timestamp": ms(updated), "current_stage": stage, "description": description,
+            "name": name, "version": str(number), "creation_timestamp": stamp(created),
+            "last_updated_timestamp": stamp(updated), "current_stage": stage, "description": description,
             "source": source, "run_id": run_id, "status": status, "run_link": "",
         }
         if user:
@@ -94,6 +113,13 @@ def version_rows(qs: Any) -> list[dict[str, Any]]:
             item["tags"] = tags[pk]
         out.append(item)
     return out
+
+
+def _ms_of_utc_text(value: str | None) -> int | None:
+    """ms() of a datetime SQLite stored as naive UTC text."""
+    if value is None:
+        return None
+    return ms(datetime.fromisoformat(value).replace(tzinfo=UTC))
 
 
 def registered_models(models: list[RegisteredModel]) -> list[dict[str, Any]]:

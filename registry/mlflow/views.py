@@ -308,7 +308,7 @@ def model_version_search(request: Request, args: Args) -> dict[str, Any]:
                                   order_by=[str(o) for o in args.list("order_by")])
     size = args.int("max_results", default=10_000, high=MAX_VERSION_RESULTS)
     offset = _page_offset(args.str("page_token"))
-    rows = shapes.version_rows(qs.prefetch_related(None)[offset: offset + size + 1])
+    rows = shapes.version_rows(qs.prefetch_related(None), offset=offset, limit=size + 1)
     token = None
     if len(rows) > size:
         rows = rows[:size]
