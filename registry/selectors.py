@@ -116,15 +116,24 @@ def alias_resolve(*, model: RegisteredModel, alias: str) -> ModelVersion:
     return version
 
 
-def alias_resolve_by_name(*, actor, name: str, alias: str) -> ModelVersion:
-    """Resolve `name@alias` for `actor` in two queries (the hot path of serving clients); NotFound otherwise."""
+def alias_find_by_name(*, actor, name: str, alias: str) -> ModelVersion | None:
+    """The version `name@alias` points at if `actor` may see it, else None; two queries (the hot path of
+    serving clients and MLflow's get-by-alias)."""
     # No successor join: only deprecated versions have one, and reading it then costs one query on that path.
     # The role check follows the lookup (no query for staff and owners), as in model_get.
     version = _one(ModelVersion.objects.select_related("model", "creator")
                    .filter(model__name=name, aliases__name=alias))
     if version is None or not permissions.can_view(actor, version.model):
-        alias_resolve(model=model_get(actor=actor, name=name), alias=alias)  # raises the precise NotFound
+        return None
     attach_related([version])
+    return version
+
+
+def alias_resolve_by_name(*, actor, name: str, alias: str) -> ModelVersion:
+    """Resolve `name@alias` for `actor`, or raise the precise NotFound (no such model, or no such alias)."""
+    version = alias_find_by_name(actor=actor, name=name, alias=alias)
+    if version is None:
+        alias_resolve(model=model_get(actor=actor, name=name), alias=alias)  # raises the precise NotFound
     return version
 
 

@@ -234,13 +234,15 @@ def registered_model_delete_tag(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("GET", "POST", "DELETE")
 def registered_model_alias(request: Request, args: Args) -> dict[str, Any]:
     """GET resolves, POST sets, DELETE removes an alias (registered-models/alias)."""
-    model = _model(request, args.str("name", required=True))
+    name = args.str("name", required=True)
     alias = args.str("alias", required=True)
     if request.method == "GET":
-        version = selectors.version_find(model=model, alias=alias)
+        version = selectors.alias_find_by_name(actor=request.user, name=name, alias=alias)
         if version is None:
+            _model(request, name)  # RESOURCE_DOES_NOT_EXIST when the model is missing or hidden
             raise InvalidInput(f"Registered model alias {alias} not found.")
         return {"model_version": shapes.version(version)}
+    model = _model(request, name)
     if request.method == "POST":
         version = selectors.version_get(model=model, number=args.str("version", required=True))
         services.alias_set(model=model, alias=alias, version=version, actor=request.user)
