@@ -319,6 +319,8 @@ def _event_model_id(event: Any) -> int | None:
     if event.target_type == "registry.registeredmodel":
         return event.target_id
     if event.target_type == "registry.modelversion":
+        if isinstance(event.instance, ModelVersion) and event.instance.model_id is not None:
+            return event.instance.model_id
         return ModelVersion.objects.filter(pk=event.target_id).values_list("model_id", flat=True).first()
     model_id = event.data.get("model_id")  # other apps' events (deployments) name their model
     return model_id if isinstance(model_id, int) else None
@@ -328,7 +330,7 @@ def on_domain_event_committed(sender: Any, event: Any, **kwargs: Any) -> None:
     """Fan a committed domain event out to the subscriptions that want it."""
     if event.action.startswith("webhook."):
         return
-    subs = list(WebhookSubscription.objects.filter(active=True).select_related("model"))
+    subs = list(WebhookSubscription.objects.filter(active=True))
     if not subs:
         return
     model_id = _event_model_id(event)
