@@ -135,6 +135,29 @@ def start_stratum(workdir: Path, workers: int) -> tuple[str, str, subprocess.Pop
     return url, token, proc
 
 
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+
+def settle(timeout: float = 180.0, idle: float = 0.85, quiet_seconds: int = 3) -> float:
+    """Wait until the machine is quiet: servers just started keep loading in the background (MLflow's job
+    consumers for a minute or more), and whichever server is measured first would pay for it."""
+    if not os.path.exists("/proc/stat"):
+        return 0.0
+    start = time.perf_counter()
+    quiet = 0
+    before = _cpu_times()
+    while time.perf_counter() - start < timeout and quiet < quiet_seconds:
+        time.sleep(1.0)
+        after = _cpu_times()
+        spent = after[1] - before[1]
+        quiet = quiet + 1 if spent and (after[0] - before[0]) / spent >= idle else 0
+        before = after
+    return time.perf_counter() - start
+
+
 def _timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
@@ -363,6 +386,7 @@ def main() -> None:
             args.mlflow_url, proc = start_mlflow(workdir / "mlflow", args.workers)
             procs.append(proc)
         print(f"Stratum {args.stratum_url}  vs  MLflow {args.mlflow_url}", flush=True)
+        print(f"  waited {settle():.0f}s for the machine to settle after start-up", flush=True)
         stratum = run_all(Server("Stratum", args.stratum_url, args.token), args)
         mlflow = run_all(Server("MLflow", args.mlflow_url, health="health"), args)
         report(stratum, mlflow)
