@@ -195,19 +195,16 @@ def bench_create(server: Server, n: int, tag: str) -> dict[str, float]:
     return {"create_seq": n / elapsed, "create_8": per * 8 / conc_elapsed, "create_8_numbers_ok": float(ok)}
 
 
-def bench_alias(server: Server, n: int, seconds: float, tag: str) -> dict[str, float]:
-    """get-by-alias with one client, then eight."""
-    name = f"bench-seq-{tag}"
-    server.call("POST", "registered-models/alias", name=name, alias="champion", version="1")
-    lat = [_timed(lambda: server.call("GET", "registered-models/alias", name=name, alias="champion"))
-           for _ in range(n)]
+def _one_then_eight(call: Callable[[], Any], n: int, seconds: float) -> tuple[list[float], list[float]]:
+    """Latencies of `call`: `n` sequential calls from one client, then 8 clients calling for `seconds`."""
+    lat = [_timed(call) for _ in range(n)]
     counts: list[list[float]] = []
 
     def client() -> None:
         mine: list[float] = []
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
-            mine.append(_timed(lambda: server.call("GET", "registered-models/alias", name=name, alias="champion")))
+            mine.append(_timed(call))
         counts.append(mine)
 
     threads = [threading.Thread(target=client) for _ in range(8)]
@@ -215,7 +212,15 @@ def bench_alias(server: Server, n: int, seconds: float, tag: str) -> dict[str, f
         t.start()
     for t in threads:
         t.join()
-    all8 = [x for c in counts for x in c]
+    return lat, [x for c in counts for x in c]
+
+
+def bench_alias(server: Server, n: int, seconds: float, tag: str) -> dict[str, float]:
+    """get-by-alias with one client, then eight."""
+    name = f"bench-seq-{tag}"
+    server.call("POST", "registered-models/alias", name=name, alias="champion", version="1")
+    lat, all8 = _one_then_eight(lambda: server.call("GET", "registered-models/alias", name=name, alias="champion"),
+                                n, seconds)
     return {"alias_1": n / sum(lat), "alias_1_p50_ms": _p(lat, 0.5), "alias_8": len(all8) / seconds,
             "alias_8_p99_ms": _p(all8, 0.99)}
 
@@ -232,22 +237,8 @@ def bench_ceiling(server: Server, n: int, seconds: float, health: str) -> dict[s
 
     for _ in range(20):
         get()
-    lat = [_timed(get) for _ in range(n)]
-    counts: list[list[float]] = []
-
-    def client() -> None:
-        mine: list[float] = []
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            mine.append(_timed(get))
-        counts.append(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return {"noop_1": n / sum(lat), "noop_8": sum(len(c) for c in counts) / seconds}
+    lat, all8 = _one_then_eight(get, n, seconds)
+    return {"noop_1": n / sum(lat), "noop_8": len(all8) / seconds}
 
 
 def _ensure_corpus_models(server: Server, count: int) -> None:
