@@ -18,12 +18,13 @@ LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
 # Checked tokens, briefly: a hot client is not looked up on every request. A revocation made in this process
-# applies at once (the cache is cleared); one made elsewhere within STRATUM_TOKEN_CACHE_SECONDS.
+# applies at once (any user or token save clears the cache, see registry.apps); one made elsewhere within
+# STRATUM_TOKEN_CACHE_SECONDS.
 _checked: dict[str, tuple[AccessToken, float]] = {}
 
 
 def forget_checked_tokens() -> None:
-    """Drop every cached token check (a token was revoked)."""
+    """Drop every cached token check (a user or token changed)."""
     _checked.clear()
 
 

@@ -577,10 +577,7 @@ def token_revoke(*, token: AccessToken, actor) -> AccessToken:
         raise Forbidden("You may only revoke your own tokens.")
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
-        from .authentication import forget_checked_tokens  # deferred: authentication imports this module
-
-        forget_checked_tokens()
+        token.save(update_fields=["revoked_at"])  # the save clears the checked-token cache (registry.apps)
         events.emit("access_token.revoked", actor=actor, target=token,
                     data={"user": token.user.get_username(), "prefix": token.prefix})
     return token

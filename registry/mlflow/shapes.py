@@ -6,6 +6,10 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db import connection
+from django.db.models import CharField
+from django.db.models.functions import Cast
+
 from registry import selectors, tracking
 from registry.models import (
     Experiment,
@@ -74,10 +78,6 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
 
     `qs` is the whole (unsliced) result; the page is rows offset..offset+limit.
     """
-    from django.db import connection
-    from django.db.models import CharField
-    from django.db.models.functions import Cast
-
     from registry.models import VersionTag
 
     columns: list[Any] = list(SEARCH_COLUMNS)
