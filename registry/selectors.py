@@ -19,6 +19,7 @@ from .models import (
     VersionDataset,
     VersionTag,
 )
+from .prepared import Prepared
 from .search import compile_model_filter, compile_version_filter
 
 MODEL_ORDERING = {
@@ -57,11 +58,15 @@ def model_list(
     )
 
 
+_MODEL_BY_NAME: Prepared[RegisteredModel] = Prepared(
+    lambda name: RegisteredModel.objects.select_related("owner", "successor").filter(name=name).order_by()[:1])
+
+
 def model_get(*, actor, name: str) -> RegisteredModel:
     """Return the model named `name` if `actor` may see it, else raise NotFound."""
     # By name, then the role check (no query for staff and owners; one, cached for the request, otherwise): the
     # visibility subquery costs more to build than both together on this, the most common lookup.
-    model = _one(RegisteredModel.objects.select_related("owner", "successor").filter(name=name))
+    model = None if name is None else _MODEL_BY_NAME.one(name=str(name))
     if model is None or not permissions.can_view(actor, model):
         raise NotFound(f"Registered model {name!r} not found.")
     return model
@@ -116,13 +121,17 @@ def alias_resolve(*, model: RegisteredModel, alias: str) -> ModelVersion:
     return version
 
 
+_VERSION_BY_ALIAS: Prepared[ModelVersion] = Prepared(
+    lambda name, alias: ModelVersion.objects.select_related("model", "creator")
+    .filter(model__name=name, aliases__name=alias).order_by()[:1])
+
+
 def alias_find_by_name(*, actor, name: str, alias: str) -> ModelVersion | None:
     """The version `name@alias` points at if `actor` may see it, else None; two queries (the hot path of
     serving clients and MLflow's get-by-alias)."""
     # No successor join: only deprecated versions have one, and reading it then costs one query on that path.
     # The role check follows the lookup (no query for staff and owners), as in model_get.
-    version = _one(ModelVersion.objects.select_related("model", "creator")
-                   .filter(model__name=name, aliases__name=alias))
+    version = None if name is None or alias is None else _VERSION_BY_ALIAS.one(name=str(name), alias=str(alias))
     if version is None or not permissions.can_view(actor, version.model):
         return None
     attach_related([version])

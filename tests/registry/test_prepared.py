@@ -1,0 +1,107 @@
+"""Prepared queries: compiled once, then the same rows and objects as the ORM, in one query per call."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from registry import selectors, services
+from registry.models import ModelVersion, RegisteredModel
+from registry.prepared import Prepared
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def test_same_objects_as_the_orm_including_select_related_and_converted_values(
+        registered_model, owner, make_version):
+    make_version(registered_model, metrics={"auc": 0.91}, params={"depth": "3"}, environment=["numpy==2.0"])
+    version = make_version(registered_model, metrics={"auc": 0.93})
+    services.alias_set(model=registered_model, actor=owner, alias="champion", version=version)
+    prepared = Prepared(lambda name, alias: ModelVersion.objects.select_related("model", "creator")
+                        .filter(model__name=name, aliases__name=alias))
+    orm = ModelVersion.objects.select_related("model", "creator").get(model__name=registered_model.name,
+                                                                      aliases__name="champion")
+    with CaptureQueriesContext(connection) as queries:
+        got = prepared.one(name=registered_model.name, alias="champion")
+    assert len(queries) == 1
+    assert _fields(got) == _fields(orm)
+    assert got.metrics == {"auc": 0.93}  # JSON decoded
+    assert got.created_at == orm.created_at and got.created_at.tzinfo is not None  # datetime converted
+    assert _fields(got.model) == _fields(orm.model) and _fields(got.creator) == _fields(orm.creator)
+    with CaptureQueriesContext(connection) as queries:
+        assert got.model.name == registered_model.name and got.creator.username == owner.username
+    assert len(queries) == 0  # the related objects came with the row
+    assert got._state.adding is False and got._state.db == "default"
+
+
+def test_later_calls_bind_new_values_into_the_cached_sql(owner, make_version):
+    first = services.model_create(name="prep-a", actor=owner)
+    second = services.model_create(name="prep-b", actor=owner)
+    prepared = Prepared(lambda name: RegisteredModel.objects.filter(name=name))
+    assert [m.pk for m in prepared.all(name="prep-a")] == [first.pk]
+    assert [m.pk for m in prepared.all(name="prep-b")] == [second.pk]
+    assert prepared.one(name="prep-missing") is None
+    assert prepared.one(name="prep-a'; DROP TABLE registry_registeredmodel; --") is None  # bound, never spliced
+    assert RegisteredModel.objects.filter(pk=first.pk).exists()
+
+
+def test_int_parameters_and_constants_compiled_into_the_query(registered_model, make_version):
+    make_version(registered_model)
+    make_version(registered_model)
+    prepared = Prepared(lambda model_id, number: ModelVersion.objects.filter(model_id=model_id, number=number,
+                                                                             deprecated=False),
+                        model_id=int, number=int)
+    assert prepared.one(model_id=registered_model.pk, number=2).number == 2
+    assert prepared.one(model_id=registered_model.pk, number=3) is None
+
+
+def test_annotations_land_on_the_objects(registered_model, make_version):
+    from django.db.models import F
+
+    make_version(registered_model)
+    prepared = Prepared(lambda name: ModelVersion.objects.filter(model__name=name)
+                        .annotate(model_name=F("model__name")))
+    assert prepared.one(name=registered_model.name).model_name == registered_model.name
+
+
+def test_wrong_value_types_and_names_are_refused():
+    prepared = Prepared(lambda name: RegisteredModel.objects.filter(name=name))
+    with pytest.raises(TypeError, match="name must be str"):
+        prepared.all(name=3)
+    with pytest.raises(TypeError, match="expected exactly"):
+        prepared.all(name="a", other="b")
+    with pytest.raises(TypeError, match="unknown parameters"):
+        Prepared(lambda name: RegisteredModel.objects.filter(name=name), other=int)
+    with pytest.raises(TypeError, match="only str and int"):
+        Prepared(lambda when: RegisteredModel.objects.filter(created_at=when), when=float)
+
+
+def test_value_dependent_shapes_are_refused_when_first_run():
+    values = Prepared(lambda name: RegisteredModel.objects.filter(name=name).values("name"))
+    with pytest.raises(TypeError, match="plain model rows"):
+        values.all(name="a")
+    prefetching = Prepared(lambda name: RegisteredModel.objects.filter(name=name).prefetch_related("tags"))
+    with pytest.raises(TypeError, match="plain model rows"):
+        prefetching.all(name="a")
+    transformed = Prepared(lambda name: RegisteredModel.objects.filter(name=name.upper()))
+    with pytest.raises(TypeError, match="depends on its values"):
+        transformed.all(name="a")
+    missing = Prepared(lambda name: RegisteredModel.objects.all())
+    with pytest.raises(TypeError, match="depends on its values"):
+        missing.all(name="a")
+
+
+def test_selectors_on_prepared_queries_keep_their_answers(registered_model, owner, outsider, make_version):
+    version = make_version(registered_model)
+    services.alias_set(model=registered_model, actor=owner, alias="champion", version=version)
+    assert selectors.model_get(actor=owner, name=registered_model.name).pk == registered_model.pk
+    assert selectors.alias_find_by_name(actor=owner, name=registered_model.name, alias="champion").pk == version.pk
+    assert selectors.alias_find_by_name(actor=outsider, name=registered_model.name, alias="champion") is None
+    assert selectors.alias_find_by_name(actor=owner, name=registered_model.name, alias="nope") is None
+    with pytest.raises(selectors.NotFound):
+        selectors.model_get(actor=outsider, name=registered_model.name)
