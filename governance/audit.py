@@ -13,6 +13,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from registry.prepared import Prepared
+
 from . import context
 from .models import GENESIS_HASH, AuditCheckpoint, AuditEvent
 
@@ -57,6 +59,9 @@ def _fields_of(row: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+_HEAD = Prepared(lambda: AuditEvent.objects.order_by("-seq").values_list("seq", "hash")[:1])
+
+
 def _lock_chain() -> None:
     """Serialise appends: on PostgreSQL an advisory lock held to the end of the transaction.
 
@@ -85,7 +90,7 @@ def append(
     # commits), so the two extra round trips of a savepoint buy nothing.
     with transaction.atomic(savepoint=False):
         _lock_chain()
-        head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+        head = _HEAD.one()
         seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
         fields: dict[str, Any] = {
             "seq": seq,

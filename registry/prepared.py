@@ -16,12 +16,13 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from django.db import connections, router
 from django.db.models import Model, QuerySet
-from django.db.models.query import ModelIterable, get_related_populators
+from django.db.models.query import FlatValuesListIterable, ModelIterable, ValuesListIterable, get_related_populators
+from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=Model)
 
@@ -43,17 +44,20 @@ class _Compiled:
     sql: str
     # (None, the constant compiled in) or (parameter name, None, or the backend's wrapper type for its value)
     slots: tuple[tuple[str | None, Any], ...]
-    model: type[Model]
+    model: type[Model] | None  # None for values_list() rows
     init_list: tuple[str, ...]
     start: int
     end: int
     populators: tuple[Any, ...]
     converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
     annotations: tuple[tuple[str, int], ...]
+    flat: bool = False
+    for_update: bool = False
 
 
 class Prepared(Generic[M]):
-    """A queryset factory `build(**values)` run once per connection with sentinel values, then reused.
+    """A queryset factory `build(**values)` run once per connection with sentinel values, then reused: it
+    returns model instances, or tuples (values_list) or single values (values_list(flat=True)).
 
     `types` names the Python type of each parameter (str unless given); values passed later must have it."""
 
@@ -80,14 +84,18 @@ class Prepared(Generic[M]):
 
     def _queryset(self, values: dict[str, Any], alias: str) -> QuerySet[M]:
         qs = self._build(**values).using(alias)
-        if qs._prefetch_related_lookups or qs._iterable_class is not ModelIterable or qs._known_related_objects:
-            raise TypeError("a prepared query returns plain model rows (no prefetch_related, values() or related "
-                            "managers)")
+        rows = qs._iterable_class in (ValuesListIterable, FlatValuesListIterable)
+        if (qs._prefetch_related_lookups or qs._known_related_objects
+                or not (qs._iterable_class is ModelIterable or rows)
+                or (rows and (qs.query.extra_select or qs.query.annotation_select))):
+            raise TypeError("a prepared query returns model rows or plain values_list() rows (no prefetch_related, "
+                            "values(), annotated values_list() or related managers)")
         return qs
 
     def _compile(self, connection: Any, alias: str) -> _Compiled:
         set_a, set_b = self._sentinel_set(0), self._sentinel_set(1)
-        compiler = self._queryset(set_a, alias).query.get_compiler(using=alias, connection=connection)
+        qs = self._queryset(set_a, alias)
+        compiler = qs.query.get_compiler(using=alias, connection=connection)
         sql, params = compiler.as_sql()
         sql_b, params_b = self._queryset(set_b, alias).query.get_compiler(using=alias, connection=connection).as_sql()
         names = {(_base(v), v): name for name, v in set_a.items()}
@@ -109,18 +117,25 @@ class Prepared(Generic[M]):
         select, klass_info = compiler.select, compiler.klass_info
         fields = [s[0] for s in select[0:compiler.col_count]]
         converters = tuple((pos, tuple(convs), expr) for pos, (convs, expr) in compiler.get_converters(fields).items())
-        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
-        compiled = _Compiled(
-            sql=sql, slots=tuple(slots), model=klass_info["model"],
-            init_list=tuple(f[0].target.attname for f in select[start:end]), start=start, end=end,
-            populators=tuple(get_related_populators(klass_info, select, alias)), converters=converters,
-            annotations=tuple((compiler.annotation_col_map or {}).items()),
-        )
+        if qs._iterable_class is not ModelIterable:  # values_list(): tuples, or the first column when flat
+            compiled = _Compiled(sql=sql, slots=tuple(slots), model=None, init_list=(), start=0, end=0, populators=(),
+                                 converters=converters, annotations=(),
+                                 flat=qs._iterable_class is FlatValuesListIterable)
+        else:
+            start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+            compiled = _Compiled(
+                sql=sql, slots=tuple(slots), model=klass_info["model"],
+                init_list=tuple(f[0].target.attname for f in select[start:end]), start=start, end=end,
+                populators=tuple(get_related_populators(klass_info, select, alias)), converters=converters,
+                annotations=tuple((compiler.annotation_col_map or {}).items()),
+            )
+        if qs.query.select_for_update:
+            compiled = replace(compiled, for_update=True)
         self._compiled[connection] = compiled
         return compiled
 
-    def all(self, **values: Any) -> list[M]:
-        """Run the query with `values` bound; the model instances, in the query's order."""
+    def all(self, **values: Any) -> list[Any]:
+        """Run the query with `values` bound: the model instances (or values_list rows) in the query's order."""
         if set(values) != set(self._names):
             raise TypeError(f"expected exactly {list(self._names)}, got {sorted(values)}")
         for name, value in values.items():
@@ -129,12 +144,14 @@ class Prepared(Generic[M]):
         alias = router.db_for_read(self._model_hint())
         connection = connections[alias]
         compiled = self._compiled.get(connection) or self._compile(connection, alias)
+        if compiled.for_update and connection.get_autocommit():  # as Django checks when it compiles
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = [constant if name is None else values[name] if constant is None else constant(values[name])
                   for name, constant in compiled.slots]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
-        out: list[M] = []
+        out: list[Any] = []
         for raw in rows:
             row = list(raw)
             for pos, convs, expression in compiled.converters:
@@ -142,6 +159,9 @@ class Prepared(Generic[M]):
                 for converter in convs:
                     value = converter(value, expression, connection)
                 row[pos] = value
+            if compiled.model is None:
+                out.append(row[0] if compiled.flat else tuple(row))
+                continue
             obj = compiled.model.from_db(alias, compiled.init_list, row[compiled.start:compiled.end])
             for populator in compiled.populators:
                 populator.populate(row, obj)
@@ -150,7 +170,7 @@ class Prepared(Generic[M]):
             out.append(obj)
         return out
 
-    def one(self, **values: Any) -> M | None:
+    def one(self, **values: Any) -> Any:
         """The first row, or None (declare the query with [:1] when more could match)."""
         rows = self.all(**values)
         return rows[0] if rows else None

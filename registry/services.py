@@ -31,6 +31,7 @@ from .models import (
     VersionTag,
 )
 from .paths import validate_artifact_path
+from .prepared import Prepared
 from .storage import SpooledUpload, blob_put
 
 TOKEN_PREFIX = "stm_"  # noqa: S105 - a public prefix, not a secret
@@ -45,8 +46,16 @@ def _require(allowed: bool, user, model: RegisteredModel, what: str) -> None:
     raise Forbidden(f"You do not have permission to {what} on model {model.name!r}.")
 
 
+_MODEL_FOR_UPDATE: Prepared[RegisteredModel] = Prepared(
+    lambda pk: RegisteredModel.objects.select_for_update().filter(pk=pk), pk=int)
+
+
 def _lock_model(model: RegisteredModel) -> RegisteredModel:
-    return RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    """The model as it is now, locked for the rest of the transaction (writers of one model serialise on it)."""
+    locked = _MODEL_FOR_UPDATE.one(pk=model.pk)
+    if locked is None:
+        raise RegisteredModel.DoesNotExist("RegisteredModel matching query does not exist.")
+    return locked
 
 
 def _lock_version(version: ModelVersion) -> tuple[RegisteredModel, ModelVersion]:

@@ -30,6 +30,7 @@ from django.utils import timezone
 from .. import events, permissions
 from ..errors import Forbidden, InvalidInput, NotFound
 from ..models import Job, JobKind, ModelVersion, RegisteredModel, WebhookDelivery, WebhookSubscription
+from ..prepared import Prepared
 from . import jobs
 
 TIMEOUT_SECONDS = 10
@@ -326,11 +327,15 @@ def _event_model_id(event: Any) -> int | None:
     return model_id if isinstance(model_id, int) else None
 
 
+_ACTIVE_SUBSCRIPTIONS: Prepared[WebhookSubscription] = Prepared(
+    lambda: WebhookSubscription.objects.filter(active=True))
+
+
 def on_domain_event_committed(sender: Any, event: Any, **kwargs: Any) -> None:
     """Fan a committed domain event out to the subscriptions that want it."""
     if event.action.startswith("webhook."):
         return
-    subs = list(WebhookSubscription.objects.filter(active=True))
+    subs = _ACTIVE_SUBSCRIPTIONS.all()
     if not subs:
         return
     model_id = _event_model_id(event)

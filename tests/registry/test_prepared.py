@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 
 from registry import selectors, services
@@ -69,6 +70,22 @@ def test_annotations_land_on_the_objects(registered_model, make_version):
     assert prepared.one(name=registered_model.name).model_name == registered_model.name
 
 
+def test_values_list_rows_flat_rows_and_no_parameters(registered_model, make_version):
+    first, second = make_version(registered_model), make_version(registered_model)
+    rows = Prepared(lambda model_id: ModelVersion.objects.filter(model_id=model_id).order_by("-number")
+                    .values_list("number", "created_at"), model_id=int)
+    assert rows.all(model_id=registered_model.pk) == [(2, second.created_at), (1, first.created_at)]
+    flat = Prepared(lambda name: ModelVersion.objects.filter(model__name=name).order_by("number")
+                    .values_list("pk", flat=True))
+    assert flat.all(name=registered_model.name) == [first.pk, second.pk]
+    newest = Prepared(lambda: ModelVersion.objects.order_by("-pk").values_list("pk", flat=True)[:1])
+    assert newest.one() == second.pk
+    annotated = Prepared(lambda name: RegisteredModel.objects.filter(name=name).annotate(n=Count("versions"))
+                         .values_list("name", "n"))
+    with pytest.raises(TypeError, match="annotated values_list"):
+        annotated.all(name=registered_model.name)
+
+
 def test_wrong_value_types_and_names_are_refused():
     prepared = Prepared(lambda name: RegisteredModel.objects.filter(name=name))
     with pytest.raises(TypeError, match="name must be str"):
@@ -83,10 +100,10 @@ def test_wrong_value_types_and_names_are_refused():
 
 def test_value_dependent_shapes_are_refused_when_first_run():
     values = Prepared(lambda name: RegisteredModel.objects.filter(name=name).values("name"))
-    with pytest.raises(TypeError, match="plain model rows"):
+    with pytest.raises(TypeError, match="model rows or plain values_list"):
         values.all(name="a")
     prefetching = Prepared(lambda name: RegisteredModel.objects.filter(name=name).prefetch_related("tags"))
-    with pytest.raises(TypeError, match="plain model rows"):
+    with pytest.raises(TypeError, match="model rows or plain values_list"):
         prefetching.all(name="a")
     transformed = Prepared(lambda name: RegisteredModel.objects.filter(name=name.upper()))
     with pytest.raises(TypeError, match="depends on its values"):
