@@ -37,4 +37,5 @@ EXPOSE 8000
 # Named volumes mounted on /data/* start with the ownership set above.
 VOLUME ["/data/artifacts"]
 
-CMD ["gunicorn", "stratum.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+ENV STRATUM_BIND=0.0.0.0:8000
+CMD ["uwsgi", "--ini", "deploy/uwsgi.ini"]

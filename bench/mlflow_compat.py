@@ -6,13 +6,16 @@
     python bench/mlflow_compat.py ... --mlflow-url http://127.0.0.1:5000                # reuse a running MLflow
     python bench/mlflow_compat.py ... --quick                                           # smaller, for a smoke run
 
-Workload (identical requests to both servers, one requests.Session per thread):
+Workload (identical requests to both servers, one keep-alive client per thread: bench/lightclient.py, or
+requests with --client requests):
   create    POST model-versions/create: sequential, then 8 threads on one model (numbers must be 1..N, no dup)
   alias     GET registered-models/alias: 1 client, then 8 concurrent clients
   search_rm GET registered-models/search over 1,000 models (the client's prompt clause, 100 per page, all pages)
   search_mv GET model-versions/search over a 2,000-version model (the client's default max_results=10000)
   ceiling   the alias harness on each server's health route (/healthz, /health): what the machine carries at all
 The stock server uses SQLite (like Stratum's embedded default); only the standard library and requests are used.
+Client and server share the machine: a client's own CPU per request is taken from the server it measures,
+which is why the default client is the light one (see bench/lightclient.py for the figures).
 Servers this script starts are stopped at the end.
 """
 
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from lightclient import Session as LightSession
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT_CLAUSE = "tag.`mlflow.prompt.is_prompt` != 'true'"
@@ -46,14 +50,14 @@ TARGETS = {"create_seq": 10.0, "create_8": 10.0, "alias_1": 10.0, "alias_8": 10.
 class Server:
     """One MLflow-compatible endpoint with a session per thread."""
 
-    def __init__(self, label: str, url: str, token: str = "", health: str = "healthz") -> None:
-        self.label, self.url, self.health = label, url.rstrip("/"), health
+    def __init__(self, label: str, url: str, token: str = "", health: str = "healthz", client: str = "light") -> None:
+        self.label, self.url, self.health, self.client = label, url.rstrip("/"), health, client
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.local = threading.local()
 
-    def session(self) -> requests.Session:
+    def session(self) -> Any:
         if not hasattr(self.local, "s"):
-            self.local.s = requests.Session()
+            self.local.s = requests.Session() if self.client == "requests" else LightSession()
             self.local.s.headers.update(self.headers)
         return self.local.s
 
@@ -114,9 +118,11 @@ def start_mlflow(workdir: Path, workers: int) -> tuple[str, subprocess.Popen]:
     return url, proc
 
 
-def start_stratum(workdir: Path, workers: int) -> tuple[str, str, subprocess.Popen]:
-    """Migrate a fresh SQLite Stratum, create a user and token, start gunicorn."""
-    env = {**os.environ, "STRATUM_VAR_DIR": str(workdir), "STRATUM_HTTPS": "false", "DEBUG": "false"}
+def start_stratum(workdir: Path, workers: int, server: str = "uwsgi") -> tuple[str, str, subprocess.Popen]:
+    """Migrate a fresh SQLite Stratum, create a user and token, start the web server as deployed."""
+    port = _free_port()
+    env = {**os.environ, "STRATUM_VAR_DIR": str(workdir), "STRATUM_HTTPS": "false", "DEBUG": "false",
+           "STRATUM_BIND": f"127.0.0.1:{port}", "STRATUM_WEB_PROCESSES": str(workers)}
     env.pop("DATABASE_URL", None)
     py = sys.executable
     subprocess.run([py, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
@@ -125,13 +131,14 @@ def start_stratum(workdir: Path, workers: int) -> tuple[str, str, subprocess.Pop
               "print(services.token_create(user=u, actor=u, name='bench')[1])")
     token = subprocess.run([py, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, check=True,
                            capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    port = _free_port()
-    gunicorn = Path(py).with_name("gunicorn")
-    proc = subprocess.Popen([str(gunicorn), "stratum.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"],
-                            cwd=ROOT, env=env, stdout=open(workdir / "gunicorn.log", "wb"),
+    if server == "uwsgi":
+        command = [str(Path(py).with_name("uwsgi")), "--ini", str(ROOT / "deploy" / "uwsgi.ini")]
+    else:
+        command = [str(Path(py).with_name("gunicorn")), "stratum.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(workdir / f"{server}.log", "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    _wait(f"{url}/healthz", proc, "gunicorn")
+    _wait(f"{url}/healthz", proc, server)
     return url, token, proc
 
 
@@ -355,10 +362,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stratum-url")
     parser.add_argument("--token", default=os.environ.get("STRATUM_TOKEN", ""))
-    parser.add_argument("--start-stratum", action="store_true", help="start gunicorn on a fresh SQLite Stratum")
+    parser.add_argument("--start-stratum", action="store_true", help="start a fresh SQLite Stratum (deploy/uwsgi.ini)")
+    parser.add_argument("--server", choices=("uwsgi", "gunicorn"), default="uwsgi",
+                        help="web server --start-stratum runs (default: uwsgi, as deployed)")
     parser.add_argument("--mlflow-url", help="a running stock MLflow server (default: start one)")
     parser.add_argument("--workers", type=int, default=3, help="web workers for servers this script starts")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--client", choices=("light", "requests"), default="light",
+                        help="HTTP client driving both servers (default: bench/lightclient.py)")
     args = parser.parse_args()
     args.creates, args.alias_requests, args.alias_seconds = (80, 100, 3.0) if args.quick else (200, 400, 8.0)
     args.models, args.versions, args.rounds = (200, 300, 3) if args.quick else (1000, 2000, 5)
@@ -369,17 +380,18 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="mlflow-compat-"))
     try:
         if args.start_stratum:
-            url, token, proc = start_stratum(workdir / "stratum", args.workers)
+            url, token, proc = start_stratum(workdir / "stratum", args.workers, args.server)
             procs.append(proc)
             args.stratum_url, args.token = url, token
         if not args.mlflow_url:
             (workdir / "mlflow").mkdir()
             args.mlflow_url, proc = start_mlflow(workdir / "mlflow", args.workers)
             procs.append(proc)
-        print(f"Stratum {args.stratum_url}  vs  MLflow {args.mlflow_url}", flush=True)
+        served = f", {args.server}" if args.start_stratum else ""
+        print(f"Stratum {args.stratum_url}{served}  vs  MLflow {args.mlflow_url}  ({args.client} client)", flush=True)
         print(f"  waited {settle():.0f}s for the machine to settle after start-up", flush=True)
-        stratum = run_all(Server("Stratum", args.stratum_url, args.token), args)
-        mlflow = run_all(Server("MLflow", args.mlflow_url, health="health"), args)
+        stratum = run_all(Server("Stratum", args.stratum_url, args.token, client=args.client), args)
+        mlflow = run_all(Server("MLflow", args.mlflow_url, health="health", client=args.client), args)
         report(stratum, mlflow)
     finally:
         for proc in procs:

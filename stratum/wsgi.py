@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn stratum.wsgi)."""
+"""WSGI entry point (uwsgi --ini deploy/uwsgi.ini, or gunicorn stratum.wsgi)."""
 
 import gc
 import os

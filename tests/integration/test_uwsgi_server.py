@@ -1,0 +1,155 @@
+"""The production web server as deployed: uWSGI started from deploy/uwsgi.ini, driven over real sockets.
+
+Many requests from one client session, large headers, a streamed upload and ranged download, and the stock mlflow
+client registering and resolving a version and round-tripping a run artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.registry.mlflow_support import require_mlflow
+
+ROOT = Path(__file__).resolve().parents[2]
+UWSGI = Path(sys.executable).with_name("uwsgi")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """(port, token) of uWSGI serving a fresh SQLite Stratum with deploy/uwsgi.ini."""
+    if not UWSGI.exists():
+        pytest.fail(f"{UWSGI} is missing: pyuwsgi is a dependency (pip install -e .)")
+    var = tmp_path_factory.mktemp("uwsgi-var")
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
+    port = _free_port()
+    env.update({"STRATUM_VAR_DIR": str(var), "DJANGO_SETTINGS_MODULE": "stratum.settings", "STRATUM_HTTPS": "false",
+                "STRATUM_BIND": f"127.0.0.1:{port}", "STRATUM_WEB_PROCESSES": "2"})
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    script = ("from django.contrib.auth import get_user_model; from registry import services; "
+              "u = get_user_model().objects.create_user('web', password='web-pw-123456-x'); "
+              "print(services.token_create(user=u, actor=u, name='web')[1])")
+    token = subprocess.run([*manage, "shell", "-c", script], env=env, cwd=ROOT, check=True, capture_output=True,
+                           text=True, timeout=120).stdout.strip().splitlines()[-1]
+    log = open(var / "uwsgi.log", "wb")
+    proc = subprocess.Popen([str(UWSGI), "--ini", str(ROOT / "deploy" / "uwsgi.ini")], env=env, cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"uWSGI exited with {proc.returncode}: {(var / 'uwsgi.log').read_text()[-2000:]}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("uWSGI did not answer /healthz within 90 s")
+            time.sleep(0.3)
+        yield port, token
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+def _call(conn: http.client.HTTPConnection, method: str, path: str, token: str, body: bytes | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn.request(method, path, body=body, headers={"Authorization": f"Bearer {token}", **(headers or {})})
+    response = conn.getresponse()
+    return response.status, dict(response.getheaders()), response.read()
+
+
+def test_a_client_session_makes_many_requests_without_a_dropped_connection(server):
+    import requests
+
+    port, token = server
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    base = f"http://127.0.0.1:{port}/api/v1"
+    assert session.post(f"{base}/models", json={"name": "web-session"}, timeout=10).status_code == 201
+    for _ in range(20):
+        response = session.get(f"{base}/models/web-session", timeout=10)
+        assert response.status_code == 200 and response.json()["name"] == "web-session"
+        assert response.headers["Connection"] == "close"  # said, so no client reuses a closed connection
+    assert session.get(f"{base}/models/missing", timeout=10).status_code == 404
+
+
+def test_large_headers_and_unauthenticated_calls_get_clean_answers(server):
+    port, token = server
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    status, _, _ = _call(conn, "GET", "/api/v1/models", token, headers={"Cookie": "pad=" + "x" * 30_000})
+    assert status == 200
+    conn.request("GET", "/api/v1/models")
+    response = conn.getresponse()
+    assert response.status == 401 and "error" in json.loads(response.read())
+
+
+def test_raw_upload_streams_in_and_downloads_whole_and_by_range(server):
+    port, token = server
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    json_headers = {"Content-Type": "application/json"}
+    assert _call(conn, "POST", "/api/v1/models", token, b'{"name": "web-files"}', json_headers)[0] == 201
+    assert _call(conn, "POST", "/api/v1/models/web-files/versions", token, b"{}", json_headers)[0] == 201
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    status, _, body = _call(conn, "PUT", "/api/v1/models/web-files/versions/1/artifacts/weights/model.bin", token,
+                            data, {"Content-Type": "application/octet-stream"})
+    assert status in (200, 201), body[:300]
+    status, headers, body = _call(conn, "GET", "/api/v1/models/web-files/versions/1/artifacts/weights/model.bin",
+                                  token)
+    assert status == 200 and body == data
+    assert headers["ETag"].strip('"') == hashlib.sha256(data).hexdigest()
+    status, headers, body = _call(conn, "GET", "/api/v1/models/web-files/versions/1/artifacts/weights/model.bin",
+                                  token, headers={"Range": "bytes=1000-1999"})
+    assert status == 206 and body == data[1000:2000]
+    assert headers["Content-Range"] == f"bytes 1000-1999/{len(data)}"
+
+
+def test_stock_mlflow_client_registers_resolves_and_round_trips_an_artifact(server, tmp_path, monkeypatch):
+    require_mlflow()
+    port, token = server
+    url = f"http://127.0.0.1:{port}"
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=url, registry_uri=url)
+    client.create_registered_model("web-mlflow")
+    version = client.create_model_version("web-mlflow", source="s3://bucket/web-mlflow/model")
+    client.set_registered_model_alias("web-mlflow", "champion", version.version)
+    assert client.get_model_version_by_alias("web-mlflow", "champion").version == version.version
+
+    experiment = client.create_experiment("web-exp")
+    run = client.create_run(experiment)
+    payload = tmp_path / "weights.bin"
+    payload.write_bytes(os.urandom(2 * 1024 * 1024))
+    client.log_artifact(run.info.run_id, str(payload), artifact_path="model")
+    fetched = client.download_artifacts(run.info.run_id, "model/weights.bin", str(tmp_path / "back"))
+    assert Path(fetched).read_bytes() == payload.read_bytes()
