@@ -14,6 +14,7 @@ None (IS NULL) and prefetch_related are refused when the query is declared.
 from __future__ import annotations
 
 import inspect
+import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -31,6 +32,9 @@ M = TypeVar("M", bound=Model)
 # different SQL text, means the shape depends on the values and the query is refused). Ints stay small and
 # positive so that range checks (PositiveSmallIntegerField) keep the lookup.
 _SENTINELS = {str: ("\x1fprepared-a:{}\x1f", "\x1fprepared-b:{}\x1f"), int: (31_000, 32_000)}
+
+
+_FORMAT_QMARK = re.compile(r"(?<!%)%s")  # as Django's SQLite backend converts "format" to "qmark" style
 
 
 def _base(value: Any) -> type:
@@ -53,6 +57,23 @@ class _Compiled:
     annotations: tuple[tuple[str, int], ...]
     flat: bool = False
     for_update: bool = False
+    # SQLite: the SQL already in qmark style. Django's SQLite cursor rewrites %s to ? with a regular expression
+    # on every execute, about 40 us for a fifty-column select on this machine.
+    qmark_sql: str | None = None
+
+
+def _fetch(connection: Any, compiled: _Compiled, params: list[Any]) -> list[tuple[Any, ...]]:
+    if compiled.qmark_sql is not None and not connection.queries_logged and not connection.execute_wrappers:
+        # What Django's cursor wrapper checks, then the DB-API call with the SQL converted once. (When queries are
+        # logged, as in DEBUG and in tests that count them, the query goes through Django's cursor as usual.)
+        connection.ensure_connection()
+        connection.validate_thread_sharing()
+        connection.validate_no_broken_transaction()
+        with connection.wrap_database_errors:
+            return connection.connection.execute(compiled.qmark_sql, params).fetchall()
+    with connection.cursor() as cursor:
+        cursor.execute(compiled.sql, params)
+        return cursor.fetchall()
 
 
 class Prepared(Generic[M]):
@@ -131,6 +152,8 @@ class Prepared(Generic[M]):
             )
         if qs.query.select_for_update:
             compiled = replace(compiled, for_update=True)
+        if connection.vendor == "sqlite":
+            compiled = replace(compiled, qmark_sql=_FORMAT_QMARK.sub("?", sql).replace("%%", "%"))
         self._compiled[connection] = compiled
         return compiled
 
@@ -148,9 +171,7 @@ class Prepared(Generic[M]):
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = [constant if name is None else values[name] if constant is None else constant(values[name])
                   for name, constant in compiled.slots]
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall()
+        rows = _fetch(connection, compiled, params)
         out: list[Any] = []
         for raw in rows:
             row = list(raw)

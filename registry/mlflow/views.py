@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,7 +34,13 @@ class MlflowApi(APIView):
     """Base for MLflow routes: JSON bodies (also on DELETE), MLflow's error shape."""
 
     parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
     schema = None  # MLflow's own API, documented by MLflow; kept out of the native OpenAPI schema
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[BaseRenderer, str]:
+        """JSON whatever the Accept header asks, as MLflow's server answers (no negotiation to run)."""
+        renderer = JSONRenderer()
+        return renderer, renderer.media_type
 
     def get_exception_handler(self) -> Callable[..., Response | None]:
         return errors.exception_handler

@@ -44,3 +44,12 @@ def test_search_rows_match_get_to_the_millisecond_and_tag(owner, api_client_for,
     first = _search(api, filter="name='shapes'", max_results=2)
     second = _search(api, filter="name='shapes'", max_results=2, page_token=first["next_page_token"])
     assert first["model_versions"] + second["model_versions"] == whole[:4]
+
+
+def test_mlflow_routes_answer_json_whatever_the_accept_header(owner, api_client_for):
+    services.model_create(name="accept-any", actor=owner)
+    client = api_client_for(owner)
+    for accept in ("text/html", "application/xml", "*/*"):
+        response = client.get("/api/2.0/mlflow/registered-models/get", {"name": "accept-any"}, HTTP_ACCEPT=accept)
+        assert response.status_code == 200 and response["Content-Type"] == "application/json"
+        assert response.json()["registered_model"]["name"] == "accept-any"

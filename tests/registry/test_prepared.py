@@ -122,3 +122,23 @@ def test_selectors_on_prepared_queries_keep_their_answers(registered_model, owne
     assert selectors.alias_find_by_name(actor=owner, name=registered_model.name, alias="nope") is None
     with pytest.raises(selectors.NotFound):
         selectors.model_get(actor=outsider, name=registered_model.name)
+
+
+def test_direct_path_keeps_django_checks_and_error_types(registered_model):
+    from django.db import DatabaseError, transaction
+    from django.db.transaction import TransactionManagementError
+
+    prepared = Prepared(lambda name: RegisteredModel.objects.filter(name=name))
+    assert prepared.one(name=registered_model.name).pk == registered_model.pk  # unlogged: the direct path
+    with transaction.atomic():
+        transaction.set_rollback(True)
+        with pytest.raises(TransactionManagementError):
+            prepared.all(name=registered_model.name)
+    broken = Prepared(lambda name: RegisteredModel.objects.filter(name=name))
+    broken.all(name="x")  # compiled
+    real_connection, compiled = next(iter(broken._compiled.items()))
+    broken._compiled[real_connection] = type(compiled)(**{**compiled.__dict__, "sql": compiled.sql + " nonsense",
+                                                     "qmark_sql": compiled.qmark_sql and compiled.qmark_sql
+                                                     + " nonsense"})
+    with pytest.raises(DatabaseError):  # Django's exception classes, not the driver's
+        broken.all(name="x")
