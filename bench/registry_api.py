@@ -14,13 +14,16 @@ Sections (all on by default; --only a,c to pick):
   e  ceiling: the same 1-client and C-client harness on GET /healthz (no work behind it), for what the machine
      carries at all; a throughput target above this ceiling cannot be met on that machine
 
-Only the standard library and `requests` are used. Every model this run creates is named after a unique
+Only the standard library and `requests` are used. Requests go through bench/lightclient.py (a keep-alive client
+costing about a quarter of the CPU `requests` does per request; client and server share the machine), or
+through requests with --client requests. Every model this run creates is named after a unique
 run prefix (the search corpus uses a stable prefix, so it is built only once per database).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import math
 import os
@@ -35,6 +38,10 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from lightclient import Session as LightSession
+
+CLIENT_ERRORS = (requests.RequestException, OSError, http.client.HTTPException)
+CLIENT = {"kind": "light"}
 
 # Stock MLflow on this machine (from the issue): creates/s, alias resolutions, search over 1,000 models.
 MLFLOW = {
@@ -58,18 +65,18 @@ class BenchError(RuntimeError):
 
 
 class Api:
-    """A thin JSON client over one requests.Session (one per thread: Sessions are not shared)."""
+    """A thin JSON client over one session (one per thread: sessions are not shared)."""
 
     def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
         self.root = base_url.rstrip("/") + "/api/v1/"
-        self.session = requests.Session()
+        self.session = requests.Session() if CLIENT["kind"] == "requests" else LightSession()
         self.session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
         self.timeout = timeout
 
     def url(self, *parts: str) -> str:
         return self.root + "/".join(quote(p, safe="") for p in parts)
 
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
         return self.session.request(method, url, timeout=self.timeout, **kwargs)
 
     def call(self, method: str, url: str, expect: Iterable[int] = (200,), **kwargs: Any) -> Any:
@@ -78,7 +85,7 @@ class Api:
             raise BenchError(f"{method} {url} -> {response.status_code}: {response.text[:300]}")
         return response.json() if response.content else None
 
-    def timed(self, method: str, url: str, **kwargs: Any) -> tuple[float, requests.Response]:
+    def timed(self, method: str, url: str, **kwargs: Any) -> tuple[float, Any]:
         start = time.perf_counter()
         response = self.request(method, url, **kwargs)
         _ = response.content
@@ -88,7 +95,7 @@ class Api:
         """Create `name` unless it exists already."""
         self.call("POST", self.url("models"), expect=(201, 409), json={"name": name, "tags": tags or {}})
 
-    def create_version(self, model: str, i: int) -> requests.Response:
+    def create_version(self, model: str, i: int) -> Any:
         body = {
             "source_uri": f"s3://bench-artifacts/{model}/{i}/model",
             "run_id": uuid.uuid4().hex,
@@ -136,7 +143,7 @@ class Latencies:
                 f"p50 {self.ms(50):.2f} ms, p90 {self.ms(90):.2f} ms, p99 {self.ms(99):.2f} ms, "
                 f"max {self.ms(100):.2f} ms{errors}")
 
-    def record(self, elapsed: float, response: requests.Response, ok: int = 200) -> None:
+    def record(self, elapsed: float, response: Any, ok: int = 200) -> None:
         if response.status_code == ok:
             self.samples.append(elapsed)
         else:
@@ -233,7 +240,7 @@ def bench_get_concurrent(make_api: Callable[[], Api], url: str, clients: int, se
         while time.perf_counter() < end:
             try:
                 elapsed, response = api.timed("GET", url)
-            except requests.RequestException:
+            except CLIENT_ERRORS:
                 part.errors += 1
                 part.statuses[0] = part.statuses.get(0, 0) + 1  # 0: no HTTP answer at all
                 continue
@@ -367,7 +374,7 @@ def bench_concurrency(make_api: Callable[[], Api], prefix: str, threads: int, pe
         for i in range(per_thread):
             try:
                 response = api.create_version(model, index * per_thread + i)
-            except requests.RequestException as exc:
+            except CLIENT_ERRORS as exc:
                 key = type(exc).__name__
                 errors[index][key] = errors[index].get(key, 0) + 1
                 continue
@@ -490,6 +497,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=16, help="(d) concurrent creators (default 16)")
     parser.add_argument("--per-thread", type=int, help="(d) creates per thread (default 100; quick 10)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--client", choices=("light", "requests"), default="light",
+                        help="HTTP client (default: bench/lightclient.py)")
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("--token (or $STRATUM_TOKEN) is required")
@@ -506,6 +515,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    CLIENT["kind"] = args.client
 
     def make_api() -> Api:
         return Api(args.base_url, args.token)
@@ -513,12 +523,12 @@ def main(argv: list[str] | None = None) -> int:
     api = make_api()
     try:
         api.call("GET", api.url("models"), params={"max_results": 1})
-    except (requests.RequestException, BenchError) as exc:
+    except (*CLIENT_ERRORS, BenchError) as exc:
         say(f"Cannot use the API at {args.base_url}: {exc}")
         return 2
 
     say(f"Stratum REST API benchmark: {args.base_url}{'  [' + args.label + ']' if args.label else ''}")
-    say(f"run prefix {args.prefix}; client: Python {sys.version.split()[0]}, requests {requests.__version__}, "
+    say(f"run prefix {args.prefix}; client: Python {sys.version.split()[0]}, {args.client} client, "
         f"{os.cpu_count()} CPUs (shared with the server if it runs here)")
     results: dict[str, Any] = {"alias_clients": args.alias_clients, "search_models": args.search_models}
     ok = True
@@ -570,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"  {'PASS' if conc.passed else 'FAIL'}: version numbers are "
                 + ("exactly 1.." + str(conc.expected) if conc.passed else "; ".join(conc.problems)))
             ok &= conc.passed
-    except (requests.RequestException, BenchError) as exc:
+    except (*CLIENT_ERRORS, BenchError) as exc:
         say(f"\nABORTED: {exc}")
         return 2
 
