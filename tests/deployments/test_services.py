@@ -197,12 +197,15 @@ def test_failure_limit_tolerates_a_failed_analysis(live, servable_version, regis
     broken = servable_version(registered_model, broken_onnx())
     canary = services.deployment_start(actor=owner, endpoint=endpoint, strategy="canary", version=broken.number,
                                        steps=[{"set_weight": 100}, {"analysis": {**FAST, "failure_limit": 1}}])
+    # Both analyses judge from a moment taken before the traffic: their windows start in the 10-second statistics
+    # bucket the requests land in, whenever the clock crosses into the next bucket.
+    before = timezone.now()
     for _ in range(6):
         predict("churn-staging", {"rows": [[2.0, 1.0, 1.0, 1.0]]})
     serving.drain()
-    canary = services.rollout_evaluate(deployment=canary)
+    canary = services.rollout_evaluate(deployment=canary, now=before)
     assert canary.phase == Phase.PROGRESSING and canary.failures == 1
-    canary = services.rollout_evaluate(deployment=canary, now=timezone.now() + timedelta(seconds=1))
+    canary = services.rollout_evaluate(deployment=canary, now=before + timedelta(microseconds=1))
     assert canary.phase == Phase.FAILED
 
 
