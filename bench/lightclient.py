@@ -91,3 +91,12 @@ class Session:
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()
+
+
+def new_session(kind: str = "light") -> Any:
+    """A session of the benchmarks' `--client` choice: this module's ("light") or requests' ("requests")."""
+    if kind == "requests":
+        import requests
+
+        return requests.Session()
+    return Session()

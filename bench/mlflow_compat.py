@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from lightclient import Session as LightSession
+from lightclient import new_session
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT_CLAUSE = "tag.`mlflow.prompt.is_prompt` != 'true'"
@@ -57,7 +57,7 @@ class Server:
 
     def session(self) -> Any:
         if not hasattr(self.local, "s"):
-            self.local.s = requests.Session() if self.client == "requests" else LightSession()
+            self.local.s = new_session(self.client)
             self.local.s.headers.update(self.headers)
         return self.local.s
 

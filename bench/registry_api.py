@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from lightclient import Session as LightSession
+from lightclient import new_session
 
 CLIENT_ERRORS = (requests.RequestException, OSError, http.client.HTTPException)
 CLIENT = {"kind": "light"}
@@ -69,7 +69,7 @@ class Api:
 
     def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
         self.root = base_url.rstrip("/") + "/api/v1/"
-        self.session = requests.Session() if CLIENT["kind"] == "requests" else LightSession()
+        self.session = new_session(CLIENT["kind"])
         self.session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
         self.timeout = timeout
 

@@ -324,18 +324,13 @@ def version_queryset_lean() -> QuerySet[ModelVersion]:
     )
 
 
-def version_find(*, model: RegisteredModel, number: int | str | None = None, alias: str | None = None
-                 ) -> ModelVersion | None:
-    """Return version `number` (or the one `alias` points at) of an already visible model, or None."""
-    qs = ModelVersion.objects.select_related("model", "creator").filter(model=model).order_by()
-    if alias is not None:
-        qs = qs.filter(aliases__name=alias)
-    else:
-        try:
-            qs = qs.filter(number=int(str(number)))
-        except (TypeError, ValueError):
-            raise InvalidInput(f"Version must be a positive integer, not {number!r}.")
-    version = _one(qs)
+def version_find(*, model: RegisteredModel, number: int | str) -> ModelVersion | None:
+    """Return version `number` of an already visible model, or None (by alias: alias_find_by_name)."""
+    try:
+        num = int(str(number))
+    except (TypeError, ValueError):
+        raise InvalidInput(f"Version must be a positive integer, not {number!r}.")
+    version = _one(ModelVersion.objects.select_related("model", "creator").filter(model=model, number=num))
     if version is not None:
         attach_related([version])  # tags and aliases in one query, not two
     return version

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -14,6 +15,13 @@ from registry.models import Role
 from registry.storage import spool_stream
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for servers a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def need_service(name: str, reason: str) -> None:

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from tests.conftest import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_fresh_checkout_migrates_seeds_and_serves_on_sqlite(tmp_path):
@@ -27,7 +23,7 @@ def test_fresh_checkout_migrates_seeds_and_serves_on_sqlite(tmp_path):
     seeded = subprocess.run([*manage, "seed_demo"], env=env, check=True, capture_output=True, text=True, timeout=300)
     assert "engineer" in seeded.stdout
     assert (tmp_path / "var" / "stratum.sqlite3").exists()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,10 @@ from django.core.management import call_command
 
 from registry.models import Alias, Artifact, ModelVersion, RegisteredModel
 from registry.storage import blob_open
+from tests.conftest import free_port
 from tests.registry.mlflow_support import require_mlflow
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -35,7 +29,7 @@ def mlflow_server(tmp_path, monkeypatch):
     cli = Path(sys.executable).with_name("mlflow")
     if not cli.exists():
         cli = Path(shutil.which("mlflow") or "")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "mlflow-server.log", "wb")  # closed in the finally below
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,16 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tests.registry.mlflow_support import require_mlflow
 
 ROOT = Path(__file__).resolve().parents[2]
 UWSGI = Path(sys.executable).with_name("uwsgi")
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +34,7 @@ def server(tmp_path_factory):
         pytest.fail(f"{UWSGI} is missing: pyuwsgi is a dependency (pip install -e .)")
     var = tmp_path_factory.mktemp("uwsgi-var")
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
-    port = _free_port()
+    port = free_port()
     env.update({"STRATUM_VAR_DIR": str(var), "DJANGO_SETTINGS_MODULE": "stratum.settings", "STRATUM_HTTPS": "false",
                 "STRATUM_BIND": f"127.0.0.1:{port}", "STRATUM_WEB_PROCESSES": "2"})
     manage = [sys.executable, str(ROOT / "manage.py")]
