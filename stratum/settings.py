@@ -109,10 +109,12 @@ TEMPLATES = [
 ]
 
 # Database: DATABASE_URL, or a SQLite file in var/. SQLite opens write transactions IMMEDIATE so concurrent
-# writers queue on the lock (with a timeout) instead of failing mid-transaction.
+# writers queue on the lock instead of failing mid-transaction; stratum.db.sqlite3 (Django's backend plus a
+# file lock) wakes the next writer as soon as the lock is free instead of leaving it to SQLite's busy-wait.
 _default_sqlite = f"sqlite:///{VAR_DIR / 'stratum.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _default_sqlite, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["ENGINE"] = "stratum.db.sqlite3"
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",

@@ -1,0 +1,1 @@
+"""Stratum's database backends."""
