@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import CharField
-from django.db.models.functions import Cast
+from django.db.models import F, Func, IntegerField
 
 from registry import selectors, tracking
 from registry.models import (
@@ -23,10 +22,22 @@ from registry.models import (
     RunTag,
 )
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MS = timedelta(milliseconds=1)
+
 
 def ms(value: datetime | None) -> int | None:
-    """Milliseconds since the epoch of an aware datetime."""
-    return int(value.timestamp() * 1000) if value is not None else None
+    """Milliseconds since the epoch of an aware datetime, rounded down (exact: no float in between)."""
+    return (value - EPOCH) // ONE_MS if value is not None else None
+
+
+class SQLiteEpochMs(Func):
+    """ms() computed by SQLite from the naive UTC text it keeps a datetime as ('YYYY-MM-DD HH:MM:SS[.ffffff]'):
+    whole seconds from julianday (a double, exact once rounded to a second), the milliseconds from the text."""
+
+    template = ("(CAST(ROUND((julianday(substr(%(expressions)s, 1, 19)) - 2440587.5) * 86400) AS INTEGER) * 1000"
+                " + CAST(substr(%(expressions)s || '.000', 21, 3) AS INTEGER))")
+    output_field = IntegerField()
 
 
 def _tags(items: Any) -> list[dict[str, str]]:
@@ -81,12 +92,11 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
     from registry.models import VersionTag
 
     columns: list[Any] = list(SEARCH_COLUMNS)
-    stamp = ms
-    if connection.vendor == "sqlite":
-        # SQLite keeps datetimes as UTC text; Django's converter per value cost more than the query itself.
-        qs = qs.annotate(_created=Cast("created_at", CharField()), _updated=Cast("updated_at", CharField()))
+    in_sql = connection.vendor == "sqlite"
+    if in_sql:
+        # Django's datetime converter, then ms(), cost more per value than the query itself: SQLite does both.
+        qs = qs.annotate(_created=SQLiteEpochMs(F("created_at")), _updated=SQLiteEpochMs(F("updated_at")))
         columns[columns.index("created_at")], columns[columns.index("updated_at")] = "_created", "_updated"
-        stamp = _ms_of_utc_text
     page = qs[offset:] if limit is None else qs[offset: offset + limit]
     rows = list(page.values_list(*columns))
     tags: dict[int, list[dict[str, str]]] = {}
@@ -100,9 +110,11 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
             tags.setdefault(version_id, []).append({"key": key, "value": value})
     out = []
     for pk, name, number, created, updated, stage, description, source, run_id, status, message, user in rows:
+        if not in_sql:
+            created, updated = ms(created), ms(updated)
         item: dict[str, Any] = {
-            "name": name, "version": str(number), "creation_timestamp": stamp(created),
-            "last_updated_timestamp": stamp(updated), "current_stage": stage, "description": description,
+            "name": name, "version": str(number), "creation_timestamp": created,
+            "last_updated_timestamp": updated, "current_stage": stage, "description": description,
             "source": source, "run_id": run_id, "status": status, "run_link": "",
         }
         if user:
@@ -113,13 +125,6 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
             item["tags"] = tags[pk]
         out.append(item)
     return out
-
-
-def _ms_of_utc_text(value: str | None) -> int | None:
-    """ms() of a datetime SQLite stored as naive UTC text."""
-    if value is None:
-        return None
-    return ms(datetime.fromisoformat(value).replace(tzinfo=UTC))
 
 
 def registered_models(models: list[RegisteredModel]) -> list[dict[str, Any]]:

@@ -39,6 +39,13 @@ def test_search_rows_match_get_to_the_millisecond_and_tag(owner, api_client_for,
     assert len(whole) == 5
     assert whole == [got(int(v["version"])) for v in whole]
     assert {v["version"]: v["creation_timestamp"] for v in whole}["1"] == 1767323045999
+    # Rounded down to the millisecond, exactly (whole seconds are exact in a float; the rest is integer).
+    def expected(shift: timedelta) -> dict[str, int]:
+        return {str(n): int((s + shift).replace(microsecond=0).timestamp()) * 1000 + (s + shift).microsecond // 1000
+                for n, s in enumerate(stamps, start=1)}
+
+    assert {v["version"]: v["creation_timestamp"] for v in whole} == expected(timedelta(0))
+    assert {v["version"]: v["last_updated_timestamp"] for v in whole} == expected(timedelta(microseconds=7))
 
     # Pages (offset, a limit that truncates) take the other tag path; they must agree as well.
     first = _search(api, filter="name='shapes'", max_results=2)
