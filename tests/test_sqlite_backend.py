@@ -107,7 +107,6 @@ def test_reads_outside_a_transaction_do_not_take_the_lock(db_file):
     reader.close()
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_opens_its_own_lock_instead_of_sharing_the_parents(db_file):
     conn = _wrapper(db_file)
     _begin(conn)  # the parent holds the lock through a descriptor the child inherits
