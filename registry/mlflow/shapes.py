@@ -92,8 +92,8 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
     from registry.models import VersionTag
 
     columns: list[Any] = list(SEARCH_COLUMNS)
-    in_sql = connection.vendor == "sqlite"
-    if in_sql:
+    ms_in_sql = connection.vendor == "sqlite"
+    if ms_in_sql:
         # Django's datetime converter, then ms(), cost more per value than the query itself: SQLite does both.
         qs = qs.annotate(_created=SQLiteEpochMs(F("created_at")), _updated=SQLiteEpochMs(F("updated_at")))
         columns[columns.index("created_at")], columns[columns.index("updated_at")] = "_created", "_updated"
@@ -110,7 +110,7 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
             tags.setdefault(version_id, []).append({"key": key, "value": value})
     out = []
     for pk, name, number, created, updated, stage, description, source, run_id, status, message, user in rows:
-        if not in_sql:
+        if not ms_in_sql:
             created, updated = ms(created), ms(updated)
         item: dict[str, Any] = {
             "name": name, "version": str(number), "creation_timestamp": created,

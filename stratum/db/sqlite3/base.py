@@ -50,9 +50,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self._writer_locked = False
 
     def _writers_fd(self) -> int | None:
-        name = str(self.settings_dict["NAME"])
         if self.is_in_memory_db():
             return None
+        name = str(self.settings_dict["NAME"])
         pid = os.getpid()
         if self._writers is not None and self._writers[:2] != (pid, name):
             if self._writers[0] == pid:
