@@ -13,6 +13,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from registry import prepared
 from registry.prepared import Prepared
 
 from . import context
@@ -110,7 +111,7 @@ def append(
             "prev_hash": prev_hash,
         }
         digest = event_hash(prev_hash, _fields_of(fields))
-        return AuditEvent.objects.create(**fields, hash=digest)
+        return prepared.insert(AuditEvent(**fields, hash=digest))
 
 
 # ------------------------------------------------------------------------------------------- verification

@@ -1,4 +1,4 @@
-"""Hot fixed-shape queries compiled to SQL once per connection instead of once per request.
+"""Hot fixed-shape queries and writes compiled to SQL once per connection instead of once per request.
 
 Building the SQL of a select_related lookup (some fifty columns over three tables) cost about 1.7 ms on this
 kind of machine, more than running it: the alias resolution that serving clients and MLflow's get-by-alias hit
@@ -20,9 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from django.db import connections, router
-from django.db.models import Model, QuerySet
+from django.db import DatabaseError, connections, router
+from django.db.models import Model, QuerySet, signals
 from django.db.models.query import FlatValuesListIterable, ModelIterable, ValuesListIterable, get_related_populators
+from django.db.models.sql import InsertQuery, UpdateQuery
 from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=Model)
@@ -201,3 +202,124 @@ class Prepared(Generic[M]):
         if model is None:
             model = self._model = self._build(**self._sentinels).model  # the model, for the router
         return model
+
+
+# ------------------------------------------------------------------------------------------- writes
+#
+# The hot writes (a version's row, its model's counter, the audit trail's entry) went through Model.save(), which
+# builds the same INSERT or UPDATE again on every call. Measured in a loop on this kind of machine: an INSERT of
+# a version 0.24 ms through save() against 0.09-0.14 ms compiled once; the counter's UPDATE 0.13-0.17 ms against
+# 0.01 ms. In a whole MLflow create-version request (in-process, SQLite) the three writes took 1.2 ms of 3.4 ms
+# through save(); with these the request took 2.0 ms. Same semantics as save() for the cases they accept:
+# fields' pre_save (auto_now, auto_now_add), get_db_prep_save, the pre_save/post_save signals (sent when anything
+# listens), the primary key set on the instance, _state updated, Django's exception classes.
+
+
+@dataclass(frozen=True)
+class _Write:
+    sql: str
+    fields: tuple[Any, ...]  # the fields whose values are bound, in order (then the pk, for an UPDATE)
+    qmark_sql: str | None
+    returning: bool  # the SQL ends RETURNING the primary key (else SQLite's lastrowid)
+
+
+_writes: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _Write]] = weakref.WeakKeyDictionary()
+
+
+def _simple(model: type[Model]) -> None:
+    meta = model._meta
+    if meta.parents or meta.order_with_respect_to or len(meta.pk_fields) != 1 or meta.auto_field is not meta.pk \
+            or any(f.generated or f.has_db_default() for f in meta.local_concrete_fields):
+        raise TypeError(f"{meta.label}: prepared writes take plain single-table models with an auto primary key")
+
+
+def _execute(connection: Any, write: _Write, params: list[Any]) -> Any:
+    """Run `write`; return the new primary key (INSERT) or the number of rows changed (UPDATE)."""
+    if write.qmark_sql is not None and not connection.queries_logged and not connection.execute_wrappers:
+        connection.ensure_connection()
+        connection.validate_thread_sharing()
+        connection.validate_no_broken_transaction()
+        with connection.wrap_database_errors:
+            cursor = connection.connection.execute(write.qmark_sql, params)
+            return cursor.lastrowid if write.sql.startswith("INSERT") else cursor.rowcount
+    with connection.cursor() as cursor:
+        cursor.execute(write.sql, params)
+        if not write.sql.startswith("INSERT"):
+            return cursor.rowcount
+        return cursor.fetchone()[0] if write.returning else connection.ops.last_insert_id(
+            cursor, write.fields[0].model._meta.db_table, write.fields[0].model._meta.pk.column)
+
+
+def _sqlite_qmark(connection: Any, sql: str) -> str | None:
+    return _FORMAT_QMARK.sub("?", sql).replace("%%", "%") if connection.vendor == "sqlite" else None
+
+
+def insert(obj: M) -> M:
+    """Save a new instance (no primary key yet) with its model's INSERT compiled once per connection."""
+    model = type(obj)
+    meta = model._meta
+    if not obj._state.adding or obj.pk is not None:
+        raise TypeError("insert() saves new instances only")
+    alias = router.db_for_write(model, instance=obj)
+    connection = connections[alias]
+    obj._prepare_related_fields_for_save(operation_name="save")
+    if signals.pre_save.has_listeners(model):
+        signals.pre_save.send(sender=model, instance=obj, raw=False, using=alias, update_fields=None)
+    cache = _writes.setdefault(connection, {})
+    write = cache.get((model, "insert"))
+    if write is None:
+        _simple(model)
+        fields = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field)
+        query = InsertQuery(model)
+        query.insert_values(fields, [obj])
+        compiler = query.get_compiler(using=alias, connection=connection)
+        returning = bool(connection.features.can_return_columns_from_insert) and connection.vendor != "sqlite"
+        compiler.returning_fields = [meta.pk] if returning else None
+        statements = compiler.as_sql()
+        if len(statements) != 1 or len(statements[0][1]) != len(fields):
+            raise TypeError(f"{meta.label}: the INSERT does not bind one parameter per field")
+        sql = statements[0][0]
+        write = cache[(model, "insert")] = _Write(sql, fields, _sqlite_qmark(connection, sql), returning)
+    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in write.fields]
+    pk = _execute(connection, write, params)
+    setattr(obj, meta.pk.attname, pk)
+    obj._state.adding = False
+    obj._state.db = alias
+    if signals.post_save.has_listeners(model):
+        signals.post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=alias)
+    return obj
+
+
+def update(obj: M, fields: tuple[str, ...]) -> None:
+    """save(update_fields=fields) with the UPDATE compiled once per connection (auto_now fields must be listed
+    to change, as with save()); raises DatabaseError when the row is gone, as save() does."""
+    model = type(obj)
+    meta = model._meta
+    alias = router.db_for_write(model, instance=obj)
+    connection = connections[alias]
+    if obj.pk is None or obj._state.adding:
+        raise TypeError("update() saves rows that exist")
+    frozen = frozenset(fields)
+    if signals.pre_save.has_listeners(model):
+        signals.pre_save.send(sender=model, instance=obj, raw=False, using=alias, update_fields=frozen)
+    cache = _writes.setdefault(connection, {})
+    write = cache.get((model, fields))
+    if write is None:
+        _simple(model)
+        targets = tuple(meta.get_field(name) for name in fields)
+        if any(not f.concrete or f.primary_key for f in targets):
+            raise TypeError("update() sets concrete non-key fields")
+        qs = model._base_manager.using(alias).filter(pk=obj.pk)
+        query = qs.query.chain(klass=UpdateQuery)
+        query.add_update_fields([(f, None, getattr(obj, f.attname)) for f in targets])
+        sql, params = query.get_compiler(using=alias, connection=connection).as_sql()
+        if len(params) != len(targets) + 1:
+            raise TypeError(f"{meta.label}: the UPDATE does not bind one parameter per field")
+        write = cache[(model, fields)] = _Write(sql, targets, _sqlite_qmark(connection, sql), False)
+    params = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in write.fields]
+    params.append(meta.pk.get_db_prep_value(obj.pk, connection))
+    if not _execute(connection, write, params):
+        raise DatabaseError("Save with update_fields did not affect any rows.")
+    obj._state.db = alias
+    if signals.post_save.has_listeners(model):
+        signals.post_save.send(sender=model, instance=obj, created=False, update_fields=frozen, raw=False, using=alias)

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import events, gates, permissions, selectors, sources, validation
+from . import events, gates, permissions, prepared, selectors, sources, validation
 from .errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
 from .models import (
     TOKEN_SCOPES,
@@ -196,7 +196,6 @@ def model_undeprecate(*, model: RegisteredModel, actor) -> RegisteredModel:
 # --------------------------------------------------------------------------------------------- versions
 
 
-@transaction.atomic
 def version_create(
     *,
     model: RegisteredModel,
@@ -223,6 +222,9 @@ def version_create(
     `linked_files` are (path, blob, format) triples already in the store (a run's or logged model's files):
     the version's tree points at those blobs, no bytes are copied. `number` (imports only) keeps another
     registry's numbering: it must be above every number the model has used.
+
+    The input is checked before the transaction opens: on SQLite writers take turns, and each holds the write
+    lock only for the reads and writes that need it.
     """
     files = list(files)
     linked = list(linked_files)
@@ -247,43 +249,48 @@ def version_create(
             raise InvalidInput("Two uploaded files have the same path.")
         if semver_bump and fields["semver"]:
             raise InvalidInput("Give either a semantic version or a bump (major/minor/patch), not both.")
-        model = _lock_model(model)
-        _require(permissions.can_contribute(actor, model), actor, model, "register versions")
-        if model.deprecated:
-            raise InvalidState(f"Model {model.name!r} is deprecated; register versions on its successor.")
-        if semver_bump:
-            current = validation.highest_semver(model.versions.exclude(semver="").values_list("semver", flat=True))
-            fields["semver"] = validation.semver_next(current, semver_bump)
-        if fields["semver"] and model.versions.filter(semver=fields["semver"]).exists():
-            raise AlreadyExists(f"Model {model.name!r} already has a version {fields['semver']}.")
-        if number is not None:
-            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-                raise InvalidInput("Version number must be a positive integer.")
-            if number <= model.last_version_number:
-                raise AlreadyExists(f"Model {model.name!r} has already used version number {number}.")
-            model.last_version_number = number
-        else:
-            model.last_version_number += 1
-        model.save(update_fields=["last_version_number", "updated_at"])
-        version = ModelVersion.objects.create(model=model, number=model.last_version_number, creator=actor, **fields)
-        dataset_objs = VersionDataset.objects.bulk_create([VersionDataset(version=version, **row)
-                                                           for row in dataset_rows])
-        tag_objs = VersionTag.objects.bulk_create([VersionTag(version=version, key=k, value=v)
-                                                   for k, v in tag_map.items()])
-        # What the version holds is known here: listeners and the response read it without querying it back.
-        selectors.prime_related(version, tags=tag_objs, datasets=dataset_objs, aliases=[])
-        stored = [_artifact_store(version, path, upload) for path, (_, upload) in zip(paths, files, strict=True)]
-        stored += Artifact.objects.bulk_create([
-            Artifact(version=version, path=path, blob=blob, size=blob.size, format=fmt) for path, blob, fmt in linked
-        ])
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
+            raise InvalidInput("Version number must be a positive integer.")
+        with transaction.atomic():
+            model = _lock_model(model)
+            _require(permissions.can_contribute(actor, model), actor, model, "register versions")
+            if model.deprecated:
+                raise InvalidState(f"Model {model.name!r} is deprecated; register versions on its successor.")
+            if semver_bump:
+                current = validation.highest_semver(model.versions.exclude(semver="").values_list("semver",
+                                                                                                  flat=True))
+                fields["semver"] = validation.semver_next(current, semver_bump)
+            if fields["semver"] and model.versions.filter(semver=fields["semver"]).exists():
+                raise AlreadyExists(f"Model {model.name!r} already has a version {fields['semver']}.")
+            if number is not None:
+                if number <= model.last_version_number:
+                    raise AlreadyExists(f"Model {model.name!r} has already used version number {number}.")
+                model.last_version_number = number
+            else:
+                model.last_version_number += 1
+            prepared.update(model, ("last_version_number", "updated_at"))
+            version = prepared.insert(ModelVersion(model=model, number=model.last_version_number, creator=actor,
+                                                   **fields))
+            dataset_objs = VersionDataset.objects.bulk_create([VersionDataset(version=version, **row)
+                                                               for row in dataset_rows])
+            tag_objs = VersionTag.objects.bulk_create([VersionTag(version=version, key=k, value=v)
+                                                       for k, v in tag_map.items()])
+            # What the version holds is known here: listeners and the response read it without querying it back.
+            selectors.prime_related(version, tags=tag_objs, datasets=dataset_objs, aliases=[])
+            stored = [_artifact_store(version, path, upload) for path, (_, upload) in zip(paths, files, strict=True)]
+            stored += Artifact.objects.bulk_create([
+                Artifact(version=version, path=path, blob=blob, size=blob.size, format=fmt)
+                for path, blob, fmt in linked
+            ])
+            events.emit("model_version.created", actor=actor, target=version, data={
+                "model": model.name, "version": version.number, "semver": version.semver,
+                "source_uri": version.source_uri, "run_id": version.run_id,
+                "files": [{"path": a.path, "sha256": a.blob_id, "size": a.size} for a in stored],
+            })
     except BaseException:
         for _, upload in files:
             upload.discard()
         raise
-    events.emit("model_version.created", actor=actor, target=version, data={
-        "model": model.name, "version": version.number, "semver": version.semver, "source_uri": version.source_uri,
-        "run_id": version.run_id, "files": [{"path": a.path, "sha256": a.blob_id, "size": a.size} for a in stored],
-    })
     return version
 
 

@@ -142,3 +142,101 @@ def test_direct_path_keeps_django_checks_and_error_types(registered_model):
                                                      + " nonsense"})
     with pytest.raises(DatabaseError):  # Django's exception classes, not the driver's
         broken.all(name="x")
+
+
+# ------------------------------------------------------------------------------------------- writes
+
+
+def _row(model, pk) -> dict:
+    return _fields(model.objects.get(pk=pk))
+
+
+@pytest.mark.parametrize("logged", [True, False], ids=["through-django-cursor", "direct"])
+def test_insert_stores_what_save_would(registered_model, owner, logged):
+    from contextlib import nullcontext
+
+    from registry import prepared
+
+    saved = ModelVersion(model=registered_model, number=1, creator=owner, source_uri="s3://b/k",
+                         metrics={"auc": 0.5}, params={"depth": "3"}, environment=["numpy==2.0"])
+    saved.save()
+    fresh = ModelVersion(model=registered_model, number=2, creator=owner, source_uri="s3://b/k",
+                         metrics={"auc": 0.5}, params={"depth": "3"}, environment=["numpy==2.0"])
+    with CaptureQueriesContext(connection) if logged else nullcontext() as queries:
+        assert prepared.insert(fresh) is fresh
+    if logged:
+        assert len(queries) == 1 and queries[0]["sql"].startswith("INSERT")
+    assert fresh.pk is not None and fresh.pk != saved.pk
+    assert fresh._state.adding is False and fresh._state.db == "default"
+    assert fresh.created_at is not None and fresh.updated_at is not None  # auto_now_add / auto_now ran
+    stored, reference = _row(ModelVersion, fresh.pk), _row(ModelVersion, saved.pk)
+    assert stored == {**reference, "id": fresh.pk, "number": 2, "created_at": fresh.created_at,
+                      "updated_at": fresh.updated_at}
+    assert stored["metrics"] == {"auc": 0.5} and stored["environment"] == ["numpy==2.0"]
+
+
+@pytest.mark.parametrize("logged", [True, False], ids=["through-django-cursor", "direct"])
+def test_update_writes_only_the_named_fields(registered_model, logged):
+    from contextlib import nullcontext
+
+    from registry import prepared
+
+    before = RegisteredModel.objects.get(pk=registered_model.pk)
+    registered_model.last_version_number = 7
+    registered_model.description = "not written"
+    with CaptureQueriesContext(connection) if logged else nullcontext() as queries:
+        prepared.update(registered_model, ("last_version_number", "updated_at"))
+    if logged:
+        assert len(queries) == 1 and queries[0]["sql"].startswith("UPDATE")
+    after = RegisteredModel.objects.get(pk=registered_model.pk)
+    assert after.last_version_number == 7
+    assert after.description == before.description  # not named, not written
+    assert after.updated_at > before.updated_at and after.updated_at == registered_model.updated_at  # auto_now
+
+
+def test_writes_send_the_save_signals(registered_model, owner):
+    from django.db.models.signals import post_save, pre_save
+
+    from registry import prepared
+
+    seen = []
+
+    def pre(sender, instance, update_fields, **kwargs):
+        seen.append(("pre", sender, instance.pk is None, update_fields))
+
+    def post(sender, instance, created, update_fields, **kwargs):
+        seen.append(("post", sender, created, update_fields))
+
+    for signal, receiver in ((pre_save, pre), (post_save, post)):
+        signal.connect(receiver, sender=ModelVersion, weak=False)
+        signal.connect(receiver, sender=RegisteredModel, weak=False)
+    try:
+        prepared.insert(ModelVersion(model=registered_model, number=1, creator=owner))
+        prepared.update(registered_model, ("last_version_number",))
+    finally:
+        for signal, receiver in ((pre_save, pre), (post_save, post)):
+            signal.disconnect(receiver, sender=ModelVersion)
+            signal.disconnect(receiver, sender=RegisteredModel)
+    assert seen == [("pre", ModelVersion, True, None), ("post", ModelVersion, True, None),
+                    ("pre", RegisteredModel, False, frozenset({"last_version_number"})),
+                    ("post", RegisteredModel, False, frozenset({"last_version_number"}))]
+
+
+def test_write_errors_are_djangos_and_misuse_is_refused(registered_model, owner):
+    from django.db import DatabaseError, IntegrityError, transaction
+
+    from registry import prepared
+
+    prepared.insert(ModelVersion(model=registered_model, number=1, creator=owner))
+    with pytest.raises(IntegrityError), transaction.atomic():  # (model, number) is unique
+        prepared.insert(ModelVersion(model=registered_model, number=1, creator=owner))
+    with pytest.raises(TypeError):
+        prepared.insert(registered_model)  # already saved
+    with pytest.raises(TypeError):
+        prepared.update(RegisteredModel(name="unsaved"), ("description",))
+    with pytest.raises(TypeError):
+        prepared.update(registered_model, ("id",))
+    gone = RegisteredModel.objects.get(pk=registered_model.pk)
+    RegisteredModel.objects.filter(pk=gone.pk).delete()
+    with pytest.raises(DatabaseError):
+        prepared.update(gone, ("description",))
