@@ -58,18 +58,28 @@ class _Compiled:
     annotations: tuple[tuple[str, int], ...]
     flat: bool = False
     for_update: bool = False
-    # SQLite: the SQL already in qmark style. Django's SQLite cursor rewrites %s to ? with a regular expression
-    # on every execute, about 40 us for a fifty-column select on this machine.
-    qmark_sql: str | None = None
+    qmark_sql: str | None = None  # SQLite: the SQL already in qmark style
+
+
+def _direct(connection: Any, qmark_sql: str | None) -> bool:
+    """True when `qmark_sql` may go straight to the DB-API connection, after the checks Django's cursor wrapper
+    makes. (When queries are logged, as in DEBUG and in tests that count them, they go through Django's cursor.)"""
+    if qmark_sql is None or connection.queries_logged or connection.execute_wrappers:
+        return False
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    connection.validate_no_broken_transaction()
+    return True
+
+
+def _sqlite_qmark(connection: Any, sql: str) -> str | None:
+    """On SQLite, `sql` in qmark style, converted once: Django's SQLite cursor rewrites %s to ? with a regular
+    expression on every execute (about 40 us for a fifty-column select on this machine)."""
+    return _FORMAT_QMARK.sub("?", sql).replace("%%", "%") if connection.vendor == "sqlite" else None
 
 
 def _fetch(connection: Any, compiled: _Compiled, params: list[Any]) -> list[tuple[Any, ...]]:
-    if compiled.qmark_sql is not None and not connection.queries_logged and not connection.execute_wrappers:
-        # What Django's cursor wrapper checks, then the DB-API call with the SQL converted once. (When queries are
-        # logged, as in DEBUG and in tests that count them, the query goes through Django's cursor as usual.)
-        connection.ensure_connection()
-        connection.validate_thread_sharing()
-        connection.validate_no_broken_transaction()
+    if _direct(connection, compiled.qmark_sql):
         with connection.wrap_database_errors:
             return connection.connection.execute(compiled.qmark_sql, params).fetchall()
     with connection.cursor() as cursor:
@@ -153,8 +163,7 @@ class Prepared(Generic[M]):
             )
         if qs.query.select_for_update:
             compiled = replace(compiled, for_update=True)
-        if connection.vendor == "sqlite":
-            compiled = replace(compiled, qmark_sql=_FORMAT_QMARK.sub("?", sql).replace("%%", "%"))
+        compiled = replace(compiled, qmark_sql=_sqlite_qmark(connection, sql))
         self._compiled[connection] = compiled
         return compiled
 
@@ -220,7 +229,8 @@ class _Write:
     sql: str
     fields: tuple[Any, ...]  # the fields whose values are bound, in order (then the pk, for an UPDATE)
     qmark_sql: str | None
-    returning: bool  # the SQL ends RETURNING the primary key (else SQLite's lastrowid)
+    insert: bool
+    returning: bool = False  # an INSERT ending RETURNING the primary key (else the driver's last insert id)
 
 
 _writes: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _Write]] = weakref.WeakKeyDictionary()
@@ -235,23 +245,18 @@ def _simple(model: type[Model]) -> None:
 
 def _execute(connection: Any, write: _Write, params: list[Any]) -> Any:
     """Run `write`; return the new primary key (INSERT) or the number of rows changed (UPDATE)."""
-    if write.qmark_sql is not None and not connection.queries_logged and not connection.execute_wrappers:
-        connection.ensure_connection()
-        connection.validate_thread_sharing()
-        connection.validate_no_broken_transaction()
+    if _direct(connection, write.qmark_sql):
         with connection.wrap_database_errors:
             cursor = connection.connection.execute(write.qmark_sql, params)
-            return cursor.lastrowid if write.sql.startswith("INSERT") else cursor.rowcount
+            return cursor.lastrowid if write.insert else cursor.rowcount
     with connection.cursor() as cursor:
         cursor.execute(write.sql, params)
-        if not write.sql.startswith("INSERT"):
+        if not write.insert:
             return cursor.rowcount
-        return cursor.fetchone()[0] if write.returning else connection.ops.last_insert_id(
-            cursor, write.fields[0].model._meta.db_table, write.fields[0].model._meta.pk.column)
-
-
-def _sqlite_qmark(connection: Any, sql: str) -> str | None:
-    return _FORMAT_QMARK.sub("?", sql).replace("%%", "%") if connection.vendor == "sqlite" else None
+        if write.returning:
+            return cursor.fetchone()[0]
+        meta = write.fields[0].model._meta
+        return connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
 
 
 def insert(obj: M) -> M:
@@ -279,7 +284,7 @@ def insert(obj: M) -> M:
         if len(statements) != 1 or len(statements[0][1]) != len(fields):
             raise TypeError(f"{meta.label}: the INSERT does not bind one parameter per field")
         sql = statements[0][0]
-        write = cache[(model, "insert")] = _Write(sql, fields, _sqlite_qmark(connection, sql), returning)
+        write = cache[(model, "insert")] = _Write(sql, fields, _sqlite_qmark(connection, sql), True, returning)
     params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in write.fields]
     pk = _execute(connection, write, params)
     setattr(obj, meta.pk.attname, pk)
