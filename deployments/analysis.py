@@ -9,8 +9,8 @@ from typing import Any
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
-from . import stats
-from .models import AnalysisRun, AnalysisVerdict, Deployment, Outcome, Strategy, TrafficRole, TrafficStat
+from deployments import stats
+from deployments.models import AnalysisRun, AnalysisVerdict, Deployment, Outcome, Strategy, TrafficRole, TrafficStat
 
 
 def version_metrics(*, deployment: Deployment, since: datetime, until: datetime | None = None) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def version_metrics(*, deployment: Deployment, since: datetime, until: datetime 
 
 
 def _bucket_start(moment: datetime) -> datetime:
-    from .serving import BUCKET_SECONDS
+    from deployments.serving import BUCKET_SECONDS
 
     return moment.replace(second=moment.second - moment.second % BUCKET_SECONDS, microsecond=0)
 

@@ -10,8 +10,7 @@ class DeploymentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from deployments import demo as deployments_demo
         from registry import demo
-
-        from . import demo as deployments_demo
 
         demo.demo_seeded.connect(deployments_demo.seed_endpoints, dispatch_uid="deployments.demo")

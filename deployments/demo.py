@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from deployments import services
+from deployments.models import Deployment, Endpoint, Environment
 from registry import services as registry_services
 from registry.errors import DomainError
 from registry.models import AccessToken, RegisteredModel
-
-from . import services
-from .models import Deployment, Endpoint, Environment
 
 SERVING_TOKEN_NAME = "demo-serving"  # noqa: S105 - a token label, not a secret
 

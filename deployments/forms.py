@@ -7,8 +7,8 @@ from typing import Any
 
 from django import forms
 
-from .models import Strategy
-from .services import DEFAULT_CANARY_STEPS
+from deployments.models import Strategy
+from deployments.services import DEFAULT_CANARY_STEPS
 
 
 class EnvironmentForm(forms.Form):

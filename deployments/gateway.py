@@ -9,7 +9,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import serving
+from deployments import serving
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:

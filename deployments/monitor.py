@@ -47,7 +47,7 @@ def stop(timeout: float = 10.0) -> None:
 def _loop(interval: float) -> None:
     from django.db import connection
 
-    from .services import rollouts_evaluate_all
+    from deployments.services import rollouts_evaluate_all
 
     while not _stop.wait(interval):
         try:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from deployments.models import Endpoint
 from registry import permissions as registry_permissions
-
-from .models import Endpoint
 
 
 def can_manage_environments(user) -> bool:

@@ -9,10 +9,9 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from deployments import analysis, permissions, stats
+from deployments.models import AnalysisRun, Deployment, Endpoint, Environment, RoutingRecord, TrafficStat
 from registry.errors import NotFound
-
-from . import analysis, permissions, stats
-from .models import AnalysisRun, Deployment, Endpoint, Environment, RoutingRecord, TrafficStat
 
 
 def environment_list() -> QuerySet[Environment]:
@@ -75,7 +74,7 @@ def deployment_get(*, actor, pk: Any) -> Deployment:
 
 def active_deployment(*, endpoint: Endpoint) -> Deployment | None:
     """Return the rollout in progress on an endpoint, if any."""
-    from .models import ACTIVE_PHASES
+    from deployments.models import ACTIVE_PHASES
 
     return _deployments().filter(endpoint=endpoint, phase__in=ACTIVE_PHASES).first()
 
@@ -163,7 +162,7 @@ def maintained_models(*, actor) -> QuerySet:
 
 def active_deployments(*, endpoints) -> dict[int, Deployment]:
     """Return the rollout in progress per endpoint id for many endpoints, in one query."""
-    from .models import ACTIVE_PHASES
+    from deployments.models import ACTIVE_PHASES
 
     ids = [e.pk for e in endpoints]
     return {d.endpoint_id: d for d in Deployment.objects.filter(endpoint_id__in=ids, phase__in=ACTIVE_PHASES)

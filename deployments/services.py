@@ -14,6 +14,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from deployments import permissions
+from deployments import routing as routing_rules
+from deployments.models import ACTIVE_PHASES, Deployment, Endpoint, Environment, Outcome, Phase, RoutingRecord, Strategy
 from registry import events, lineage
 from registry import permissions as registry_permissions
 from registry import services as registry_services
@@ -31,19 +34,6 @@ from registry.models import (
 )
 from registry.pipeline.selectors import CLEAN, version_scan_status
 from registry.pipeline.signing import signature_verify, version_signature_status
-
-from . import permissions
-from . import routing as routing_rules
-from .models import (
-    ACTIVE_PHASES,
-    Deployment,
-    Endpoint,
-    Environment,
-    Outcome,
-    Phase,
-    RoutingRecord,
-    Strategy,
-)
 
 DEFAULT_ANALYSIS: dict[str, Any] = {
     "window_seconds": 60,  # traffic an analysis looks at (and the least time a step waits before judging)
@@ -209,7 +199,7 @@ def _apply_routing(deployment: Deployment, *, actor, reason: str) -> None:
     RoutingRecord.objects.create(endpoint=endpoint, deployment=deployment, generation=endpoint.generation,
                                  routing=routing, reason=reason[:300], actor=actor if _is_user(actor) else None,
                                  at=timezone.now())
-    from . import serving
+    from deployments import serving
 
     transaction.on_commit(lambda: serving.routing_changed(endpoint.name))
 
@@ -389,7 +379,7 @@ def deployment_start(*, actor, endpoint: Endpoint, strategy: str, version: Any, 
 def _evaluate_after_commit(d: Deployment) -> None:
     """Let the monitor look at a rollout as soon as this change commits (an open pause shows as paused at once)."""
     if d.active:
-        from . import tasks
+        from deployments import tasks
 
         transaction.on_commit(lambda: tasks.rollout_evaluate.delay(d.pk))
 
@@ -653,7 +643,7 @@ def deployment_rollback(*, deployment: Deployment, actor, reason: str = "") -> D
 
 def _smoke_check(d: Deployment) -> None:
     """Run the candidate on a row synthesised from its signature; raise InvalidState when it cannot answer."""
-    from . import serving
+    from deployments import serving
 
     route = _stored_route(d, "candidate")
     try:
@@ -665,7 +655,7 @@ def _smoke_check(d: Deployment) -> None:
 @transaction.atomic
 def rollout_evaluate(*, deployment: Deployment, now=None) -> Deployment:
     """Let the monitor judge one rollout: advance timed steps, run due analyses, promote or roll back."""
-    from . import analysis
+    from deployments import analysis
 
     now = now or timezone.now()
     d = _locked(deployment, None)

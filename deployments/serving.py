@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 
-from . import routing as routing_rules
-from . import stats
+from deployments import routing as routing_rules
+from deployments import stats
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ _endpoints: dict[str, EndpointState] = {}
 
 def endpoint_state(name: str) -> EndpointState:
     """Return the endpoint's routing, re-checking its generation at most every STRATUM_ROUTING_REFRESH_SECONDS."""
-    from .models import Endpoint
+    from deployments.models import Endpoint
 
     state = _endpoints.get(name)
     now = time.monotonic()
@@ -563,7 +563,7 @@ class Recorder:
         """Write what has been counted since the last flush in one transaction; return the rows written."""
         from django.db import transaction
 
-        from .models import PredictionSample, TrafficStat
+        from deployments.models import PredictionSample, TrafficStat
 
         with self._lock:
             buckets, self._buckets = self._buckets, {}

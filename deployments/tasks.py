@@ -8,7 +8,7 @@ from celery import shared_task
 @shared_task(acks_late=True, ignore_result=True)
 def rollout_monitor_tick() -> int:
     """Evaluate every progressing rollout (beat); return how many were looked at."""
-    from .services import rollouts_evaluate_all
+    from deployments.services import rollouts_evaluate_all
 
     return rollouts_evaluate_all()
 
@@ -16,8 +16,8 @@ def rollout_monitor_tick() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def rollout_evaluate(deployment_id: int) -> str | None:
     """Evaluate one rollout now (queued when it starts); safe to run twice."""
-    from .models import Deployment
-    from .services import rollout_evaluate as evaluate
+    from deployments.models import Deployment
+    from deployments.services import rollout_evaluate as evaluate
 
     deployment = Deployment.objects.select_related("endpoint").filter(pk=deployment_id).first()
     if deployment is None:

@@ -13,11 +13,10 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views import View
 
+from deployments import charts, permissions, selectors, services
+from deployments.forms import DeploymentStartForm, EndpointForm, EnvironmentForm, RoutingAtForm
+from deployments.models import ACTIVE_PHASES, Deployment, Endpoint, Phase, Strategy
 from registry.errors import DomainError, Forbidden, NotFound
-
-from . import charts, permissions, selectors, services
-from .forms import DeploymentStartForm, EndpointForm, EnvironmentForm, RoutingAtForm
-from .models import ACTIVE_PHASES, Deployment, Endpoint, Phase, Strategy
 
 POLL_SECONDS = 5
 HISTORY_ROWS = 50
@@ -278,7 +277,7 @@ class DeploymentStartView(LoginRequiredMixin, View):
         obj, versions = self._prepare(request, endpoint)
         form = DeploymentStartForm(request.POST, versions=versions)
         if form.is_valid():
-            from .routing import served_route
+            from deployments.routing import served_route
 
             stable = served_route(obj.routing)
             try:

@@ -10,28 +10,26 @@ class GovernanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from governance import demo as governance_demo
+        from governance.gates import promotion_gate
+        from governance.receivers import record_domain_event
         from registry import compare, demo, events, gates
-
-        from . import demo as governance_demo
-        from .gates import promotion_gate
-        from .receivers import record_domain_event
 
         events.domain_event.connect(record_domain_event, dispatch_uid="governance.audit")
         gates.register_gate(promotion_gate)
         demo.demo_seeded.connect(governance_demo.protect_demo_models, dispatch_uid="governance.demo")
         demo.demo_seeded.connect(governance_demo.seed_cards_and_erasure, dispatch_uid="governance.demo.cards")
         compare.register_metric_policy(champion_metric_rules)
+        from governance.cards.jobs import card_export_job_run
         from registry.models import JobKind
         from registry.pipeline import jobs
-
-        from .cards.jobs import card_export_job_run
 
         jobs.register_handler(JobKind.PDF, card_export_job_run)
 
 
 def champion_metric_rules(model) -> list[dict]:
     """The metric rules of the model's protected `champion` alias, which the challenger verdict applies."""
-    from .models import ProtectedTarget
+    from governance.models import ProtectedTarget
 
     target = ProtectedTarget.objects.filter(model=model, kind="alias", name="champion").first()
     return list(target.metric_rules or []) if target else []

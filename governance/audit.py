@@ -13,11 +13,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from governance import context
+from governance.models import GENESIS_HASH, AuditCheckpoint, AuditEvent
 from registry import prepared
 from registry.prepared import Prepared
-
-from . import context
-from .models import GENESIS_HASH, AuditCheckpoint, AuditEvent
 
 # Any constant works: it only has to be the same for every writer of the chain.
 ADVISORY_LOCK_KEY = 0x5354524154554D  # "STRATUM"
@@ -152,7 +151,7 @@ def _rows() -> Iterator[dict[str, Any]]:
 
 def verify(*, check_signatures: bool = True) -> Verdict:
     """Walk the whole chain in order, recomputing every hash, then check the signed checkpoints against it."""
-    from . import signing
+    from governance import signing
 
     verdict = Verdict()
     checkpoints = {cp.seq: cp for cp in AuditCheckpoint.objects.order_by("seq")}

@@ -49,7 +49,7 @@ class RequestContextMiddleware:
         supplied = request.headers.get("X-Request-ID", "")
         request_id = supplied if REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
         request.request_id = request_id
-        from .refusals import collecting
+        from governance.refusals import collecting
 
         token = _current.set(RequestContext(request_id=request_id, client_ip=_client_ip(request)))
         try:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from governance import services
+from governance.models import PromotionRequest, ProtectedTarget, TargetKind
 from registry.models import RegisteredModel, Stage
-
-from . import services
-from .models import PromotionRequest, ProtectedTarget, TargetKind
 
 DEMO_APPROVALS = 2
 PRIMARY_METRIC = {"binary": ("roc_auc", True), "multiclass": ("f1_macro", True), "regression": ("rmse", False)}
@@ -55,13 +54,12 @@ def seed_cards_and_erasure(sender: Any, users: dict[str, Any], models: list[Regi
     """Give the compliance user the compliance group, draft cards for the champions, and a demo data subject."""
     from django.contrib.auth.models import Group
 
+    from governance.cards import services as card_services
+    from governance.erasure import services as erasure_services
+    from governance.models import ModelCard, SubjectManifest
+    from governance.permissions import COMPLIANCE_GROUP
     from registry import lineage
     from registry.lineage_models import LineageEdge, NodeKind
-
-    from .cards import services as card_services
-    from .erasure import services as erasure_services
-    from .models import ModelCard, SubjectManifest
-    from .permissions import COMPLIANCE_GROUP
 
     engineer, compliance = users.get("engineer"), users.get("compliance")
     if engineer is None:

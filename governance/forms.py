@@ -6,9 +6,8 @@ from typing import Any
 
 from django import forms
 
+from governance.models import TargetKind
 from registry.models import Stage
-
-from .models import TargetKind
 
 
 class PromotionRequestForm(forms.Form):

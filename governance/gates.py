@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from governance.models import PromotionRequest, ProtectedTarget, TargetKind
 from registry.errors import Forbidden
 from registry.models import Alias, ModelVersion, RegisteredModel
-
-from .models import PromotionRequest, ProtectedTarget, TargetKind
 
 PASSED, FAILED, NOT_AVAILABLE, SKIPPED = "passed", "failed", "not_available", "skipped"
 
@@ -41,7 +40,7 @@ def promotion_gate(*, model: Any, kind: str, target: str, version: Any, actor: A
     if policy is None:
         return
     label = f"alias @{target}" if kind == TargetKind.ALIAS else f"stage {target}"
-    from . import refusals
+    from governance import refusals
 
     refusals.record(action="promotion.gate_refused", actor=actor, target_type="registry.modelversion",
                     target_id=version.pk, target_label=str(version), model_id=model.pk, model_name=model.name,
@@ -126,7 +125,7 @@ def _evaluate(model: RegisteredModel, version: ModelVersion, kind: str, target: 
 
 def _card_result(version: ModelVersion, block_unavailable: bool) -> dict[str, Any]:
     """The "model card complete" gate: passed when every required field is filled; no card is "not available"."""
-    from .cards.selectors import card_gate_status
+    from governance.cards.selectors import card_gate_status
 
     status, detail = card_gate_status(version)
     outcome = {"complete": PASSED, "incomplete": FAILED}.get(status, NOT_AVAILABLE)

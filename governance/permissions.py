@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from governance.models import PromotionRequest
 from registry.models import ModelRole, RegisteredModel, Role
 from registry.permissions import has_model_role, visible_models
-
-from .models import PromotionRequest
 
 
 def can_request_promotion(user, model: RegisteredModel) -> bool:

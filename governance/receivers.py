@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from governance import audit
+from governance.models import ModelCard, PromotionRequest, ProtectedTarget
 from registry.events import DomainEvent
 from registry.models import ModelVersion
-
-from . import audit
-from .models import ModelCard, PromotionRequest, ProtectedTarget
 
 
 def _scope(event: DomainEvent) -> tuple[int | None, str, int | None]:

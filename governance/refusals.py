@@ -10,9 +10,8 @@ from typing import Any, TypeVar
 
 from django.db import connection, transaction
 
+from governance import audit
 from registry.errors import Forbidden, InvalidState
-
-from . import audit
 
 F = TypeVar("F", bound=Callable[..., Any])
 _pending: ContextVar[list[dict[str, Any]] | None] = ContextVar("stratum_pending_refusals", default=None)

@@ -8,12 +8,8 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
-from registry.errors import InvalidInput, NotFound
-from registry.models import ModelVersion, RegisteredModel, Stage
-from registry.permissions import visible_models
-
-from . import gates, permissions
-from .models import (
+from governance import gates, permissions
+from governance.models import (
     AuditEvent,
     PromotionDecision,
     PromotionRequest,
@@ -21,6 +17,9 @@ from .models import (
     ProtectedTarget,
     TargetKind,
 )
+from registry.errors import InvalidInput, NotFound
+from registry.models import ModelVersion, RegisteredModel, Stage
+from registry.permissions import visible_models
 
 HISTORY_ACTIONS = ("model_version_alias.set", "model_version_alias.deleted", "model_version.stage_transitioned",
                    "model_version.deleted")

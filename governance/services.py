@@ -9,14 +9,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from registry import events, validation
-from registry import permissions as registry_permissions
-from registry import services as registry_services
-from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
-from registry.models import ModelVersion, RegisteredModel, Role, Stage, VersionStatus
-
-from . import audit, gates, permissions, refusals, selectors, signing
-from .models import (
+from governance import audit, gates, permissions, refusals, selectors, signing
+from governance.models import (
     ACTIVE_STATES,
     AuditCheckpoint,
     AuditEvent,
@@ -27,6 +21,11 @@ from .models import (
     ProtectedTarget,
     TargetKind,
 )
+from registry import events, validation
+from registry import permissions as registry_permissions
+from registry import services as registry_services
+from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from registry.models import ModelVersion, RegisteredModel, Role, Stage, VersionStatus
 
 PROTECTABLE_STAGES = (Stage.STAGING, Stage.PRODUCTION)
 

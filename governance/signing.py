@@ -8,9 +8,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from governance.models import AuditCheckpoint
 from registry.pipeline import signing as key_store
-
-from .models import AuditCheckpoint
 
 # One server key signs both model versions (registry pipeline) and audit checkpoints; the registry owns it.
 private_key = key_store.private_key
@@ -30,7 +29,7 @@ def sign(message: bytes) -> str:
 
 def verify_checkpoint(checkpoint: AuditCheckpoint) -> bool:
     """True when the checkpoint's signature is valid under the server's current key."""
-    from .audit import iso
+    from governance.audit import iso
 
     if checkpoint.key_id != key_id():
         return False

@@ -8,7 +8,7 @@ from celery import shared_task
 @shared_task(acks_late=True)
 def audit_checkpoint_create() -> int | None:
     """Sign the audit chain's head; return the sequence number signed (None when nothing was new)."""
-    from . import services
+    from governance import services
 
     checkpoint = services.audit_checkpoint_create()
     return checkpoint.seq if checkpoint else None
@@ -17,7 +17,7 @@ def audit_checkpoint_create() -> int | None:
 @shared_task(acks_late=True)
 def promotion_expire_stale() -> int:
     """Expire promotion requests left undecided too long; return how many."""
-    from . import services
+    from governance import services
 
     return services.promotion_expire_stale()
 
@@ -25,7 +25,7 @@ def promotion_expire_stale() -> int:
 @shared_task(acks_late=True)
 def card_export_render(job_id: int) -> int:
     """Render a card export directly (kept for messages queued before exports became pipeline PDF jobs)."""
-    from .cards import jobs
-    from .models import CardExportJob
+    from governance.cards import jobs
+    from governance.models import CardExportJob
 
     return jobs.card_export_run(job=CardExportJob.objects.get(pk=job_id)).done

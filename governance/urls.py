@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_cards, views_erasure
+from governance import views, views_cards, views_erasure
 
 app_name = "governance"
 

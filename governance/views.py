@@ -15,13 +15,12 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views import View
 
+from governance import audit, charts, exports, gates, permissions, selectors, services
+from governance.forms import AuditFilterForm, DecisionForm, PromotionRequestForm, ProtectedTargetForm, RollbackForm
+from governance.models import PromotionRequest, PromotionState, TargetKind
 from registry import selectors as registry_selectors
 from registry.errors import DomainError, Forbidden, NotFound
 from registry.models import ModelVersion, RegisteredModel, Stage
-
-from . import audit, charts, exports, gates, permissions, selectors, services
-from .forms import AuditFilterForm, DecisionForm, PromotionRequestForm, ProtectedTargetForm, RollbackForm
-from .models import PromotionRequest, PromotionState, TargetKind
 
 AUDIT_PER_PAGE = 50
 

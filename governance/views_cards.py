@@ -10,17 +10,16 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views import View
 
+from governance import permissions
+from governance.cards import exports, jobs, pdf, schema, selectors, services
+from governance.cards.forms import CardSectionForm
+from governance.models import CardState, ExportState, ModelCard
+from governance.views import _model, _raise_http
 from registry import selectors as registry_selectors
 from registry.errors import DomainError
 from registry.markdown import render_markdown
 from registry.models import ModelVersion, RegisteredModel
 from registry.storage import artifact_storage
-
-from . import permissions
-from .cards import exports, jobs, pdf, schema, selectors, services
-from .cards.forms import CardSectionForm
-from .models import CardState, ExportState, ModelCard
-from .views import _model, _raise_http
 
 ACTIONS = {"submit", "approve", "return", "reopen", "archive", "refresh", "create"}
 

@@ -13,17 +13,16 @@ from django.utils import timezone
 from django.views import View
 from weasyprint import HTML
 
+from governance.cards.pdf import ASSET_BASE, LockedFetcher
+from governance.erasure import selectors, services
+from governance.erasure.forms import ErasureRequestForm, ExtendForm, ResolveForm
+from governance.models import ErasureRequest, ErasureState, ExemptionGround, SubjectManifest
+from governance.views import _raise_http
 from registry import lineage
 from registry.errors import DomainError, InvalidInput
 from registry.lineage_models import LineageNode, NodeKind
 from registry.models import ModelVersion
 from registry.views_lineage import graph_context
-
-from .cards.pdf import ASSET_BASE, LockedFetcher
-from .erasure import selectors, services
-from .erasure.forms import ErasureRequestForm, ExtendForm, ResolveForm
-from .models import ErasureRequest, ErasureState, ExemptionGround, SubjectManifest
-from .views import _raise_http
 
 
 def _request(request: HttpRequest, pk: int) -> ErasureRequest:

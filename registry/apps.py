@@ -10,16 +10,16 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import events, lineage
-        from .api import schema  # noqa: F401 - registers OpenAPI auth extensions
+        from registry import events, lineage
+        from registry.api import schema  # noqa: F401 - registers OpenAPI auth extensions
 
         events.domain_event.connect(lineage.on_domain_event, dispatch_uid="registry.lineage.fill")
-        from .pipeline import handlers, jobs
+        from registry.pipeline import handlers, jobs
 
         events.domain_event_committed.connect(jobs.on_domain_event_committed, dispatch_uid="registry.pipeline.jobs")
         events.domain_event_committed.connect(handlers.webhooks.on_domain_event_committed,
                                               dispatch_uid="registry.pipeline.webhooks")
-        from . import triggers
+        from registry import triggers
 
         events.domain_event_committed.connect(triggers.on_domain_event_committed, dispatch_uid="registry.triggers")
         self._forget_tokens_on_change()
@@ -30,8 +30,8 @@ class RegistryConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.models.signals import post_delete, post_save
 
-        from .authentication import forget_checked_tokens
-        from .models import AccessToken
+        from registry.authentication import forget_checked_tokens
+        from registry.models import AccessToken
 
         def forget(**_: object) -> None:
             forget_checked_tokens()

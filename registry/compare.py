@@ -12,9 +12,9 @@ from typing import Any
 
 from django.db.models import Count, Sum
 
-from . import selectors
-from .errors import InvalidInput
-from .models import Artifact, ModelVersion, RegisteredModel
+from registry import selectors
+from registry.errors import InvalidInput
+from registry.models import Artifact, ModelVersion, RegisteredModel
 
 MIN_VERSIONS = 2
 MAX_VERSIONS = 5

@@ -49,10 +49,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
-from . import services
-from .errors import Forbidden
-from .models import AccessToken, ModelRole, ModelVersion, RegisteredModel, Role, Stage
-from .storage import SpooledUpload, spool_stream
+from registry import services
+from registry.errors import Forbidden
+from registry.models import AccessToken, ModelRole, ModelVersion, RegisteredModel, Role, Stage
+from registry.storage import SpooledUpload, spool_stream
 
 SEED = 42
 TEST_SIZE = 0.25
@@ -423,9 +423,9 @@ def _register_version(spec: ModelSpec, vspec: VersionSpec, model: RegisteredMode
 
 def _finish_job(job) -> Any:
     """Run a pipeline job in this process (a worker already holding it finishes it instead), and wait for it."""
-    from .models import JobState
-    from .pipeline import handlers  # noqa: F401 - installs the job handlers
-    from .pipeline.jobs import job_run
+    from registry.models import JobState
+    from registry.pipeline import handlers  # noqa: F401 - installs the job handlers
+    from registry.pipeline.jobs import job_run
 
     deadline = time.monotonic() + 180
     job.refresh_from_db()
@@ -438,10 +438,10 @@ def _finish_job(job) -> Any:
 
 def _prepare_for_serving(version: ModelVersion, actor) -> str | None:
     """Scan, convert to ONNX and sign a demo version, so the gateway can serve it; return what failed, if anything."""
-    from .models import ArtifactFormat, JobState
-    from .pipeline import signing
-    from .pipeline.convert import convert_enqueue
-    from .pipeline.scan_service import scan_enqueue
+    from registry.models import ArtifactFormat, JobState
+    from registry.pipeline import signing
+    from registry.pipeline.convert import convert_enqueue
+    from registry.pipeline.scan_service import scan_enqueue
 
     for artifact in version.artifacts.all():
         _finish_job(scan_enqueue(artifact))

@@ -6,7 +6,7 @@ import codecs
 import json
 import re
 
-from .models import ArtifactFormat
+from registry.models import ArtifactFormat
 
 SNIFF_BYTES = 64 * 1024
 _PROTO0_GLOBAL = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from .models import Stage
+from registry.models import Stage
 
 
 class KeyValueLinesField(forms.CharField):

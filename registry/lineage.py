@@ -18,10 +18,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
-from . import events, permissions, selectors
-from .errors import Forbidden, InvalidInput, InvalidState, NotFound
-from .lineage_models import EdgeKind, LineageEdge, LineageNode, NodeKind
-from .models import DatasetRole, ModelRole, ModelVersion, RegisteredModel, Role
+from registry import events, permissions, selectors
+from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from registry.lineage_models import EdgeKind, LineageEdge, LineageNode, NodeKind
+from registry.models import DatasetRole, ModelRole, ModelVersion, RegisteredModel, Role
 
 MAX_DEPTH = 25
 DEFAULT_DEPTH = 3

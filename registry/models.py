@@ -454,5 +454,5 @@ class TrackedArtifact(models.Model):
         return self.path
 
 
-from .lineage_models import *  # noqa: E402,F403
-from .pipeline_models import *  # noqa: E402,F403
+from registry.lineage_models import *  # noqa: E402,F403
+from registry.pipeline_models import *  # noqa: E402,F403

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from .errors import InvalidInput
+from registry.errors import InvalidInput
 
 MAX_PATH_LENGTH = 1024
 MAX_SEGMENT_LENGTH = 255

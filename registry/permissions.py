@@ -6,7 +6,7 @@ import copy
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from .models import ModelRole, RegisteredModel, Role
+from registry.models import ModelRole, RegisteredModel, Role
 
 
 def _role_grants(user) -> Q:

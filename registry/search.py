@@ -13,7 +13,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
-from .errors import InvalidInput
+from registry.errors import InvalidInput
 
 MAX_FILTER_LENGTH = 4000
 
@@ -261,7 +261,7 @@ def _tag_q(tag_model, owner_field: str, key: str, op: str, value: Any) -> Q:
 
 def compile_model_filter(text: str | None) -> Q:
     """Compile a registered-model search filter."""
-    from .models import ModelTag, ModelVersion
+    from registry.models import ModelTag, ModelVersion
 
     def cmp(field: str, op: str, value: Any) -> Q:
         prefix, _, rest = field.partition(".")
@@ -286,7 +286,7 @@ def compile_model_filter(text: str | None) -> Q:
 
 def compile_version_filter(text: str | None) -> Q:
     """Compile a model-version search filter."""
-    from .models import VersionTag
+    from registry.models import VersionTag
 
     def cmp(field: str, op: str, value: Any) -> Q:
         prefix, _, rest = field.partition(".")

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.db.models import Count, Max, Prefetch, QuerySet
 
-from . import permissions
-from .errors import InvalidInput, NotFound
-from .models import (
+from registry import permissions
+from registry.errors import InvalidInput, NotFound
+from registry.models import (
     AccessToken,
     Alias,
     Artifact,
@@ -19,8 +19,8 @@ from .models import (
     VersionDataset,
     VersionTag,
 )
-from .prepared import Prepared
-from .search import compile_model_filter, compile_version_filter
+from registry.prepared import Prepared
+from registry.search import compile_model_filter, compile_version_filter
 
 MODEL_ORDERING = {
     "name": "name", "-name": "-name",

@@ -12,9 +12,9 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import events, gates, permissions, prepared, selectors, sources, validation
-from .errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
-from .models import (
+from registry import events, gates, permissions, prepared, selectors, sources, validation
+from registry.errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
+from registry.models import (
     TOKEN_SCOPES,
     AccessToken,
     Alias,
@@ -30,9 +30,9 @@ from .models import (
     VersionStatus,
     VersionTag,
 )
-from .paths import validate_artifact_path
-from .prepared import Prepared
-from .storage import SpooledUpload, blob_put
+from registry.paths import validate_artifact_path
+from registry.prepared import Prepared
+from registry.storage import SpooledUpload, blob_put
 
 TOKEN_PREFIX = "stm_"  # noqa: S105 - a public prefix, not a secret
 
@@ -299,7 +299,7 @@ def version_create_from_source(
     description: str = "", tags: Any = None,
 ) -> ModelVersion:
     """Register a version from an MLflow-style source, inheriting its run id, files, params, metrics and datasets."""
-    from . import tracking
+    from registry import tracking
 
     source_uri = sources.validate_source(source_uri)
     tag_map = validation.tags(tags)

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .errors import InvalidInput
+from registry.errors import InvalidInput
 
 MAX_SOURCE_LENGTH = 2048
 PROMPT_TAG_PREFIX = "mlflow.prompt."

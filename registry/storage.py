@@ -14,9 +14,9 @@ from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, transaction
 
-from .errors import UploadTooLarge
-from .formats import SNIFF_BYTES, detect_format
-from .models import Blob
+from registry.errors import UploadTooLarge
+from registry.formats import SNIFF_BYTES, detect_format
+from registry.models import Blob
 
 CHUNK = 1024 * 1024
 

@@ -8,8 +8,8 @@ from celery import shared_task
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def job_execute(job_id: int) -> str | None:
     """Run one durable job (scan, load check, conversion ...); a second delivery of a finished job does nothing."""
-    from .pipeline import handlers  # noqa: F401 - installs the job handlers
-    from .pipeline.jobs import job_run
+    from registry.pipeline import handlers  # noqa: F401 - installs the job handlers
+    from registry.pipeline.jobs import job_run
 
     job = job_run(job_id)
     return job.state if job else None
@@ -18,7 +18,7 @@ def job_execute(job_id: int) -> str | None:
 @shared_task(acks_late=True, ignore_result=True)
 def jobs_sweep() -> int:
     """Re-dispatch jobs that never reached a worker or whose worker died; return how many."""
-    from .pipeline.jobs import jobs_sweep as sweep
+    from registry.pipeline.jobs import jobs_sweep as sweep
 
     return sweep()
 
@@ -26,7 +26,7 @@ def jobs_sweep() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def signatures_verify_all() -> int:
     """Queue a verification of every signed version (periodic); return how many."""
-    from .pipeline.signing import signatures_verify_all as verify_all
+    from registry.pipeline.signing import signatures_verify_all as verify_all
 
     return verify_all()
 
@@ -34,6 +34,6 @@ def signatures_verify_all() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def retrain_schedules_tick() -> int:
     """Fire the scheduled versioning triggers that are due (beat); return how many fired."""
-    from .triggers import retrain_schedules_tick as tick
+    from registry.triggers import retrain_schedules_tick as tick
 
     return tick()

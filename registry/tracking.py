@@ -18,9 +18,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
-from . import events, permissions
-from .errors import AlreadyExists, InvalidInput, NotFound
-from .models import (
+from registry import events, permissions
+from registry.errors import AlreadyExists, InvalidInput, NotFound
+from registry.models import (
     Artifact,
     Blob,
     Experiment,
@@ -36,9 +36,9 @@ from .models import (
     RunTag,
     TrackedArtifact,
 )
-from .paths import validate_artifact_path
-from .search import FilterError, _compile, _string_lookup
-from .storage import SpooledUpload, blob_put
+from registry.paths import validate_artifact_path
+from registry.search import FilterError, _compile, _string_lookup
+from registry.storage import SpooledUpload, blob_put
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -630,7 +630,7 @@ def _run_provenance(prov: Provenance, run: Run) -> None:
 
 def source_provenance(*, actor, source: str, run_id: str = "", model_id: str = "") -> Provenance:
     """Resolve a validated source to the files and provenance a new version inherits (reads only, no bytes)."""
-    from . import selectors
+    from registry import selectors
 
     prov = Provenance(run_id=run_id or "")
     run: Run | None = None

@@ -17,10 +17,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import events, permissions, validation
-from .errors import Forbidden, InvalidInput, NotFound
-from .lineage_models import EdgeKind, LineageEdge, LineageNode, NodeKind
-from .models import Alias, ModelVersion, RegisteredModel, RetrainRequest, RetrainRule, RetrainTrigger, Stage
+from registry import events, permissions, validation
+from registry.errors import Forbidden, InvalidInput, NotFound
+from registry.lineage_models import EdgeKind, LineageEdge, LineageNode, NodeKind
+from registry.models import Alias, ModelVersion, RegisteredModel, RetrainRequest, RetrainRule, RetrainTrigger, Stage
 
 log = logging.getLogger(__name__)
 

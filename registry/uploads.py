@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
-from .errors import UploadTooLarge
-from .storage import HashingWriter, SpooledUpload
+from registry.errors import UploadTooLarge
+from registry.storage import HashingWriter, SpooledUpload
 
 
 class HashedUploadedFile(UploadedFile):

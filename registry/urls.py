@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_compare, views_lineage, views_pipeline, views_webhooks
+from registry import views, views_compare, views_lineage, views_pipeline, views_webhooks
 
 app_name = "registry"
 

@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import InvalidInput
-from .models import DatasetRole, Stage
+from registry.errors import InvalidInput
+from registry.models import DatasetRole, Stage
 
 MODEL_NAME = re.compile(r"^[\w][\w.\- ]{0,255}$")
 ALIAS_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")

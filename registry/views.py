@@ -19,9 +19,9 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views import View
 
-from . import charts, permissions, selectors, services, triggers
-from .errors import DomainError, Forbidden, NotFound
-from .forms import (
+from registry import charts, permissions, selectors, services, triggers
+from registry.errors import DomainError, Forbidden, NotFound
+from registry.forms import (
     AliasSetForm,
     ModelCreateForm,
     ModelSearchForm,
@@ -30,7 +30,7 @@ from .forms import (
     TokenCreateForm,
     VersionCreateForm,
 )
-from .models import ModelVersion, RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 
 MODELS_PER_PAGE = 25
 

@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views import View
 
-from . import charts, compare, selectors
-from .errors import DomainError, InvalidInput, NotFound
-from .views import _get_model, _raise_http
+from registry import charts, compare, selectors
+from registry.errors import DomainError, InvalidInput, NotFound
+from registry.views import _get_model, _raise_http
 
 PICKER_LIMIT = 300
 

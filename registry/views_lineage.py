@@ -12,11 +12,11 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views import View
 
-from . import charts, lineage
-from .errors import DomainError, InvalidInput, NotFound
-from .lineage_layout import layered_layout
-from .lineage_models import LineageNode, NodeKind
-from .views import _get_model, _get_version
+from registry import charts, lineage
+from registry.errors import DomainError, InvalidInput, NotFound
+from registry.lineage_layout import layered_layout
+from registry.lineage_models import LineageNode, NodeKind
+from registry.views import _get_model, _get_version
 
 
 def _node_or_404(request: HttpRequest, pk: int) -> LineageNode:

@@ -9,12 +9,12 @@ from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views import View
 
-from . import permissions
-from .errors import DomainError, Forbidden, NotFound
-from .pipeline import scan_service, signing
-from .pipeline import selectors as pipeline_selectors
-from .pipeline.convert import convert_enqueue
-from .views import _get_model, _get_version
+from registry import permissions
+from registry.errors import DomainError, Forbidden, NotFound
+from registry.pipeline import scan_service, signing
+from registry.pipeline import selectors as pipeline_selectors
+from registry.pipeline.convert import convert_enqueue
+from registry.views import _get_model, _get_version
 
 
 class VersionPipelineView(LoginRequiredMixin, View):

@@ -9,9 +9,9 @@ from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views import View
 
-from . import selectors
-from .errors import DomainError, NotFound
-from .pipeline import webhooks
+from registry import selectors
+from registry.errors import DomainError, NotFound
+from registry.pipeline import webhooks
 
 
 def _subscription(request: HttpRequest, pk: int):

@@ -7,8 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from deployments import gateway
 from registry.mlflow import urls as mlflow_urls
-
-from . import health
+from stratum import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views as v
+from deployments.api import views as v
 
 D = "deployments/<int:pk>"
 

@@ -14,12 +14,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from deployments import analysis, selectors, services
+from deployments.api import serializers as s
 from deployments.models import Deployment, Phase
 from registry import selectors as registry_selectors
 from registry.api.pagination import paginate
 from registry.errors import InvalidInput, NotFound
-
-from . import serializers as s
 
 MAX_TRAFFIC_MINUTES = 1440
 ANALYSIS_RUNS_SHOWN = 20

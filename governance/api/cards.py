@@ -12,10 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.cards import exports, selectors, services
 from registry import selectors as registry_selectors
 from registry.errors import InvalidInput
-
-from ..cards import exports, selectors, services
 
 
 class IgnoreFormatParam(DefaultContentNegotiation):

@@ -10,13 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.erasure import selectors, services
+from governance.models import ErasureRequest, ObligationStatus
 from registry import lineage
 from registry.errors import InvalidInput
 from registry.lineage_models import LineageNode
 from registry.models import ModelVersion
-
-from ..erasure import selectors, services
-from ..models import ErasureRequest, ObligationStatus
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 

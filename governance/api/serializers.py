@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..models import AuditEvent, PromotionDecision, PromotionRequest, ProtectedTarget, TargetKind
+from governance.models import AuditEvent, PromotionDecision, PromotionRequest, ProtectedTarget, TargetKind
 
 
 class PromotionCreateInput(serializers.Serializer):

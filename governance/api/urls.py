@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from . import cards, erasure
-from . import views as v
+from governance.api import cards, erasure
+from governance.api import views as v
 
 urlpatterns = [
     path("promotions", v.PromotionListCreateApi.as_view(), name="api-promotions"),

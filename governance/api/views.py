@@ -10,12 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance import audit, exports, selectors, services
+from governance.api import serializers as s
 from registry import selectors as registry_selectors
 from registry.api.pagination import paginate
 from registry.errors import InvalidInput
-
-from .. import audit, exports, selectors, services
-from . import serializers as s
 
 
 def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from typing import Any
 import yaml
 from django.http import HttpResponse, JsonResponse
 
-from ..models import ModelCard
-from .schema import SECTIONS
+from governance.cards.schema import SECTIONS
+from governance.models import ModelCard
 
 TASK_TYPES = {"binary": "tabular-classification", "multiclass": "tabular-classification",
               "regression": "tabular-regression"}
@@ -137,7 +137,7 @@ FORMATS = ("json", "mct", "md", "pdf")
 
 def export_response(card: ModelCard, fmt: str, actor: Any) -> HttpResponse:
     """Return the card in one export format as a download (the page and the API share this)."""
-    from . import pdf
+    from governance.cards import pdf
 
     stem = f"{card.model.name}-v{card.version.number}-model-card"
     if fmt == "pdf":

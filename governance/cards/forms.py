@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from .schema import SECTIONS
+from governance.cards.schema import SECTIONS
 
 HELP = {
     "md": "Markdown; raw HTML is removed and links are sanitised when the card is shown.",

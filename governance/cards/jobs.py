@@ -10,14 +10,13 @@ from django.db import transaction
 from django.utils import timezone
 from pypdf import PdfWriter
 
+from governance.cards import pdf, selectors
+from governance.models import CardExportJob, ExportState
 from registry import permissions as registry_permissions
 from registry.errors import InvalidState, NotFound
 from registry.models import Job, JobKind, RegisteredModel
 from registry.pipeline import jobs as pipeline_jobs
 from registry.storage import artifact_storage
-
-from ..models import CardExportJob, ExportState
-from . import pdf, selectors
 
 
 @transaction.atomic

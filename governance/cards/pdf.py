@@ -14,15 +14,14 @@ from django.utils import timezone
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from governance.cards import prefill, selectors, svg
+from governance.cards.schema import SECTIONS
+from governance.models import ModelCard
 from registry import lineage
 from registry.lineage_models import NodeKind
 from registry.markdown import render_markdown
 from registry.models import Role
 from registry.permissions import model_role
-
-from ..models import ModelCard
-from . import prefill, selectors, svg
-from .schema import SECTIONS
 
 ASSET_DIR = Path(__file__).resolve().parent / "assets"
 # Relative URLs resolve against this base; nothing is ever fetched from the network for it.

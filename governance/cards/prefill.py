@@ -5,12 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from governance.cards.schema import empty_content
+from governance.models import Decision, PromotionDecision
 from registry import lineage
 from registry.models import DatasetRole, ModelVersion, Role
 from registry.permissions import model_role
-
-from ..models import Decision, PromotionDecision
-from .schema import empty_content
 
 LINEAGE_DEPTH = 3
 

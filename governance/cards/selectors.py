@@ -6,10 +6,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from governance.models import ModelCard, ModelCardRevision
 from registry.errors import NotFound
 from registry.models import ModelVersion, RegisteredModel
-
-from ..models import ModelCard, ModelCardRevision
 
 
 def card_for_version(*, version: ModelVersion) -> ModelCard | None:
@@ -46,7 +45,7 @@ def card_gate_status(version: ModelVersion) -> tuple[str, str]:
     if row["state"] == "archived":
         return "incomplete", "The version's model card is archived."
     if row["missing"]:
-        from .schema import label_of
+        from governance.cards.schema import label_of
 
         names = ", ".join(label_of(p) for p in row["missing"][:6]) + ("…" if len(row["missing"]) > 6 else "")
         return "incomplete", f"Card {row['completeness']}% complete ({row['state']}); missing: {names}."

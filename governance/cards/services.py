@@ -7,14 +7,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from governance import permissions
+from governance.cards import prefill, schema
+from governance.models import CardState, ModelCard, ModelCardRevision
 from registry import events
 from registry import permissions as registry_permissions
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from registry.models import ModelVersion, RegisteredModel
-
-from .. import permissions
-from ..models import CardState, ModelCard, ModelCardRevision
-from . import prefill, schema
 
 EDITABLE = (CardState.DRAFT,)
 

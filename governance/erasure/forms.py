@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils import timezone
 
-from ..models import ExemptionGround, ObligationStatus
+from governance.models import ExemptionGround, ObligationStatus
 
 
 class ErasureRequestForm(forms.Form):

@@ -8,12 +8,11 @@ from typing import Any
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from governance import permissions
+from governance.models import ErasureObligation, ErasureRequest, ErasureState, ObligationStatus
 from registry import lineage
 from registry.errors import Forbidden, NotFound
 from registry.lineage_models import LineageEdge, LineageNode
-
-from .. import permissions
-from ..models import ErasureObligation, ErasureRequest, ErasureState, ObligationStatus
 
 
 def _require_handler(actor: Any) -> None:
@@ -67,7 +66,7 @@ def impact_graph(*, request: ErasureRequest) -> lineage.Graph | None:
 
     Handlers see the whole impact whoever owns the models: the obligations already name every affected item.
     """
-    from .services import _REGULATOR
+    from governance.erasure.services import _REGULATOR
 
     datasets = [o.node for o in request.obligations.select_related("node") if o.node and o.kind == "dataset"]
     if not datasets:

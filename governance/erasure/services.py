@@ -15,13 +15,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from registry import events, lineage
-from registry.errors import Forbidden, InvalidInput, InvalidState
-from registry.lineage_models import LineageNode, NodeKind
-from registry.models import ModelVersion
-
-from .. import permissions
-from ..models import (
+from governance import permissions
+from governance.erasure import hashing
+from governance.models import (
     ErasureObligation,
     ErasureRequest,
     ErasureState,
@@ -31,7 +27,10 @@ from ..models import (
     SubjectManifest,
     SuppressedSubject,
 )
-from . import hashing
+from registry import events, lineage
+from registry.errors import Forbidden, InvalidInput, InvalidState
+from registry.lineage_models import LineageNode, NodeKind
+from registry.models import ModelVersion
 
 MAX_MANIFEST = 1_000_000
 # Erasure must see every affected model whoever handles it: impact runs with the authority of the regulation.

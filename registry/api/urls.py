@@ -2,11 +2,11 @@
 
 from django.urls import path
 
-from . import compare as compare_api
-from . import lineage as lineage_api
-from . import pipeline as pipeline_api
-from . import triggers as triggers_api
-from . import views as v
+from registry.api import compare as compare_api
+from registry.api import lineage as lineage_api
+from registry.api import pipeline as pipeline_api
+from registry.api import triggers as triggers_api
+from registry.api import views as v
 
 V = "models/<str:name>/versions/<str:ref>"
 

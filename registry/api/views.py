@@ -21,13 +21,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import selectors, services
+from registry.api import serializers as s
+from registry.api.pagination import paginate
 from registry.errors import InvalidInput, NotFound, UploadTooLarge
 from registry.formats import content_type_for
 from registry.models import AccessToken, Alias, ModelRole, ModelVersion, RegisteredModel, Role
 from registry.storage import blob_open, iter_range, spool_stream
-
-from . import serializers as s
-from .pagination import paginate
 
 FILTER_PARAM = OpenApiParameter(
     "filter", str, description="Search filter, e.g. name LIKE 'churn%' AND tags.team = 'ml'"

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import views as v
+from registry.mlflow import views as v
 
 mlflow_patterns = [
     path("registered-models/create", v.registered_model_create),

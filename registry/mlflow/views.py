@@ -20,10 +20,9 @@ from rest_framework.views import APIView
 from registry import selectors, services, sources, tracking
 from registry.errors import Forbidden, InvalidInput, NotFound, UploadTooLarge
 from registry.formats import content_type_for
+from registry.mlflow import errors, shapes
 from registry.models import LifecycleStage, LoggedModelStatus, Stage
 from registry.storage import blob_open, iter_range, spool_stream
-
-from . import errors, shapes
 
 MAX_MODEL_RESULTS = 1000
 MAX_VERSION_RESULTS = 200_000

@@ -31,7 +31,7 @@ def convert_in_child(src: str, fmt: str, out: str, sample: str = "", signature_c
     import onnxruntime as ort
     from skl2onnx import to_onnx
 
-    from .loader import restricted_load
+    from registry.pipeline.loader import restricted_load
 
     model = restricted_load(src, fmt)
     n_features = getattr(model, "n_features_in_", None)
@@ -78,8 +78,8 @@ def _sample_file(version: Any, workdir: str) -> str:
     """Write the version's held-out sample (MLflow input_example.json or sample.json) as .npy; "" when none."""
     import numpy as np
 
-    from ..models import Artifact
-    from ..storage import blob_open
+    from registry.models import Artifact
+    from registry.storage import blob_open
 
     artifact = (Artifact.objects.filter(version=version, format="json")
                 .filter(path__regex=r"(^|/)(input_example|sample)\.json$").order_by("path").first())
@@ -100,7 +100,7 @@ def _sample_file(version: Any, workdir: str) -> str:
 
 
 def _local_copy(artifact: Any, workdir: str) -> str:
-    from ..storage import artifact_storage, blob_open
+    from registry.storage import artifact_storage, blob_open
 
     storage = artifact_storage()
     try:
@@ -123,13 +123,13 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
-    from .. import lineage, services
-    from ..lineage_models import EdgeKind, NodeKind
-    from ..models import Artifact
-    from ..storage import spool_stream
-    from . import jobs
-    from .loader import run_sandboxed
-    from .selectors import artifact_quarantined
+    from registry import lineage, services
+    from registry.lineage_models import EdgeKind, NodeKind
+    from registry.models import Artifact
+    from registry.pipeline import jobs
+    from registry.pipeline.loader import run_sandboxed
+    from registry.pipeline.selectors import artifact_quarantined
+    from registry.storage import spool_stream
 
     artifact = Artifact.objects.select_related("blob", "version__model").filter(pk=job.artifact_id).first()
     if artifact is None or artifact.blob_id != job.params.get("sha256"):
@@ -172,10 +172,10 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
 
 def convert_enqueue(*, artifact: Any, actor: Any) -> Any:
     """Queue the conversion of an artifact to ONNX (contributors); a repeated request reuses the job."""
-    from .. import permissions
-    from ..errors import Forbidden, InvalidInput
-    from ..models import JobKind
-    from . import jobs
+    from registry import permissions
+    from registry.errors import Forbidden, InvalidInput
+    from registry.models import JobKind
+    from registry.pipeline import jobs
 
     if not permissions.can_contribute(actor, artifact.version.model):
         raise Forbidden(f"You do not have permission to convert files of model {artifact.version.model.name!r}.")

@@ -1,7 +1,7 @@
 """Import every module that registers a job handler, so a worker knows every job kind."""
 
-from ..models import JobKind
-from . import convert, jobs, scan_service, signing, webhooks
+from registry.models import JobKind
+from registry.pipeline import convert, jobs, scan_service, signing, webhooks
 
 jobs.register_handler(JobKind.CONVERT, convert.artifact_convert_run)
 

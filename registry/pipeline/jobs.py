@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import Artifact, Job, JobKind, JobState, ModelVersion
+from registry.models import Artifact, Job, JobKind, JobState, ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def job_enqueue(*, kind: str, key: str, version: ModelVersion | None = None, art
 
 def job_dispatch(job_id: int, *, countdown: float = 0) -> bool:
     """Send a job's id to the broker; a broker outage is logged and left to the sweeper. Return whether it went."""
-    from .. import tasks
+    from registry import tasks
 
     try:
         tasks.job_execute.apply_async(args=[job_id], retry=False, countdown=countdown or None)
@@ -163,7 +163,7 @@ def on_domain_event_committed(sender: Any, event: Any, **kwargs: Any) -> None:
         artifacts = Artifact.objects.filter(version_id=event.target_id, path=event.data.get("path"))
     else:
         return
-    from . import scan_service
+    from registry.pipeline import scan_service
 
     for artifact in artifacts.select_related("version__model"):
         scan_service.scan_enqueue(artifact)

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from .scan import global_is_safe
+from registry.pipeline.scan import global_is_safe
 
 
 class Refused(pickle.UnpicklingError):
@@ -135,7 +135,7 @@ def _main(argv: list[str]) -> int:
         elif command == "load":
             data = describe(restricted_load(argv[1], argv[2]))
         elif command == "convert":
-            from .convert import convert_in_child
+            from registry.pipeline.convert import convert_in_child
 
             data = convert_in_child(*argv[1:])
         else:

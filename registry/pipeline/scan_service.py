@@ -7,11 +7,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from .. import events
-from ..models import Artifact, ArtifactScan, Job, JobKind
-from ..storage import blob_open
-from . import jobs
-from .scan import scan_file
+from registry import events
+from registry.models import Artifact, ArtifactScan, Job, JobKind
+from registry.pipeline import jobs
+from registry.pipeline.scan import scan_file
+from registry.storage import blob_open
 
 
 def scan_limits() -> tuple[int, float]:
@@ -43,7 +43,7 @@ def artifact_scan_run(job: Job) -> dict[str, Any]:
         return _summary(existing)
     max_bytes, timeout = scan_limits()
     if artifact.size > max_bytes:
-        from .scan import ScanReport
+        from registry.pipeline.scan import ScanReport
 
         report = ScanReport(verdict="error", detail=f"file of {artifact.size} bytes exceeds the scan limit of "
                                                     f"{max_bytes} bytes; quarantined")
@@ -63,7 +63,7 @@ def artifact_scan_run(job: Job) -> dict[str, Any]:
                 "offending": scan.offending, "scanner": scan.scanner, "duration_ms": scan.duration_ms})
         if created and scan.verdict == "safe" and artifact.format in ("pickle", "joblib") and getattr(
                 settings, "STRATUM_CONVERT_ON_UPLOAD", False):
-            from .convert import convert_enqueue
+            from registry.pipeline.convert import convert_enqueue
 
             convert_enqueue(artifact=artifact, actor=artifact.version.creator)
     return _summary(scan)
@@ -72,8 +72,8 @@ def artifact_scan_run(job: Job) -> dict[str, Any]:
 
 def version_scan_request(*, version: Any, actor: Any) -> list[Job]:
     """Queue a fresh scan of every file of a version (contributors); the request is audited."""
-    from .. import permissions
-    from ..errors import Forbidden
+    from registry import permissions
+    from registry.errors import Forbidden
 
     if not permissions.can_contribute(actor, version.model):
         raise Forbidden(f"You do not have permission to rescan files of model {version.model.name!r}.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import Artifact, ArtifactScan, Job, ModelVersion
+from registry.models import Artifact, ArtifactScan, Job, ModelVersion
 
 CLEAN, QUARANTINED, PENDING, NO_ARTIFACTS = "clean", "quarantined", "pending", "no_artifacts"
 

@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.db import transaction
 
-from .. import events, permissions
-from ..errors import Forbidden, InvalidState
-from ..models import Artifact, Job, JobKind, ModelVersion, SignatureVerification, VersionSignature
-from ..storage import artifact_storage, blob_open, blob_put, spool_stream
-from . import jobs
+from registry import events, permissions
+from registry.errors import Forbidden, InvalidState
+from registry.models import Artifact, Job, JobKind, ModelVersion, SignatureVerification, VersionSignature
+from registry.pipeline import jobs
+from registry.storage import artifact_storage, blob_open, blob_put, spool_stream
 
 
 def _development_key_path() -> Path:
@@ -106,7 +106,7 @@ def sign_enqueue(*, version: ModelVersion, actor: Any) -> Job:
     """Queue the signing of a version's current tree (maintainers)."""
     if not permissions.can_maintain(actor, version.model):
         if not permissions.can_view(actor, version.model):
-            from ..errors import NotFound
+            from registry.errors import NotFound
 
             raise NotFound(f"Registered model {version.model.name!r} not found.")
         raise Forbidden(f"You do not have permission to sign versions of model {version.model.name!r}.")

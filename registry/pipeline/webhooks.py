@@ -27,11 +27,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .. import events, permissions
-from ..errors import Forbidden, InvalidInput, NotFound
-from ..models import Job, JobKind, ModelVersion, RegisteredModel, WebhookDelivery, WebhookSubscription
-from ..prepared import Prepared
-from . import jobs
+from registry import events, permissions
+from registry.errors import Forbidden, InvalidInput, NotFound
+from registry.models import Job, JobKind, ModelVersion, RegisteredModel, WebhookDelivery, WebhookSubscription
+from registry.pipeline import jobs
+from registry.prepared import Prepared
 
 TIMEOUT_SECONDS = 10
 MAX_ATTEMPTS = 6

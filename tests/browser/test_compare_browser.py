@@ -10,8 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from registry import services
-
-from .test_pages_browser import sign_in
+from tests.browser.test_pages_browser import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

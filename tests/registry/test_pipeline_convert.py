@@ -11,8 +11,7 @@ import pytest
 from registry.lineage_models import EdgeKind, LineageEdge
 from registry.models import Artifact, Job, JobState
 from registry.pipeline.loader import load_in_sandbox, run_sandboxed
-
-from .pickle_corpus import MALICIOUS, benign_models, joblib_bytes, joblib_with_malicious_object
+from tests.registry.pickle_corpus import MALICIOUS, benign_models, joblib_bytes, joblib_with_malicious_object
 
 pytestmark = pytest.mark.django_db
 

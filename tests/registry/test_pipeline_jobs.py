@@ -12,9 +12,8 @@ from registry import services, tasks
 from registry.models import ArtifactScan, Job, JobState
 from registry.pipeline import jobs
 from registry.pipeline.selectors import version_scan_status
-
-from ..conftest import spooled
-from .pickle_corpus import MALICIOUS, benign_models, joblib_bytes
+from tests.conftest import spooled
+from tests.registry.pickle_corpus import MALICIOUS, benign_models, joblib_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,14 @@ import pytest
 
 from registry.formats import detect_format
 from registry.pipeline.scan import global_is_safe, scan_file
-
-from .pickle_corpus import MALICIOUS, Reduce, benign_models, joblib_bytes, joblib_with_malicious_object, zip_of
+from tests.registry.pickle_corpus import (
+    MALICIOUS,
+    Reduce,
+    benign_models,
+    joblib_bytes,
+    joblib_with_malicious_object,
+    zip_of,
+)
 
 
 @pytest.fixture(autouse=True)

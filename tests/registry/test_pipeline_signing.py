@@ -13,8 +13,7 @@ from django.core.files.storage import storages
 
 from registry import services
 from registry.models import Artifact, Job, JobState, Role, SignatureVerification
-
-from ..conftest import spooled
+from tests.conftest import spooled
 
 pytestmark = pytest.mark.django_db
 
