@@ -114,7 +114,7 @@ def main() -> None:
     import numpy as np
     from sklearn.ensemble import RandomForestClassifier
 
-    from registry.pipeline.scan import scan_file
+    from registry.pipeline.scan.analysis import scan_file
 
     rng = np.random.default_rng(0)
     forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(rng.random((2000, 8)),

@@ -154,13 +154,13 @@ def create_data(onnx_bytes: bytes) -> Setup:
 
     from deployments import services as deployments
     from registry import services as registry
+    from registry.artifacts.storage import spool_stream
     from registry.pipeline import (
         handlers,  # noqa: F401 - installs the job handlers
         signing,
     )
     from registry.pipeline.jobs import job_run
-    from registry.pipeline.scan_service import scan_enqueue
-    from registry.storage import spool_stream
+    from registry.pipeline.scan.services import scan_enqueue
 
     owner = get_user_model().objects.create_user("bench", password=None, is_staff=True)
     model = registry.model_create(actor=owner, name="iris-bench")

@@ -17,11 +17,12 @@ from django.utils import timezone
 from deployments import permissions
 from deployments import routing as routing_rules
 from deployments.models import ACTIVE_PHASES, Deployment, Endpoint, Environment, Outcome, Phase, RoutingRecord, Strategy
-from registry import events, lineage
+from registry import events
 from registry import permissions as registry_permissions
 from registry import services as registry_services
 from registry.errors import AlreadyExists, DomainError, Forbidden, InvalidInput, InvalidState, NotFound
-from registry.lineage_models import EdgeKind, NodeKind
+from registry.lineage import services as lineage
+from registry.lineage.models import EdgeKind, NodeKind
 from registry.models import (
     Artifact,
     ArtifactFormat,

@@ -71,8 +71,8 @@ def session_for(sha256: str) -> LoadedModel:
 def _load(sha256: str) -> LoadedModel:
     import onnxruntime as ort
 
+    from registry.artifacts.storage import blob_open
     from registry.models import Blob
-    from registry.storage import blob_open
 
     blob = Blob.objects.get(sha256=sha256)
     with blob_open(blob) as fh:

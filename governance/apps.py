@@ -10,15 +10,13 @@ class GovernanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from governance import demo as governance_demo
         from governance.gates import promotion_gate
         from governance.receivers import record_domain_event
-        from registry import compare, demo, events, gates
+        from registry import events, gates
+        from registry.compare import selectors as compare
 
         events.domain_event.connect(record_domain_event, dispatch_uid="governance.audit")
         gates.register_gate(promotion_gate)
-        demo.demo_seeded.connect(governance_demo.protect_demo_models, dispatch_uid="governance.demo")
-        demo.demo_seeded.connect(governance_demo.seed_cards_and_erasure, dispatch_uid="governance.demo.cards")
         compare.register_metric_policy(champion_metric_rules)
         from governance.cards.jobs import card_export_job_run
         from registry.models import JobKind

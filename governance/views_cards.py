@@ -16,10 +16,10 @@ from governance.cards.forms import CardSectionForm
 from governance.models import CardState, ExportState, ModelCard
 from governance.views import _model, _raise_http
 from registry import selectors as registry_selectors
+from registry.artifacts.storage import artifact_storage
 from registry.errors import DomainError
 from registry.markdown import render_markdown
 from registry.models import ModelVersion, RegisteredModel
-from registry.storage import artifact_storage
 
 ACTIONS = {"submit", "approve", "return", "reopen", "archive", "refresh", "create"}
 

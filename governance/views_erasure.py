@@ -18,11 +18,11 @@ from governance.erasure import selectors, services
 from governance.erasure.forms import ErasureRequestForm, ExtendForm, ResolveForm
 from governance.models import ErasureRequest, ErasureState, ExemptionGround, SubjectManifest
 from governance.views import _raise_http
-from registry import lineage
 from registry.errors import DomainError, InvalidInput
-from registry.lineage_models import LineageNode, NodeKind
+from registry.lineage import services as lineage
+from registry.lineage.models import LineageNode, NodeKind
+from registry.lineage.views import graph_context
 from registry.models import ModelVersion
-from registry.views_lineage import graph_context
 
 
 def _request(request: HttpRequest, pk: int) -> ErasureRequest:

@@ -10,18 +10,20 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from registry import events, lineage
+        from registry import events
         from registry.api import schema  # noqa: F401 - registers OpenAPI auth extensions
+        from registry.lineage import services as lineage
 
-        events.domain_event.connect(lineage.on_domain_event, dispatch_uid="registry.lineage.fill")
+        events.domain_event.connect(lineage.on_domain_event, dispatch_uid="registry.lineage.services.fill")
         from registry.pipeline import handlers, jobs
 
         events.domain_event_committed.connect(jobs.on_domain_event_committed, dispatch_uid="registry.pipeline.jobs")
         events.domain_event_committed.connect(handlers.webhooks.on_domain_event_committed,
-                                              dispatch_uid="registry.pipeline.webhooks")
-        from registry import triggers
+                                              dispatch_uid="registry.webhooks.services")
+        from registry.pipeline import triggers
 
-        events.domain_event_committed.connect(triggers.on_domain_event_committed, dispatch_uid="registry.triggers")
+        events.domain_event_committed.connect(triggers.on_domain_event_committed,
+                                              dispatch_uid="registry.pipeline.triggers")
         self._forget_tokens_on_change()
 
     @staticmethod

@@ -20,7 +20,7 @@ from registry.models import (
     VersionTag,
 )
 from registry.prepared import Prepared
-from registry.search import compile_model_filter, compile_version_filter
+from registry.search.compiler import compile_model_filter, compile_version_filter
 
 MODEL_ORDERING = {
     "name": "name", "-name": "-name",

@@ -12,7 +12,10 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from registry import events, gates, permissions, prepared, selectors, sources, validation
+from registry import events, gates, permissions, prepared, selectors, validation
+from registry.artifacts import sources
+from registry.artifacts.paths import validate_artifact_path
+from registry.artifacts.storage import SpooledUpload, blob_put
 from registry.errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
 from registry.models import (
     TOKEN_SCOPES,
@@ -30,9 +33,7 @@ from registry.models import (
     VersionStatus,
     VersionTag,
 )
-from registry.paths import validate_artifact_path
 from registry.prepared import Prepared
-from registry.storage import SpooledUpload, blob_put
 
 TOKEN_PREFIX = "stm_"  # noqa: S105 - a public prefix, not a secret
 
@@ -299,7 +300,7 @@ def version_create_from_source(
     description: str = "", tags: Any = None,
 ) -> ModelVersion:
     """Register a version from an MLflow-style source, inheriting its run id, files, params, metrics and datasets."""
-    from registry import tracking
+    from registry.tracking import services as tracking
 
     source_uri = sources.validate_source(source_uri)
     tag_map = validation.tags(tags)

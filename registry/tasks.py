@@ -34,6 +34,6 @@ def signatures_verify_all() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def retrain_schedules_tick() -> int:
     """Fire the scheduled versioning triggers that are due (beat); return how many fired."""
-    from registry.triggers import retrain_schedules_tick as tick
+    from registry.pipeline.triggers import retrain_schedules_tick as tick
 
     return tick()

@@ -2,7 +2,11 @@
 
 from django.urls import path
 
-from registry import views, views_compare, views_lineage, views_pipeline, views_webhooks
+from registry.compare import views as views_compare
+from registry.lineage import views as views_lineage
+from registry.pipeline import views as views_pipeline
+from registry.views import pages as views
+from registry.webhooks import views as views_webhooks
 
 app_name = "registry"
 

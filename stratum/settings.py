@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "registry",
     "governance",
     "deployments",
+    "stratum.demo",
 ]
 
 MIDDLEWARE = [
@@ -185,7 +186,7 @@ STRATUM_ALLOWED_SOURCE_PREFIXES = env_list("STRATUM_ALLOWED_SOURCE_PREFIXES", "s
 # Uploaded files spool to disk past 1 MiB; Stratum's own handler hashes while writing.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
-FILE_UPLOAD_HANDLERS = ["registry.uploads.HashingUploadHandler"]
+FILE_UPLOAD_HANDLERS = ["registry.artifacts.uploads.HashingUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Celery: a broker when REDIS_URL is set; otherwise tasks run in-process, eagerly.

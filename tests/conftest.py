@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from registry import events, services
+from registry.artifacts.storage import spool_stream
 from registry.models import Role
-from registry.storage import spool_stream
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

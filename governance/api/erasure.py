@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 
 from governance.erasure import selectors, services
 from governance.models import ErasureRequest, ObligationStatus
-from registry import lineage
 from registry.errors import InvalidInput
-from registry.lineage_models import LineageNode
+from registry.lineage import services as lineage
+from registry.lineage.models import LineageNode
 from registry.models import ModelVersion
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024

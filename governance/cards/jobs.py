@@ -13,10 +13,10 @@ from pypdf import PdfWriter
 from governance.cards import pdf, selectors
 from governance.models import CardExportJob, ExportState
 from registry import permissions as registry_permissions
+from registry.artifacts.storage import artifact_storage
 from registry.errors import InvalidState, NotFound
 from registry.models import Job, JobKind, RegisteredModel
 from registry.pipeline import jobs as pipeline_jobs
-from registry.storage import artifact_storage
 
 
 @transaction.atomic

@@ -17,8 +17,8 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from governance.cards import prefill, selectors, svg
 from governance.cards.schema import SECTIONS
 from governance.models import ModelCard
-from registry import lineage
-from registry.lineage_models import NodeKind
+from registry.lineage import services as lineage
+from registry.lineage.models import NodeKind
 from registry.markdown import render_markdown
 from registry.models import Role
 from registry.permissions import model_role

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from registry.lineage_layout import layered_layout
+from registry.lineage.layout import layered_layout
 
 ACCENT, MUTED, GRID, TEXT = "#2563eb", "#9aa5b1", "#e5e7eb", "#1f2933"
 KIND_COLOURS = {"dataset": "#0f766e", "feature_set": "#7c3aed", "code_commit": "#b45309",

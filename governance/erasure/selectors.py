@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from governance import permissions
 from governance.models import ErasureObligation, ErasureRequest, ErasureState, ObligationStatus
-from registry import lineage
 from registry.errors import Forbidden, NotFound
-from registry.lineage_models import LineageEdge, LineageNode
+from registry.lineage import services as lineage
+from registry.lineage.models import LineageEdge, LineageNode
 
 
 def _require_handler(actor: Any) -> None:

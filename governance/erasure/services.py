@@ -27,9 +27,10 @@ from governance.models import (
     SubjectManifest,
     SuppressedSubject,
 )
-from registry import events, lineage
+from registry import events
 from registry.errors import Forbidden, InvalidInput, InvalidState
-from registry.lineage_models import LineageNode, NodeKind
+from registry.lineage import services as lineage
+from registry.lineage.models import LineageNode, NodeKind
 from registry.models import ModelVersion
 
 MAX_MANIFEST = 1_000_000

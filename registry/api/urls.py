@@ -2,11 +2,11 @@
 
 from django.urls import path
 
-from registry.api import compare as compare_api
-from registry.api import lineage as lineage_api
-from registry.api import pipeline as pipeline_api
-from registry.api import triggers as triggers_api
 from registry.api import views as v
+from registry.compare import api as compare_api
+from registry.lineage import api as lineage_api
+from registry.pipeline import api as pipeline_api
+from registry.pipeline import triggers_api
 
 V = "models/<str:name>/versions/<str:ref>"
 

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import F, Func, IntegerField
 
-from registry import selectors, tracking
+from registry import selectors
 from registry.models import (
     Experiment,
     LoggedModel,
@@ -21,6 +21,7 @@ from registry.models import (
     RunParam,
     RunTag,
 )
+from registry.tracking import services as tracking
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)

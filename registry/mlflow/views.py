@@ -17,12 +17,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from registry import selectors, services, sources, tracking
+from registry import selectors, services
+from registry.artifacts import sources
+from registry.artifacts.formats import content_type_for
+from registry.artifacts.storage import blob_open, iter_range, spool_stream
 from registry.errors import Forbidden, InvalidInput, NotFound, UploadTooLarge
-from registry.formats import content_type_for
 from registry.mlflow import errors, shapes
 from registry.models import LifecycleStage, LoggedModelStatus, Stage
-from registry.storage import blob_open, iter_range, spool_stream
+from registry.tracking import services as tracking
 
 MAX_MODEL_RESULTS = 1000
 MAX_VERSION_RESULTS = 200_000

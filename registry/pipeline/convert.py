@@ -78,8 +78,8 @@ def _sample_file(version: Any, workdir: str) -> str:
     """Write the version's held-out sample (MLflow input_example.json or sample.json) as .npy; "" when none."""
     import numpy as np
 
+    from registry.artifacts.storage import blob_open
     from registry.models import Artifact
-    from registry.storage import blob_open
 
     artifact = (Artifact.objects.filter(version=version, format="json")
                 .filter(path__regex=r"(^|/)(input_example|sample)\.json$").order_by("path").first())
@@ -100,7 +100,7 @@ def _sample_file(version: Any, workdir: str) -> str:
 
 
 def _local_copy(artifact: Any, workdir: str) -> str:
-    from registry.storage import artifact_storage, blob_open
+    from registry.artifacts.storage import artifact_storage, blob_open
 
     storage = artifact_storage()
     try:
@@ -123,13 +123,14 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
-    from registry import lineage, services
-    from registry.lineage_models import EdgeKind, NodeKind
+    from registry import services
+    from registry.artifacts.storage import spool_stream
+    from registry.lineage import services as lineage
+    from registry.lineage.models import EdgeKind, NodeKind
     from registry.models import Artifact
     from registry.pipeline import jobs
     from registry.pipeline.loader import run_sandboxed
     from registry.pipeline.selectors import artifact_quarantined
-    from registry.storage import spool_stream
 
     artifact = Artifact.objects.select_related("blob", "version__model").filter(pk=job.artifact_id).first()
     if artifact is None or artifact.blob_id != job.params.get("sha256"):

@@ -1,7 +1,9 @@
 """Import every module that registers a job handler, so a worker knows every job kind."""
 
 from registry.models import JobKind
-from registry.pipeline import convert, jobs, scan_service, signing, webhooks
+from registry.pipeline import convert, jobs, signing
+from registry.pipeline.scan import services as scan_service
+from registry.webhooks import services as webhooks
 
 jobs.register_handler(JobKind.CONVERT, convert.artifact_convert_run)
 

@@ -163,7 +163,7 @@ def on_domain_event_committed(sender: Any, event: Any, **kwargs: Any) -> None:
         artifacts = Artifact.objects.filter(version_id=event.target_id, path=event.data.get("path"))
     else:
         return
-    from registry.pipeline import scan_service
+    from registry.pipeline.scan import services as scan_service
 
     for artifact in artifacts.select_related("version__model"):
         scan_service.scan_enqueue(artifact)

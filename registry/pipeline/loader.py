@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from registry.pipeline.scan import global_is_safe
+from registry.pipeline.scan.analysis import global_is_safe
 
 
 class Refused(pickle.UnpicklingError):

@@ -23,10 +23,10 @@ from django.conf import settings
 from django.db import transaction
 
 from registry import events, permissions
+from registry.artifacts.storage import artifact_storage, blob_open, blob_put, spool_stream
 from registry.errors import Forbidden, InvalidState
 from registry.models import Artifact, Job, JobKind, ModelVersion, SignatureVerification, VersionSignature
 from registry.pipeline import jobs
-from registry.storage import artifact_storage, blob_open, blob_put, spool_stream
 
 
 def _development_key_path() -> Path:

@@ -15,7 +15,7 @@ from registry.pipeline import (
     signing,
 )
 from registry.pipeline.jobs import job_run
-from registry.pipeline.scan_service import scan_enqueue
+from registry.pipeline.scan.services import scan_enqueue
 from registry.services import token_create
 
 FEATURES = ["f0", "f1", "f2", "f3"]

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_seed_demo_serves_each_champion_and_prints_a_serving_token(client, monkeypatch):
-    from registry import demo
+    from stratum.demo import registry as demo
 
     monkeypatch.setattr(demo, "DEMO_MODELS", tuple(m for m in demo.DEMO_MODELS if m.name == "iris-species"))
     out = StringIO()

@@ -11,7 +11,7 @@ from deployments import analysis, selectors, services, serving
 from deployments.models import AnalysisRun, Deployment, Endpoint, Outcome, Phase, RoutingRecord
 from governance.models import AuditEvent
 from registry.errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
-from registry.lineage_models import EdgeKind, LineageEdge, NodeKind
+from registry.lineage.models import EdgeKind, LineageEdge, NodeKind
 from registry.models import Role
 from tests.deployments.conftest import broken_onnx, iris_onnx
 
@@ -105,7 +105,7 @@ def test_changed_file_after_signing_blocks_going_live(servable_version, register
 
     version = servable_version(registered_model)
     from registry.pipeline.jobs import job_run
-    from registry.pipeline.scan_service import scan_enqueue
+    from registry.pipeline.scan.services import scan_enqueue
 
     extra = registry_services.artifact_add(version=version, actor=owner, path="extra.txt", upload=spooled(b"late"))
     job_run(scan_enqueue(extra).pk)
@@ -399,8 +399,8 @@ def test_the_monitor_task_evaluates_every_progressing_rollout(live, v2, endpoint
 def test_a_rolled_back_canary_fires_the_models_degradation_trigger(live, servable_version, registered_model,
                                                                     endpoint, owner, predict,
                                                                     django_capture_on_commit_callbacks):
-    from registry import triggers
     from registry.models import RetrainRequest
+    from registry.pipeline import triggers
 
     triggers.retrain_rule_create(model=registered_model, actor=owner, trigger="degradation")
     broken = servable_version(registered_model, broken_onnx())
@@ -417,7 +417,7 @@ def test_a_rolled_back_canary_fires_the_models_degradation_trigger(live, servabl
 
 def test_tampered_stored_bytes_never_go_live_nor_load(servable_version, registered_model, endpoint, owner, predict,
                                                       settings):
-    from registry.storage import artifact_storage
+    from registry.artifacts.storage import artifact_storage
 
     version = servable_version(registered_model)
     blob = version.artifacts.get(path="model.onnx").blob

@@ -7,8 +7,8 @@ from django.contrib.auth.models import Group
 
 from governance import services
 from governance.erasure import services as erasure_services
-from registry import lineage
 from registry import services as registry_services
+from registry.lineage import services as lineage
 from registry.models import Role
 
 

@@ -10,9 +10,9 @@ from django.core.management import call_command
 
 from governance.erasure import hashing, services
 from governance.models import ErasureState, ObligationStatus, SubjectHash
-from registry import lineage
 from registry import services as registry_services
 from registry.errors import Forbidden, InvalidInput, InvalidState
+from registry.lineage import services as lineage
 from tests.governance.conftest import OTHERS, SUBJECT
 
 

@@ -280,7 +280,8 @@ def test_emergency_rollback_executes_at_once_for_maintainers(protected, team, ow
 
 def test_champion_policy_drives_the_challenger_verdict(registered_model, owner, make_version):
     from governance import services as gov
-    from registry import compare, services
+    from registry import services
+    from registry.compare import selectors as compare
 
     champion = make_version(registered_model, metrics={"auc": 0.90, "latency": 10.0})
     challenger = make_version(registered_model, metrics={"auc": 0.905, "latency": 30.0})

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from governance import audit, selectors
 from governance.models import PromotionRequest, ProtectedTarget
-from registry import demo
+from stratum.demo import registry as demo
 
 pytestmark = pytest.mark.django_db
 
@@ -37,9 +37,9 @@ def test_seed_demo_protects_targets_and_opens_a_request_once():
 
 
 def test_seeded_demo_subject_is_traced_to_two_datasets_three_versions_and_two_deployments():
-    from governance.demo import DEMO_SUBJECT
     from governance.erasure import services as erasure_services
     from governance.models import ModelCard
+    from stratum.demo.governance import DEMO_SUBJECT
 
     call_command("seed_demo", stdout=io.StringIO())
     call_command("seed_demo", stdout=io.StringIO())

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from registry.artifacts.storage import blob_open
 from registry.models import Alias, Artifact, ModelVersion, RegisteredModel
-from registry.storage import blob_open
 from tests.conftest import free_port
 from tests.registry.mlflow_support import require_mlflow
 

@@ -7,7 +7,8 @@ import io
 
 import pytest
 
-from registry import compare, services
+from registry import services
+from registry.compare import selectors as compare
 from registry.errors import InvalidInput, NotFound
 from registry.models import Role
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from registry import lineage, services
+from registry import services
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
-from registry.lineage_layout import layered_layout
-from registry.lineage_models import EdgeKind, LineageEdge, LineageNode, NodeKind
+from registry.lineage import services as lineage
+from registry.lineage.layout import layered_layout
+from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
 from registry.models import Role
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from registry import services, sources
+from registry import services
+from registry.artifacts import sources
 from registry.errors import InvalidInput
 from registry.models import ModelVersion
 

@@ -13,10 +13,10 @@ import joblib
 import numpy as np
 import pytest
 
-from registry import formats
+from registry.artifacts import formats
+from registry.artifacts.formats import SNIFF_BYTES, content_type_for, detect_format
+from registry.artifacts.paths import MAX_PATH_LENGTH, MAX_SEGMENT_LENGTH, validate_artifact_path
 from registry.errors import InvalidInput
-from registry.formats import SNIFF_BYTES, content_type_for, detect_format
-from registry.paths import MAX_PATH_LENGTH, MAX_SEGMENT_LENGTH, validate_artifact_path
 
 # ------------------------------------------------------------------------------------------------- paths
 

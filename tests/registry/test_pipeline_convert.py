@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from registry.lineage_models import EdgeKind, LineageEdge
+from registry.lineage.models import EdgeKind, LineageEdge
 from registry.models import Artifact, Job, JobState
 from registry.pipeline.loader import load_in_sandbox, run_sandboxed
 from tests.registry.pickle_corpus import MALICIOUS, benign_models, joblib_bytes, joblib_with_malicious_object

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from registry.formats import detect_format
-from registry.pipeline.scan import global_is_safe, scan_file
+from registry.artifacts.formats import detect_format
+from registry.pipeline.scan.analysis import global_is_safe, scan_file
 from tests.registry.pickle_corpus import (
     MALICIOUS,
     Reduce,

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from registry.models import WebhookDelivery, WebhookSubscription
-from registry.pipeline import webhooks
+from registry.webhooks import services as webhooks
 
 pytestmark = pytest.mark.django_db
 

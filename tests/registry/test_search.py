@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from registry import search, services
+from registry import services
 from registry.models import ModelVersion, RegisteredModel
-from registry.search import FilterError, compile_model_filter, compile_version_filter
+from registry.search import compiler as search
+from registry.search.compiler import FilterError, compile_model_filter, compile_version_filter
 
 pytestmark = pytest.mark.django_db
 

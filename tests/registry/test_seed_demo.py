@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from registry import demo, permissions, services
+from registry import permissions, services
 from registry.authentication import user_for_token
 from registry.models import (
     AccessToken,
@@ -24,6 +24,7 @@ from registry.models import (
     Stage,
     VersionDataset,
 )
+from stratum.demo import registry as demo
 
 pytestmark = pytest.mark.django_db
 

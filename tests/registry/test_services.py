@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from registry import gates, selectors, services, validation
+from registry.artifacts.storage import spool_dir
 from registry.authentication import user_for_token
 from registry.errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
 from registry.models import (
@@ -24,7 +25,6 @@ from registry.models import (
     Role,
     Stage,
 )
-from registry.storage import spool_dir
 from tests.conftest import spooled
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,7 @@ import pytest
 from django.conf import settings
 
 from registry import services
-from registry.errors import InvalidState, UploadTooLarge
-from registry.models import Artifact, Blob
-from registry.storage import (
+from registry.artifacts.storage import (
     CHUNK,
     HashingWriter,
     artifact_storage,
@@ -23,6 +21,8 @@ from registry.storage import (
     spool_dir,
     spool_stream,
 )
+from registry.errors import InvalidState, UploadTooLarge
+from registry.models import Artifact, Blob
 from tests.conftest import spooled
 
 pytestmark = pytest.mark.django_db

@@ -8,10 +8,12 @@ import pytest
 from django.utils import timezone
 
 from governance.models import AuditEvent
-from registry import events, lineage, services, triggers
+from registry import events, services
 from registry.errors import Forbidden, InvalidInput
-from registry.lineage_models import NodeKind
+from registry.lineage import services as lineage
+from registry.lineage.models import NodeKind
 from registry.models import RetrainRequest, Role, WebhookDelivery
+from registry.pipeline import triggers
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +90,7 @@ def test_a_changed_dataset_schema_suggests_a_major_release(registered_model, mak
 
 def test_degradation_fires_once_per_rollout_and_reaches_webhooks(trained, registered_model, owner,
                                                                  django_capture_on_commit_callbacks):
-    from registry.pipeline import webhooks
+    from registry.webhooks import services as webhooks
 
     triggers.retrain_rule_create(model=registered_model, actor=owner, trigger="degradation")
     webhooks.subscription_create(actor=owner, url="https://hooks.example.com/retrain", model=registered_model,

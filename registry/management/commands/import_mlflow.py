@@ -20,11 +20,12 @@ from typing import IO, Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from registry import selectors, services, sources
+from registry import selectors, services
+from registry.artifacts import sources
+from registry.artifacts.paths import validate_artifact_path
+from registry.artifacts.storage import SpooledUpload, spool_stream
 from registry.errors import DomainError, InvalidInput
 from registry.models import Alias, ModelTag, ModelVersion, RegisteredModel, VersionTag
-from registry.paths import validate_artifact_path
-from registry.storage import SpooledUpload, spool_stream
 
 IMPORT_TAG = "stratum.imported_from"
 ORIGINAL_SOURCE_TAG = "stratum.original_source"

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from registry import lineage
+from registry.lineage import services as lineage
 
 
 class Command(BaseCommand):

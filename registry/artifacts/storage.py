@@ -1,0 +1,152 @@
+"""Content-addressed artifact store over Django's storage API: stream in, hash while writing, dedupe by SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import Storage, storages
+from django.db import IntegrityError, transaction
+
+from registry.artifacts.formats import SNIFF_BYTES, detect_format
+from registry.errors import UploadTooLarge
+from registry.models import Blob
+
+CHUNK = 1024 * 1024
+
+
+def artifact_storage() -> Storage:
+    """Return the configured artifact storage backend."""
+    return storages["artifacts"]
+
+
+def spool_dir() -> str:
+    """Return the folder where uploads are spooled while they are hashed (same disk as the store)."""
+    path = os.path.join(settings.ARTIFACT_ROOT, "tmp")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+@dataclass
+class SpooledUpload:
+    """A fully received upload on local disk, with its hash, size and sniffed format."""
+
+    path: str
+    sha256: str
+    size: int
+    format: str
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class HashingWriter:
+    """Write chunks to a spool file while hashing them and enforcing the size limit."""
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.max_bytes = settings.MAX_UPLOAD_BYTES if max_bytes is None else max_bytes
+        fd, self.path = tempfile.mkstemp(prefix="upload-", dir=spool_dir())
+        self.file = os.fdopen(fd, "wb")
+        self.hasher = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+        self.closed = False
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            self.abort()
+            raise UploadTooLarge(f"Upload exceeds the limit of {self.max_bytes} bytes.")
+        if len(self.head) < SNIFF_BYTES:
+            self.head += chunk[: SNIFF_BYTES - len(self.head)]
+        self.hasher.update(chunk)
+        self.file.write(chunk)
+
+    def finish(self) -> SpooledUpload:
+        self.file.close()
+        self.closed = True
+        return SpooledUpload(self.path, self.hasher.hexdigest(), self.size, detect_format(self.head))
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.file.close()
+            self.closed = True
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def spool_stream(stream: IO[bytes], *, max_bytes: int | None = None) -> SpooledUpload:
+    """Copy a readable stream into a spool file in chunks; memory stays flat whatever the size."""
+    writer = HashingWriter(max_bytes)
+    try:
+        while True:
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                break
+            writer.write(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish()
+
+
+class _SpoolFile(File):
+    """A File whose temporary_file_path lets FileSystemStorage move it into place instead of copying."""
+
+    def temporary_file_path(self) -> str:
+        return self.name
+
+
+def blob_put(upload: SpooledUpload) -> Blob:
+    """Store a spooled upload as a blob (once per content) and return it; the spool file is consumed."""
+    try:
+        blob = Blob.objects.filter(pk=upload.sha256).first()
+        storage = artifact_storage()
+        name = f"blobs/{upload.sha256[:2]}/{upload.sha256[2:4]}/{upload.sha256}"
+        if blob is not None and storage.exists(name):
+            return blob
+        if not storage.exists(name):
+            with open(upload.path, "rb") as fh:
+                saved = storage.save(name, _SpoolFile(fh, name=upload.path))
+            if saved != name:  # a concurrent writer stored the same content first
+                storage.delete(saved)
+        if blob is None:
+            try:
+                with transaction.atomic():
+                    blob = Blob.objects.create(sha256=upload.sha256, size=upload.size)
+            except IntegrityError:
+                blob = Blob.objects.get(pk=upload.sha256)
+        return blob
+    finally:
+        upload.discard()
+
+
+def blob_open(blob: Blob) -> IO[bytes]:
+    """Open a blob's bytes for reading."""
+    return artifact_storage().open(blob.storage_name, "rb")
+
+
+def iter_range(fh: IO[bytes], start: int, length: int, chunk: int = 256 * 1024) -> Iterator[bytes]:
+    """Yield `length` bytes of `fh` from `start` in chunks, closing it at the end."""
+    try:
+        fh.seek(start)
+        remaining = length
+        while remaining > 0:
+            data = fh.read(min(chunk, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            yield data
+    finally:
+        fh.close()

@@ -1,0 +1,448 @@
+"""Lineage services and reads: typed nodes and edges, cycle refusal, and recursive-CTE walks and impact.
+
+Authorization: a node scoped to a model (its versions, and conversions, deployments and prediction batches
+registered against it) is visible only to those who may see that model, and is written only by its contributors.
+Unscoped nodes (datasets, feature sets, code commits, unscoped deployments) are readable by every signed-in user
+and may be registered by anyone who contributes to at least one model (or staff). Walks and impact silently drop
+nodes the actor may not see, so a hidden model never leaks through the graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+
+from registry import events, permissions, selectors
+from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
+from registry.models import DatasetRole, ModelRole, ModelVersion, RegisteredModel, Role
+
+MAX_DEPTH = 25
+DEFAULT_DEPTH = 3
+MAX_GRAPH_NODES = 1000
+SCOPED_KINDS = {NodeKind.MODEL_VERSION, NodeKind.CONVERTED_ARTIFACT, NodeKind.DEPLOYMENT, NodeKind.PREDICTION_BATCH}
+IMPACT_KINDS = (NodeKind.MODEL_VERSION, NodeKind.DEPLOYMENT)
+
+# Which kinds of node each edge kind may join: (upstream kinds, downstream kinds).
+_DATA = {NodeKind.DATASET, NodeKind.FEATURE_SET}
+EDGE_RULES: dict[str, tuple[set[str], set[str]]] = {
+    EdgeKind.DERIVED_FROM: ({*_DATA, NodeKind.PREDICTION_BATCH}, _DATA),
+    EdgeKind.TRAINED_ON: (_DATA, {NodeKind.MODEL_VERSION}),
+    EdgeKind.USES_FEATURES: ({NodeKind.FEATURE_SET}, {NodeKind.MODEL_VERSION}),
+    EdgeKind.BUILT_FROM_CODE: ({NodeKind.CODE_COMMIT}, {*_DATA, NodeKind.MODEL_VERSION, NodeKind.CONVERTED_ARTIFACT}),
+    EdgeKind.CONVERTED_FROM: ({NodeKind.MODEL_VERSION}, {NodeKind.CONVERTED_ARTIFACT}),
+    EdgeKind.FINE_TUNED_FROM: ({NodeKind.MODEL_VERSION}, {NodeKind.MODEL_VERSION}),
+    EdgeKind.DEPLOYED_AS: ({NodeKind.MODEL_VERSION, NodeKind.CONVERTED_ARTIFACT}, {NodeKind.DEPLOYMENT}),
+    EdgeKind.PRODUCED: ({NodeKind.DEPLOYMENT, NodeKind.MODEL_VERSION}, {NodeKind.PREDICTION_BATCH}),
+}
+# What names a node of each kind: two registrations with the same identity are the same node.
+IDENTITY: dict[str, tuple[str, ...]] = {
+    NodeKind.DATASET: ("name", "uri", "digest", "version"),
+    NodeKind.FEATURE_SET: ("name", "version"),
+    NodeKind.CODE_COMMIT: ("repository", "commit"),
+    NodeKind.CONVERTED_ARTIFACT: ("model", "name", "version", "digest"),
+    NodeKind.DEPLOYMENT: ("model", "name", "external_id"),
+    NodeKind.PREDICTION_BATCH: ("model", "name", "endpoint", "window_start", "window_end"),
+}
+TEXT_LIMITS = {"name": 500, "version": 128, "uri": 2048, "digest": 128, "repository": 2048, "commit": 64,
+               "transformation_ref": 2048, "external_id": 256, "endpoint": 256}
+
+
+# --------------------------------------------------------------------------------------------- permissions
+
+
+def can_register_lineage(user: Any) -> bool:
+    """Staff, and whoever contributes to at least one model, may register unscoped lineage (datasets, code)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_staff or user.is_superuser or RegisteredModel.objects.filter(owner_id=user.pk).exists():
+        return True
+    grants = Q(user_id=user.pk) | Q(group__in=user.groups.all())
+    return ModelRole.objects.filter(grants, role__gte=Role.CONTRIBUTOR).exists()
+
+
+def visible_nodes(actor: Any) -> QuerySet[LineageNode]:
+    """Return the lineage nodes `actor` may see: unscoped ones, and those of models they may see."""
+    if actor is None or not actor.is_authenticated:
+        return LineageNode.objects.none()
+    if actor.is_staff or actor.is_superuser:
+        return LineageNode.objects.all()
+    return LineageNode.objects.filter(Q(model__isnull=True) | Q(model__in=permissions.visible_models(actor)))
+
+
+def _visible_model_ids(actor: Any, model_ids: set[int]) -> set[int]:
+    if not model_ids:
+        return set()
+    return set(permissions.visible_models(actor).filter(pk__in=model_ids).values_list("pk", flat=True))
+
+
+def _check_write(actor: Any, node: LineageNode) -> None:
+    """Raise unless `actor` may attach lineage to `node` (contributors of its model, or lineage registrants)."""
+    if node.model_id is not None:
+        if not permissions.can_contribute(actor, node.model):
+            if not permissions.can_view(actor, node.model):
+                raise NotFound(f"Lineage node {node.pk} not found.")
+            raise Forbidden(f"You do not have permission to record lineage on model {node.model.name!r}.")
+    elif not can_register_lineage(actor):
+        raise Forbidden("Only contributors of a model may register lineage.")
+
+
+def _lock_graph() -> None:
+    """Serialise lineage writes so two concurrent edges can never close a cycle together (SQLite already does)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x5354524C494E])  # "STRLIN"
+
+
+# ------------------------------------------------------------------------------------------------ writes
+
+
+def _identity_key(kind: str, fields: dict[str, Any]) -> str:
+    parts = [kind, *[_plain(fields.get(name)) for name in IDENTITY[kind]]]
+    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, RegisteredModel):
+        return value.pk
+    return value if value is not None else ""
+
+
+def _clean_node_fields(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, limit in TEXT_LIMITS.items():
+        value = fields.get(name, "")
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise InvalidInput(f"Lineage node {name} must be text.")
+        value = value.strip()
+        if len(value) > limit or "\x00" in value:
+            raise InvalidInput(f"Lineage node {name} must be at most {limit} characters, without NUL.")
+        out[name] = value
+    if kind == NodeKind.CODE_COMMIT:
+        if not out["commit"]:
+            raise InvalidInput("A code commit node needs a commit.")
+        out["name"] = out["name"] or f"{out['repository'] or 'code'}@{out['commit'][:12]}"
+    if not out["name"]:
+        raise InvalidInput("A lineage node needs a name.")
+    row_count = fields.get("row_count")
+    if row_count is not None and (isinstance(row_count, bool) or not isinstance(row_count, int) or row_count < 0):
+        raise InvalidInput("row_count must be a non-negative integer.")
+    for name in ("schema", "properties"):
+        value = fields.get(name) or {}
+        if not isinstance(value, (dict, list)):
+            raise InvalidInput(f"{name} must be a JSON object or list.")
+        if len(json.dumps(value)) > 100_000:
+            raise InvalidInput(f"{name} is too large.")
+        out[name] = value
+    start, end = fields.get("window_start"), fields.get("window_end")
+    if start and end and end < start:
+        raise InvalidInput("window_end must not be before window_start.")
+    out.update(row_count=row_count, window_start=start, window_end=end,
+               contains_personal_data=bool(fields.get("contains_personal_data", False)))
+    return out
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A node or edge a service returns, and whether this call created it."""
+
+    obj: Any
+    created: bool
+
+
+@transaction.atomic
+def node_create(*, actor: Any, kind: str, model: RegisteredModel | None = None,
+                model_version: ModelVersion | None = None, **fields: Any) -> Registered:
+    """Register a lineage node (or return the existing one with the same identity); model versions by reference."""
+    if kind not in NodeKind.values:
+        raise InvalidInput(f"Unknown node kind {kind!r}; use one of {', '.join(NodeKind.values)}.")
+    if kind == NodeKind.MODEL_VERSION:
+        if model_version is None:
+            raise InvalidInput("A model_version node names its model and version.")
+        if not permissions.can_contribute(actor, model_version.model):
+            if not permissions.can_view(actor, model_version.model):
+                raise NotFound(f"Registered model {model_version.model.name!r} not found.")
+            raise Forbidden(f"You do not have permission to record lineage on model {model_version.model.name!r}.")
+        _lock_graph()
+        node, created = version_node_ensure(model_version)
+        return Registered(node, created)
+    if model_version is not None:
+        raise InvalidInput("Only model_version nodes name a version.")
+    if model is not None and kind not in SCOPED_KINDS:
+        raise InvalidInput(f"A {kind} node is shared across models; do not name a model.")
+    clean = _clean_node_fields(kind, fields)
+    probe = LineageNode(kind=kind, model=model)
+    _check_write(actor, probe)
+    _lock_graph()
+    key = _identity_key(kind, {**clean, "model": model})
+    existing = LineageNode.objects.filter(kind=kind, key=key).first()
+    if existing is not None:
+        return Registered(existing, False)
+    node = LineageNode.objects.create(kind=kind, key=key, model=model, owner=actor, **clean)
+    events.emit("lineage_node.created", actor=actor, target=node,
+                data={"kind": kind, "name": node.name, "model": model.name if model else None,
+                      "contains_personal_data": node.contains_personal_data})
+    return Registered(node, True)
+
+
+@transaction.atomic
+def edge_create(*, actor: Any, upstream: LineageNode, downstream: LineageNode, kind: str, role: str = "") -> Registered:
+    """Record that `downstream` <kind> `upstream` (e.g. a version trained_on a dataset); cycles are refused."""
+    for node in sorted((upstream, downstream), key=lambda n: n.model_id is None):  # hidden models answer 404 first
+        _check_write(actor, node)
+    _lock_graph()
+    edge, created = _edge_insert(upstream=upstream, downstream=downstream, kind=kind, role=role, actor=actor)
+    if created:
+        events.emit("lineage_edge.created", actor=actor, target=edge, data={
+            "kind": kind, "role": edge.role, "upstream": upstream.pk, "downstream": downstream.pk,
+            "upstream_label": str(upstream), "downstream_label": str(downstream)})
+    return Registered(edge, created)
+
+
+def _edge_insert(*, upstream: LineageNode, downstream: LineageNode, kind: str, role: str, actor: Any
+                 ) -> tuple[LineageEdge, bool]:
+    """Validate and insert an edge under the graph lock; no permission check, no event (callers do that)."""
+    if kind not in EdgeKind.values:
+        raise InvalidInput(f"Unknown edge kind {kind!r}; use one of {', '.join(EdgeKind.values)}.")
+    ups, downs = EDGE_RULES[kind]
+    if upstream.kind not in ups or downstream.kind not in downs:
+        raise InvalidInput(
+            f"A {kind} edge joins {'/'.join(sorted(ups))} (upstream) to {'/'.join(sorted(downs))} (downstream), "
+            f"not {upstream.kind} to {downstream.kind}.")
+    role = role or ""
+    if kind == EdgeKind.TRAINED_ON:
+        role = role or DatasetRole.TRAIN
+        if role not in DatasetRole.values:
+            raise InvalidInput(f"Unknown dataset role {role!r}; use one of {', '.join(DatasetRole.values)}.")
+    elif role:
+        raise InvalidInput("Only trained_on edges carry a role.")
+    existing = LineageEdge.objects.filter(upstream=upstream, downstream=downstream, kind=kind, role=role).first()
+    if existing is not None:
+        return existing, False
+    if upstream.pk == downstream.pk or reaches(start=downstream.pk, goal=upstream.pk):
+        raise InvalidState(f"Refused: an edge from node {upstream.pk} to node {downstream.pk} would close a cycle "
+                           f"(node {downstream.pk} is already upstream of node {upstream.pk}).")
+    edge = LineageEdge.objects.create(upstream=upstream, downstream=downstream, kind=kind, role=role,
+                                      created_by=actor)
+    return edge, True
+
+
+def version_node_ensure(version: ModelVersion) -> tuple[LineageNode, bool]:
+    """Return the lineage node of a model version, creating it when missing (no permission check)."""
+    node = LineageNode.objects.filter(model_version=version).first()
+    if node is not None:
+        return node, False
+    node = LineageNode.objects.create(
+        kind=NodeKind.MODEL_VERSION, key=f"model_version:{version.pk}", model_id=version.model_id,
+        model_version=version, name=version.model.name, version=str(version.number), uri=version.source_uri,
+        properties={"run_id": version.run_id} if version.run_id else {}, owner=version.creator)
+    return node, True
+
+
+def _system_node(kind: str, owner: Any, **fields: Any) -> LineageNode:
+    clean = _clean_node_fields(kind, fields)
+    key = _identity_key(kind, clean)
+    node = LineageNode.objects.filter(kind=kind, key=key).first()
+    return node or LineageNode.objects.create(kind=kind, key=key, owner=owner, **clean)
+
+
+def lineage_fill_from_version(version: ModelVersion) -> int:
+    """Record what a version already knows (datasets with roles, code commit) as lineage; return new edges.
+
+    Filled edges have no creator (that marks them as derived from the version), and no event of their own: the
+    version's own created/updated event is the audited fact they follow from.
+    """
+    _lock_graph()
+    node, _ = version_node_ensure(version)
+    added = 0
+    for ds in version.datasets.all():
+        upstream = _system_node(NodeKind.DATASET, version.creator, name=ds.name, uri=ds.uri, digest=ds.digest)
+        added += _edge_insert(upstream=upstream, downstream=node, kind=EdgeKind.TRAINED_ON, role=ds.role,
+                              actor=None)[1]
+    stale = LineageEdge.objects.filter(downstream=node, kind=EdgeKind.BUILT_FROM_CODE, created_by__isnull=True)
+    if version.code_commit:
+        code = _system_node(NodeKind.CODE_COMMIT, version.creator, repository=version.code_repository,
+                            commit=version.code_commit)
+        stale.exclude(upstream=code).delete()
+        added += _edge_insert(upstream=code, downstream=node, kind=EdgeKind.BUILT_FROM_CODE, role="", actor=None)[1]
+    else:
+        stale.delete()
+    return added
+
+
+def on_domain_event(sender: Any, event: events.DomainEvent, **kwargs: Any) -> None:
+    """Fill lineage inside the transaction that created or re-pointed a version (connected in apps.ready)."""
+    if event.action == "model_version.created" or (
+        event.action == "model_version.updated" and {"code_commit", "code_repository"} & set(event.data)
+    ):
+        version = event.instance
+        if not (isinstance(version, ModelVersion) and event.action == "model_version.created"
+                and selectors.is_primed(version)):  # the creating service hands over what it wrote
+            version = (ModelVersion.objects.select_related("model", "creator").prefetch_related("datasets")
+                       .filter(pk=event.target_id).first())
+        if version is None:
+            return
+        # A version with no datasets and no commit has nothing upstream yet: its node is made when first needed.
+        if event.action == "model_version.created" and not version.code_commit and not version.datasets.all():
+            return
+        lineage_fill_from_version(version)
+
+
+def lineage_backfill(*, versions: QuerySet[ModelVersion] | None = None) -> int:
+    """Fill lineage for existing versions (those registered before lineage existed); return the edges added."""
+    qs = versions if versions is not None else ModelVersion.objects.all()
+    added = 0
+    for version in qs.select_related("model", "creator").prefetch_related("datasets").order_by("pk").iterator(
+            chunk_size=500):
+        with transaction.atomic():
+            added += lineage_fill_from_version(version)
+    return added
+
+
+# ------------------------------------------------------------------------------------------------- reads
+
+
+def node_get(*, actor: Any, node_id: int | str) -> LineageNode:
+    """Return a node `actor` may see, or raise NotFound (the same answer whether it is hidden or missing)."""
+    try:
+        pk = int(node_id)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"Node id must be an integer, not {str(node_id)[:40]!r}.")
+    node = (visible_nodes(actor).select_related("model", "model_version", "model_version__model", "owner")
+            .filter(pk=pk).first())
+    if node is None:
+        raise NotFound(f"Lineage node {pk} not found.")
+    return node
+
+
+def node_for_version(*, version: ModelVersion) -> LineageNode | None:
+    """Return the lineage node of an already visible version, or None when it has none yet."""
+    return LineageNode.objects.filter(model_version=version).first()
+
+
+def _edge_table() -> str:
+    return connection.ops.quote_name(LineageEdge._meta.db_table)
+
+
+def _node_table() -> str:
+    return connection.ops.quote_name(LineageNode._meta.db_table)
+
+
+def reaches(*, start: int, goal: int) -> bool:
+    """True when `goal` is downstream of `start` (one recursive query; stops at the first hit)."""
+    sql = f"""
+        WITH RECURSIVE down(id) AS (
+            SELECT CAST(%s AS BIGINT)
+            UNION
+            SELECT e.downstream_id FROM {_edge_table()} e JOIN down d ON e.upstream_id = d.id
+        )
+        SELECT 1 FROM down WHERE id = %s LIMIT 1"""  # noqa: S608 - only identifiers from model metadata are interpolated
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [start, goal])
+        return cursor.fetchone() is not None
+
+
+def _walk_sql(direction: str) -> str:
+    src, dst = ("upstream_id", "downstream_id") if direction == "downstream" else ("downstream_id", "upstream_id")
+    name = "down" if direction == "downstream" else "up"
+    return f"""{name}(id, depth) AS (
+            SELECT CAST(%s AS BIGINT), 0
+            UNION
+            SELECT e.{dst}, w.depth + 1 FROM {_edge_table()} e JOIN {name} w ON e.{src} = w.id WHERE w.depth < %s
+        )"""  # noqa: S608 - only identifiers from model metadata are interpolated
+
+
+@dataclass
+class Graph:
+    """A visible subgraph around a focus node: nodes with their signed depth, and the edges between them."""
+
+    focus: LineageNode
+    nodes: list[LineageNode]
+    depths: dict[int, int]
+    edges: list[LineageEdge]
+    direction: str
+    depth: int
+    truncated: bool
+
+
+def lineage_walk(*, actor: Any, node: LineageNode, direction: str = "both", depth: int = DEFAULT_DEPTH) -> Graph:
+    """Return the nodes up to `depth` upstream and/or downstream of `node` (one recursive query) and their edges."""
+    if direction not in ("upstream", "downstream", "both"):
+        raise InvalidInput("direction must be upstream, downstream or both.")
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        raise InvalidInput(f"depth must be an integer from 1 to {MAX_DEPTH}.")
+    walks = ["downstream", "upstream"] if direction == "both" else [direction]
+    ctes = ", ".join(_walk_sql(d) for d in walks)
+    selects = " UNION ALL ".join(
+        "SELECT id, MIN(depth) FROM down GROUP BY id" if d == "downstream"
+        else "SELECT id, -MIN(depth) FROM up GROUP BY id" for d in walks)
+    params: list[Any] = []
+    for _ in walks:
+        params += [node.pk, depth]
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH RECURSIVE {ctes} {selects}", params)
+        rows = cursor.fetchall()
+    depths: dict[int, int] = {}
+    for pk, signed in rows:
+        if pk not in depths or abs(signed) < abs(depths[pk]) or (signed == 0):
+            depths[pk] = signed
+    ordered = sorted(depths, key=lambda pk: (abs(depths[pk]), pk))
+    truncated = len(ordered) > MAX_GRAPH_NODES
+    wanted = ordered[:MAX_GRAPH_NODES]
+    nodes = list(visible_nodes(actor).filter(pk__in=wanted)
+                 .select_related("model", "model_version", "model_version__model"))
+    ids = {n.pk for n in nodes}
+    edges = list(LineageEdge.objects.filter(upstream_id__in=ids, downstream_id__in=ids).order_by("pk"))
+    return Graph(focus=node, nodes=sorted(nodes, key=lambda n: (depths[n.pk], n.kind, n.name, n.pk)),
+                 depths={pk: depths[pk] for pk in ids}, edges=edges, direction=direction, depth=depth,
+                 truncated=truncated)
+
+
+def lineage_impact(*, actor: Any, node: LineageNode) -> list[dict[str, Any]]:
+    """Return every model version and deployment downstream of `node` that `actor` may see (one recursive query)."""
+    mv = connection.ops.quote_name(ModelVersion._meta.db_table)
+    rm = connection.ops.quote_name(RegisteredModel._meta.db_table)
+    sql = f"""
+        WITH RECURSIVE down(id) AS (
+            SELECT CAST(%s AS BIGINT)
+            UNION
+            SELECT e.downstream_id FROM {_edge_table()} e JOIN down d ON e.upstream_id = d.id
+        )
+        SELECT n.id, n.kind, n.name, n.version, n.external_id, n.model_id, m.name, v.number, v.stage, v.deprecated
+        FROM down JOIN {_node_table()} n ON n.id = down.id
+        LEFT JOIN {mv} v ON v.id = n.model_version_id
+        LEFT JOIN {rm} m ON m.id = n.model_id
+        WHERE n.kind IN (%s, %s) AND n.id <> %s
+        ORDER BY n.kind DESC, m.name, v.number, n.name, n.id"""  # noqa: S608 - only identifiers from model metadata are interpolated
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [node.pk, *IMPACT_KINDS, node.pk])
+        rows = cursor.fetchall()
+    allowed = _visible_model_ids(actor, {r[5] for r in rows if r[5] is not None})
+    if actor is not None and (actor.is_staff or actor.is_superuser):
+        allowed = {r[5] for r in rows}
+    out = []
+    for pk, kind, name, version, external_id, model_id, model_name, number, stage, deprecated in rows:
+        if model_id is not None and model_id not in allowed:
+            continue
+        out.append({"id": pk, "kind": kind, "name": name, "version": version, "external_id": external_id,
+                    "model": model_name, "number": number, "stage": stage,
+                    "deprecated": bool(deprecated) if deprecated is not None else None})
+    return out
+
+
+def versions_trained_on(*, actor: Any, node: LineageNode) -> list[LineageNode]:
+    """Return the visible model-version nodes with a direct trained_on/uses_features edge from `node`."""
+    return list(visible_nodes(actor).filter(
+        kind=NodeKind.MODEL_VERSION, upstream_edges__upstream=node,
+        upstream_edges__kind__in=[EdgeKind.TRAINED_ON, EdgeKind.USES_FEATURES],
+    ).select_related("model_version", "model").distinct().order_by("name", "model_version__number"))

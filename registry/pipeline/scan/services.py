@@ -1,0 +1,90 @@
+"""Scan use cases: queue a static scan of an artifact's content and record the verdict (audited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from registry import events
+from registry.artifacts.storage import blob_open
+from registry.models import Artifact, ArtifactScan, Job, JobKind
+from registry.pipeline import jobs
+from registry.pipeline.scan.analysis import scan_file
+
+
+def scan_limits() -> tuple[int, float]:
+    """Return (max bytes, timeout seconds) of one scan, from settings."""
+    return (int(getattr(settings, "STRATUM_SCAN_MAX_BYTES", 2 * 1024**3)),
+            float(getattr(settings, "STRATUM_SCAN_TIMEOUT_SECONDS", 120)))
+
+
+def scan_enqueue(artifact: Artifact, *, rerun: bool = False) -> Job:
+    """Queue the scan of an artifact's current content (once per content unless `rerun`)."""
+    return jobs.job_enqueue(
+        kind=JobKind.SCAN, key=f"scan:{artifact.pk}:{artifact.blob_id}", version=artifact.version,
+        artifact=artifact, label=artifact.path, params={"sha256": artifact.blob_id}, rerun=rerun)
+
+
+def _summary(scan: ArtifactScan) -> dict[str, Any]:
+    return {"verdict": scan.verdict, "quarantined": scan.quarantined, "offending": scan.offending,
+            "globals": len(scan.globals_found), "scanner": scan.scanner, "duration_ms": scan.duration_ms}
+
+
+def artifact_scan_run(job: Job) -> dict[str, Any]:
+    """Perform a scan job: read the blob through the static scanner and store one verdict per content."""
+    artifact = Artifact.objects.select_related("blob", "version__model").filter(pk=job.artifact_id).first()
+    sha256 = job.params.get("sha256", "")
+    if artifact is None or artifact.blob_id != sha256:
+        return {"superseded": True}  # the file was deleted or replaced; its new content has its own job
+    existing = ArtifactScan.objects.filter(artifact=artifact, blob_id=sha256).first()
+    if existing is not None:  # a redelivered job: the verdict is already recorded
+        return _summary(existing)
+    max_bytes, timeout = scan_limits()
+    if artifact.size > max_bytes:
+        from registry.pipeline.scan.analysis import ScanReport
+
+        report = ScanReport(verdict="error", detail=f"file of {artifact.size} bytes exceeds the scan limit of "
+                                                    f"{max_bytes} bytes; quarantined")
+    else:
+        with blob_open(artifact.blob) as fh:
+            report = scan_file(fh, fmt=artifact.format, max_bytes=max_bytes, timeout=timeout)
+    jobs.job_progress(job, 90)
+    with transaction.atomic():
+        scan, created = ArtifactScan.objects.get_or_create(
+            artifact=artifact, blob_id=sha256,
+            defaults={"verdict": report.verdict, "quarantined": report.quarantined, "globals_found": report.globals,
+                      "offending": report.offending, "members": report.members, "detail": report.detail[:5000],
+                      "scanner": report.scanner, "duration_ms": report.duration_ms})
+        if created:
+            events.emit("model_version.artifact_scanned", actor=None, target=artifact.version, data={
+                "path": artifact.path, "sha256": sha256, "verdict": scan.verdict, "quarantined": scan.quarantined,
+                "offending": scan.offending, "scanner": scan.scanner, "duration_ms": scan.duration_ms})
+        if created and scan.verdict == "safe" and artifact.format in ("pickle", "joblib") and getattr(
+                settings, "STRATUM_CONVERT_ON_UPLOAD", False):
+            from registry.pipeline.convert import convert_enqueue
+
+            convert_enqueue(artifact=artifact, actor=artifact.version.creator)
+    return _summary(scan)
+
+
+
+def version_scan_request(*, version: Any, actor: Any) -> list[Job]:
+    """Queue a fresh scan of every file of a version (contributors); the request is audited."""
+    from registry import permissions
+    from registry.errors import Forbidden
+
+    if not permissions.can_contribute(actor, version.model):
+        raise Forbidden(f"You do not have permission to rescan files of model {version.model.name!r}.")
+    with transaction.atomic():
+        queued = []
+        for artifact in Artifact.objects.filter(version=version).select_related("version__model"):
+            ArtifactScan.objects.filter(artifact=artifact, blob_id=artifact.blob_id).delete()
+            queued.append(scan_enqueue(artifact, rerun=True))
+        events.emit("model_version.scan_requested", actor=actor, target=version,
+                    data={"paths": [job.target_label for job in queued]})
+    return queued
+
+
+jobs.register_handler(JobKind.SCAN, artifact_scan_run)

@@ -1,0 +1,67 @@
+"""The version page's pipeline panel: background jobs with live progress (htmx polling) and scan verdicts."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.views import View
+
+from registry import permissions
+from registry.errors import DomainError, Forbidden, NotFound
+from registry.pipeline import selectors as pipeline_selectors
+from registry.pipeline import signing
+from registry.pipeline.convert import convert_enqueue
+from registry.pipeline.scan import services as scan_service
+from registry.views.pages import _get_model, _get_version
+
+
+class VersionPipelineView(LoginRequiredMixin, View):
+    """Render a version's jobs and scan results (the panel polls itself while a job is active); POST rescans."""
+
+    def get(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
+        """Render the pipeline panel."""
+        model = _get_model(request, name)
+        version = _get_version(model, number)
+        jobs = pipeline_selectors.version_jobs(version=version)
+        context = {
+            "model": model, "version": version, "jobs": jobs,
+            "scan": pipeline_selectors.version_scan_status(version=version),
+            "polling": any(job.active for job in jobs),
+            "signature": signing.version_signature_status(version=version),
+            "can_contribute": permissions.can_contribute(request.user, model),
+            "can_maintain": permissions.can_maintain(request.user, model),
+        }
+        template = "registry/_pipeline_panel.html" if request.htmx else "registry/version_pipeline.html"
+        response = render(request, template, context)
+        patch_vary_headers(response, ("HX-Request",))
+        add_never_cache_headers(response)
+        return response
+
+    def post(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
+        """Queue a fresh scan of every file (or the ONNX conversion of one) and return to the version page."""
+        model = _get_model(request, name)
+        version = _get_version(model, number)
+        try:
+            if request.POST.get("sign"):
+                signing.sign_enqueue(version=version, actor=request.user)
+                messages.success(request, "Queued the signing of this version's files.")
+            elif request.POST.get("verify"):
+                if not permissions.can_contribute(request.user, model):
+                    raise Forbidden(f"You do not have permission to verify signatures of model {model.name!r}.")
+                signing.verify_enqueue(version=version, actor=request.user)
+                messages.success(request, "Queued a verification of the signature.")
+            elif request.POST.get("convert"):
+                artifact = version.artifacts.filter(path=request.POST["convert"]).first()
+                if artifact is None:
+                    raise NotFound(f"Version {version.number} has no file {request.POST['convert']!r}.")
+                convert_enqueue(artifact=artifact, actor=request.user)
+                messages.success(request, f"Queued the ONNX conversion of {artifact.path}.")
+            else:
+                jobs = scan_service.version_scan_request(version=version, actor=request.user)
+                messages.success(request, f"Queued {len(jobs)} scan job{'s' if len(jobs) != 1 else ''}.")
+        except DomainError as error:
+            messages.error(request, error.message)
+        return redirect("registry:version-detail", name=model.name, number=version.number)

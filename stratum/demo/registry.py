@@ -1,0 +1,577 @@
+"""Seed a demo registry: users with roles and real scikit-learn models trained on bundled datasets.
+
+Everything goes through the registry services, so the demo data carries the same audit events,
+validation and artifact handling as data registered by a real client. Seeding is idempotent:
+models are found by name and versions by semantic version, and only what is missing is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from sklearn import datasets as sk_datasets
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import Lasso, LogisticRegression, Ridge
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    mean_absolute_error,
+    mean_squared_error,
+    precision_score,
+    r2_score,
+    recall_score,
+    roc_auc_score,
+)
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+from registry import services
+from registry.artifacts.storage import SpooledUpload, spool_stream
+from registry.errors import Forbidden
+from registry.models import AccessToken, ModelRole, ModelVersion, RegisteredModel, Role, Stage
+from stratum.demo import deployments as deployments_demo
+from stratum.demo import governance as governance_demo
+
+SEED = 42
+TEST_SIZE = 0.25
+CODE_REPOSITORY = "https://github.com/stratum-demo/model-training"
+DEMO_TOKEN_NAME = "seed-demo"  # noqa: S105 (a label, not a secret)
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    """A demo login: its password, whether it is a superuser, and the role it holds on every demo model."""
+
+    username: str
+    password: str
+    superuser: bool = False
+    role: int | None = None
+    description: str = ""
+
+
+DEFAULT_USERS: tuple[DemoUser, ...] = (
+    DemoUser("admin", "stratum-admin", superuser=True, description="superuser, staff (owner of everything)"),
+    DemoUser("engineer", "stratum-engineer", role=Role.OWNER,
+             description="ML engineer: created and owns every demo model"),
+    DemoUser("reviewer", "stratum-reviewer", role=Role.REVIEWER, description="reviewer on every demo model"),
+    DemoUser("compliance", "stratum-compliance", role=Role.VIEWER,
+             description="compliance officer: viewer on every demo model"),
+)
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """One training run: a semantic version, the estimator it trains and a one-line summary."""
+
+    semver: str
+    algorithm: str
+    build: Callable[[], BaseEstimator]
+    summary: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A demo registered model: its dataset, task, team, description and the runs behind its versions."""
+
+    name: str
+    loader: Callable[..., Any]
+    task: str  # "binary", "multiclass" or "regression"
+    team: str
+    description: str
+    versions: tuple[VersionSpec, ...]
+
+    @property
+    def dataset_name(self) -> str:
+        return self.loader.__name__.removeprefix("load_")
+
+    @property
+    def primary_metric(self) -> tuple[str, bool]:
+        """The metric that ranks versions, and whether higher is better."""
+        return ("rmse", False) if self.task == "regression" else (
+            ("roc_auc", True) if self.task == "binary" else ("f1_macro", True)
+        )
+
+
+def _scaled(estimator: BaseEstimator) -> Callable[[], BaseEstimator]:
+    return lambda: Pipeline([("scaler", StandardScaler()), ("model", estimator)])
+
+
+def _plain(estimator: BaseEstimator) -> Callable[[], BaseEstimator]:
+    return lambda: Pipeline([("model", estimator)])
+
+
+DEMO_MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="breast-cancer-classifier",
+        loader=sk_datasets.load_breast_cancer,
+        task="binary",
+        team="oncology-ml",
+        description=(
+            "# Breast cancer classifier\n\n"
+            "Predicts whether a breast mass is **malignant** or **benign** from 30 features computed "
+            "from a digitized image of a fine needle aspirate (Wisconsin Diagnostic Breast Cancer data).\n\n"
+            "- **Intended use:** decision *support* for pathologists; never a sole basis for diagnosis.\n"
+            "- **Primary metric:** ROC AUC on a stratified 25% hold-out split.\n"
+            "- **Owner:** oncology-ml team.\n"
+        ),
+        versions=(
+            VersionSpec("1.0.0", "random_forest",
+                        _plain(RandomForestClassifier(n_estimators=60, max_depth=6, random_state=SEED)),
+                        "Random forest baseline: 60 trees, depth at most 6."),
+            VersionSpec("1.1.0", "random_forest",
+                        _plain(RandomForestClassifier(n_estimators=120, min_samples_leaf=2,
+                                                      random_state=SEED)),
+                        "Larger forest: 120 fully grown trees, at least 2 samples per leaf."),
+            VersionSpec("2.0.0", "gradient_boosting",
+                        _plain(GradientBoostingClassifier(n_estimators=80, learning_rate=0.1, max_depth=2,
+                                                          random_state=SEED)),
+                        "Gradient boosting: 80 rounds of depth-2 trees."),
+            VersionSpec("3.0.0", "logistic_regression",
+                        _scaled(LogisticRegression(C=0.05, max_iter=2000, random_state=SEED)),
+                        "Back to a linear model: strongly regularised logistic regression (C=0.05)."),
+            VersionSpec("3.1.0", "logistic_regression",
+                        _scaled(LogisticRegression(C=1.0, max_iter=2000, random_state=SEED)),
+                        "Logistic regression with the default regularisation (C=1)."),
+        ),
+    ),
+    ModelSpec(
+        name="wine-quality",
+        loader=sk_datasets.load_wine,
+        task="multiclass",
+        team="food-science",
+        description=(
+            "# Wine cultivar classifier\n\n"
+            "Identifies which of **three cultivars** a wine comes from, using 13 results of a chemical "
+            "analysis (alcohol, malic acid, flavanoids, colour intensity …).\n\n"
+            "- **Intended use:** quality control in the bottling line.\n"
+            "- **Primary metric:** macro-averaged F1 on a stratified 25% hold-out split.\n"
+        ),
+        versions=(
+            VersionSpec("1.0.0", "k_nearest_neighbours",
+                        _scaled(KNeighborsClassifier(n_neighbors=7)),
+                        "k-NN baseline (k=7) on standardised features."),
+            VersionSpec("1.1.0", "logistic_regression",
+                        _scaled(LogisticRegression(C=0.5, max_iter=2000, random_state=SEED)),
+                        "Multinomial logistic regression, C=0.5."),
+            VersionSpec("1.2.0", "svm_rbf",
+                        _scaled(CalibratedClassifierCV(SVC(C=2.0, gamma="scale", random_state=SEED),
+                                                       ensemble=False)),
+                        "RBF support-vector machine with sigmoid-calibrated probabilities."),
+            VersionSpec("2.0.0", "random_forest",
+                        _plain(RandomForestClassifier(n_estimators=80, max_depth=5, random_state=SEED)),
+                        "Random forest: 80 trees, depth at most 5."),
+        ),
+    ),
+    ModelSpec(
+        name="iris-species",
+        loader=sk_datasets.load_iris,
+        task="multiclass",
+        team="botany",
+        description=(
+            "# Iris species\n\n"
+            "Classifies iris flowers into *setosa*, *versicolor* or *virginica* from sepal and petal "
+            "measurements. The smallest model in the registry: handy for trying the API.\n"
+        ),
+        versions=(
+            VersionSpec("1.0.0", "decision_tree",
+                        _plain(DecisionTreeClassifier(max_depth=2, random_state=SEED)),
+                        "Shallow decision tree (depth 2): readable rules."),
+            VersionSpec("1.1.0", "decision_tree",
+                        _plain(DecisionTreeClassifier(max_depth=4, random_state=SEED)),
+                        "Deeper decision tree (depth 4)."),
+            VersionSpec("1.2.0", "logistic_regression",
+                        _scaled(LogisticRegression(C=10.0, max_iter=2000, random_state=SEED)),
+                        "Logistic regression, weak regularisation (C=10)."),
+        ),
+    ),
+    ModelSpec(
+        name="diabetes-progression",
+        loader=sk_datasets.load_diabetes,
+        task="regression",
+        team="endocrinology-ml",
+        description=(
+            "# Diabetes progression\n\n"
+            "Predicts a quantitative measure of disease progression **one year after baseline** from "
+            "age, sex, BMI, blood pressure and six blood serum measurements.\n\n"
+            "- **Intended use:** research cohort stratification only.\n"
+            "- **Primary metric:** RMSE on a 25% hold-out split (lower is better).\n"
+        ),
+        versions=(
+            VersionSpec("1.0.0", "ridge", _plain(Ridge(alpha=1.0)), "Ridge regression baseline (alpha=1)."),
+            VersionSpec("2.0.0", "random_forest",
+                        _plain(RandomForestRegressor(n_estimators=60, max_depth=5, random_state=SEED)),
+                        "Random forest regressor: 60 trees, depth at most 5."),
+            VersionSpec("2.1.0", "gradient_boosting",
+                        _plain(GradientBoostingRegressor(n_estimators=100, learning_rate=0.05, max_depth=2,
+                                                         random_state=SEED)),
+                        "Gradient boosting, 100 rounds at learning rate 0.05, depth 2."),
+            VersionSpec("3.0.0", "ridge", _plain(Ridge(alpha=0.1)),
+                        "Ridge regression, weaker penalty (alpha=0.1)."),
+            VersionSpec("3.1.0", "lasso", _plain(Lasso(alpha=0.05, random_state=SEED)),
+                        "Lasso (alpha=0.05): sparse coefficients, fewer features to monitor."),
+        ),
+    ),
+)
+
+
+@dataclass
+class SeedReport:
+    """What a seeding run did: the logins, what it created, and the engineer's API token if it made one."""
+
+    users: list[tuple[DemoUser, bool]] = field(default_factory=list)  # (user, newly created)
+    models_created: list[str] = field(default_factory=list)
+    versions_created: list[str] = field(default_factory=list)
+    token: str | None = None
+    access_note: str = ""
+    notes: list[str] = field(default_factory=list)  # lifecycle moves a promotion gate kept for people to make
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)  # what other apps' demo receivers added
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.models_created or self.versions_created or any(new for _, new in self.users))
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A train/test split of one bundled dataset, with its provenance."""
+
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    feature_names: list[str]
+    target_names: list[str]
+
+
+def _load_split(spec: ModelSpec) -> _Split:
+    bunch = spec.loader()
+    stratify = None if spec.task == "regression" else bunch.target
+    X_train, X_test, y_train, y_test = train_test_split(
+        bunch.data, bunch.target, test_size=TEST_SIZE, random_state=SEED, stratify=stratify
+    )
+    target_names = [str(t) for t in getattr(bunch, "target_names", [])] if spec.task != "regression" else []
+    return _Split(X_train, X_test, y_train, y_test, [str(f) for f in bunch.feature_names], target_names)
+
+
+def _digest(X: np.ndarray, y: np.ndarray) -> str:
+    """sha256 over the exact bytes of a split (features, then target)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(X, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(y).tobytes())
+    return f"sha256:{h.hexdigest()}"
+
+
+def _datasets(spec: ModelSpec, split: _Split) -> list[dict[str, str]]:
+    base = f"sklearn://datasets/{spec.loader.__name__}?test_size={TEST_SIZE}&random_state={SEED}"
+    return [
+        {"name": f"{spec.dataset_name}-train", "uri": f"{base}&split=train",
+         "digest": _digest(split.X_train, split.y_train), "role": "train"},
+        {"name": f"{spec.dataset_name}-test", "uri": f"{base}&split=test",
+         "digest": _digest(split.X_test, split.y_test), "role": "test"},
+    ]
+
+
+def _signature(spec: ModelSpec, split: _Split) -> dict[str, Any]:
+    inputs = [{"name": name, "type": "double"} for name in split.feature_names]
+    if spec.task == "regression":
+        outputs = [{"name": "progression", "type": "double"}]
+    else:
+        outputs = [{"name": "class", "type": "long", "labels": split.target_names}]
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def _environment() -> list[str]:
+    import scipy
+
+    return [
+        f"python=={platform.python_version()}",
+        f"scikit-learn=={sklearn.__version__}",
+        f"numpy=={np.__version__}",
+        f"scipy=={scipy.__version__}",
+        f"joblib=={joblib.__version__}",
+    ]
+
+
+# -------------------------------------------------------------------------------------------- training
+
+
+def _metrics(spec: ModelSpec, estimator: BaseEstimator, split: _Split) -> dict[str, float]:
+    predicted = estimator.predict(split.X_test)
+    if spec.task == "regression":
+        out = {
+            "r2": r2_score(split.y_test, predicted),
+            "rmse": np.sqrt(mean_squared_error(split.y_test, predicted)),
+            "mae": mean_absolute_error(split.y_test, predicted),
+        }
+        return {key: round(float(value), 6) for key, value in out.items()}
+    proba = estimator.predict_proba(split.X_test)
+    out = {"accuracy": accuracy_score(split.y_test, predicted)}
+    if spec.task == "binary":
+        out |= {
+            "f1": f1_score(split.y_test, predicted),
+            "precision": precision_score(split.y_test, predicted),
+            "recall": recall_score(split.y_test, predicted),
+            "roc_auc": roc_auc_score(split.y_test, proba[:, 1]),
+        }
+    else:
+        out |= {
+            "f1_macro": f1_score(split.y_test, predicted, average="macro"),
+            "roc_auc_ovr": roc_auc_score(split.y_test, proba, multi_class="ovr"),
+        }
+    return {key: round(float(value), 6) for key, value in out.items()}
+
+
+def _params(spec: ModelSpec, vspec: VersionSpec, estimator: Pipeline) -> dict[str, str]:
+    final = estimator.named_steps["model"]
+    params = {"algorithm": vspec.algorithm, "estimator": type(final).__name__,
+              "scaler": "standard" if "scaler" in estimator.named_steps else "none",
+              "test_size": str(TEST_SIZE), "split_random_state": str(SEED)}
+    for key, value in sorted(final.get_params(deep=False).items()):
+        if isinstance(value, str) and value == "deprecated":  # a placeholder sklearn keeps for removed params
+            continue
+        params[key] = "" if value is None else str(value)
+    return params
+
+
+def _ids(spec: ModelSpec, vspec: VersionSpec) -> tuple[str, str]:
+    """A deterministic MLflow-style run id (32 hex) and git commit (40 hex) for a training run."""
+    seed = f"{spec.name}@{vspec.semver}".encode()
+    return hashlib.sha256(b"run:" + seed).hexdigest()[:32], hashlib.sha1(b"commit:" + seed).hexdigest()  # noqa: S324
+
+
+def _mlmodel(spec: ModelSpec, run_id: str) -> bytes:
+    """A minimal MLflow MLmodel file describing the pickled scikit-learn model beside it."""
+    return (
+        "artifact_path: model\n"
+        "flavors:\n"
+        "  python_function:\n"
+        "    loader_module: mlflow.sklearn\n"
+        "    model_path: model.pkl\n"
+        f"    predict_fn: {'predict' if spec.task == 'regression' else 'predict_proba'}\n"
+        f"    python_version: {platform.python_version()}\n"
+        "  sklearn:\n"
+        "    pickled_model: model.pkl\n"
+        "    serialization_format: pickle\n"
+        f"    sklearn_version: {sklearn.__version__}\n"
+        f"run_id: {run_id}\n"
+    ).encode()
+
+
+def _description(spec: ModelSpec, vspec: VersionSpec, metrics: dict[str, float], split: _Split) -> str:
+    rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in metrics.items())
+    return (
+        f"**{vspec.summary}**\n\n"
+        f"Trained on {len(split.y_train)} rows of `{spec.loader.__name__}` and evaluated on a held-out "
+        f"{len(split.y_test)} rows (random_state={SEED}).\n\n"
+        f"| metric | value |\n| --- | ---: |\n{rows}\n"
+    )
+
+
+def _spool(data: bytes) -> SpooledUpload:
+    return spool_stream(io.BytesIO(data))
+
+
+def _register_version(spec: ModelSpec, vspec: VersionSpec, model: RegisteredModel, actor, split: _Split
+                      ) -> ModelVersion:
+    estimator = vspec.build()
+    estimator.fit(split.X_train, split.y_train)
+    metrics = _metrics(spec, estimator, split)
+    run_id, commit = _ids(spec, vspec)
+    buffer = io.BytesIO()
+    pickle.dump(estimator, buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    files = [("model.pkl", _spool(buffer.getvalue())), ("MLmodel", _spool(_mlmodel(spec, run_id))),
+             ("requirements.txt", _spool(("\n".join(_environment()) + "\n").encode()))]
+    return services.version_create(
+        model=model, actor=actor, source_uri=f"runs:/{run_id}/model", run_id=run_id,
+        description=_description(spec, vspec, metrics, split), semver=vspec.semver, metrics=metrics,
+        params=_params(spec, vspec, estimator), signature=_signature(spec, split),
+        code_repository=CODE_REPOSITORY, code_commit=commit, environment=_environment(),
+        datasets=_datasets(spec, split), tags={"algorithm": vspec.algorithm, "dataset": spec.dataset_name},
+        files=files,
+    )
+
+
+def _finish_job(job) -> Any:
+    """Run a pipeline job in this process (a worker already holding it finishes it instead), and wait for it."""
+    from registry.models import JobState
+    from registry.pipeline import handlers  # noqa: F401 - installs the job handlers
+    from registry.pipeline.jobs import job_run
+
+    deadline = time.monotonic() + 180
+    job.refresh_from_db()
+    while job.state not in (JobState.SUCCEEDED, JobState.FAILED) and time.monotonic() < deadline:
+        if job_run(job.pk) is None:
+            time.sleep(0.5)
+        job.refresh_from_db()
+    return job
+
+
+def _prepare_for_serving(version: ModelVersion, actor) -> str | None:
+    """Scan, convert to ONNX and sign a demo version, so the gateway can serve it; return what failed, if anything."""
+    from registry.models import ArtifactFormat, JobState
+    from registry.pipeline import signing
+    from registry.pipeline.convert import convert_enqueue
+    from registry.pipeline.scan.services import scan_enqueue
+
+    for artifact in version.artifacts.all():
+        _finish_job(scan_enqueue(artifact))
+    if not version.artifacts.filter(format=ArtifactFormat.ONNX).exists():
+        source = version.artifacts.filter(format__in=(ArtifactFormat.PICKLE, ArtifactFormat.JOBLIB)).first()
+        if source is None:
+            return "no scikit-learn file to convert"
+        job = _finish_job(convert_enqueue(artifact=source, actor=actor))
+        if job.state != JobState.SUCCEEDED:
+            return f"conversion failed: {job.error}"
+        for artifact in version.artifacts.all():  # the ONNX file and its parity report (each scanned once)
+            _finish_job(scan_enqueue(artifact))
+    if signing.version_signature_status(version=version)["status"] != "verified":
+        job = _finish_job(signing.sign_enqueue(version=version, actor=actor))
+        if job.state != JobState.SUCCEEDED:
+            return f"signing failed: {job.error}"
+    return None
+
+
+def _apply_lifecycle(spec: ModelSpec, model: RegisteredModel, actor, report: SeedReport) -> None:
+    """Best version → Production + champion, runner-up → Staging + challenger, the rest → Archived.
+
+    A move onto a target that governance protects is refused by its promotion gate; that is left to a
+    promotion request rather than forced, and noted in the report.
+    """
+    metric, higher_is_better = spec.primary_metric
+    sign = -1 if higher_is_better else 1
+    versions = sorted(
+        model.versions.filter(semver__in=[v.semver for v in spec.versions]),
+        # Best score first; versions without the metric last; on a tie the newer version wins.
+        key=lambda v: (metric not in v.metrics, sign * v.metrics.get(metric, 0.0), -v.number),
+    )
+    for version in versions[:2]:  # champion and challenger, before their stages freeze their files
+        problem = _prepare_for_serving(version, actor)
+        if problem:
+            report.notes.append(f"{model.name} v{version.number}: not prepared for serving ({problem})")
+    plan = [(v, Stage.ARCHIVED, None) for v in versions[2:]]
+    if len(versions) > 1:
+        plan.append((versions[1], Stage.STAGING, CHALLENGER))
+    if versions:
+        plan.append((versions[0], Stage.PRODUCTION, CHAMPION))
+    for version, stage, alias in plan:
+        try:
+            if version.stage != stage:
+                services.version_transition_stage(version=version, actor=actor, stage=stage)
+            if alias and not model.aliases.filter(name=alias, version=version).exists():
+                services.alias_set(model=model, alias=alias, version=version, actor=actor)
+        except Forbidden as refused:
+            report.notes.append(f"{model.name} v{version.number}: left as is ({refused.message})")
+
+
+# ------------------------------------------------------------------------------------------- top level
+
+
+def _ensure_users(users: tuple[DemoUser, ...], reset_passwords: bool, report: SeedReport) -> dict[str, Any]:
+    User = get_user_model()
+    found: dict[str, Any] = {}
+    for demo in users:
+        user = User.objects.filter(username=demo.username).first()
+        created = user is None
+        if created:
+            user = User(username=demo.username, email=f"{demo.username}@stratum.example",
+                        is_staff=demo.superuser, is_superuser=demo.superuser)
+        if created or reset_passwords:
+            user.set_password(demo.password)
+            user.save()
+        found[demo.username] = user
+        report.users.append((demo, created))
+    return found
+
+
+def _ensure_roles(
+    model: RegisteredModel, owner, users: tuple[DemoUser, ...], accounts: dict[str, Any]
+) -> None:
+    for demo in users:
+        user = accounts[demo.username]
+        if demo.role is None or user.pk == model.owner_id:
+            continue
+        if not ModelRole.objects.filter(model=model, user=user, role=demo.role).exists():
+            services.role_grant(model=model, actor=owner, user=user, role=demo.role)
+
+
+def _ensure_token(engineer, report: SeedReport) -> None:
+    live = AccessToken.objects.filter(user=engineer, name=DEMO_TOKEN_NAME, revoked_at__isnull=True).first()
+    if live is not None:
+        report.access_note = (
+            f"engineer already has the demo API token {services.TOKEN_PREFIX}{live.prefix}_… "
+            "(secrets are shown only when created); revoke it to have the next seeding create a new one."
+        )
+        return
+    _, raw = services.token_create(user=engineer, actor=engineer, name=DEMO_TOKEN_NAME)
+    report.token = raw
+    report.access_note = "New API token for engineer (shown once; it is stored only as a hash):"
+
+
+def seed_demo(
+    *, users: tuple[DemoUser, ...] = DEFAULT_USERS, models: tuple[ModelSpec, ...] | None = None,
+    reset_passwords: bool = False,
+) -> SeedReport:
+    """Create the demo users, models, versions, stages, aliases and engineer token that do not exist yet."""
+    models = DEMO_MODELS if models is None else models
+    report = SeedReport()
+    with transaction.atomic():
+        accounts = _ensure_users(users, reset_passwords, report)
+    engineer = accounts["engineer"]
+    for spec in models:
+        # One transaction per model: an interrupted run leaves whole models, and the next run completes it.
+        with transaction.atomic():
+            model = RegisteredModel.objects.filter(name=spec.name).first()
+            touched = model is None
+            if model is None:
+                model = services.model_create(actor=engineer, name=spec.name, description=spec.description,
+                                              tags={"team": spec.team, "task": spec.task,
+                                                    "dataset": spec.dataset_name})
+                report.models_created.append(spec.name)
+            owner = model.owner or engineer
+            _ensure_roles(model, owner, users, accounts)
+            existing = set(model.versions.values_list("semver", flat=True))
+            missing = [v for v in spec.versions if v.semver not in existing]
+            split = _load_split(spec) if missing else None
+            for vspec in missing:
+                version = _register_version(spec, vspec, model, owner, split)
+                report.versions_created.append(f"{spec.name} v{version.number} ({vspec.semver})")
+                touched = True
+            # Stages and aliases are only set when this run added something, so later changes made by
+            # people (a new champion, an archived version) are never undone by re-running the seed.
+            if touched:
+                _apply_lifecycle(spec, model, owner, report)
+    with transaction.atomic():
+        _ensure_token(engineer, report)
+    demo_models = list(RegisteredModel.objects.filter(name__in=[spec.name for spec in models]).order_by("name"))
+    # Then the other apps' parts of the story, on the same users and models.
+    governance_demo.protect_demo_models(users=accounts, models=demo_models)
+    governance_demo.seed_cards_and_erasure(users=accounts, models=demo_models)
+    deployments_demo.seed_endpoints(users=accounts, models=demo_models, report=report)
+    return report
