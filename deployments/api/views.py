@@ -17,8 +17,8 @@ from deployments import analysis, selectors, services
 from deployments.api import serializers as s
 from deployments.models import Deployment, Phase
 from registry import selectors as registry_selectors
-from registry.api.pagination import paginate
 from registry.errors import InvalidInput, NotFound
+from registry.pagination import paginate
 
 MAX_TRAFFIC_MINUTES = 1440
 ANALYSIS_RUNS_SHOWN = 20

@@ -13,8 +13,8 @@ from rest_framework.views import APIView
 from governance import audit, exports, selectors, services
 from governance.api import serializers as s
 from registry import selectors as registry_selectors
-from registry.api.pagination import paginate
 from registry.errors import InvalidInput
+from registry.pagination import paginate
 
 
 def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:

@@ -22,11 +22,11 @@ from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.pagination import paginate
 from registry.artifacts.formats import content_type_for
 from registry.artifacts.storage import blob_open, iter_range, spool_stream
 from registry.errors import InvalidInput, NotFound, UploadTooLarge
 from registry.models import AccessToken, Alias, ModelRole, ModelVersion, RegisteredModel, Role
+from registry.pagination import paginate
 
 FILTER_PARAM = OpenApiParameter(
     "filter", str, description="Search filter, e.g. name LIKE 'churn%' AND tags.team = 'ml'"
