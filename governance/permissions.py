@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from governance.models import PromotionRequest
+from registry.errors import Forbidden
 from registry.models import ModelRole, RegisteredModel, Role
 from registry.permissions import has_model_role, visible_models
 
@@ -83,3 +84,9 @@ def can_handle_erasure(user) -> bool:
     if user is None or not user.is_authenticated or not user.is_active:
         return False
     return bool(user.is_staff or user.is_superuser or user.groups.filter(name=COMPLIANCE_GROUP).exists())
+
+
+def require_erasure_handler(user) -> None:
+    """Refuse whoever may not handle erasure requests (the one check every erasure service and read uses)."""
+    if not can_handle_erasure(user):
+        raise Forbidden("Only staff and the compliance group handle erasure requests.")

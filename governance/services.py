@@ -41,10 +41,6 @@ def _lock_request(request: PromotionRequest) -> PromotionRequest:
             .select_related("model", "version", "requested_by").get(pk=request.pk))
 
 
-def _require_visible(actor, model: RegisteredModel) -> None:
-    if not registry_permissions.can_view(actor, model):
-        raise NotFound(f"Registered model {model.name!r} not found.")
-
 
 def normalise_target(kind: str | None, target: str) -> tuple[str, str]:
     """Return a valid (kind, target): a protectable stage or an alias; the kind is inferred when not given."""
@@ -90,7 +86,7 @@ def protected_target_set(
 ) -> ProtectedTarget:
     """Protect a stage or alias of `model` (or change its policy); maintainers only."""
     model = _lock_model(model.pk)
-    _require_visible(actor, model)
+    registry_permissions.require(registry_permissions.can_view, actor, model, action="see it")
     if not permissions.can_manage_protection(actor, model):
         raise Forbidden(f"Only maintainers of {model.name!r} may change its protected targets.")
     kind, name = normalise_target(kind, name)
@@ -119,7 +115,7 @@ def protected_target_set(
 def protected_target_delete(*, model: RegisteredModel, actor, kind: str | None, name: str) -> None:
     """Lift the protection of a stage or alias; maintainers only, and audited like every change."""
     model = _lock_model(model.pk)
-    _require_visible(actor, model)
+    registry_permissions.require(registry_permissions.can_view, actor, model, action="see it")
     if not permissions.can_manage_protection(actor, model):
         raise Forbidden(f"Only maintainers of {model.name!r} may change its protected targets.")
     kind, name = normalise_target(kind, name)
@@ -140,7 +136,7 @@ def promotion_request_create(
 ) -> PromotionRequest:
     """Ask for `version` to be moved onto a protected target; reviewers then decide."""
     model = _lock_model(version.model_id)
-    _require_visible(actor, model)
+    registry_permissions.require(registry_permissions.can_view, actor, model, action="see it")
     version = ModelVersion.objects.get(pk=version.pk)
     if not permissions.can_request_promotion(actor, model):
         raise Forbidden(f"Only contributors of {model.name!r} may request promotions.")
@@ -182,7 +178,7 @@ def _check_open(request: PromotionRequest) -> None:
 
 
 def _check_reviewer(request: PromotionRequest, actor) -> None:
-    _require_visible(actor, request.model)
+    registry_permissions.require(registry_permissions.can_view, actor, request.model, action="see it")
     refusal = permissions.approval_refusal(actor, request)
     if refusal:
         raise Forbidden(refusal)
@@ -249,7 +245,7 @@ def _execute(request: PromotionRequest, actor) -> PromotionRequest:
 def promotion_approve(*, request: PromotionRequest, actor, comment: str = "") -> PromotionRequest:
     """Approve as a reviewer; the approval that reaches the quorum executes the move in the same transaction."""
     request = _lock_request(request)
-    _require_visible(actor, request.model)
+    registry_permissions.require(registry_permissions.can_view, actor, request.model, action="see it")
     _check_open(request)
     _check_reviewer(request, actor)
     comment = validation.text(comment or "", "Comment", 10_000).strip()
@@ -272,7 +268,7 @@ def promotion_approve(*, request: PromotionRequest, actor, comment: str = "") ->
 def promotion_reject(*, request: PromotionRequest, actor, comment: str) -> PromotionRequest:
     """Reject as a reviewer, with a reason; a rejection closes the request."""
     request = _lock_request(request)
-    _require_visible(actor, request.model)
+    registry_permissions.require(registry_permissions.can_view, actor, request.model, action="see it")
     _check_open(request)
     _check_reviewer(request, actor)
     comment = validation.text(comment or "", "Comment", 10_000).strip()
@@ -290,7 +286,7 @@ def promotion_reject(*, request: PromotionRequest, actor, comment: str) -> Promo
 def promotion_cancel(*, request: PromotionRequest, actor, comment: str = "") -> PromotionRequest:
     """Withdraw an open or approved-but-blocked request (the requester or a maintainer)."""
     request = _lock_request(request)
-    _require_visible(actor, request.model)
+    registry_permissions.require(registry_permissions.can_view, actor, request.model, action="see it")
     if request.state not in ACTIVE_STATES:
         raise InvalidState(f"Promotion request #{request.pk} is {request.state}; it can no longer be cancelled.")
     if not permissions.can_cancel(actor, request):
@@ -307,7 +303,7 @@ def promotion_cancel(*, request: PromotionRequest, actor, comment: str = "") -> 
 def promotion_execute(*, request: PromotionRequest, actor) -> PromotionRequest:
     """Retry the move of an approved request that a blocking gate held back (requester or maintainer)."""
     request = _lock_request(request)
-    _require_visible(actor, request.model)
+    registry_permissions.require(registry_permissions.can_view, actor, request.model, action="see it")
     if request.state != PromotionState.APPROVED:
         raise InvalidState(f"Promotion request #{request.pk} is {request.state}; only approved requests execute.")
     if not permissions.can_cancel(actor, request):
@@ -345,7 +341,7 @@ def promotion_rollback(
 ) -> PromotionRequest:
     """Move a target back to its previous holder: open a request, or execute at once as an allowed emergency."""
     model = _lock_model(model.pk)
-    _require_visible(actor, model)
+    registry_permissions.require(registry_permissions.can_view, actor, model, action="see it")
     kind, target = normalise_target(kind, target)
     reason = validation.text(reason or "", "Reason", 20_000).strip()
     if not reason:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from registry.errors import Forbidden, NotFound
 from registry.models import ModelRole, RegisteredModel, Role
 
 
@@ -83,3 +86,14 @@ def can_manage_roles(user, model: RegisteredModel) -> bool:
 def can_create_model(user) -> bool:
     """Any signed-in active user may create a model (and becomes its owner)."""
     return bool(user and user.is_authenticated and user.is_active)
+
+
+def require(predicate: Callable[[Any, RegisteredModel], bool], user: Any, model: RegisteredModel, *,
+            action: str) -> None:
+    """Refuse `user` unless `predicate(user, model)` holds: not-found to whoever cannot see the model, so a refusal
+    never confirms that a model exists; forbidden to whoever can see it but may not `action` on it."""
+    if predicate(user, model):
+        return
+    if not can_view(user, model):
+        raise NotFound(f"Registered model {model.name!r} not found.")
+    raise Forbidden(f"You do not have permission to {action} on model {model.name!r}.")

@@ -38,15 +38,6 @@ from registry.prepared import Prepared
 TOKEN_PREFIX = "stm_"  # noqa: S105 - a public prefix, not a secret
 
 
-def _require(allowed: bool, user, model: RegisteredModel, what: str) -> None:
-    """Raise NotFound when the actor may not even see the model, Forbidden when they may see but not act."""
-    if allowed:
-        return
-    if not permissions.can_view(user, model):
-        raise NotFound(f"Registered model {model.name!r} not found.")
-    raise Forbidden(f"You do not have permission to {what} on model {model.name!r}.")
-
-
 _MODEL_FOR_UPDATE: Prepared[RegisteredModel] = Prepared(
     lambda pk: RegisteredModel.objects.select_for_update().filter(pk=pk), pk=int)
 
@@ -95,7 +86,7 @@ def model_create(
 def model_update(*, model: RegisteredModel, actor, description: str | None = None) -> RegisteredModel:
     """Change a model's description."""
     model = _lock_model(model)
-    _require(permissions.can_maintain(actor, model), actor, model, "edit")
+    permissions.require(permissions.can_maintain, actor, model, action="edit")
     changes: dict[str, Any] = {}
     if description is not None:
         description = validation.text(description, "Description", 100_000)
@@ -111,7 +102,7 @@ def model_update(*, model: RegisteredModel, actor, description: str | None = Non
 def model_rename(*, model: RegisteredModel, actor, new_name: str) -> RegisteredModel:
     """Rename a model; its versions, aliases and roles follow."""
     model = _lock_model(model)
-    _require(permissions.can_maintain(actor, model), actor, model, "rename")
+    permissions.require(permissions.can_maintain, actor, model, action="rename")
     new_name = validation.model_name(new_name)
     old = model.name
     if new_name == old:
@@ -132,7 +123,7 @@ def model_rename(*, model: RegisteredModel, actor, new_name: str) -> RegisteredM
 def model_delete(*, model: RegisteredModel, actor) -> None:
     """Delete a model with its versions, aliases and tags (blobs stay: they may be shared)."""
     model = _lock_model(model)
-    _require(permissions.can_maintain(actor, model), actor, model, "delete")
+    permissions.require(permissions.can_maintain, actor, model, action="delete")
     if model.versions.filter(stage=Stage.PRODUCTION).exists():
         raise InvalidState(f"Model {model.name!r} has a version in Production; archive it before deleting.")
     events.emit("registered_model.deleted", actor=actor, target=model,
@@ -144,7 +135,7 @@ def model_delete(*, model: RegisteredModel, actor) -> None:
 def model_tag_set(*, model: RegisteredModel, actor, key: str, value: str) -> ModelTag:
     """Set (create or replace) a tag on a model."""
     model = _lock_model(model)
-    _require(permissions.can_contribute(actor, model), actor, model, "tag")
+    permissions.require(permissions.can_contribute, actor, model, action="tag")
     key, value = validation.tag(key, value)
     before = ModelTag.objects.filter(model=model, key=key).values_list("value", flat=True).first()
     obj, _ = ModelTag.objects.update_or_create(model=model, key=key, defaults={"value": value})
@@ -157,7 +148,7 @@ def model_tag_set(*, model: RegisteredModel, actor, key: str, value: str) -> Mod
 def model_tag_delete(*, model: RegisteredModel, actor, key: str) -> None:
     """Remove a tag from a model."""
     model = _lock_model(model)
-    _require(permissions.can_contribute(actor, model), actor, model, "tag")
+    permissions.require(permissions.can_contribute, actor, model, action="tag")
     deleted, _ = ModelTag.objects.filter(model=model, key=key).delete()
     if not deleted:
         raise NotFound(f"Model {model.name!r} has no tag {key!r}.")
@@ -170,7 +161,7 @@ def model_deprecate(
 ) -> RegisteredModel:
     """Mark a model deprecated with a reason and an optional successor model."""
     model = _lock_model(model)
-    _require(permissions.can_maintain(actor, model), actor, model, "deprecate")
+    permissions.require(permissions.can_maintain, actor, model, action="deprecate")
     reason = validation.text(reason, "Reason", 5000).strip()
     if not reason:
         raise InvalidInput("A deprecation reason is required.")
@@ -187,7 +178,7 @@ def model_deprecate(
 def model_undeprecate(*, model: RegisteredModel, actor) -> RegisteredModel:
     """Clear a model's deprecation."""
     model = _lock_model(model)
-    _require(permissions.can_maintain(actor, model), actor, model, "undeprecate")
+    permissions.require(permissions.can_maintain, actor, model, action="undeprecate")
     model.deprecated, model.deprecation_reason, model.successor = False, "", None
     model.save()
     events.emit("registered_model.undeprecated", actor=actor, target=model, data={})
@@ -254,7 +245,7 @@ def version_create(
             raise InvalidInput("Version number must be a positive integer.")
         with transaction.atomic():
             model = _lock_model(model)
-            _require(permissions.can_contribute(actor, model), actor, model, "register versions")
+            permissions.require(permissions.can_contribute, actor, model, action="register versions")
             if model.deprecated:
                 raise InvalidState(f"Model {model.name!r} is deprecated; register versions on its successor.")
             if semver_bump:
@@ -305,7 +296,7 @@ def version_create_from_source(
     source_uri = sources.validate_source(source_uri)
     tag_map = validation.tags(tags)
     sources.check_tags(tag_map)
-    _require(permissions.can_contribute(actor, model), actor, model, "register versions")
+    permissions.require(permissions.can_contribute, actor, model, action="register versions")
     prov = tracking.source_provenance(actor=actor, source=source_uri, run_id=run_id, model_id=model_id)
     return version_create(
         model=model, actor=actor, source_uri=source_uri, run_id=prov.run_id, description=description,
@@ -328,7 +319,7 @@ def artifact_add(*, version: ModelVersion, actor, path: str, upload: SpooledUplo
     try:
         path = validate_artifact_path(path)
         model, version = _lock_version(version)
-        _require(permissions.can_contribute(actor, model), actor, model, "upload artifacts")
+        permissions.require(permissions.can_contribute, actor, model, action="upload artifacts")
         if version.stage in (Stage.PRODUCTION, Stage.ARCHIVED):
             raise InvalidState(f"Version {version.number} is {version.stage}; its files can no longer change.")
         previous = Artifact.objects.filter(version=version, path=path).values_list("blob_id", flat=True).first()
@@ -347,7 +338,7 @@ def artifact_add(*, version: ModelVersion, actor, path: str, upload: SpooledUplo
 def artifact_delete(*, version: ModelVersion, actor, path: str) -> None:
     """Remove one file from a version's tree (the blob stays: it may be shared)."""
     model, version = _lock_version(version)
-    _require(permissions.can_contribute(actor, model), actor, model, "delete artifacts")
+    permissions.require(permissions.can_contribute, actor, model, action="delete artifacts")
     if version.stage in (Stage.PRODUCTION, Stage.ARCHIVED):
         raise InvalidState(f"Version {version.number} is {version.stage}; its files can no longer change.")
     artifact = Artifact.objects.filter(version=version, path=path).first()
@@ -365,7 +356,7 @@ VERSION_EDITABLE = ("description", "semver", "source_uri", "run_id", "code_repos
 def version_update(*, version: ModelVersion, actor, **changes: Any) -> ModelVersion:
     """Edit a version's description, semantic version, metrics, params or other provenance fields."""
     model, version = _lock_version(version)
-    _require(permissions.can_contribute(actor, model), actor, model, "edit versions")
+    permissions.require(permissions.can_contribute, actor, model, action="edit versions")
     validators = {
         "description": lambda v: validation.text(v, "Description", 100_000),
         "semver": validation.semver,
@@ -401,7 +392,7 @@ def version_update(*, version: ModelVersion, actor, **changes: Any) -> ModelVers
 def version_delete(*, version: ModelVersion, actor) -> None:
     """Delete a version (never one in Production); its number is never reused."""
     model, version = _lock_version(version)
-    _require(permissions.can_maintain(actor, model), actor, model, "delete versions")
+    permissions.require(permissions.can_maintain, actor, model, action="delete versions")
     if version.stage == Stage.PRODUCTION:
         raise InvalidState(f"Version {version.number} is in Production; archive it before deleting.")
     events.emit("model_version.deleted", actor=actor, target=version,
@@ -413,7 +404,7 @@ def version_delete(*, version: ModelVersion, actor) -> None:
 def version_tag_set(*, version: ModelVersion, actor, key: str, value: str) -> VersionTag:
     """Set (create or replace) a tag on a version."""
     model = _lock_model(version.model)
-    _require(permissions.can_contribute(actor, model), actor, model, "tag versions")
+    permissions.require(permissions.can_contribute, actor, model, action="tag versions")
     key, value = validation.tag(key, value)
     before = VersionTag.objects.filter(version=version, key=key).values_list("value", flat=True).first()
     obj, _ = VersionTag.objects.update_or_create(version=version, key=key, defaults={"value": value})
@@ -426,7 +417,7 @@ def version_tag_set(*, version: ModelVersion, actor, key: str, value: str) -> Ve
 def version_tag_delete(*, version: ModelVersion, actor, key: str) -> None:
     """Remove a tag from a version."""
     model = _lock_model(version.model)
-    _require(permissions.can_contribute(actor, model), actor, model, "tag versions")
+    permissions.require(permissions.can_contribute, actor, model, action="tag versions")
     deleted, _ = VersionTag.objects.filter(version=version, key=key).delete()
     if not deleted:
         raise NotFound(f"Version {version.number} has no tag {key!r}.")
@@ -440,7 +431,7 @@ def version_transition_stage(
     """Move a version to `stage`; optionally archive the others currently in that stage."""
     stage = validation.stage(stage)
     model, version = _lock_version(version)
-    _require(permissions.can_maintain(actor, model), actor, model, "transition stages")
+    permissions.require(permissions.can_maintain, actor, model, action="transition stages")
     if version.status != VersionStatus.READY:
         raise InvalidState(f"Version {version.number} is not ready ({version.status}).")
     gates.check_protected_move(model=model, kind="stage", target=stage, version=version, actor=actor)
@@ -465,7 +456,7 @@ def version_deprecate(
 ) -> ModelVersion:
     """Mark a version deprecated with a reason and an optional successor version."""
     model, version = _lock_version(version)
-    _require(permissions.can_maintain(actor, model), actor, model, "deprecate versions")
+    permissions.require(permissions.can_maintain, actor, model, action="deprecate versions")
     reason = validation.text(reason, "Reason", 5000).strip()
     if not reason:
         raise InvalidInput("A deprecation reason is required.")
@@ -486,7 +477,7 @@ def alias_set(*, model: RegisteredModel, alias: str, version: ModelVersion, acto
     """Point `alias` at `version`, replacing any version it pointed at before."""
     alias = validation.alias_name(alias)
     model = _lock_model(model)
-    _require(permissions.can_maintain(actor, model), actor, model, "move aliases")
+    permissions.require(permissions.can_maintain, actor, model, action="move aliases")
     if version.model_id != model.pk:
         raise InvalidInput(f"Version {version.number} does not belong to model {model.name!r}.")
     gates.check_protected_move(model=model, kind="alias", target=alias, version=version, actor=actor)
@@ -501,7 +492,7 @@ def alias_set(*, model: RegisteredModel, alias: str, version: ModelVersion, acto
 def alias_delete(*, model: RegisteredModel, alias: str, actor) -> None:
     """Remove an alias from a model."""
     model = _lock_model(model)
-    _require(permissions.can_maintain(actor, model), actor, model, "move aliases")
+    permissions.require(permissions.can_maintain, actor, model, action="move aliases")
     obj = Alias.objects.filter(model=model, name=alias).select_related("version").first()
     if obj is None:
         raise NotFound(f"Model {model.name!r} has no alias {alias!r}.")
@@ -520,7 +511,7 @@ def role_grant(
 ) -> ModelRole:
     """Grant `role` on `model` to a user or a group (replacing what they held)."""
     model = _lock_model(model)
-    _require(permissions.can_manage_roles(actor, model), actor, model, "manage roles")
+    permissions.require(permissions.can_manage_roles, actor, model, action="manage roles")
     if (user is None) == (group is None):
         raise InvalidInput("Grant a role to exactly one user or one group.")
     if role not in Role.values:
@@ -539,7 +530,7 @@ def role_grant(
 def role_revoke(*, model: RegisteredModel, actor, user=None, group: Group | None = None) -> None:
     """Revoke whatever role a user or group holds on `model`."""
     model = _lock_model(model)
-    _require(permissions.can_manage_roles(actor, model), actor, model, "manage roles")
+    permissions.require(permissions.can_manage_roles, actor, model, action="manage roles")
     if (user is None) == (group is None):
         raise InvalidInput("Revoke the role of exactly one user or one group.")
     lookup = {"user": user} if user is not None else {"group": group}

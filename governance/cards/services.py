@@ -12,7 +12,7 @@ from governance.cards import prefill, schema
 from governance.models import CardState, ModelCard, ModelCardRevision
 from registry import events
 from registry import permissions as registry_permissions
-from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from registry.errors import Forbidden, InvalidInput, InvalidState
 from registry.models import ModelVersion, RegisteredModel
 
 EDITABLE = (CardState.DRAFT,)
@@ -23,13 +23,9 @@ def _lock(card: ModelCard) -> ModelCard:
     return ModelCard.objects.select_for_update(of=("self",)).select_related("model", "version").get(pk=card.pk)
 
 
-def _require_visible(actor: Any, model: RegisteredModel) -> None:
-    if not registry_permissions.can_view(actor, model):
-        raise NotFound(f"Registered model {model.name!r} not found.")
-
 
 def _require_editor(actor: Any, card: ModelCard) -> None:
-    _require_visible(actor, card.model)
+    registry_permissions.require(registry_permissions.can_view, actor, card.model, action="see it")
     if not permissions.can_edit_card(actor, card.model):
         raise Forbidden(f"Only contributors of {card.model.name!r} may change its model cards.")
 
@@ -62,7 +58,7 @@ def card_create(*, version: ModelVersion, actor: Any) -> ModelCard:
     existing = ModelCard.objects.filter(version=version).first()
     if existing is not None:
         return existing
-    _require_visible(actor, version.model)
+    registry_permissions.require(registry_permissions.can_view, actor, version.model, action="see it")
     if not permissions.can_edit_card(actor, version.model):
         raise Forbidden(f"Only contributors of {version.model.name!r} may create its model cards.")
     content = prefill.prefill(version, actor)
@@ -160,7 +156,7 @@ def card_submit(*, card: ModelCard, actor: Any) -> ModelCard:
 def card_approve(*, card: ModelCard, actor: Any, comment: str = "") -> ModelCard:
     """Approve a card in review: a reviewer who did not submit it, and only when every required field is filled."""
     card = _lock(card)
-    _require_visible(actor, card.model)
+    registry_permissions.require(registry_permissions.can_view, actor, card.model, action="see it")
     refusal = permissions.card_review_refusal(actor, card)
     if refusal:
         raise Forbidden(refusal)
@@ -174,7 +170,7 @@ def card_approve(*, card: ModelCard, actor: Any, comment: str = "") -> ModelCard
 def card_return(*, card: ModelCard, actor: Any, comment: str) -> ModelCard:
     """Return a card in review to draft with a reason (reviewers)."""
     card = _lock(card)
-    _require_visible(actor, card.model)
+    registry_permissions.require(registry_permissions.can_view, actor, card.model, action="see it")
     refusal = permissions.card_review_refusal(actor, card)
     if refusal:
         raise Forbidden(refusal)
@@ -196,7 +192,7 @@ def card_reopen(*, card: ModelCard, actor: Any, reason: str = "") -> ModelCard:
 def card_archive(*, card: ModelCard, actor: Any, reason: str = "") -> ModelCard:
     """Archive a card: read-only from now on, still exportable (maintainers)."""
     card = _lock(card)
-    _require_visible(actor, card.model)
+    registry_permissions.require(registry_permissions.can_view, actor, card.model, action="see it")
     if not permissions.can_archive_card(actor, card.model):
         raise Forbidden(f"Only maintainers of {card.model.name!r} may archive its model cards.")
     return _transition(card, actor, (CardState.DRAFT, CardState.IN_REVIEW, CardState.APPROVED), CardState.ARCHIVED,

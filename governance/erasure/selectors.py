@@ -10,19 +10,14 @@ from django.utils import timezone
 
 from governance import permissions
 from governance.models import ErasureObligation, ErasureRequest, ErasureState, ObligationStatus
-from registry.errors import Forbidden, NotFound
+from registry.errors import NotFound
 from registry.lineage import services as lineage
 from registry.lineage.models import LineageEdge, LineageNode
 
 
-def _require_handler(actor: Any) -> None:
-    if not permissions.can_handle_erasure(actor):
-        raise Forbidden("Only staff and the compliance group see erasure requests.")
-
-
 def erasure_list(*, actor: Any, state: str | None = None) -> QuerySet[ErasureRequest]:
     """Return requests by deadline with obligation counts (handlers only)."""
-    _require_handler(actor)
+    permissions.require_erasure_handler(actor)
     qs = ErasureRequest.objects.select_related("handler").annotate(
         obligation_count=Count("obligations"),
         pending_count=Count("obligations", filter=Q(obligations__status=ObligationStatus.PENDING)))
@@ -33,7 +28,7 @@ def erasure_list(*, actor: Any, state: str | None = None) -> QuerySet[ErasureReq
 
 def erasure_get(*, actor: Any, pk: int | str) -> ErasureRequest:
     """Return one request (handlers only) or raise NotFound."""
-    _require_handler(actor)
+    permissions.require_erasure_handler(actor)
     try:
         number = int(pk)
     except (TypeError, ValueError):

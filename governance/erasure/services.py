@@ -45,10 +45,6 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def _require_handler(actor: Any) -> None:
-    if not permissions.can_handle_erasure(actor):
-        raise Forbidden("Only staff and the compliance group handle erasure requests.")
-
 
 # ------------------------------------------------------------------------------------------ manifests
 
@@ -119,7 +115,7 @@ def node_label(node: LineageNode) -> str:
 def erasure_request_create(*, actor: Any, identifier: str, received_on: date | None = None,
                            handler: Any = None) -> ErasureRequest:
     """Record a request by the subject's keyed hash, compute its impact and open one obligation per item."""
-    _require_handler(actor)
+    permissions.require_erasure_handler(actor)
     digest = hashing.subject_hash(identifier)
     duplicate = ErasureRequest.objects.filter(subject_hash=digest, state=ErasureState.OPEN).first()
     if duplicate is not None:
@@ -153,7 +149,7 @@ def _lock(request: ErasureRequest) -> ErasureRequest:
 @transaction.atomic
 def erasure_request_extend(*, request: ErasureRequest, actor: Any, reason: str, notified_on: date) -> ErasureRequest:
     """Extend the deadline by two months, once, with a recorded reason and the date the subject was told."""
-    _require_handler(actor)
+    permissions.require_erasure_handler(actor)
     request = _lock(request)
     if request.state != ErasureState.OPEN:
         raise InvalidState("Only open requests can be extended.")
@@ -217,7 +213,7 @@ def obligation_resolve(*, obligation: ErasureObligation, actor: Any, status: str
                        replacement_node: LineageNode | None = None, replacement_version: ModelVersion | None = None,
                        ground: str = "") -> ErasureObligation:
     """Record how one affected item was dealt with; the evidence each resolution needs is checked."""
-    _require_handler(actor)
+    permissions.require_erasure_handler(actor)
     request = _lock(obligation.request)
     if request.state != ErasureState.OPEN:
         raise InvalidState("The request is closed.")
@@ -241,7 +237,7 @@ def obligation_resolve(*, obligation: ErasureObligation, actor: Any, status: str
 @transaction.atomic
 def erasure_request_close(*, request: ErasureRequest, actor: Any) -> ErasureRequest:
     """Close a request once every obligation is resolved; the subject's hash joins the suppression list."""
-    _require_handler(actor)
+    permissions.require_erasure_handler(actor)
     request = _lock(request)
     if request.state != ErasureState.OPEN:
         raise InvalidState("The request is already closed.")

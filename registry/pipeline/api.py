@@ -13,8 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from registry import permissions, selectors
-from registry.errors import Forbidden, NotFound
+from registry import selectors
+from registry.errors import NotFound
 from registry.models import Job, WebhookDelivery, WebhookSubscription
 from registry.pipeline import selectors as pipeline_selectors
 from registry.pipeline import signing
@@ -107,8 +107,6 @@ class VersionSignatureVerifyApi(APIView):
     def post(self, request: Request, name: str, ref: str) -> Response:
         model = selectors.model_get(actor=request.user, name=name)
         version = selectors.version_resolve(model=model, ref=ref)
-        if not permissions.can_contribute(request.user, model):
-            raise Forbidden(f"You do not have permission to verify signatures of model {model.name!r}.")
         job = signing.verify_enqueue(version=version, actor=request.user)
         return Response(job_output(job), status=status.HTTP_202_ACCEPTED)
 

@@ -24,7 +24,7 @@ from django.db import transaction
 
 from registry import events, permissions
 from registry.artifacts.storage import artifact_storage, blob_open, blob_put, spool_stream
-from registry.errors import Forbidden, InvalidState
+from registry.errors import InvalidState
 from registry.models import Artifact, Job, JobKind, ModelVersion, SignatureVerification, VersionSignature
 from registry.pipeline import jobs
 
@@ -104,12 +104,7 @@ def materialise_tree(version: ModelVersion, root: str) -> dict[str, str]:
 
 def sign_enqueue(*, version: ModelVersion, actor: Any) -> Job:
     """Queue the signing of a version's current tree (maintainers)."""
-    if not permissions.can_maintain(actor, version.model):
-        if not permissions.can_view(actor, version.model):
-            from registry.errors import NotFound
-
-            raise NotFound(f"Registered model {version.model.name!r} not found.")
-        raise Forbidden(f"You do not have permission to sign versions of model {version.model.name!r}.")
+    permissions.require(permissions.can_maintain, actor, version.model, action="sign versions")
     if not Artifact.objects.filter(version=version).exists():
         raise InvalidState(f"Version {version.number} has no files to sign.")
     tree = ",".join(f"{p}={s}" for p, s in Artifact.objects.filter(version=version).order_by("path")
@@ -119,8 +114,13 @@ def sign_enqueue(*, version: ModelVersion, actor: Any) -> Job:
                             label=f"v{version.number} file tree", params={"actor": actor.pk}, rerun=True)
 
 
-def verify_enqueue(*, version: ModelVersion, actor: Any = None, reason: str = "on demand") -> Job:
-    """Queue a verification of a version's latest signature against its current tree."""
+def verify_enqueue(*, version: ModelVersion, actor: Any, reason: str = "on demand") -> Job:
+    """Queue a verification of a version's latest signature against its current tree (contributors)."""
+    permissions.require(permissions.can_contribute, actor, version.model, action="verify signatures")
+    return _verify_job(version=version, actor=actor, reason=reason)
+
+
+def _verify_job(*, version: ModelVersion, actor: Any, reason: str) -> Job:
     from django.utils import timezone
 
     return jobs.job_enqueue(kind=JobKind.VERIFY, key=f"verify:{version.pk}:{timezone.now().timestamp()}",
@@ -237,7 +237,7 @@ def signatures_verify_all() -> int:
     ids = VersionSignature.objects.values_list("version_id", flat=True).distinct()
     count = 0
     for version in ModelVersion.objects.filter(pk__in=list(ids)).select_related("model"):
-        verify_enqueue(version=version, reason="periodic")
+        _verify_job(version=version, actor=None, reason="periodic")
         count += 1
     return count
 

@@ -10,7 +10,7 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views import View
 
 from registry import permissions
-from registry.errors import DomainError, Forbidden, NotFound
+from registry.errors import DomainError, NotFound
 from registry.pipeline import selectors as pipeline_selectors
 from registry.pipeline import signing
 from registry.pipeline.convert import convert_enqueue
@@ -49,8 +49,6 @@ class VersionPipelineView(LoginRequiredMixin, View):
                 signing.sign_enqueue(version=version, actor=request.user)
                 messages.success(request, "Queued the signing of this version's files.")
             elif request.POST.get("verify"):
-                if not permissions.can_contribute(request.user, model):
-                    raise Forbidden(f"You do not have permission to verify signatures of model {model.name!r}.")
                 signing.verify_enqueue(version=version, actor=request.user)
                 messages.success(request, "Queued a verification of the signature.")
             elif request.POST.get("convert"):

@@ -116,6 +116,21 @@ def test_only_maintainers_sign(registered_model, make_version, make_user, grant,
     assert api_client_for(make_user("eve")).post("/api/v1/models/churn/versions/1/signature").status_code == 404
 
 
+def test_verify_enqueue_itself_refuses_viewers_and_hides_the_model_from_strangers(signed, make_user, grant):
+    from registry.errors import Forbidden, NotFound
+    from registry.pipeline import signing
+
+    version = signed["version"]
+    viewer = make_user("vic")
+    grant(version.model, viewer, Role.VIEWER)
+    before = Job.objects.filter(kind="verify").count()
+    with pytest.raises(Forbidden):
+        signing.verify_enqueue(version=version, actor=viewer)
+    with pytest.raises(NotFound):
+        signing.verify_enqueue(version=version, actor=make_user("eve"))
+    assert Job.objects.filter(kind="verify").count() == before
+
+
 def test_panel_shows_the_signature_and_its_buttons(signed, client, owner):
     client.force_login(owner)
     panel = client.get("/models/churn/versions/1/pipeline/", HTTP_HX_REQUEST="true").content.decode()
