@@ -21,6 +21,7 @@ demo: setup
 
 test: setup
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: setup

@@ -25,18 +25,20 @@ from registry.models import ModelVersion, RegisteredModel, Stage
 AUDIT_PER_PAGE = 50
 
 
-def _raise_http(error: DomainError) -> None:
+def raise_http(error: DomainError) -> None:
+    """Turn a refusal into the HTTP answer a page gives: 403 for forbidden, 404 for not found."""
     if isinstance(error, Forbidden):
         raise PermissionDenied(error.message)
     if isinstance(error, NotFound):
         raise Http404(error.message)
 
 
-def _model(request: HttpRequest, name: str) -> RegisteredModel:
+def page_model(request: HttpRequest, name: str) -> RegisteredModel:
+    """Return the model a governance page is about, or answer 404/403 as the registry's pages do."""
     try:
         return registry_selectors.model_get(actor=request.user, name=name)
     except DomainError as error:
-        _raise_http(error)
+        raise_http(error)
         raise
 
 
@@ -44,7 +46,7 @@ def _promotion(request: HttpRequest, pk: int) -> PromotionRequest:
     try:
         return selectors.promotion_get(actor=request.user, pk=pk)
     except DomainError as error:
-        _raise_http(error)
+        raise_http(error)
         raise
 
 
@@ -157,7 +159,7 @@ class PromotionCreateView(LoginRequiredMixin, View):
         return render(request, "governance/promotion_form.html", context, status=status)
 
     def _load(self, request: HttpRequest, name: str, number: int) -> tuple[RegisteredModel, ModelVersion]:
-        model = _model(request, name)
+        model = page_model(request, name)
         try:
             return model, registry_selectors.version_get(model=model, number=number)
         except DomainError as error:
@@ -179,7 +181,7 @@ class PromotionCreateView(LoginRequiredMixin, View):
                     version=version, actor=request.user, kind=kind, target=target,
                     justification=form.cleaned_data["justification"])
             except DomainError as error:
-                _raise_http(error)
+                raise_http(error)
                 form.add_error(None, error.message)
             else:
                 messages.success(request, f"Opened promotion request #{promotion.pk}.")
@@ -233,7 +235,7 @@ class ModelHistoryView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest, name: str) -> HttpResponse:
         """Render the timeline (optionally as of ?at=)."""
-        model = _model(request, name)
+        model = page_model(request, name)
         error, at = None, None
         try:
             at = selectors.parse_moment(request.GET.get("at"), "at")
@@ -249,7 +251,7 @@ class ModelHistoryView(LoginRequiredMixin, View):
 
     def post(self, request: HttpRequest, name: str) -> HttpResponse:
         """Roll a target back: open a request, or execute an allowed emergency rollback."""
-        model = _model(request, name)
+        model = page_model(request, name)
         form = RollbackForm(request.POST)
         if not form.is_valid():
             messages.error(request, "Give the target and a reason for the rollback.")
@@ -280,11 +282,11 @@ class ProtectionView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest, name: str) -> HttpResponse:
         """List the protected targets with the form."""
-        return self._render(request, _model(request, name), ProtectedTargetForm(initial={"kind": TargetKind.STAGE}))
+        return self._render(request, page_model(request, name), ProtectedTargetForm(initial={"kind": TargetKind.STAGE}))
 
     def post(self, request: HttpRequest, name: str) -> HttpResponse:
         """Protect (or unprotect, with `remove`) a target."""
-        model = _model(request, name)
+        model = page_model(request, name)
         if not permissions.can_manage_protection(request.user, model):
             raise PermissionDenied(f"Only maintainers of {model.name!r} may change its protected targets.")
         if request.POST.get("remove"):
@@ -301,7 +303,7 @@ class ProtectionView(LoginRequiredMixin, View):
             try:
                 target = services.protected_target_set(model=model, actor=request.user, **form.cleaned_data)
             except DomainError as error:
-                _raise_http(error)
+                raise_http(error)
                 form.add_error(None, error.message)
             else:
                 messages.success(request, f"{target.label} is protected ({target.approvals_required} approvals).")

@@ -14,7 +14,7 @@ from governance import permissions
 from governance.cards import exports, jobs, pdf, schema, selectors, services
 from governance.cards.forms import CardSectionForm
 from governance.models import CardState, ExportState, ModelCard
-from governance.views import _model, _raise_http
+from governance.views import page_model, raise_http
 from registry import selectors as registry_selectors
 from registry.artifacts.storage import artifact_storage
 from registry.errors import DomainError
@@ -25,7 +25,7 @@ ACTIONS = {"submit", "approve", "return", "reopen", "archive", "refresh", "creat
 
 
 def _version(request: HttpRequest, name: str, number: int) -> tuple[RegisteredModel, ModelVersion]:
-    model = _model(request, name)
+    model = page_model(request, name)
     try:
         return model, registry_selectors.version_get(model=model, number=number)
     except DomainError as error:
@@ -103,7 +103,7 @@ class CardView(LoginRequiredMixin, View):
                 messages.success(request, f"Model card is now {card.get_state_display().lower()} "
                                           f"(revision {card.revision}).")
         except DomainError as error:
-            _raise_http(error)
+            raise_http(error)
             messages.error(request, error.message)
         return redirect("governance:card", name=model.name, number=version.number)
 
@@ -145,7 +145,7 @@ class CardEditView(LoginRequiredMixin, View):
                 card = services.card_update(card=card, actor=request.user, section=section, values=form.values(),
                                             note=form.cleaned_data.get("note", ""))
             except DomainError as error:
-                _raise_http(error)
+                raise_http(error)
                 form.add_error(None, error.message)
             else:
                 messages.success(request, f"Saved {form.section['title']} (card {card.completeness}% complete).")
@@ -175,7 +175,7 @@ class ModelCardsPdfView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest, name: str) -> HttpResponse:
         """Return the combined PDF."""
-        model = _model(request, name)
+        model = page_model(request, name)
         cards = list(selectors.cards_of_model(model=model))
         if not cards:
             raise Http404(f"{model.name!r} has no model cards yet.")
@@ -189,11 +189,11 @@ class CardExportJobCreateView(LoginRequiredMixin, View):
 
     def post(self, request: HttpRequest, name: str) -> HttpResponse:
         """Queue the job and show its progress page."""
-        model = _model(request, name)
+        model = page_model(request, name)
         try:
             job = jobs.card_export_request(model=model, actor=request.user)
         except DomainError as error:
-            _raise_http(error)
+            raise_http(error)
             messages.error(request, error.message)
             return redirect("registry:model-detail", name=model.name)
         return redirect("governance:card-export-job", pk=job.pk)

@@ -17,7 +17,7 @@ from governance.cards.pdf import ASSET_BASE, LockedFetcher
 from governance.erasure import selectors, services
 from governance.erasure.forms import ErasureRequestForm, ExtendForm, ResolveForm
 from governance.models import ErasureRequest, ErasureState, ExemptionGround, SubjectManifest
-from governance.views import _raise_http
+from governance.views import raise_http
 from registry.errors import DomainError, InvalidInput
 from registry.lineage import services as lineage
 from registry.lineage.models import LineageNode, NodeKind
@@ -29,7 +29,7 @@ def _request(request: HttpRequest, pk: int) -> ErasureRequest:
     try:
         return selectors.erasure_get(actor=request.user, pk=pk)
     except DomainError as error:
-        _raise_http(error)
+        raise_http(error)
         raise
 
 
@@ -40,7 +40,7 @@ class ErasureListView(LoginRequiredMixin, View):
         try:
             rows = list(selectors.erasure_list(actor=request.user))
         except DomainError as error:
-            _raise_http(error)
+            raise_http(error)
             raise
         today = timezone.localdate()
         for row in rows:
@@ -61,7 +61,7 @@ class ErasureListView(LoginRequiredMixin, View):
                                                           identifier=form.cleaned_data["identifier"],
                                                           received_on=form.cleaned_data["received_on"])
             except DomainError as error:
-                _raise_http(error)
+                raise_http(error)
                 form.add_error(None, error.message)
             else:
                 messages.success(request, f"Recorded erasure request #{created.pk}: "
@@ -110,7 +110,7 @@ class ErasureDetailView(LoginRequiredMixin, View):
             else:
                 raise InvalidInput("Unknown action.")
         except DomainError as error:
-            _raise_http(error)
+            raise_http(error)
             messages.error(request, error.message)
         return redirect("governance:erasure-detail", pk=erasure.pk)
 
@@ -157,7 +157,7 @@ class SubjectManifestView(LoginRequiredMixin, View):
         try:
             node = lineage.node_get(actor=request.user, node_id=pk)
         except DomainError as error:
-            _raise_http(error)
+            raise_http(error)
             raise
         if node.kind != NodeKind.DATASET:
             raise Http404("Subject manifests belong to dataset versions.")
@@ -181,7 +181,7 @@ class SubjectManifestView(LoginRequiredMixin, View):
                 node=node, actor=request.user,
                 identifiers=(line.decode("utf-8", "replace").strip() for line in upload))
         except DomainError as error:
-            _raise_http(error)
+            raise_http(error)
             messages.error(request, error.message)
         else:
             messages.success(request, f"Manifest replaced: {manifest.entries} subject(s), stored as keyed hashes.")

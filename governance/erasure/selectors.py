@@ -61,14 +61,14 @@ def impact_graph(*, request: ErasureRequest) -> lineage.Graph | None:
 
     Handlers see the whole impact whoever owns the models: the obligations already name every affected item.
     """
-    from governance.erasure.services import _REGULATOR
+    from governance.erasure.services import REGULATOR
 
     datasets = [o.node for o in request.obligations.select_related("node") if o.node and o.kind == "dataset"]
     if not datasets:
         return None
     depths: dict[int, int] = {}
     for dataset in datasets:
-        walked = lineage.lineage_walk(actor=_REGULATOR, node=dataset, direction="downstream", depth=lineage.MAX_DEPTH)
+        walked = lineage.lineage_walk(actor=REGULATOR, node=dataset, direction="downstream", depth=lineage.MAX_DEPTH)
         for pk, depth in walked.depths.items():
             depths[pk] = min(depth, depths.get(pk, depth))
     nodes = list(LineageNode.objects.filter(pk__in=depths).select_related(

@@ -35,7 +35,7 @@ from registry.models import ModelVersion
 
 MAX_MANIFEST = 1_000_000
 # Erasure must see every affected model whoever handles it: impact runs with the authority of the regulation.
-_REGULATOR = SimpleNamespace(is_authenticated=True, is_staff=True, is_superuser=True, pk=None)
+REGULATOR = SimpleNamespace(is_authenticated=True, is_staff=True, is_superuser=True, pk=None)
 
 
 def add_months(day: date, months: int) -> date:
@@ -92,7 +92,7 @@ def impact(subject_hash: str) -> dict[str, list[LineageNode]]:
                     .order_by("name", "version", "pk"))
     downstream: dict[int, str] = {}
     for node in datasets:
-        for row in lineage.lineage_impact(actor=_REGULATOR, node=node):
+        for row in lineage.lineage_impact(actor=REGULATOR, node=node):
             downstream[row["id"]] = row["kind"]
     nodes = {n.pk: n for n in LineageNode.objects.filter(pk__in=downstream).select_related(
         "model_version", "model_version__model", "model")}

@@ -421,7 +421,6 @@ def _register_version(spec: ModelSpec, vspec: VersionSpec, model: RegisteredMode
 def _finish_job(job) -> Any:
     """Run a pipeline job in this process (a worker already holding it finishes it instead), and wait for it."""
     from registry.models import JobState
-    from registry.pipeline import handlers  # noqa: F401 - installs the job handlers
     from registry.pipeline.jobs import job_run
 
     deadline = time.monotonic() + 180
