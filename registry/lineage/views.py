@@ -17,7 +17,7 @@ from registry.errors import DomainError, InvalidInput, NotFound
 from registry.lineage import services as lineage
 from registry.lineage.layout import layered_layout
 from registry.lineage.models import LineageNode, NodeKind
-from registry.views.pages import _get_model, _get_version
+from registry.views.common import get_model, get_version
 
 
 def _node_or_404(request: HttpRequest, pk: int) -> LineageNode:
@@ -125,8 +125,8 @@ class VersionLineageView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
         """Render the version's graph (htmx) or go to its node page."""
-        model = _get_model(request, name)
-        version = _get_version(model, number)
+        model = get_model(request, name)
+        version = get_version(model, number)
         node = lineage.node_for_version(version=version)
         if node is None:
             if request.htmx:
