@@ -38,7 +38,8 @@ from registry.models import (
     RunTag,
     TrackedArtifact,
 )
-from registry.search.compiler import FilterError, _compile, _string_lookup
+from registry.search.compiler import compile_filter, string_lookup
+from registry.search.parser import FilterError
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -117,10 +118,10 @@ def experiment_search(*, actor, filter_string: str | None = None, view_type: str
 
     def cmp(field_name: str, op: str, value: Any) -> Q:
         if field_name.lower() == "name":
-            return _string_lookup("name", op, value)
+            return string_lookup("name", op, value)
         raise FilterError(f"Unknown field {field_name!r} in experiment filter; use name.")
 
-    qs = experiments_visible(actor).filter(_compile(filter_string, cmp))
+    qs = experiments_visible(actor).filter(compile_filter(filter_string, cmp))
     if view_type in ("ACTIVE_ONLY", "", None):
         qs = qs.filter(lifecycle_stage=LifecycleStage.ACTIVE)
     elif view_type == "DELETED_ONLY":
@@ -463,10 +464,10 @@ def logged_model_search(*, actor, experiment_ids: list[Any], filter_string: str 
         column = fields.get(field_name.lower())
         if column is None:
             raise FilterError(f"Unknown field {field_name!r} in logged model filter; use {', '.join(fields)}.")
-        return _string_lookup(column, op, value)
+        return string_lookup(column, op, value)
 
     ids = [_experiment_id(e) for e in experiment_ids or []]
-    qs = logged_models_visible(actor).filter(_compile(filter_string, cmp))
+    qs = logged_models_visible(actor).filter(compile_filter(filter_string, cmp))
     if ids:
         qs = qs.filter(experiment_id__in=ids)
     return qs.select_related("experiment").order_by("-created_at", "model_id")
