@@ -6,7 +6,7 @@ from registry.api import views as v
 from registry.compare import api as compare_api
 from registry.lineage import api as lineage_api
 from registry.pipeline import api as pipeline_api
-from registry.pipeline import triggers_api
+from registry.webhooks import api as webhooks_api
 
 V = "models/<str:name>/versions/<str:ref>"
 
@@ -17,10 +17,10 @@ urlpatterns = [
     path("models/<str:name>/deprecation", v.ModelDeprecateApi.as_view(), name="api-model-deprecation"),
     path("models/<str:name>/tags/<str:key>", v.ModelTagApi.as_view(), name="api-model-tag"),
     path("models/<str:name>/versions", v.VersionListCreateApi.as_view(), name="api-versions"),
-    path("models/<str:name>/retrain-rules", triggers_api.RetrainRuleListApi.as_view(), name="api-retrain-rules"),
-    path("models/<str:name>/retrain-rules/<int:pk>", triggers_api.RetrainRuleDetailApi.as_view(),
+    path("models/<str:name>/retrain-rules", pipeline_api.RetrainRuleListApi.as_view(), name="api-retrain-rules"),
+    path("models/<str:name>/retrain-rules/<int:pk>", pipeline_api.RetrainRuleDetailApi.as_view(),
          name="api-retrain-rule"),
-    path("models/<str:name>/retrain-requests", triggers_api.RetrainRequestListApi.as_view(),
+    path("models/<str:name>/retrain-requests", pipeline_api.RetrainRequestListApi.as_view(),
          name="api-retrain-requests"),
     path(V, v.VersionDetailApi.as_view(), name="api-version"),
     path(f"{V}/stage", v.VersionStageApi.as_view(), name="api-version-stage"),
@@ -35,12 +35,12 @@ urlpatterns = [
     path(f"{V}/signature/verify", pipeline_api.VersionSignatureVerifyApi.as_view(), name="api-signature-verify"),
     path(f"{V}/signature/bundle", pipeline_api.VersionSignatureBundleApi.as_view(), name="api-signature-bundle"),
     path("signing-key", pipeline_api.SigningKeyApi.as_view(), name="api-signing-key"),
-    path("webhooks", pipeline_api.WebhookListApi.as_view(), name="api-webhooks"),
-    path("webhooks/<int:pk>", pipeline_api.WebhookDetailApi.as_view(), name="api-webhook"),
-    path("webhooks/<int:pk>/deliveries", pipeline_api.WebhookDeliveryListApi.as_view(), name="api-webhook-deliveries"),
-    path("webhooks/<int:pk>/deliveries/<int:delivery_id>/replay", pipeline_api.WebhookReplayApi.as_view(),
+    path("webhooks", webhooks_api.WebhookListApi.as_view(), name="api-webhooks"),
+    path("webhooks/<int:pk>", webhooks_api.WebhookDetailApi.as_view(), name="api-webhook"),
+    path("webhooks/<int:pk>/deliveries", webhooks_api.WebhookDeliveryListApi.as_view(), name="api-webhook-deliveries"),
+    path("webhooks/<int:pk>/deliveries/<int:delivery_id>/replay", webhooks_api.WebhookReplayApi.as_view(),
          name="api-webhook-replay"),
-    path("webhooks/<int:pk>/test", pipeline_api.WebhookTestApi.as_view(), name="api-webhook-test"),
+    path("webhooks/<int:pk>/test", webhooks_api.WebhookTestApi.as_view(), name="api-webhook-test"),
     path("models/<str:name>/aliases", v.AliasListApi.as_view(), name="api-aliases"),
     path("models/<str:name>/aliases/<str:alias>", v.AliasDetailApi.as_view(), name="api-alias"),
     path("models/<str:name>/roles", v.RoleListApi.as_view(), name="api-roles"),
