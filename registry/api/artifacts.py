@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -26,7 +27,8 @@ class RawBodyParser(BaseParser):
 
     media_type = "application/octet-stream"
 
-    def parse(self, stream, media_type=None, parser_context=None):  # pragma: no cover - views never call it
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None
+              ) -> Any:  # pragma: no cover - views never call it
         return stream
 
 

@@ -53,7 +53,7 @@ class ArtifactRoot:
         return TrackedArtifact.objects.filter(logged_model=self.logged_model)
 
 
-def artifact_root_resolve(*, actor, path: str) -> ArtifactRoot:
+def artifact_root_resolve(*, actor: Any, path: str) -> ArtifactRoot:
     """Map an mlflow-artifacts path to the run, logged model or version that owns it, checking visibility."""
     clean = path.strip("/")
     if not clean:
@@ -107,7 +107,7 @@ def artifact_file(root: ArtifactRoot) -> Any:
 
 
 @transaction.atomic
-def artifact_put(*, actor, root: ArtifactRoot, upload: SpooledUpload) -> TrackedArtifact:
+def artifact_put(*, actor: Any, root: ArtifactRoot, upload: SpooledUpload) -> TrackedArtifact:
     """Store an uploaded file under a run's or logged model's root (content-addressed, replacing that path)."""
     try:
         if root.version is not None:

@@ -30,7 +30,7 @@ def default_experiment() -> Experiment:
     return exp
 
 
-def experiments_visible(actor) -> QuerySet[Experiment]:
+def experiments_visible(actor: Any) -> QuerySet[Experiment]:
     """Experiments `actor` may see and log to."""
     if not (actor and actor.is_authenticated):
         return Experiment.objects.none()
@@ -39,7 +39,7 @@ def experiments_visible(actor) -> QuerySet[Experiment]:
     return Experiment.objects.filter(Q(owner_id=actor.pk) | Q(pk=DEFAULT_EXPERIMENT_ID))
 
 
-def experiment_get(*, actor, experiment_id: Any) -> Experiment:
+def experiment_get(*, actor: Any, experiment_id: Any) -> Experiment:
     """Return a visible experiment by id, or raise NotFound."""
     exp_id = parse_experiment_id(experiment_id)
     if exp_id == DEFAULT_EXPERIMENT_ID:
@@ -50,7 +50,7 @@ def experiment_get(*, actor, experiment_id: Any) -> Experiment:
     return exp
 
 
-def experiment_get_by_name(*, actor, name: str) -> Experiment:
+def experiment_get_by_name(*, actor: Any, name: str) -> Experiment:
     """Return a visible experiment by name, or raise NotFound."""
     if name == DEFAULT_EXPERIMENT_NAME:
         default_experiment()
@@ -60,7 +60,7 @@ def experiment_get_by_name(*, actor, name: str) -> Experiment:
     return exp
 
 
-def experiment_search(*, actor, filter_string: str | None = None, view_type: str = "ACTIVE_ONLY"
+def experiment_search(*, actor: Any, filter_string: str | None = None, view_type: str = "ACTIVE_ONLY"
                       ) -> QuerySet[Experiment]:
     """Visible experiments matching a name filter (name = / LIKE / ILIKE), oldest first."""
     default_experiment()
@@ -79,7 +79,7 @@ def experiment_search(*, actor, filter_string: str | None = None, view_type: str
 
 
 @transaction.atomic
-def experiment_create(*, actor, name: str, artifact_location: str = "", tags: dict[str, str] | None = None
+def experiment_create(*, actor: Any, name: str, artifact_location: str = "", tags: dict[str, str] | None = None
                       ) -> Experiment:
     """Create an experiment owned by `actor`; its artifacts always live in Stratum's store."""
     if not permissions.can_create_model(actor):
@@ -100,7 +100,7 @@ def experiment_create(*, actor, name: str, artifact_location: str = "", tags: di
 
 
 @transaction.atomic
-def experiment_update(*, actor, experiment: Experiment, new_name: str | None = None,
+def experiment_update(*, actor: Any, experiment: Experiment, new_name: str | None = None,
                       lifecycle_stage: str | None = None) -> Experiment:
     """Rename, delete (soft) or restore an experiment."""
     if experiment.pk == DEFAULT_EXPERIMENT_ID and (new_name or lifecycle_stage == LifecycleStage.DELETED):
@@ -120,7 +120,7 @@ def experiment_update(*, actor, experiment: Experiment, new_name: str | None = N
 
 
 @transaction.atomic
-def experiment_tag_set(*, actor, experiment: Experiment, key: str, value: str) -> None:
+def experiment_tag_set(*, actor: Any, experiment: Experiment, key: str, value: str) -> None:
     """Set a tag on an experiment."""
     exp = Experiment.objects.select_for_update().get(pk=experiment.pk)
     exp.tags = {**exp.tags, clean_key(key): clean_text(value, "Tag value", 5000)}

@@ -16,7 +16,7 @@ from registry.search.parser import FilterError
 from registry.tracking.common import clean_key, clean_text, parse_experiment_id, sees_everything
 
 
-def logged_models_visible(actor) -> QuerySet[LoggedModel]:
+def logged_models_visible(actor: Any) -> QuerySet[LoggedModel]:
     """Logged models `actor` may see and change."""
     if not (actor and actor.is_authenticated):
         return LoggedModel.objects.none()
@@ -25,7 +25,7 @@ def logged_models_visible(actor) -> QuerySet[LoggedModel]:
     return LoggedModel.objects.filter(Q(creator_id=actor.pk) | Q(experiment__owner_id=actor.pk))
 
 
-def logged_model_get(*, actor, model_id: str) -> LoggedModel:
+def logged_model_get(*, actor: Any, model_id: str) -> LoggedModel:
     """Return a visible logged model, or raise NotFound."""
     lm = logged_models_visible(actor).select_related("experiment").filter(pk=model_id).first()
     if lm is None:
@@ -34,7 +34,7 @@ def logged_model_get(*, actor, model_id: str) -> LoggedModel:
 
 
 @transaction.atomic
-def logged_model_create(*, actor, experiment: Experiment, name: str = "", source_run: Run | None = None,
+def logged_model_create(*, actor: Any, experiment: Experiment, name: str = "", source_run: Run | None = None,
                         model_type: str = "", tags: dict[str, str] | None = None,
                         params: dict[str, str] | None = None) -> LoggedModel:
     """Create a pending logged model whose files are uploaded next."""
@@ -52,7 +52,7 @@ def logged_model_create(*, actor, experiment: Experiment, name: str = "", source
 
 
 @transaction.atomic
-def logged_model_finalize(*, actor, logged_model: LoggedModel, status: str) -> LoggedModel:
+def logged_model_finalize(*, actor: Any, logged_model: LoggedModel, status: str) -> LoggedModel:
     """Mark a logged model's upload READY or FAILED."""
     if status not in (LoggedModelStatus.READY, LoggedModelStatus.FAILED):
         raise InvalidInput(f"Invalid logged model status {status!r}.")
@@ -64,7 +64,7 @@ def logged_model_finalize(*, actor, logged_model: LoggedModel, status: str) -> L
 
 
 @transaction.atomic
-def logged_model_update(*, actor, logged_model: LoggedModel, set_tags: dict[str, str] | None = None,
+def logged_model_update(*, actor: Any, logged_model: LoggedModel, set_tags: dict[str, str] | None = None,
                         delete_tag: str | None = None, params: dict[str, str] | None = None) -> LoggedModel:
     """Set or delete tags, or add params, on a logged model."""
     lm = LoggedModel.objects.select_for_update().get(pk=logged_model.pk)
@@ -80,7 +80,7 @@ def logged_model_update(*, actor, logged_model: LoggedModel, set_tags: dict[str,
     return lm
 
 
-def logged_model_search(*, actor, experiment_ids: list[Any], filter_string: str | None = None
+def logged_model_search(*, actor: Any, experiment_ids: list[Any], filter_string: str | None = None
                         ) -> QuerySet[LoggedModel]:
     """Visible logged models of some experiments, filtered by name, source_run_id, status or model_type."""
     fields = {"name": "name", "source_run_id": "source_run_id", "status": "status", "model_type": "model_type",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import QuerySet
 
@@ -57,7 +58,7 @@ def _run_provenance(prov: Provenance, run: Run) -> None:
                               "digest": ds.digest[:128], "role": role})
 
 
-def source_provenance(*, actor, source: str, run_id: str = "", model_id: str = "") -> Provenance:
+def source_provenance(*, actor: Any, source: str, run_id: str = "", model_id: str = "") -> Provenance:
     """Resolve a validated source to the files and provenance a new version inherits (reads only, no bytes)."""
     from registry import selectors
 

@@ -17,7 +17,7 @@ from registry.tracking.common import clean_float, clean_int, clean_key, clean_te
 MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS = 1000, 100, 100
 
 
-def runs_visible(actor) -> QuerySet[Run]:
+def runs_visible(actor: Any) -> QuerySet[Run]:
     """Runs `actor` may see and log to."""
     if not (actor and actor.is_authenticated):
         return Run.objects.none()
@@ -26,7 +26,7 @@ def runs_visible(actor) -> QuerySet[Run]:
     return Run.objects.filter(Q(user_id=actor.pk) | Q(experiment__owner_id=actor.pk))
 
 
-def run_get(*, actor, run_id: Any) -> Run:
+def run_get(*, actor: Any, run_id: Any) -> Run:
     """Return a visible run by id, or raise NotFound."""
     if not isinstance(run_id, str) or not run_id:
         raise InvalidInput("Missing value for required parameter 'run_id'.")
@@ -43,7 +43,7 @@ def require_active(run: Run) -> None:
 
 
 @transaction.atomic
-def run_create(*, actor, experiment: Experiment, start_time: Any = None, run_name: str = "",
+def run_create(*, actor: Any, experiment: Experiment, start_time: Any = None, run_name: str = "",
                tags: dict[str, str] | None = None) -> Run:
     """Start a run in `experiment` on behalf of `actor`."""
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
@@ -62,7 +62,7 @@ def run_create(*, actor, experiment: Experiment, start_time: Any = None, run_nam
 
 
 @transaction.atomic
-def run_update(*, actor, run: Run, status: str | None = None, end_time: Any = None, run_name: str | None = None
+def run_update(*, actor: Any, run: Run, status: str | None = None, end_time: Any = None, run_name: str | None = None
                ) -> Run:
     """Change a run's status, end time or name."""
     run = Run.objects.select_for_update().get(pk=run.pk)
@@ -84,7 +84,7 @@ def run_update(*, actor, run: Run, status: str | None = None, end_time: Any = No
 
 
 @transaction.atomic
-def run_set_lifecycle(*, actor, run: Run, stage: str) -> Run:
+def run_set_lifecycle(*, actor: Any, run: Run, stage: str) -> Run:
     """Soft-delete or restore a run."""
     run.lifecycle_stage = stage
     run.save(update_fields=["lifecycle_stage"])
@@ -119,7 +119,7 @@ def _metric_row(run: Run, item: dict[str, Any]) -> RunMetric:
 
 
 @transaction.atomic
-def run_log_batch(*, actor, run: Run, metrics: list[dict[str, Any]] | None = None,
+def run_log_batch(*, actor: Any, run: Run, metrics: list[dict[str, Any]] | None = None,
                   params: list[dict[str, Any]] | None = None, tags: list[dict[str, Any]] | None = None) -> None:
     """Log metrics (appended to their history), params (immutable) and tags (replaced) to a run at once."""
     metrics, params, tags = metrics or [], params or [], tags or []
@@ -154,7 +154,7 @@ def run_log_batch(*, actor, run: Run, metrics: list[dict[str, Any]] | None = Non
 
 
 @transaction.atomic
-def run_tag_delete(*, actor, run: Run, key: str) -> None:
+def run_tag_delete(*, actor: Any, run: Run, key: str) -> None:
     """Remove a tag from a run."""
     deleted, _ = RunTag.objects.filter(run=run, key=key).delete()
     if not deleted:
@@ -162,7 +162,7 @@ def run_tag_delete(*, actor, run: Run, key: str) -> None:
 
 
 @transaction.atomic
-def run_log_inputs(*, actor, run: Run, datasets: list[dict[str, Any]] | None = None) -> None:
+def run_log_inputs(*, actor: Any, run: Run, datasets: list[dict[str, Any]] | None = None) -> None:
     """Record the datasets a run consumed (idempotent per name and digest)."""
     require_active(run)
     for item in datasets or []:

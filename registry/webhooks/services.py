@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from registry import events, permissions
@@ -53,7 +54,7 @@ def subscription_delete(*, actor: Any, subscription: WebhookSubscription) -> Non
         subscription.delete()
 
 
-def subscriptions_visible(actor: Any):
+def subscriptions_visible(actor: Any) -> QuerySet[WebhookSubscription]:
     """Return the subscriptions `actor` manages."""
     qs = WebhookSubscription.objects.select_related("model")
     if getattr(actor, "is_staff", False):
