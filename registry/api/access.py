@@ -66,7 +66,7 @@ def _grantee(username: str | None, group_name: str | None) -> tuple[Any, Group |
     return None, group
 
 
-# --------------------------------------------------------------------------------------------------------------- tokens
+# ----------------------------------------------------------------------------------------------- tokens
 
 
 class TokenListApi(APIView):

@@ -140,7 +140,7 @@ class SigningKeyApi(APIView):
         return response
 
 
-# -------------------------------------------------------------------------------------------------- versioning triggers
+# ---------------------------------------------------------------------------------- versioning triggers
 
 
 def rule_output(rule: RetrainRule) -> dict[str, Any]:

@@ -50,7 +50,7 @@ class RetryLater(Exception):
         self.countdown = countdown
 
 
-# -------------------------------------------------------------------------------------------------------------- signing
+# ---------------------------------------------------------------------------------------------- signing
 
 
 def new_secret() -> str:
@@ -65,7 +65,7 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-# ----------------------------------------------------------------------------------------------------------- SSRF guard
+# ------------------------------------------------------------------------------------------- SSRF guard
 
 
 def _embedded_v4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -176,7 +176,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float = TIMEOU
         conn.close()
 
 
-# ------------------------------------------------------------------------------------------------------------- delivery
+# --------------------------------------------------------------------------------------------- delivery
 
 
 def backoff(attempt: int) -> float:

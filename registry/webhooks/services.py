@@ -104,7 +104,7 @@ def send_test(*, actor: Any, subscription: WebhookSubscription) -> dict[str, Any
     return {"status": status, "latency_ms": latency}
 
 
-# ----------------------------------------------------------------------------------------------------------- plug point
+# ------------------------------------------------------------------------------------------- plug point
 
 
 def _event_model_id(event: Any) -> int | None:
