@@ -34,7 +34,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
-from registry.lineage import services as lineage  # noqa: E402
+from registry.lineage import selectors as lineage  # noqa: E402
 from registry.lineage.models import LineageEdge, LineageNode, NodeKind  # noqa: E402
 from registry.models import ModelVersion, RegisteredModel  # noqa: E402
 

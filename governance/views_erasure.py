@@ -19,9 +19,9 @@ from governance.erasure.forms import ErasureRequestForm, ExtendForm, ResolveForm
 from governance.models import ErasureRequest, ErasureState, ExemptionGround, SubjectManifest
 from governance.views import raise_http
 from registry.errors import DomainError, InvalidInput
-from registry.lineage import services as lineage
+from registry.lineage import selectors as lineage
 from registry.lineage.models import LineageNode, NodeKind
-from registry.lineage.views import graph_context
+from registry.lineage.selectors import graph_context
 from registry.models import ModelVersion
 
 

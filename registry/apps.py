@@ -15,10 +15,11 @@ class RegistryConfig(AppConfig):
         from registry.lineage import services as lineage
 
         events.domain_event.connect(lineage.on_domain_event, dispatch_uid="registry.lineage.services.fill")
-        from registry.pipeline import handlers, jobs
+        from registry.pipeline import handlers, jobs  # noqa: F401 - handlers installs every job kind's handler
+        from registry.webhooks import services as webhooks
 
         events.domain_event_committed.connect(jobs.on_domain_event_committed, dispatch_uid="registry.pipeline.jobs")
-        events.domain_event_committed.connect(handlers.webhooks.on_domain_event_committed,
+        events.domain_event_committed.connect(webhooks.on_domain_event_committed,
                                               dispatch_uid="registry.webhooks.services")
         from registry.pipeline import triggers
 

@@ -5,26 +5,28 @@ from django.urls import path
 from registry.compare import views as views_compare
 from registry.lineage import views as views_lineage
 from registry.pipeline import views as views_pipeline
-from registry.views import pages as views
+from registry.views import models as views_models
+from registry.views import tokens as views_tokens
+from registry.views import versions as views_versions
 from registry.webhooks import views as views_webhooks
 
 app_name = "registry"
 
 urlpatterns = [
-    path("", views.ModelListView.as_view(), name="model-list"),
-    path("models/new/", views.ModelCreateView.as_view(), name="model-create"),
-    path("models/<str:name>/", views.ModelDetailView.as_view(), name="model-detail"),
-    path("models/<str:name>/retrain-rules/", views.RetrainRuleCreateView.as_view(), name="retrain-rule-create"),
-    path("models/<str:name>/retrain-rules/<int:pk>/delete/", views.RetrainRuleDeleteView.as_view(),
+    path("", views_models.ModelListView.as_view(), name="model-list"),
+    path("models/new/", views_models.ModelCreateView.as_view(), name="model-create"),
+    path("models/<str:name>/", views_models.ModelDetailView.as_view(), name="model-detail"),
+    path("models/<str:name>/retrain-rules/", views_models.RetrainRuleCreateView.as_view(), name="retrain-rule-create"),
+    path("models/<str:name>/retrain-rules/<int:pk>/delete/", views_models.RetrainRuleDeleteView.as_view(),
          name="retrain-rule-delete"),
-    path("models/<str:name>/aliases/", views.AliasSetView.as_view(), name="alias-set"),
-    path("models/<str:name>/versions/new/", views.VersionCreateView.as_view(), name="version-create"),
+    path("models/<str:name>/aliases/", views_models.AliasSetView.as_view(), name="alias-set"),
+    path("models/<str:name>/versions/new/", views_versions.VersionCreateView.as_view(), name="version-create"),
     path(
-        "models/<str:name>/versions/<int:number>/", views.VersionDetailView.as_view(), name="version-detail"
+        "models/<str:name>/versions/<int:number>/", views_versions.VersionDetailView.as_view(), name="version-detail"
     ),
     path(
         "models/<str:name>/versions/<int:number>/stage/",
-        views.VersionStageView.as_view(),
+        views_versions.VersionStageView.as_view(),
         name="version-stage",
     ),
     path(
@@ -42,6 +44,6 @@ urlpatterns = [
         views_lineage.VersionLineageView.as_view(),
         name="version-lineage",
     ),
-    path("tokens/", views.TokenListView.as_view(), name="token-list"),
-    path("tokens/<int:pk>/revoke/", views.TokenRevokeView.as_view(), name="token-revoke"),
+    path("tokens/", views_tokens.TokenListView.as_view(), name="token-list"),
+    path("tokens/<int:pk>/revoke/", views_tokens.TokenRevokeView.as_view(), name="token-revoke"),
 ]

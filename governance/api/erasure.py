@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from governance.erasure import selectors, services
 from governance.models import ErasureRequest, ObligationStatus
 from registry.errors import InvalidInput
-from registry.lineage import services as lineage
+from registry.lineage import selectors as lineage
 from registry.lineage.models import LineageNode
 from registry.models import ModelVersion
 

@@ -17,7 +17,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from governance.cards import prefill, selectors, svg
 from governance.cards.schema import SECTIONS
 from governance.models import ModelCard
-from registry.lineage import services as lineage
+from registry.lineage import selectors as lineage
 from registry.lineage.models import NodeKind
 from registry.markdown import render_markdown
 from registry.models import Role

@@ -7,7 +7,7 @@ from typing import Any
 
 from governance.cards.schema import empty_content
 from governance.models import Decision, PromotionDecision
-from registry.lineage import services as lineage
+from registry.lineage import selectors as lineage
 from registry.models import DatasetRole, ModelVersion, Role
 from registry.permissions import model_role
 

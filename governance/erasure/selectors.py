@@ -11,7 +11,7 @@ from django.utils import timezone
 from governance import permissions
 from governance.models import ErasureObligation, ErasureRequest, ErasureState, ObligationStatus
 from registry.errors import NotFound
-from registry.lineage import services as lineage
+from registry.lineage import selectors as lineage
 from registry.lineage.models import LineageEdge, LineageNode
 
 

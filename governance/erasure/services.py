@@ -29,6 +29,7 @@ from governance.models import (
 )
 from registry import events
 from registry.errors import Forbidden, InvalidInput, InvalidState
+from registry.lineage import selectors as lineage_selectors
 from registry.lineage import services as lineage
 from registry.lineage.models import LineageNode, NodeKind
 from registry.models import ModelVersion
@@ -92,7 +93,7 @@ def impact(subject_hash: str) -> dict[str, list[LineageNode]]:
                     .order_by("name", "version", "pk"))
     downstream: dict[int, str] = {}
     for node in datasets:
-        for row in lineage.lineage_impact(actor=REGULATOR, node=node):
+        for row in lineage_selectors.lineage_impact(actor=REGULATOR, node=node):
             downstream[row["id"]] = row["kind"]
     nodes = {n.pk: n for n in LineageNode.objects.filter(pk__in=downstream).select_related(
         "model_version", "model_version__model", "model")}

@@ -16,7 +16,7 @@ from django.views import View
 from registry import charts, selectors
 from registry.compare import selectors as compare
 from registry.errors import DomainError, InvalidInput, NotFound
-from registry.views.pages import _get_model, _raise_http
+from registry.views.common import get_model, raise_http
 
 PICKER_LIMIT = 300
 
@@ -53,7 +53,7 @@ class VersionCompareView(LoginRequiredMixin, View):
             except NotFound as error:
                 raise Http404(error.message)
             except DomainError as error:
-                _raise_http(error)
+                raise_http(error)
                 context["error"], status = error.message, error.status
             else:
                 if request.GET.get("format") == "csv":
@@ -99,7 +99,7 @@ class ModelTrendsView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest, name: str) -> HttpResponse:
         """Render the trends page, or only the panel for an htmx request."""
-        model = _get_model(request, name)
+        model = get_model(request, name)
         status, error = 200, None
         try:
             panel = compare.trend_panel(actor=request.user, model=model, metric=request.GET.get("metric") or None,

@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 
 from registry import selectors
 from registry.errors import InvalidInput, NotFound
-from registry.lineage import services as lineage
+from registry.lineage import selectors as lineage
+from registry.lineage import services as lineage_services
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
 from registry.models import DatasetRole
 
@@ -102,7 +103,7 @@ class LineageNodeCreateApi(APIView):
             version, model = selectors.version_resolve(model=model, ref=version_ref), None
         elif version_ref:
             raise InvalidInput("Only model_version nodes take `model_version`.")
-        result = lineage.node_create(actor=request.user, model=model, model_version=version, **data)
+        result = lineage_services.node_create(actor=request.user, model=model, model_version=version, **data)
         node = lineage.node_get(actor=request.user, node_id=result.obj.pk)
         return Response(node_output(node), status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
@@ -119,7 +120,7 @@ class LineageEdgeCreateApi(APIView):
         data = ser.validated_data
         upstream = lineage.node_get(actor=request.user, node_id=data["upstream"])
         downstream = lineage.node_get(actor=request.user, node_id=data["downstream"])
-        result = lineage.edge_create(actor=request.user, upstream=upstream, downstream=downstream,
+        result = lineage_services.edge_create(actor=request.user, upstream=upstream, downstream=downstream,
                                      kind=data["kind"], role=data["role"])
         return Response(edge_output(result.obj),
                         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

@@ -1,10 +1,8 @@
-"""Lineage services and reads: typed nodes and edges, cycle refusal, and recursive-CTE walks and impact.
+"""Lineage writes: typed nodes and edges with cycle refusal, version nodes, and filling lineage from versions.
 
-Authorization: a node scoped to a model (its versions, and conversions, deployments and prediction batches
-registered against it) is visible only to those who may see that model, and is written only by its contributors.
-Unscoped nodes (datasets, feature sets, code commits, unscoped deployments) are readable by every signed-in user
-and may be registered by anyone who contributes to at least one model (or staff). Walks and impact silently drop
-nodes the actor may not see, so a hidden model never leaks through the graph.
+Authorization: a node scoped to a model is written only by its contributors. Unscoped nodes (datasets, feature
+sets, code commits, unscoped deployments) may be registered by anyone who contributes to at least one model (or
+staff). Reads are in lineage.selectors.
 """
 
 from __future__ import annotations
@@ -21,13 +19,10 @@ from django.db.models import Q, QuerySet
 from registry import events, permissions, selectors
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
+from registry.lineage.selectors import reaches
 from registry.models import DatasetRole, ModelRole, ModelVersion, RegisteredModel, Role
 
-MAX_DEPTH = 25
-DEFAULT_DEPTH = 3
-MAX_GRAPH_NODES = 1000
 SCOPED_KINDS = {NodeKind.MODEL_VERSION, NodeKind.CONVERTED_ARTIFACT, NodeKind.DEPLOYMENT, NodeKind.PREDICTION_BATCH}
-IMPACT_KINDS = (NodeKind.MODEL_VERSION, NodeKind.DEPLOYMENT)
 
 # Which kinds of node each edge kind may join: (upstream kinds, downstream kinds).
 _DATA = {NodeKind.DATASET, NodeKind.FEATURE_SET}
@@ -65,21 +60,6 @@ def can_register_lineage(user: Any) -> bool:
         return True
     grants = Q(user_id=user.pk) | Q(group__in=user.groups.all())
     return ModelRole.objects.filter(grants, role__gte=Role.CONTRIBUTOR).exists()
-
-
-def visible_nodes(actor: Any) -> QuerySet[LineageNode]:
-    """Return the lineage nodes `actor` may see: unscoped ones, and those of models they may see."""
-    if actor is None or not actor.is_authenticated:
-        return LineageNode.objects.none()
-    if actor.is_staff or actor.is_superuser:
-        return LineageNode.objects.all()
-    return LineageNode.objects.filter(Q(model__isnull=True) | Q(model__in=permissions.visible_models(actor)))
-
-
-def _visible_model_ids(actor: Any, model_ids: set[int]) -> set[int]:
-    if not model_ids:
-        return set()
-    return set(permissions.visible_models(actor).filter(pk__in=model_ids).values_list("pk", flat=True))
 
 
 def _check_write(actor: Any, node: LineageNode) -> None:
@@ -307,142 +287,3 @@ def lineage_backfill(*, versions: QuerySet[ModelVersion] | None = None) -> int:
         with transaction.atomic():
             added += lineage_fill_from_version(version)
     return added
-
-
-# ------------------------------------------------------------------------------------------------- reads
-
-
-def node_get(*, actor: Any, node_id: int | str) -> LineageNode:
-    """Return a node `actor` may see, or raise NotFound (the same answer whether it is hidden or missing)."""
-    try:
-        pk = int(node_id)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"Node id must be an integer, not {str(node_id)[:40]!r}.")
-    node = (visible_nodes(actor).select_related("model", "model_version", "model_version__model", "owner")
-            .filter(pk=pk).first())
-    if node is None:
-        raise NotFound(f"Lineage node {pk} not found.")
-    return node
-
-
-def node_for_version(*, version: ModelVersion) -> LineageNode | None:
-    """Return the lineage node of an already visible version, or None when it has none yet."""
-    return LineageNode.objects.filter(model_version=version).first()
-
-
-def _edge_table() -> str:
-    return connection.ops.quote_name(LineageEdge._meta.db_table)
-
-
-def _node_table() -> str:
-    return connection.ops.quote_name(LineageNode._meta.db_table)
-
-
-def reaches(*, start: int, goal: int) -> bool:
-    """True when `goal` is downstream of `start` (one recursive query; stops at the first hit)."""
-    sql = f"""
-        WITH RECURSIVE down(id) AS (
-            SELECT CAST(%s AS BIGINT)
-            UNION
-            SELECT e.downstream_id FROM {_edge_table()} e JOIN down d ON e.upstream_id = d.id
-        )
-        SELECT 1 FROM down WHERE id = %s LIMIT 1"""  # noqa: S608 - only identifiers from model metadata are interpolated
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [start, goal])
-        return cursor.fetchone() is not None
-
-
-def _walk_sql(direction: str) -> str:
-    src, dst = ("upstream_id", "downstream_id") if direction == "downstream" else ("downstream_id", "upstream_id")
-    name = "down" if direction == "downstream" else "up"
-    return f"""{name}(id, depth) AS (
-            SELECT CAST(%s AS BIGINT), 0
-            UNION
-            SELECT e.{dst}, w.depth + 1 FROM {_edge_table()} e JOIN {name} w ON e.{src} = w.id WHERE w.depth < %s
-        )"""  # noqa: S608 - only identifiers from model metadata are interpolated
-
-
-@dataclass
-class Graph:
-    """A visible subgraph around a focus node: nodes with their signed depth, and the edges between them."""
-
-    focus: LineageNode
-    nodes: list[LineageNode]
-    depths: dict[int, int]
-    edges: list[LineageEdge]
-    direction: str
-    depth: int
-    truncated: bool
-
-
-def lineage_walk(*, actor: Any, node: LineageNode, direction: str = "both", depth: int = DEFAULT_DEPTH) -> Graph:
-    """Return the nodes up to `depth` upstream and/or downstream of `node` (one recursive query) and their edges."""
-    if direction not in ("upstream", "downstream", "both"):
-        raise InvalidInput("direction must be upstream, downstream or both.")
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
-        raise InvalidInput(f"depth must be an integer from 1 to {MAX_DEPTH}.")
-    walks = ["downstream", "upstream"] if direction == "both" else [direction]
-    ctes = ", ".join(_walk_sql(d) for d in walks)
-    selects = " UNION ALL ".join(
-        "SELECT id, MIN(depth) FROM down GROUP BY id" if d == "downstream"
-        else "SELECT id, -MIN(depth) FROM up GROUP BY id" for d in walks)
-    params: list[Any] = []
-    for _ in walks:
-        params += [node.pk, depth]
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH RECURSIVE {ctes} {selects}", params)
-        rows = cursor.fetchall()
-    depths: dict[int, int] = {}
-    for pk, signed in rows:
-        if pk not in depths or abs(signed) < abs(depths[pk]) or (signed == 0):
-            depths[pk] = signed
-    ordered = sorted(depths, key=lambda pk: (abs(depths[pk]), pk))
-    truncated = len(ordered) > MAX_GRAPH_NODES
-    wanted = ordered[:MAX_GRAPH_NODES]
-    nodes = list(visible_nodes(actor).filter(pk__in=wanted)
-                 .select_related("model", "model_version", "model_version__model"))
-    ids = {n.pk for n in nodes}
-    edges = list(LineageEdge.objects.filter(upstream_id__in=ids, downstream_id__in=ids).order_by("pk"))
-    return Graph(focus=node, nodes=sorted(nodes, key=lambda n: (depths[n.pk], n.kind, n.name, n.pk)),
-                 depths={pk: depths[pk] for pk in ids}, edges=edges, direction=direction, depth=depth,
-                 truncated=truncated)
-
-
-def lineage_impact(*, actor: Any, node: LineageNode) -> list[dict[str, Any]]:
-    """Return every model version and deployment downstream of `node` that `actor` may see (one recursive query)."""
-    mv = connection.ops.quote_name(ModelVersion._meta.db_table)
-    rm = connection.ops.quote_name(RegisteredModel._meta.db_table)
-    sql = f"""
-        WITH RECURSIVE down(id) AS (
-            SELECT CAST(%s AS BIGINT)
-            UNION
-            SELECT e.downstream_id FROM {_edge_table()} e JOIN down d ON e.upstream_id = d.id
-        )
-        SELECT n.id, n.kind, n.name, n.version, n.external_id, n.model_id, m.name, v.number, v.stage, v.deprecated
-        FROM down JOIN {_node_table()} n ON n.id = down.id
-        LEFT JOIN {mv} v ON v.id = n.model_version_id
-        LEFT JOIN {rm} m ON m.id = n.model_id
-        WHERE n.kind IN (%s, %s) AND n.id <> %s
-        ORDER BY n.kind DESC, m.name, v.number, n.name, n.id"""  # noqa: S608 - only identifiers from model metadata are interpolated
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [node.pk, *IMPACT_KINDS, node.pk])
-        rows = cursor.fetchall()
-    allowed = _visible_model_ids(actor, {r[5] for r in rows if r[5] is not None})
-    if actor is not None and (actor.is_staff or actor.is_superuser):
-        allowed = {r[5] for r in rows}
-    out = []
-    for pk, kind, name, version, external_id, model_id, model_name, number, stage, deprecated in rows:
-        if model_id is not None and model_id not in allowed:
-            continue
-        out.append({"id": pk, "kind": kind, "name": name, "version": version, "external_id": external_id,
-                    "model": model_name, "number": number, "stage": stage,
-                    "deprecated": bool(deprecated) if deprecated is not None else None})
-    return out
-
-
-def versions_trained_on(*, actor: Any, node: LineageNode) -> list[LineageNode]:
-    """Return the visible model-version nodes with a direct trained_on/uses_features edge from `node`."""
-    return list(visible_nodes(actor).filter(
-        kind=NodeKind.MODEL_VERSION, upstream_edges__upstream=node,
-        upstream_edges__kind__in=[EdgeKind.TRAINED_ON, EdgeKind.USES_FEATURES],
-    ).select_related("model_version", "model").distinct().order_by("name", "model_version__number"))

@@ -1,4 +1,5 @@
-"""Pipeline API: a version's scan verdicts (and a rescan request) and its background jobs."""
+"""Pipeline API: a version's scan verdicts (and a rescan request), its jobs, conversions and signatures, and a
+model's versioning triggers (retrain rules and the retrain requests they fired)."""
 
 from __future__ import annotations
 
@@ -14,24 +15,24 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import selectors
-from registry.errors import NotFound
-from registry.models import Job, WebhookDelivery, WebhookSubscription
+from registry.errors import InvalidInput, NotFound
+from registry.models import Job, RetrainRequest, RetrainRule, RetrainTrigger
 from registry.pipeline import selectors as pipeline_selectors
-from registry.pipeline import signing
+from registry.pipeline import signing, triggers
 from registry.pipeline.convert import convert_enqueue
 from registry.pipeline.scan import services as scan_service
-from registry.webhooks import services as webhooks
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
 
 
 def job_output(job: Job) -> dict[str, Any]:
     """Return a job as JSON-ready data."""
-    def iso(value: Any) -> str | None:
-        return value.isoformat() if value else None
-
     return {"id": job.pk, "kind": job.kind, "target": job.target_label, "state": job.state,
             "attempts": job.attempts, "progress": job.progress, "error": job.error, "result": job.result,
-            "created_at": iso(job.created_at), "started_at": iso(job.started_at),
-            "finished_at": iso(job.finished_at)}
+            "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
+            "finished_at": _iso(job.finished_at)}
 
 
 class VersionScanApi(APIView):
@@ -139,91 +140,65 @@ class SigningKeyApi(APIView):
         return response
 
 
-# ------------------------------------------------------------------------------------------------ webhooks
+# ---------------------------------------------------------------------------------- versioning triggers
 
 
-def subscription_output(sub: WebhookSubscription) -> dict[str, Any]:
-    """Return a subscription as JSON-ready data (never its secret)."""
-    return {"id": sub.pk, "url": sub.url, "model": sub.model.name if sub.model_id else None,
-            "event_types": sub.event_types, "active": sub.active, "disabled_reason": sub.disabled_reason,
-            "created_at": sub.created_at.isoformat()}
+def rule_output(rule: RetrainRule) -> dict[str, Any]:
+    """Return a retrain rule as JSON-ready data."""
+    return {"id": rule.pk, "trigger": rule.trigger, "cron": rule.cron, "enabled": rule.enabled,
+            "next_due_at": _iso(rule.next_due_at), "last_fired_at": _iso(rule.last_fired_at),
+            "created_at": _iso(rule.created_at)}
 
 
-def delivery_output(d: WebhookDelivery) -> dict[str, Any]:
-    """Return a delivery log row (status, latency, attempts; never a response body)."""
-    return {"id": d.pk, "message_id": d.message_id, "event_type": d.event_type, "state": d.state,
-            "attempts": d.attempts, "status_code": d.status_code, "latency_ms": d.latency_ms, "error": d.error,
-            "created_at": d.created_at.isoformat(),
-            "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None}
+def request_output(request: RetrainRequest) -> dict[str, Any]:
+    """Return a retrain request as JSON-ready data."""
+    return {"id": request.pk, "rule": request.rule_id, "trigger": request.trigger, "reason": request.reason,
+            "suggested_bump": request.suggested_bump, "suggested_semver": request.suggested_semver,
+            "details": request.details, "created_at": _iso(request.created_at)}
 
 
-class WebhookInput(serializers.Serializer):
-    """A subscription: target URL, event types (empty: all) and the model (omit for registry-wide)."""
-
-    url = serializers.CharField(max_length=2048)
-    event_types = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
-    model = serializers.CharField(max_length=256, required=False, allow_null=True)
+class RetrainRuleInput(serializers.Serializer):
+    trigger = serializers.ChoiceField(choices=RetrainTrigger.values)
+    cron = serializers.CharField(required=False, allow_blank=True, max_length=100,
+                                 help_text='Five-field cron expression (UTC) for schedule triggers, e.g. "0 3 * * 1".')
 
 
-class WebhookListApi(APIView):
-    """List the webhooks you manage, or subscribe one (its secret is in this response only)."""
-
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="webhooks_list")
-    def get(self, request: Request) -> Response:
-        subs = webhooks.subscriptions_visible(request.user)
-        return Response({"webhooks": [subscription_output(s) for s in subs]})
-
-    @extend_schema(request=WebhookInput, responses={201: OpenApiTypes.OBJECT})
-    def post(self, request: Request) -> Response:
-        data = WebhookInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        name = data.validated_data.get("model")
-        model = selectors.model_get(actor=request.user, name=name) if name else None
-        sub, secret = webhooks.subscription_create(actor=request.user, url=data.validated_data["url"],
-                                                   event_types=data.validated_data.get("event_types"), model=model)
-        return Response({**subscription_output(sub), "secret": secret}, status=status.HTTP_201_CREATED)
-
-
-class WebhookDetailApi(APIView):
-    """Read or remove one webhook."""
+class RetrainRuleListApi(APIView):
+    """List a model's versioning triggers, or add one (maintainers)."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request: Request, pk: int) -> Response:
-        return Response(subscription_output(webhooks.subscription_get(actor=request.user, pk=pk)))
+    def get(self, request: Request, name: str) -> Response:
+        model = selectors.model_get(actor=request.user, name=name)
+        return Response({"rules": [rule_output(r) for r in triggers.retrain_rules_for(model=model)]})
+
+    @extend_schema(request=RetrainRuleInput, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str) -> Response:
+        model = selectors.model_get(actor=request.user, name=name)
+        data = RetrainRuleInput(data=request.data)
+        if not data.is_valid():
+            raise InvalidInput("; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in data.errors.items()))
+        rule = triggers.retrain_rule_create(model=model, actor=request.user, trigger=data.validated_data["trigger"],
+                                            cron=data.validated_data.get("cron", ""))
+        return Response(rule_output(rule), status=status.HTTP_201_CREATED)
+
+
+class RetrainRuleDetailApi(APIView):
+    """Remove one of a model's versioning triggers (maintainers)."""
 
     @extend_schema(responses={204: None})
-    def delete(self, request: Request, pk: int) -> Response:
-        webhooks.subscription_delete(actor=request.user,
-                                     subscription=webhooks.subscription_get(actor=request.user, pk=pk))
+    def delete(self, request: Request, name: str, pk: int) -> Response:
+        model = selectors.model_get(actor=request.user, name=name)
+        rule = RetrainRule.objects.filter(model=model, pk=pk).first()
+        if rule is None:
+            raise NotFound(f"Model {model.name!r} has no retrain rule {pk}.")
+        triggers.retrain_rule_delete(rule=rule, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class WebhookDeliveryListApi(APIView):
-    """A webhook's delivery log: status, latency and attempts of each event sent."""
+class RetrainRequestListApi(APIView):
+    """List the retrain requests a model's triggers fired, newest first."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request: Request, pk: int) -> Response:
-        sub = webhooks.subscription_get(actor=request.user, pk=pk)
-        return Response({"deliveries": [delivery_output(d) for d in sub.deliveries.all()[:200]]})
-
-
-class WebhookReplayApi(APIView):
-    """Send a logged event again (same message id, a new log row)."""
-
-    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
-    def post(self, request: Request, pk: int, delivery_id: int) -> Response:
-        sub = webhooks.subscription_get(actor=request.user, pk=pk)
-        delivery = sub.deliveries.filter(pk=delivery_id).first()
-        if delivery is None:
-            raise NotFound(f"Delivery {delivery_id} not found.")
-        copy = webhooks.delivery_replay(actor=request.user, delivery=delivery)
-        return Response(delivery_output(copy), status=status.HTTP_202_ACCEPTED)
-
-
-class WebhookTestApi(APIView):
-    """Send a signed test event now; the answer is only the status code and latency."""
-
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
-    def post(self, request: Request, pk: int) -> Response:
-        sub = webhooks.subscription_get(actor=request.user, pk=pk)
-        return Response(webhooks.send_test(actor=request.user, subscription=sub))
+    def get(self, request: Request, name: str) -> Response:
+        model = selectors.model_get(actor=request.user, name=name)
+        return Response({"requests": [request_output(r) for r in triggers.retrain_requests_for(model=model)]})

@@ -3,8 +3,8 @@
 from registry.models import JobKind
 from registry.pipeline import convert, jobs, signing
 from registry.pipeline.scan import services as scan_service
-from registry.webhooks import services as webhooks
+from registry.webhooks import delivery as webhook_delivery
 
 jobs.register_handler(JobKind.CONVERT, convert.artifact_convert_run)
 
-__all__ = ["scan_service", "signing", "webhooks"]
+__all__ = ["scan_service", "signing", "webhook_delivery"]

@@ -15,7 +15,7 @@ from registry.pipeline import selectors as pipeline_selectors
 from registry.pipeline import signing
 from registry.pipeline.convert import convert_enqueue
 from registry.pipeline.scan import services as scan_service
-from registry.views.pages import _get_model, _get_version
+from registry.views.common import get_model, get_version
 
 
 class VersionPipelineView(LoginRequiredMixin, View):
@@ -23,8 +23,8 @@ class VersionPipelineView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
         """Render the pipeline panel."""
-        model = _get_model(request, name)
-        version = _get_version(model, number)
+        model = get_model(request, name)
+        version = get_version(model, number)
         jobs = pipeline_selectors.version_jobs(version=version)
         context = {
             "model": model, "version": version, "jobs": jobs,
@@ -42,8 +42,8 @@ class VersionPipelineView(LoginRequiredMixin, View):
 
     def post(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
         """Queue a fresh scan of every file (or the ONNX conversion of one) and return to the version page."""
-        model = _get_model(request, name)
-        version = _get_version(model, number)
+        model = get_model(request, name)
+        version = get_version(model, number)
         try:
             if request.POST.get("sign"):
                 signing.sign_enqueue(version=version, actor=request.user)

@@ -59,7 +59,7 @@ def seed_cards_and_erasure(*, users: dict[str, Any], models: list[RegisteredMode
     from governance.models import ModelCard, SubjectManifest
     from governance.permissions import COMPLIANCE_GROUP
     from registry.lineage import services as lineage
-    from registry.lineage.models import LineageEdge, NodeKind
+    from registry.lineage.models import LineageEdge, LineageNode, NodeKind
 
     engineer, compliance = users.get("engineer"), users.get("compliance")
     if engineer is None:
@@ -73,7 +73,7 @@ def seed_cards_and_erasure(*, users: dict[str, Any], models: list[RegisteredMode
     handler = compliance or engineer
     for model in models:
         versions = list(model.versions.order_by("number"))
-        datasets = list(lineage.LineageNode.objects.filter(
+        datasets = list(LineageNode.objects.filter(
             kind=NodeKind.DATASET, downstream_edges__downstream__model_version__in=versions).distinct().order_by("pk"))
         if len(versions) < 3 or len(datasets) < 2:
             continue

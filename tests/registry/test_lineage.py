@@ -6,6 +6,7 @@ import pytest
 
 from registry import services
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from registry.lineage import selectors as lineage_selectors
 from registry.lineage import services as lineage
 from registry.lineage.layout import layered_layout
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
@@ -137,7 +138,7 @@ def pipeline(owner, version, registered_model):
 
 
 def test_walk_downstream_to_a_depth(owner, pipeline):
-    graph = lineage.lineage_walk(actor=owner, node=pipeline["raw"], direction="downstream", depth=2)
+    graph = lineage_selectors.lineage_walk(actor=owner, node=pipeline["raw"], direction="downstream", depth=2)
     depths = {n.name if n.kind != "model_version" else f"{n.name} v{n.version}": graph.depths[n.pk]
               for n in graph.nodes}
     assert depths == {"raw": 0, "customers": 1, "churn v1": 2, "secret v1": 2}
@@ -146,15 +147,15 @@ def test_walk_downstream_to_a_depth(owner, pipeline):
 
 
 def test_walk_upstream_and_both(owner, pipeline):
-    up = lineage.lineage_walk(actor=owner, node=pipeline["batch"], direction="upstream", depth=10)
+    up = lineage_selectors.lineage_walk(actor=owner, node=pipeline["batch"], direction="upstream", depth=10)
     assert {n.pk for n in up.nodes} >= {pipeline["raw"].pk, pipeline["mv"].pk, pipeline["deployment"].pk}
     assert up.depths[pipeline["raw"].pk] == -4
-    both = lineage.lineage_walk(actor=owner, node=pipeline["mv"], direction="both", depth=1)
+    both = lineage_selectors.lineage_walk(actor=owner, node=pipeline["mv"], direction="both", depth=1)
     assert both.depths[pipeline["deployment"].pk] == 1 and both.depths[pipeline["customers"].pk] == -1
 
 
 def test_impact_lists_versions_and_deployments(owner, pipeline):
-    rows = lineage.lineage_impact(actor=owner, node=pipeline["raw"])
+    rows = lineage_selectors.lineage_impact(actor=owner, node=pipeline["raw"])
     assert {(r["kind"], r["model"], r["number"]) for r in rows} == {
         ("model_version", "churn", 1), ("model_version", "secret", 1), ("deployment", "churn", None)}
 
@@ -162,26 +163,26 @@ def test_impact_lists_versions_and_deployments(owner, pipeline):
 def test_impact_and_walk_hide_models_the_actor_may_not_see(pipeline, make_user, grant, registered_model):
     viewer = make_user("viewer")
     grant(registered_model, viewer, Role.VIEWER)
-    rows = lineage.lineage_impact(actor=viewer, node=pipeline["raw"])
+    rows = lineage_selectors.lineage_impact(actor=viewer, node=pipeline["raw"])
     assert {r["model"] for r in rows} == {"churn"}
-    graph = lineage.lineage_walk(actor=viewer, node=pipeline["customers"], direction="downstream", depth=5)
+    graph = lineage_selectors.lineage_walk(actor=viewer, node=pipeline["customers"], direction="downstream", depth=5)
     assert pipeline["secret"].pk not in {n.pk for n in graph.nodes}
     with pytest.raises(NotFound):
-        lineage.node_get(actor=viewer, node_id=pipeline["secret"].pk)
+        lineage_selectors.node_get(actor=viewer, node_id=pipeline["secret"].pk)
 
 
 def test_walk_refuses_bad_parameters(owner, pipeline):
     with pytest.raises(InvalidInput):
-        lineage.lineage_walk(actor=owner, node=pipeline["raw"], direction="sideways")
+        lineage_selectors.lineage_walk(actor=owner, node=pipeline["raw"], direction="sideways")
     with pytest.raises(InvalidInput):
-        lineage.lineage_walk(actor=owner, node=pipeline["raw"], depth=0)
+        lineage_selectors.lineage_walk(actor=owner, node=pipeline["raw"], depth=0)
     with pytest.raises(InvalidInput):
-        lineage.lineage_walk(actor=owner, node=pipeline["raw"], depth=lineage.MAX_DEPTH + 1)
+        lineage_selectors.lineage_walk(actor=owner, node=pipeline["raw"], depth=lineage_selectors.MAX_DEPTH + 1)
 
 
 def test_walk_is_one_query_plus_loading(owner, pipeline, django_assert_max_num_queries):
     with django_assert_max_num_queries(3):
-        lineage.lineage_walk(actor=owner, node=pipeline["raw"], direction="both", depth=5)
+        lineage_selectors.lineage_walk(actor=owner, node=pipeline["raw"], direction="both", depth=5)
 
 
 # -------------------------------------------------------------------------------------------------- API

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from registry.models import WebhookDelivery, WebhookSubscription
+from registry.webhooks import delivery as webhook_delivery
 from registry.webhooks import services as webhooks
 
 pytestmark = pytest.mark.django_db
@@ -148,12 +149,12 @@ def test_loopback_is_refused_unless_allowlisted(settings, registered_model, owne
     "::1", "fe80::1", "fd00:ec2::254", "::ffff:127.0.0.1", "2002:7f00:1::1", "64:ff9b::a9fe:a9fe", "ff02::1",
 ])
 def test_private_and_wrapped_addresses_are_refused(address):
-    assert webhooks.address_refusal(address)
+    assert webhook_delivery.address_refusal(address)
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700:4700::1111"])
 def test_public_addresses_are_allowed(address):
-    assert webhooks.address_refusal(address) == ""
+    assert webhook_delivery.address_refusal(address) == ""
 
 
 def test_names_are_checked_at_connect_time(monkeypatch):
@@ -164,8 +165,8 @@ def test_names_are_checked_at_connect_time(monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
     for host in ("rebind.example", "meta.example"):
-        with pytest.raises(webhooks.Refused):
-            webhooks.post(f"http://{host}/hook", b"{}", {})
+        with pytest.raises(webhook_delivery.Refused):
+            webhook_delivery.post(f"http://{host}/hook", b"{}", {})
 
 
 def test_only_http_and_https_and_managers(api_client_for, owner, outsider, registered_model):

@@ -6,8 +6,9 @@ import pytest
 
 from registry import services
 from registry.models import ModelVersion, RegisteredModel
-from registry.search import compiler as search
-from registry.search.compiler import FilterError, compile_model_filter, compile_version_filter
+from registry.search import parser as search
+from registry.search.compiler import compile_model_filter, compile_version_filter
+from registry.search.parser import FilterError
 
 pytestmark = pytest.mark.django_db
 
@@ -273,3 +274,50 @@ def test_filter_errors_are_invalid_input_and_length_is_capped():
     with pytest.raises(FilterError, match="longer than"):
         compile_model_filter("name = 'x' OR " * 400 + "name = 'y'")
     assert compile_model_filter("name = 'x'" + " " * (search.MAX_FILTER_LENGTH - 10)) is not None
+
+
+# ------------------------------------------------------------------------------------------ nesting depth
+
+
+def _nested(levels: int) -> str:
+    return "(" * levels + "name = 'churn'" + ")" * levels
+
+
+def test_parentheses_nest_up_to_the_cap_and_no_deeper(catalog):
+    assert models(_nested(search.MAX_NESTING)) == ["churn"]
+    with pytest.raises(FilterError, match=f"deeper than {search.MAX_NESTING}"):
+        compile_model_filter(_nested(search.MAX_NESTING + 1))
+    with pytest.raises(FilterError, match="deeper than"):  # unclosed: the cap answers before the end is reached
+        compile_version_filter("(" * 1900)
+
+
+# Within the length cap, 1,900 levels would exhaust Python's recursion (a 500) without the depth cap; 10,000
+# levels are refused by the length cap first. Both must be a plain 400 in every API.
+DEEP_FILTERS = [_nested(1900), "(" * 1990 + "name = 'x' OR name = 'y'" + ")" * 1980, _nested(10_000)]
+
+
+@pytest.mark.parametrize("text", DEEP_FILTERS)
+@pytest.mark.parametrize("path", ["/api/v1/models", "/api/v1/versions", "/api/v1/models/churn/versions"])
+def test_deeply_nested_filter_is_400_in_the_native_api(catalog, owner, api_client_for, path, text):
+    response = api_client_for(owner).get(path, {"filter": text})
+    assert response.status_code == 400, response.content[:300]
+    error = response.json()["error"]
+    assert error["code"] == "INVALID_PARAMETER_VALUE"
+    assert "deeper than" in error["message"] or "longer than" in error["message"]
+
+
+@pytest.mark.parametrize("text", DEEP_FILTERS)
+@pytest.mark.parametrize("path", ["registered-models/search", "model-versions/search", "experiments/search"])
+def test_deeply_nested_filter_is_400_in_the_mlflow_api(catalog, owner, api_client_for, path, text):
+    response = api_client_for(owner).get(f"/api/2.0/mlflow/{path}", {"filter": text})
+    assert response.status_code == 400, response.content[:300]
+    body = response.json()
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "deeper than" in body["message"] or "longer than" in body["message"]
+
+
+def test_deeply_nested_filter_is_400_in_mlflow_logged_model_search(owner, api_client_for):
+    response = api_client_for(owner).post("/api/2.0/mlflow/logged-models/search",
+                                          {"experiment_ids": ["0"], "filter": _nested(1900)}, format="json")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"

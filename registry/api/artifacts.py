@@ -1,0 +1,140 @@
+"""Native API for a version's files: list, multipart upload, and one file's download (ETag, Range), PUT and delete."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from registry import selectors, services
+from registry.api import serializers as s
+from registry.api.common import check_upload_length, uploaded_files
+from registry.artifacts.formats import content_type_for
+from registry.artifacts.storage import blob_open, iter_range, spool_stream
+from registry.errors import InvalidInput
+
+
+class RawBodyParser(BaseParser):
+    """Accept a raw body; views stream it from the request themselves."""
+
+    media_type = "application/octet-stream"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None
+              ) -> Any:  # pragma: no cover - views never call it
+        return stream
+
+
+class ArtifactListApi(APIView):
+    """List a version's files, or add files with a multipart upload."""
+
+    @extend_schema(responses=s.ArtifactOutput(many=True))
+    def get(self, request: Request, name: str, ref: str) -> Response:
+        model = selectors.model_get(actor=request.user, name=name)
+        version = selectors.version_resolve(model=model, ref=ref)
+        return Response({"files": s.ArtifactOutput(selectors.artifact_list(version=version), many=True).data})
+
+    @extend_schema(request={"multipart/form-data": inline_serializer(
+        "ArtifactUpload", {"file": serializers.ListField(child=serializers.FileField()),
+                           "path": serializers.ListField(child=serializers.CharField(), required=False)})},
+        responses={201: s.ArtifactOutput(many=True)})
+    def post(self, request: Request, name: str, ref: str) -> Response:
+        if not request.content_type.startswith("multipart/"):
+            raise InvalidInput("Upload files as multipart/form-data 'file' parts (or PUT one raw file to its path).")
+        files = uploaded_files(request)
+        try:
+            if not files:
+                raise InvalidInput("No 'file' part in the upload.")
+            model = selectors.model_get(actor=request.user, name=name)
+            version = selectors.version_get(model=model, number=ref)
+        except BaseException:
+            for _, upload in files:
+                upload.discard()
+            raise
+        stored = []
+        for i, (path, upload) in enumerate(files):
+            try:
+                stored.append(services.artifact_add(version=version, actor=request.user, path=path, upload=upload))
+            except BaseException:
+                for _, rest in files[i + 1:]:
+                    rest.discard()
+                raise
+        return Response({"files": s.ArtifactOutput(stored, many=True).data}, status=status.HTTP_201_CREATED)
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class ArtifactFileApi(APIView):
+    """Download one file (streamed, ETag = sha256, single Range), PUT one raw file to a path, or delete it."""
+
+    parser_classes = [RawBodyParser]
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                              (206, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request: Request, name: str, ref: str, path: str) -> HttpResponse:
+        model = selectors.model_get(actor=request.user, name=name)
+        version = selectors.version_resolve(model=model, ref=ref)
+        artifact = selectors.artifact_get(version=version, path=path)
+        etag = f'"{artifact.blob_id}"'
+        common = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=0, must-revalidate"}
+        if request.META.get("HTTP_IF_NONE_MATCH") == etag:
+            response = HttpResponse(status=304)
+            for k, v in common.items():
+                response[k] = v
+            return response
+        size = artifact.size
+        start, length, code = 0, size, 200
+        range_header = request.META.get("HTTP_RANGE", "")
+        if range_header and request.META.get("HTTP_IF_RANGE", etag) == etag:
+            match = _RANGE.match(range_header.strip())
+            first = last = None
+            if match and (match.group(1) or match.group(2)):
+                if match.group(1):
+                    first = int(match.group(1))
+                    last = int(match.group(2)) if match.group(2) else size - 1
+                else:
+                    first, last = max(size - int(match.group(2)), 0), size - 1
+            if first is None or first >= size or last < first:
+                response = HttpResponse(status=416)
+                response["Content-Range"] = f"bytes */{size}"
+                return response
+            last = min(last, size - 1)
+            start, length, code = first, last - first + 1, 206
+        response = StreamingHttpResponse(iter_range(blob_open(artifact.blob), start, length), status=code,
+                                         content_type=content_type_for(artifact.format))
+        response["Content-Length"] = str(length)
+        if code == 206:
+            response["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
+        response["Content-Disposition"] = f"attachment; filename=\"{path.rsplit('/', 1)[-1]}\""
+        for k, v in common.items():
+            response[k] = v
+        return response
+
+    @extend_schema(request={"application/octet-stream": OpenApiTypes.BINARY}, responses={201: s.ArtifactOutput})
+    def put(self, request: Request, name: str, ref: str, path: str) -> Response:
+        content_type = request.content_type.split(";")[0].strip().lower()
+        if content_type not in ("application/octet-stream", ""):
+            from rest_framework.exceptions import UnsupportedMediaType
+
+            raise UnsupportedMediaType(content_type, detail="Send the file's raw bytes as application/octet-stream.")
+        check_upload_length(request)
+        model = selectors.model_get(actor=request.user, name=name)
+        version = selectors.version_get(model=model, number=ref)
+        upload = spool_stream(request._request)
+        artifact = services.artifact_add(version=version, actor=request.user, path=path, upload=upload)
+        return Response(s.ArtifactOutput(artifact).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, name: str, ref: str, path: str) -> Response:
+        model = selectors.model_get(actor=request.user, name=name)
+        version = selectors.version_get(model=model, number=ref)
+        services.artifact_delete(version=version, actor=request.user, path=path)
+        return Response(status=status.HTTP_204_NO_CONTENT)

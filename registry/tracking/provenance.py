@@ -1,0 +1,105 @@
+"""Provenance: what a version registered from an MLflow source (a run, a logged model, a version) inherits."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import QuerySet
+
+from registry.models import Artifact, Blob, LoggedModel, Run, RunInput, RunParam, TrackedArtifact
+from registry.tracking.artifacts import artifact_root_resolve
+from registry.tracking.logged_models import logged_model_get, logged_models_visible
+from registry.tracking.runs import latest_metrics, run_get, runs_visible
+
+
+@dataclass
+class Provenance:
+    """What a version registered from a source inherits: run id, file tree, params, metrics and datasets."""
+
+    run_id: str = ""
+    files: list[tuple[str, Blob, str]] = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    datasets: list[dict[str, str]] = field(default_factory=list)
+    logged_model: LoggedModel | None = None
+
+
+def _files_under(rows: QuerySet, prefix: str) -> list[tuple[str, Blob, str]]:
+    prefix = prefix.strip("/")
+    lead = f"{prefix}/" if prefix else ""
+    out = []
+    for row in rows.select_related("blob").order_by("path"):
+        if row.path.startswith(lead):
+            out.append((row.path[len(lead):], row.blob, row.format))
+        elif prefix and row.path == prefix:  # the source names a single file
+            out.append((prefix.rsplit("/", 1)[-1], row.blob, row.format))
+    return out
+
+
+def _safe_key(key: str) -> bool:
+    return bool(key) and "__" not in key and len(key) <= 250 and not any(ord(c) < 32 for c in key)
+
+
+def _run_provenance(prov: Provenance, run: Run) -> None:
+    prov.run_id = prov.run_id or run.run_id
+    for key, value in RunParam.objects.filter(run=run).values_list("key", "value"):
+        if _safe_key(key) and len(value) <= 6000:
+            prov.params.setdefault(key, value)
+    for key, metric in latest_metrics(run).items():
+        if _safe_key(key) and math.isfinite(metric.value):
+            prov.metrics.setdefault(key, metric.value)
+    for ds in RunInput.objects.filter(run=run):
+        context = str(ds.tags.get("mlflow.data.context", "")).lower()
+        role = {"training": "train", "train": "train", "eval": "validation", "validation": "validation",
+                "test": "test"}.get(context, "train")
+        prov.datasets.append({"name": ds.name[:256], "uri": ds.source[:2048] if ds.source_type != "code" else "",
+                              "digest": ds.digest[:128], "role": role})
+
+
+def source_provenance(*, actor: Any, source: str, run_id: str = "", model_id: str = "") -> Provenance:
+    """Resolve a validated source to the files and provenance a new version inherits (reads only, no bytes)."""
+    from registry import selectors
+
+    prov = Provenance(run_id=run_id or "")
+    run: Run | None = None
+    if source.startswith("models:/m-") or model_id:
+        lm_id = source[len("models:/"):] if source.startswith("models:/m-") else model_id
+        lm = logged_model_get(actor=actor, model_id=lm_id)
+        prov.logged_model = lm
+        if source.startswith("models:/m-"):
+            prov.files = _files_under(TrackedArtifact.objects.filter(logged_model=lm), "")
+        for key, value in lm.params.items():
+            if _safe_key(key):
+                prov.params[key] = str(value)[:6000]
+        run = lm.source_run
+    if source.startswith("models:/") and not source.startswith("models:/m-"):
+        rest = source[len("models:/"):]
+        name, ref = rest.split("@", 1) if "@" in rest and "/" not in rest else rest.split("/", 1)
+        model = selectors.model_get(actor=actor, name=name)
+        version = selectors.version_resolve(model=model, ref=ref)
+        prov.files = _files_under(Artifact.objects.filter(version=version), "")
+        prov.params.update(version.params)
+        prov.metrics.update(version.metrics)
+        prov.run_id = prov.run_id or version.run_id
+    elif source.startswith("runs:/"):
+        rid, _, path = source[len("runs:/"):].partition("/")
+        run = run_get(actor=actor, run_id=rid)
+        prov.files = _files_under(TrackedArtifact.objects.filter(run=run), path)
+        if not prov.files and path:
+            lm = logged_models_visible(actor).filter(source_run=run, name=path.split("/")[0]).order_by(
+                "-created_at").first()
+            if lm is not None:
+                prov.logged_model = lm
+                prov.files = _files_under(TrackedArtifact.objects.filter(logged_model=lm), "/".join(
+                    path.split("/")[1:]))
+    elif source.startswith("mlflow-artifacts:/"):
+        root = artifact_root_resolve(actor=actor, path=source[len("mlflow-artifacts:/"):])
+        prov.files = _files_under(root.rows(), root.rel)
+        run = run or root.run or (root.logged_model.source_run if root.logged_model else None)
+    if run is None and prov.run_id:
+        run = runs_visible(actor).filter(pk=prov.run_id).first()
+    if run is not None:
+        _run_provenance(prov, run)
+    return prov

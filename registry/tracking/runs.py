@@ -1,0 +1,193 @@
+"""Runs: visibility, lifecycle, and what a training loop logs (params once, metric history, tags, datasets)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from registry import events
+from registry.errors import InvalidInput, NotFound
+from registry.models import Experiment, LifecycleStage, Run, RunInput, RunMetric, RunParam, RunStatus, RunTag
+from registry.tracking.common import clean_float, clean_int, clean_key, clean_text, now_ms, sees_everything
+
+MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS = 1000, 100, 100
+
+
+def runs_visible(actor: Any) -> QuerySet[Run]:
+    """Runs `actor` may see and log to."""
+    if not (actor and actor.is_authenticated):
+        return Run.objects.none()
+    if sees_everything(actor):
+        return Run.objects.all()
+    return Run.objects.filter(Q(user_id=actor.pk) | Q(experiment__owner_id=actor.pk))
+
+
+def run_get(*, actor: Any, run_id: Any) -> Run:
+    """Return a visible run by id, or raise NotFound."""
+    if not isinstance(run_id, str) or not run_id:
+        raise InvalidInput("Missing value for required parameter 'run_id'.")
+    run = runs_visible(actor).select_related("experiment", "user").filter(pk=run_id).first()
+    if run is None:
+        raise NotFound(f"Run '{run_id}' not found")
+    return run
+
+
+def require_active(run: Run) -> None:
+    """Refuse to log to (or upload into) a deleted run."""
+    if run.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidInput(f"The run {run.run_id} must be in the 'active' state. Current state is deleted.")
+
+
+@transaction.atomic
+def run_create(*, actor: Any, experiment: Experiment, start_time: Any = None, run_name: str = "",
+               tags: dict[str, str] | None = None) -> Run:
+    """Start a run in `experiment` on behalf of `actor`."""
+    if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidInput(f"The experiment {experiment.pk} must be in the 'active' state.")
+    tags = {clean_key(k): clean_text(v, "Tag value", 8000) for k, v in (tags or {}).items()}
+    run_name = clean_text(run_name or tags.get("mlflow.runName") or "", "Run name", 250)
+    run_id = uuid.uuid4().hex
+    if not run_name:
+        run_name = f"run-{run_id[:8]}"
+    tags["mlflow.runName"] = run_name
+    run = Run.objects.create(run_id=run_id, experiment=experiment, name=run_name, user=actor,
+                             start_time=clean_int(start_time, "start_time", now_ms()))
+    RunTag.objects.bulk_create([RunTag(run=run, key=k, value=v) for k, v in tags.items()])
+    events.emit("run.created", actor=actor, target=run, data={"experiment": experiment.pk, "name": run_name})
+    return run
+
+
+@transaction.atomic
+def run_update(*, actor: Any, run: Run, status: str | None = None, end_time: Any = None, run_name: str | None = None
+               ) -> Run:
+    """Change a run's status, end time or name."""
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    data: dict[str, Any] = {}
+    if status:
+        if status not in RunStatus.values:
+            raise InvalidInput(f"Invalid run status {status!r}.")
+        data["status"] = {"before": run.status, "after": status}
+        run.status = status
+    if end_time not in (None, ""):
+        run.end_time = clean_int(end_time, "end_time")
+    if run_name:
+        run.name = clean_text(run_name, "Run name", 250)
+        RunTag.objects.update_or_create(run=run, key="mlflow.runName", defaults={"value": run.name})
+    run.save()
+    if data:
+        events.emit("run.updated", actor=actor, target=run, data=data)
+    return run
+
+
+@transaction.atomic
+def run_set_lifecycle(*, actor: Any, run: Run, stage: str) -> Run:
+    """Soft-delete or restore a run."""
+    run.lifecycle_stage = stage
+    run.save(update_fields=["lifecycle_stage"])
+    events.emit("run.deleted" if stage == LifecycleStage.DELETED else "run.restored", actor=actor, target=run)
+    return run
+
+
+def _param_rows(run: Run, params: Iterable[tuple[Any, Any]]) -> list[RunParam]:
+    rows: dict[str, str] = {}
+    for key, value in params:
+        rows[clean_key(key)] = clean_text(value, f"Param {key!r}", 6000)
+    existing = dict(RunParam.objects.filter(run=run, key__in=list(rows)).values_list("key", "value"))
+    for key, value in rows.items():
+        if key in existing and existing[key] != value:
+            raise InvalidInput(
+                f"Changing param values is not allowed. Param with key='{key}' was already logged with "
+                f"value='{existing[key]}' for run ID='{run.run_id}'. Attempted logging new value '{value}'."
+            )
+    return [RunParam(run=run, key=k, value=v) for k, v in rows.items() if k not in existing]
+
+
+def _metric_row(run: Run, item: dict[str, Any]) -> RunMetric:
+    if not isinstance(item, dict):
+        raise InvalidInput("Each metric must be an object with key, value, timestamp and step.")
+    value = item.get("value")
+    if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
+        value = float(value.replace("Infinity", "inf"))
+    return RunMetric(run=run, key=clean_key(item.get("key")), value=clean_float(value, "Metric value"),
+                     timestamp=clean_int(item.get("timestamp"), "timestamp", now_ms()),
+                     step=clean_int(item.get("step"), "step", 0),
+                     model_id=clean_text(item.get("model_id"), "model_id", 64))
+
+
+@transaction.atomic
+def run_log_batch(*, actor: Any, run: Run, metrics: list[dict[str, Any]] | None = None,
+                  params: list[dict[str, Any]] | None = None, tags: list[dict[str, Any]] | None = None) -> None:
+    """Log metrics (appended to their history), params (immutable) and tags (replaced) to a run at once."""
+    metrics, params, tags = metrics or [], params or [], tags or []
+    if not all(isinstance(x, list) for x in (metrics, params, tags)):
+        raise InvalidInput("metrics, params and tags must be lists.")
+    if len(metrics) > MAX_BATCH_METRICS or len(params) > MAX_BATCH_PARAMS or len(tags) > MAX_BATCH_TAGS:
+        raise InvalidInput(f"A batch may hold at most {MAX_BATCH_METRICS} metrics, {MAX_BATCH_PARAMS} params "
+                           f"and {MAX_BATCH_TAGS} tags.")
+    run = Run.objects.select_for_update().get(pk=run.pk)
+    require_active(run)
+    for item in (*params, *tags):
+        if not isinstance(item, dict):
+            raise InvalidInput("Each param and tag must be an object with key and value.")
+    RunParam.objects.bulk_create(_param_rows(run, [(p.get("key"), p.get("value")) for p in params]))
+    points = [_metric_row(run, m) for m in metrics]
+    if points:  # an identical point is stored once (MLflow 3 re-logs run metrics with the logged model's id)
+        existing = set(RunMetric.objects.filter(run=run, key__in={p.key for p in points},
+                                                timestamp__in={p.timestamp for p in points})
+                       .values_list("key", "timestamp", "step", "value"))
+        fresh = []
+        for point in points:
+            ident = (point.key, point.timestamp, point.step, point.value)
+            if ident not in existing:
+                existing.add(ident)
+                fresh.append(point)
+        RunMetric.objects.bulk_create(fresh)
+    for item in tags:
+        key, value = clean_key(item.get("key")), clean_text(item.get("value"), "Tag value", 8000)
+        RunTag.objects.update_or_create(run=run, key=key, defaults={"value": value})
+        if key == "mlflow.runName" and value:
+            Run.objects.filter(pk=run.pk).update(name=value[:250])
+
+
+@transaction.atomic
+def run_tag_delete(*, actor: Any, run: Run, key: str) -> None:
+    """Remove a tag from a run."""
+    deleted, _ = RunTag.objects.filter(run=run, key=key).delete()
+    if not deleted:
+        raise NotFound(f"No tag with name: {key} in run with id {run.run_id}")
+
+
+@transaction.atomic
+def run_log_inputs(*, actor: Any, run: Run, datasets: list[dict[str, Any]] | None = None) -> None:
+    """Record the datasets a run consumed (idempotent per name and digest)."""
+    require_active(run)
+    for item in datasets or []:
+        ds = item.get("dataset") if isinstance(item, dict) else None
+        if not isinstance(ds, dict) or not ds.get("name"):
+            raise InvalidInput("Each dataset input needs a dataset with a name.")
+        tags = {t.get("key"): t.get("value", "") for t in item.get("tags") or [] if isinstance(t, dict)}
+        RunInput.objects.update_or_create(
+            run=run, name=clean_text(ds["name"], "Dataset name", 500),
+            digest=clean_text(ds.get("digest"), "Digest", 128),
+            defaults={"source_type": clean_text(ds.get("source_type"), "Source type", 64),
+                      "source": clean_text(ds.get("source"), "Dataset source", 100_000),
+                      "schema": clean_text(ds.get("schema"), "Schema", 1_000_000),
+                      "profile": clean_text(ds.get("profile"), "Profile", 1_000_000), "tags": tags},
+        )
+
+
+def metric_history(*, run: Run, key: str) -> QuerySet[RunMetric]:
+    """Every logged value of one metric of a run, in step order."""
+    return RunMetric.objects.filter(run=run, key=key).order_by("step", "timestamp", "pk")
+
+
+def latest_metrics(run: Run) -> dict[str, RunMetric]:
+    """The latest value of each metric of a run (highest step, then latest timestamp)."""
+    latest: dict[str, RunMetric] = {}
+    for metric in RunMetric.objects.filter(run=run).order_by("key", "step", "timestamp", "pk"):
+        latest[metric.key] = metric
+    return latest

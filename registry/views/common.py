@@ -1,0 +1,46 @@
+"""Helpers every registry page module shares: find what the URL names, and turn domain errors into pages."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.forms import Form
+from django.http import Http404, HttpRequest
+
+from registry import selectors
+from registry.errors import DomainError, Forbidden, NotFound
+from registry.models import ModelVersion, RegisteredModel
+
+
+def raise_http(error: DomainError) -> None:
+    """Turn the domain errors that have their own page (403, 404) into Django's, so the error page renders."""
+    if isinstance(error, Forbidden):
+        raise PermissionDenied(error.message)
+    if isinstance(error, NotFound):
+        raise Http404(error.message)
+
+
+def form_error(form: Form, error: DomainError) -> int:
+    """Show a domain error on `form` (403 and 404 get their own page) and return the status to answer with."""
+    raise_http(error)
+    form.add_error(None, error.message)
+    return error.status
+
+
+def get_model(request: HttpRequest, name: str) -> RegisteredModel:
+    """Return the model named `name` if the user may see it; a 404 otherwise."""
+    if "\x00" in name:  # PostgreSQL refuses NUL in text; no model can have it in its name anyway
+        raise Http404("No such model.")
+    try:
+        return selectors.model_get(actor=request.user, name=name)
+    except DomainError as error:
+        raise_http(error)
+        raise
+
+
+def get_version(model: RegisteredModel, number: int) -> ModelVersion:
+    """Return version `number` of a visible model; a 404 otherwise."""
+    try:
+        return selectors.version_get(model=model, number=number)
+    except DomainError as error:
+        raise_http(error)
+        raise Http404(error.message)

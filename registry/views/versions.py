@@ -1,0 +1,123 @@
+"""Version pages: a version's provenance and stage form, and registering a version with its files."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.views import View
+
+from registry import permissions, selectors, services
+from registry.errors import DomainError
+from registry.models import ModelVersion, RegisteredModel
+from registry.views.common import form_error, get_model, get_version
+from registry.views.forms import StageTransitionForm, VersionCreateForm
+
+
+def _version_page(
+    request: HttpRequest, model: RegisteredModel, version: ModelVersion, *,
+    stage_form: StageTransitionForm | None = None, status: int = 200,
+) -> HttpResponse:
+    """Render a version's page (also used to re-show the stage form with its errors)."""
+    can_maintain = permissions.can_maintain(request.user, model)
+    if stage_form is None and can_maintain:
+        stage_form = StageTransitionForm(initial={"stage": version.stage})
+    signature = version.signature or {}
+    context = {
+        "model": model,
+        "version": version,
+        "artifacts": list(selectors.artifact_list(version=version)),
+        "signature_inputs": signature.get("inputs") or [],
+        "signature_outputs": signature.get("outputs") or [],
+        "can_maintain": can_maintain,
+        "stage_form": stage_form,
+    }
+    return render(request, "registry/version_detail.html", context, status=status)
+
+
+class VersionDetailView(LoginRequiredMixin, View):
+    """A version: provenance, signature, metrics, params, artifacts and the stage form."""
+
+    def get(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
+        """Render the version page."""
+        model = get_model(request, name)
+        return _version_page(request, model, get_version(model, number))
+
+
+class VersionStageView(LoginRequiredMixin, View):
+    """Move a version to another stage (maintainers)."""
+
+    def post(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
+        """Transition the stage and return to the version page, or re-show it with the form's errors."""
+        model = get_model(request, name)
+        version = get_version(model, number)
+        if not permissions.can_maintain(request.user, model):
+            raise PermissionDenied(f"You do not have permission to move stages on model {model.name!r}.")
+        form = StageTransitionForm(request.POST)
+        status = 400
+        if form.is_valid():
+            try:
+                version = services.version_transition_stage(
+                    version=version, actor=request.user, stage=form.cleaned_data["stage"],
+                    archive_existing_versions=form.cleaned_data["archive_existing_versions"],
+                )
+            except DomainError as error:
+                status = form_error(form, error)
+            else:
+                messages.success(request, f"Version {version.number} is now in {version.stage}.")
+                return redirect("registry:version-detail", name=model.name, number=version.number)
+        return _version_page(request, model, version, stage_form=form, status=status)
+
+
+class VersionCreateView(LoginRequiredMixin, View):
+    """Register a new version from the browser, uploading its files (contributors)."""
+
+    template_name = "registry/version_form.html"
+
+    def _model(self, request: HttpRequest, name: str) -> RegisteredModel:
+        model = get_model(request, name)
+        if not permissions.can_contribute(request.user, model):
+            raise PermissionDenied(f"You do not have permission to add versions to model {model.name!r}.")
+        return model
+
+    def _render(self, request: HttpRequest, model: RegisteredModel, form: VersionCreateForm, status: int = 200
+                ) -> HttpResponse:
+        context = {"model": model, "form": form, "max_upload": settings.MAX_UPLOAD_BYTES}
+        return render(request, self.template_name, context, status=status)
+
+    def get(self, request: HttpRequest, name: str) -> HttpResponse:
+        """Show the empty form."""
+        return self._render(request, self._model(request, name), VersionCreateForm())
+
+    def post(self, request: HttpRequest, name: str) -> HttpResponse:
+        """Register the version with its uploaded files, or show what is wrong."""
+        model = self._model(request, name)
+        files = request.FILES.getlist("files")  # parsing the body is what sets the too-large flag
+        form = VersionCreateForm(request.POST, request.FILES)
+        if getattr(request, "stratum_upload_too_large", False):
+            form.is_valid()
+            limit = filesizeformat(settings.MAX_UPLOAD_BYTES)
+            form.add_error("files", f"The upload is larger than the limit of {limit}.")
+            return self._render(request, model, form, status=413)
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                version = services.version_create(
+                    model=model, actor=request.user,
+                    files=[(upload.name, upload.spooled) for upload in files],
+                    semver=data["semver"] or None, description=data["description"],
+                    source_uri=data["source_uri"], run_id=data["run_id"],
+                    code_repository=data["code_repository"], code_commit=data["code_commit"],
+                    metrics=data["metrics"], params=data["params"], environment=data["environment"],
+                )
+            except DomainError as error:
+                status = form_error(form, error)
+            else:
+                messages.success(request, f"Registered version {version.number} of {model.name}.")
+                return redirect("registry:version-detail", name=model.name, number=version.number)
+        return self._render(request, model, form, status=status)
