@@ -17,14 +17,12 @@ from deployments.services.controls import (
 from deployments.services.environments import endpoint_create, environment_create
 from deployments.services.monitor import rollout_evaluate, rollouts_evaluate_all
 from deployments.services.outcomes import outcome_record
-from deployments.services.plans import DEFAULT_ANALYSIS, DEFAULT_CANARY_STEPS, MAX_STEPS
+from deployments.services.plans import DEFAULT_CANARY_STEPS
 from deployments.services.rollouts import deployment_start
 from deployments.services.routes import servable_route
 
 __all__ = [
-    "DEFAULT_ANALYSIS",
     "DEFAULT_CANARY_STEPS",
-    "MAX_STEPS",
     "deployment_abort",
     "deployment_pause",
     "deployment_promote",
