@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -24,7 +25,7 @@ def enabled() -> bool:
 def ensure_started() -> bool:
     """Start the monitor thread once per process when enabled; return whether it runs."""
     global _thread
-    if _thread is not None and _thread.is_alive():
+    if running():
         return True
     if not enabled():
         return False
@@ -44,14 +45,25 @@ def stop(timeout: float = 10.0) -> None:
         _thread.join(timeout)
 
 
+def running() -> bool:
+    """Whether this process's monitor thread is running."""
+    return _thread is not None and _thread.is_alive()
+
+
+def tick(*, now: datetime | None = None) -> int:
+    """Run one round of the monitor: evaluate every progressing rollout, judged at `now` (the real time unless the
+    caller injects a clock); return how many were looked at."""
+    from deployments.services import rollouts_evaluate_all
+
+    return rollouts_evaluate_all(now=now)
+
+
 def _loop(interval: float) -> None:
     from django.db import connection
 
-    from deployments.services import rollouts_evaluate_all
-
     while not _stop.wait(interval):
         try:
-            rollouts_evaluate_all()
+            tick()
         except Exception:  # the next tick tries again; a rollout is never left half-changed (one transaction each)
             log.exception("embedded rollout monitor tick failed")
         finally:

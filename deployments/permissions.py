@@ -23,11 +23,6 @@ def can_deploy(user, endpoint: Endpoint) -> bool:
     return registry_permissions.can_maintain(user, endpoint.model)
 
 
-def can_serve(user, endpoint: Endpoint) -> bool:
-    """Callers holding a viewer role on the model may ask its endpoints for predictions."""
-    return registry_permissions.can_view(user, endpoint.model)
-
-
 def can_report_outcomes(user, endpoint: Endpoint) -> bool:
     """Contributors may report A/B outcomes back."""
     return registry_permissions.can_contribute(user, endpoint.model)

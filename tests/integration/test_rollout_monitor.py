@@ -1,4 +1,5 @@
-"""A real Celery worker with embedded beat runs the rollout monitor: it rolls back, promotes and judges shadows."""
+"""The rollout monitor on the real clock: a Celery worker with embedded beat rolls back, promotes and judges shadows;
+with no broker, the web process's own monitor thread moves a rollout through its timed steps."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import redis
 from django.conf import settings as django_settings
 from django.db import connection
 
-from deployments import services, serving
+from deployments import monitor, services, serving
 from deployments.models import AnalysisRun, AnalysisVerdict, Deployment, Phase
 from tests.conftest import need_service
 from tests.deployments import conftest as deployment_fixtures
@@ -35,7 +36,7 @@ SETOSA = [5.1, 3.5, 1.4, 0.2]
 MIXED = [SETOSA, [6.4, 3.2, 4.5, 1.5], [6.3, 3.3, 6.0, 2.5], [5.0, 3.4, 1.5, 0.2]]
 TIMEOUT = 60.0
 
-pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)  # the worker and the monitor thread share the database
 
 
 def _database_url() -> str:
@@ -116,6 +117,8 @@ def _drive(predict, deployment: Deployment, rows: list[list[float]], until: set[
                          f"{_log(tmp_path)}")
 
 
+@pytest.mark.redis
+@pytest.mark.postgres
 def test_monitor_rolls_back_a_failing_canary(worker, owner, registered_model, endpoint, servable_version, predict,
                                              tmp_path):
     stable = servable_version(registered_model)
@@ -137,6 +140,8 @@ def test_monitor_rolls_back_a_failing_canary(worker, owner, registered_model, en
     assert {r.json()["version"] for r in after} == {stable.number}
 
 
+@pytest.mark.redis
+@pytest.mark.postgres
 def test_monitor_promotes_a_healthy_canary_through_its_steps(worker, owner, registered_model, endpoint,
                                                              servable_version, predict, tmp_path):
     stable = servable_version(registered_model)
@@ -159,6 +164,8 @@ def test_monitor_promotes_a_healthy_canary_through_its_steps(worker, owner, regi
     assert {r.json()["version"] for r in after} == {good.number}
 
 
+@pytest.mark.redis
+@pytest.mark.postgres
 def test_monitor_measures_a_shadows_agreement(worker, owner, registered_model, endpoint, servable_version, predict,
                                               tmp_path):
     stable = servable_version(registered_model)
@@ -185,3 +192,29 @@ def test_monitor_measures_a_shadows_agreement(worker, owner, registered_model, e
     assert run.verdict in (AnalysisVerdict.PASSED, AnalysisVerdict.FAILED)
     assert replies and {r.status_code for r in replies} == {200}
     assert {r.json()["version"] for r in replies} == {stable.number}  # live answers only ever came from stable
+
+
+@pytest.fixture
+def embedded_monitor(settings):
+    """The web process's own monitor, as on the embedded default (no broker), ticking every 0.2 s once started."""
+    settings.STRATUM_EMBEDDED_MONITOR, settings.REDIS_URL = True, ""
+    settings.STRATUM_ROLLOUT_MONITOR_SECONDS = 0.2
+    serving.reset()
+    yield
+    monitor.stop()
+    serving.reset()
+
+
+def test_the_embedded_monitor_advances_rollouts_without_beat(embedded_monitor, servable_version, registered_model,
+                                                              endpoint, owner, client):
+    stable = servable_version(registered_model)
+    candidate = servable_version(registered_model, iris_onnx("different"))
+    services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=stable.number)
+    canary = services.deployment_start(actor=owner, endpoint=endpoint, strategy="canary", version=candidate.number,
+                                       steps=[{"set_weight": 10}, {"pause": {"duration": 1}}, {"set_weight": 50}],
+                                       keep_warm_seconds=1)
+    client.get("/healthz")  # the first request a server process handles starts the clock
+    deadline = time.monotonic() + 20
+    while Deployment.objects.get(pk=canary.pk).phase != Phase.SUCCEEDED and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert Deployment.objects.get(pk=canary.pk).phase == Phase.SUCCEEDED
