@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import Count, Max, Prefetch, QuerySet
 
 from registry import permissions
 from registry.errors import InvalidInput, NotFound
+from registry.filters import ModelFilter
 from registry.models import (
     AccessToken,
     Alias,
@@ -22,12 +24,6 @@ from registry.models import (
 from registry.prepared import Prepared
 from registry.search.compiler import compile_model_filter, compile_version_filter
 
-MODEL_ORDERING = {
-    "name": "name", "-name": "-name",
-    "created": "created_at", "-created": "-created_at",
-    "updated": "updated_at", "-updated": "-updated_at",
-}
-
 
 def _one(qs: QuerySet) -> Any:
     """Return the single row a unique lookup matches, or None (no ORDER BY, unlike .first())."""
@@ -35,27 +31,20 @@ def _one(qs: QuerySet) -> Any:
     return rows[0] if rows else None
 
 
-def model_list(
-    *, actor, filter_string: str | None = None, stage: str | None = None, tag: str | None = None,
-    order: str = "name",
-) -> QuerySet[RegisteredModel]:
-    """Return the models `actor` may see matching the filter, with what list pages show, prefetched."""
-    qs = permissions.visible_models(actor).filter(compile_model_filter(filter_string))
-    if stage:
-        if stage not in Stage.values:
-            raise InvalidInput(f"Unknown stage {stage!r}.")
-        qs = qs.filter(versions__stage=stage).distinct()
-    if tag:
-        key, _, value = tag.partition("=")
-        qs = qs.filter(tags__key=key, **({"tags__value": value} if value else {}))
-    if order not in MODEL_ORDERING:
-        raise InvalidInput(f"Unknown ordering {order!r}; use one of {', '.join(MODEL_ORDERING)}.")
-    return (
-        qs.annotate(version_count=Count("versions", distinct=True), latest_version=Max("versions__number"))
+def model_list(*, actor, filters: Mapping[str, Any] | None = None) -> QuerySet[RegisteredModel]:
+    """Return the models `actor` may see matching `filters` (the ModelFilter fields: filter, stage, tag, order),
+    with what list pages show, prefetched; invalid filters raise InvalidInput."""
+    qs = (
+        permissions.visible_models(actor)
+        .annotate(version_count=Count("versions", distinct=True), latest_version=Max("versions__number"))
         .select_related("owner", "successor")
         .prefetch_related("tags", Prefetch("aliases", queryset=Alias.objects.select_related("version")))
-        .order_by(MODEL_ORDERING[order], "pk")
+        .order_by("name", "pk")
     )
+    filterset = ModelFilter(filters or {}, queryset=qs)
+    if not filterset.is_valid():
+        raise InvalidInput(filterset.error_message())
+    return filterset.qs
 
 
 _MODEL_BY_NAME: Prepared[RegisteredModel] = Prepared(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from registry import selectors, services
 from registry.api import serializers as s
 from registry.api.common import FILTER_PARAM, PAGE_PARAMS, page, valid
-from registry.models import Alias, RegisteredModel
+from registry.models import Alias, RegisteredModel, Stage
 from registry.pagination import paginate
 
 
@@ -27,14 +27,21 @@ def _model_output(model: RegisteredModel) -> dict[str, Any]:
     return s.ModelOutput(model).data
 
 
+# The list shares the models page's FilterSet (registry.filters.ModelFilter); pages are always ordered by name.
+MODEL_LIST_PARAMS = [
+    OpenApiParameter("stage", str, enum=list(Stage.values), description="Only models with a version in this stage"),
+    OpenApiParameter("tag", str, description="Only models with this tag: `key` or `key=value`"),
+]
+
+
 class ModelListCreateApi(APIView):
     """List visible models (filter language, cursor pagination) or create one."""
 
-    @extend_schema(operation_id="models_list", parameters=[FILTER_PARAM, *PAGE_PARAMS],
+    @extend_schema(operation_id="models_list", parameters=[FILTER_PARAM, *MODEL_LIST_PARAMS, *PAGE_PARAMS],
                    responses=inline_serializer("ModelPage", {"results": s.ModelOutput(many=True),
                                                              "next_cursor": serializers.CharField(allow_null=True)}))
     def get(self, request: Request) -> Response:
-        qs = selectors.model_list(actor=request.user, filter_string=request.query_params.get("filter"))
+        qs = selectors.model_list(actor=request.user, filters=request.query_params)
         rows, nxt = paginate(qs, request.query_params, [("name", False)])
         return Response(page(s.ModelOutput(rows, many=True).data, nxt))
 

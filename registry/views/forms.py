@@ -61,32 +61,6 @@ class MultipleFileField(forms.FileField):
         return [single(data, initial)] if data else []
 
 
-class ModelSearchForm(forms.Form):
-    """The model list's search box, stage and tag filters and ordering."""
-
-    ORDER_CHOICES = [("name", "Name"), ("-updated", "Recently updated"), ("-created", "Newest")]
-
-    filter = forms.CharField(
-        required=False,
-        max_length=4000,
-        widget=forms.TextInput(attrs={
-            "placeholder": "name LIKE 'churn%' AND tags.team = 'ml'", "type": "search",
-            "aria-label": "Filter", "autocomplete": "off", "spellcheck": "false", "class": "mono",
-        }),
-    )
-    stage = forms.ChoiceField(
-        required=False, choices=[("", "Any stage"), *Stage.choices],
-        widget=forms.Select(attrs={"aria-label": "Stage"}),
-    )
-    tag = forms.CharField(
-        required=False, max_length=5250,
-        widget=forms.TextInput(attrs={"placeholder": "key=value", "aria-label": "Tag", "class": "mono"}),
-    )
-    order = forms.ChoiceField(
-        required=False, choices=ORDER_CHOICES, widget=forms.Select(attrs={"aria-label": "Order"})
-    )
-
-
 class ModelCreateForm(forms.Form):
     """Create a registered model."""
 

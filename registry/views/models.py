@@ -14,10 +14,11 @@ from django.views import View
 
 from registry import charts, permissions, selectors, services
 from registry.errors import DomainError
+from registry.filters import ModelFilter
 from registry.models import RegisteredModel
 from registry.pipeline import triggers
 from registry.views.common import form_error, get_model, get_version
-from registry.views.forms import AliasSetForm, ModelCreateForm, ModelSearchForm, RetrainRuleForm
+from registry.views.forms import AliasSetForm, ModelCreateForm, RetrainRuleForm
 
 MODELS_PER_PAGE = 25
 
@@ -30,22 +31,14 @@ class ModelListView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         """Render the page, or only the results partial for an htmx request."""
-        form = ModelSearchForm(request.GET)
+        form = ModelFilter(request.GET).form
         page, error, status = None, None, 200
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                models = selectors.model_list(
-                    actor=request.user, filter_string=data["filter"] or None, stage=data["stage"] or None,
-                    tag=data["tag"] or None, order=data["order"] or "name",
-                )
-                page = Paginator(models, MODELS_PER_PAGE).get_page(request.GET.get("page"))
-                page.object_list = list(page.object_list)  # evaluate here, where filter errors are caught
-            except DomainError as exc:
-                page, error, status = None, exc.message, exc.status
-        else:
-            error = " ".join(str(message) for errors in form.errors.values() for message in errors)
-            status = 400
+        try:
+            models = selectors.model_list(actor=request.user, filters=request.GET)
+            page = Paginator(models, MODELS_PER_PAGE).get_page(request.GET.get("page"))
+            page.object_list = list(page.object_list)  # evaluate here, where filter errors are caught
+        except DomainError as exc:
+            page, error, status = None, exc.message, exc.status
         context = {
             "form": form,
             "page": page,
