@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from governance import audit, gates, permissions, refusals, selectors, signing
+from governance import audit, gates, permissions, refusals, selectors, signing, timestamps
 from governance.models import (
     ACTIVE_STATES,
     AuditCheckpoint,
@@ -384,6 +384,6 @@ def audit_checkpoint_create() -> AuditCheckpoint | None:
         return None
     seq, head_hash = head
     created_at = timezone.now()
-    signature = signing.sign(signing.checkpoint_message(seq, head_hash, audit.iso(created_at)))
+    signature = signing.sign(signing.checkpoint_message(seq, head_hash, timestamps.iso(created_at)))
     return AuditCheckpoint.objects.create(seq=seq, head_hash=head_hash, created_at=created_at,
                                           key_id=signing.key_id(), signature=signature)

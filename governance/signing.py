@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from governance.models import AuditCheckpoint
+from governance.timestamps import iso
 from registry.pipeline import signing as key_store
 
 # One server key signs both model versions (registry pipeline) and audit checkpoints; the registry owns it.
@@ -29,8 +30,6 @@ def sign(message: bytes) -> str:
 
 def verify_checkpoint(checkpoint: AuditCheckpoint) -> bool:
     """True when the checkpoint's signature is valid under the server's current key."""
-    from governance.audit import iso
-
     if checkpoint.key_id != key_id():
         return False
     message = checkpoint_message(checkpoint.seq, checkpoint.head_hash, iso(checkpoint.created_at))
