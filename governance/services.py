@@ -25,7 +25,8 @@ from registry import events, validation
 from registry import permissions as registry_permissions
 from registry import services as registry_services
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
-from registry.models import ModelVersion, RegisteredModel, Role, Stage, VersionStatus
+from registry.models import ModelVersion, RegisteredModel, Role, Stage, VersionSignature, VersionStatus
+from registry.pipeline import services as pipeline
 
 PROTECTABLE_STAGES = (Stage.STAGING, Stage.PRODUCTION)
 
@@ -198,11 +199,8 @@ def _record_decision(request: PromotionRequest, actor, decision: str, comment: s
 
 def _reverify_signature(version, actor) -> None:
     """Re-hash a signed version's stored files against its bundle now, so the gate judges the bytes as they are."""
-    from registry.models import VersionSignature
-    from registry.pipeline.signing import signature_verify
-
     if VersionSignature.objects.filter(version=version).exists():
-        signature_verify(version=version, actor=actor)
+        pipeline.signature_verify(version=version, actor=actor)
 
 
 def _execute(request: PromotionRequest, actor) -> PromotionRequest:
