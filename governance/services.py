@@ -180,9 +180,9 @@ def _check_open(request: PromotionRequest) -> None:
 
 def _check_reviewer(request: PromotionRequest, actor) -> None:
     registry_permissions.require(registry_permissions.can_view, actor, request.model, action="see it")
-    refusal = permissions.approval_refusal(actor, request)
-    if refusal:
-        raise Forbidden(refusal)
+    approval = permissions.can_approve(actor, request)
+    if not approval:
+        raise Forbidden(approval.reason)
     if request.decisions.filter(reviewer_id=actor.pk).exists():
         raise InvalidState(f"You have already decided on promotion request #{request.pk}; each reviewer decides once.")
 
