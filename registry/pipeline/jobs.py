@@ -32,6 +32,8 @@ def register_handler(kind: str, handler: Handler, *, label: str | None = None) -
 
     The label pages show is `label`, else the label of a `JobKind` member, else the kind itself.
     """
+    if not 0 < len(str(kind)) <= Job._meta.get_field("kind").max_length:
+        raise ValueError(f"A job kind is 1 to {Job._meta.get_field('kind').max_length} characters, not {kind!r}.")
     kinds.register(kind, label or getattr(kind, "label", None) or str(kind))
     _handlers[str(kind)] = handler
 

@@ -185,6 +185,8 @@ def test_only_registered_job_kinds_are_queued_and_each_shows_its_label(registere
     with pytest.raises(ValueError, match="no app registered"):
         jobs.job_enqueue(kind="nonsense", key="nonsense:1")
     assert not Job.objects.exists()
+    with pytest.raises(ValueError, match="1 to 16 characters"):
+        jobs.register_handler("a_kind_longer_than_its_column", lambda job: {})
     jobs.register_handler("test_kind", lambda job: {"ran": job.pk}, label="Test work")
     job = jobs.job_enqueue(kind="test_kind", key="test_kind:1")
     assert job.get_kind_display() == "Test work" and str(job).startswith("Test work #")
