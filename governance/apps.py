@@ -18,11 +18,10 @@ class GovernanceConfig(AppConfig):
         events.domain_event.connect(record_domain_event, dispatch_uid="governance.audit")
         gates.register_gate(promotion_gate)
         compare.register_metric_policy(champion_metric_rules)
-        from governance.cards.jobs import card_export_job_run
-        from registry.models import JobKind
-        from registry.pipeline import jobs
+        from governance.cards import jobs as card_jobs
+        from registry.pipeline import services as pipeline
 
-        jobs.register_handler(JobKind.PDF, card_export_job_run)
+        pipeline.register_handler(card_jobs.PDF_JOB_KIND, card_jobs.card_export_job_run, label=card_jobs.PDF_JOB_LABEL)
 
 
 def champion_metric_rules(model) -> list[dict]:

@@ -6,15 +6,16 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from governance import context
+from governance import context, signing
 from governance.models import GENESIS_HASH, AuditCheckpoint, AuditEvent
+from governance.timestamps import iso
 from registry import prepared
 from registry.prepared import Prepared
 
@@ -41,11 +42,6 @@ def canonical_json(value: Any) -> str:
     """Serialise `value` the one way the chain hashes it: sorted keys, compact separators, UTF-8."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default,
                       allow_nan=False)
-
-
-def iso(moment: datetime) -> str:
-    """Return an aware datetime as a UTC ISO-8601 string with microseconds."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
@@ -151,8 +147,6 @@ def _rows() -> Iterator[dict[str, Any]]:
 
 def verify(*, check_signatures: bool = True) -> Verdict:
     """Walk the whole chain in order, recomputing every hash, then check the signed checkpoints against it."""
-    from governance import signing
-
     verdict = Verdict()
     checkpoints = {cp.seq: cp for cp in AuditCheckpoint.objects.order_by("seq")}
     prev_hash, expected_seq = GENESIS_HASH, 1

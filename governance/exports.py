@@ -10,8 +10,8 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from governance.audit import iso
 from governance.models import AuditEvent
+from governance.timestamps import iso
 
 COLUMNS = ("seq", "created_at", "actor_username", "token_prefix", "action", "target_type", "target_id",
            "target_label", "model_name", "version_number", "data", "request_id", "client_ip", "prev_hash", "hash")

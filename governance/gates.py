@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from governance import refusals
 from governance.models import PromotionRequest, ProtectedTarget, TargetKind
 from registry.errors import Forbidden
 from registry.models import Alias, ModelVersion, RegisteredModel
+from registry.pipeline import selectors as pipeline_selectors
 
 PASSED, FAILED, NOT_AVAILABLE, SKIPPED = "passed", "failed", "not_available", "skipped"
 
@@ -40,8 +42,6 @@ def promotion_gate(*, model: Any, kind: str, target: str, version: Any, actor: A
     if policy is None:
         return
     label = f"alias @{target}" if kind == TargetKind.ALIAS else f"stage {target}"
-    from governance import refusals
-
     refusals.record(action="promotion.gate_refused", actor=actor, target_type="registry.modelversion",
                     target_id=version.pk, target_label=str(version), model_id=model.pk, model_name=model.name,
                     version_number=version.number, data={"kind": kind, "target": target})
@@ -134,9 +134,7 @@ def _card_result(version: ModelVersion, block_unavailable: bool) -> dict[str, An
 
 def _scan_result(version: ModelVersion, block_unavailable: bool) -> dict[str, Any]:
     """The "artifacts scanned clean" gate: every current file scanned, none quarantined; pending is "not available"."""
-    from registry.pipeline.selectors import version_scan_status
-
-    scan = version_scan_status(version=version)
+    scan = pipeline_selectors.version_scan_status(version=version)
     # A version without files has nothing the gate could vouch for: not available, like a pending scan.
     outcome = {"clean": PASSED, "quarantined": FAILED}.get(scan["status"], NOT_AVAILABLE)
     return _result("artifact_scan", "Artifacts scanned clean", outcome, scan["detail"], block_unavailable)
@@ -144,8 +142,6 @@ def _scan_result(version: ModelVersion, block_unavailable: bool) -> dict[str, An
 
 def _signature_result(version: ModelVersion, block_unavailable: bool) -> dict[str, Any]:
     """The "signature verified" gate: the signed tree matches the current files and its last verification passed."""
-    from registry.pipeline.signing import version_signature_status
-
-    sig = version_signature_status(version=version)
+    sig = pipeline_selectors.version_signature_status(version=version)
     outcome = {"verified": PASSED, "failed": FAILED}.get(sig["status"], NOT_AVAILABLE)
     return _result("signature", "Artifact signature verified", outcome, sig["detail"], block_unavailable)

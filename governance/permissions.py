@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from governance.models import PromotionRequest
@@ -20,20 +22,32 @@ def can_manage_protection(user, model: RegisteredModel) -> bool:
     return has_model_role(user, model, Role.MAINTAINER)
 
 
-def approval_refusal(user, request: PromotionRequest) -> str | None:
-    """Return why `user` may not decide `request` (None when they may): four eyes, reviewers only."""
+@dataclass(frozen=True)
+class Answer:
+    """A permission's answer that can say why not: true when allowed, else `reason` tells the person why."""
+
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return not self.reason
+
+
+ALLOWED = Answer()
+
+
+def can_approve(user, request: PromotionRequest) -> Answer:
+    """Reviewers of the model may approve or reject, never the person who asked nor the version's creator.
+
+    The promotion service enforces it, the request page shows its reason, and `selectors.promotion_inbox` filters
+    by the same rule in SQL.
+    """
     if request.requested_by_id == user.pk:
-        return "You opened this request; someone else must review it (four-eyes rule)."
+        return Answer("You opened this request; someone else must review it (four-eyes rule).")
     if request.version.creator_id == user.pk:
-        return "You created this version; someone else must review it (four-eyes rule)."
+        return Answer("You created this version; someone else must review it (four-eyes rule).")
     if not has_model_role(user, request.model, Role.REVIEWER):
-        return "Only reviewers of the model may approve or reject promotion requests."
-    return None
-
-
-def can_approve(user, request: PromotionRequest) -> bool:
-    """Reviewers of the model may approve, never the person who asked nor the version's creator."""
-    return approval_refusal(user, request) is None
+        return Answer("Only reviewers of the model may approve or reject promotion requests.")
+    return ALLOWED
 
 
 def can_cancel(user, request: PromotionRequest) -> bool:

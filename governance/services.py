@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from governance import audit, gates, permissions, refusals, selectors, signing
+from governance import audit, gates, permissions, refusals, selectors, signing, timestamps
 from governance.models import (
     ACTIVE_STATES,
     AuditCheckpoint,
@@ -25,7 +25,8 @@ from registry import events, validation
 from registry import permissions as registry_permissions
 from registry import services as registry_services
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
-from registry.models import ModelVersion, RegisteredModel, Role, Stage, VersionStatus
+from registry.models import ModelVersion, RegisteredModel, Role, Stage, VersionSignature, VersionStatus
+from registry.pipeline import services as pipeline
 
 PROTECTABLE_STAGES = (Stage.STAGING, Stage.PRODUCTION)
 
@@ -179,9 +180,9 @@ def _check_open(request: PromotionRequest) -> None:
 
 def _check_reviewer(request: PromotionRequest, actor) -> None:
     registry_permissions.require(registry_permissions.can_view, actor, request.model, action="see it")
-    refusal = permissions.approval_refusal(actor, request)
-    if refusal:
-        raise Forbidden(refusal)
+    approval = permissions.can_approve(actor, request)
+    if not approval:
+        raise Forbidden(approval.reason)
     if request.decisions.filter(reviewer_id=actor.pk).exists():
         raise InvalidState(f"You have already decided on promotion request #{request.pk}; each reviewer decides once.")
 
@@ -198,11 +199,8 @@ def _record_decision(request: PromotionRequest, actor, decision: str, comment: s
 
 def _reverify_signature(version, actor) -> None:
     """Re-hash a signed version's stored files against its bundle now, so the gate judges the bytes as they are."""
-    from registry.models import VersionSignature
-    from registry.pipeline.signing import signature_verify
-
     if VersionSignature.objects.filter(version=version).exists():
-        signature_verify(version=version, actor=actor)
+        pipeline.signature_verify(version=version, actor=actor)
 
 
 def _execute(request: PromotionRequest, actor) -> PromotionRequest:
@@ -384,6 +382,6 @@ def audit_checkpoint_create() -> AuditCheckpoint | None:
         return None
     seq, head_hash = head
     created_at = timezone.now()
-    signature = signing.sign(signing.checkpoint_message(seq, head_hash, audit.iso(created_at)))
+    signature = signing.sign(signing.checkpoint_message(seq, head_hash, timestamps.iso(created_at)))
     return AuditCheckpoint.objects.create(seq=seq, head_hash=head_hash, created_at=created_at,
                                           key_id=signing.key_id(), signature=signature)

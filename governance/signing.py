@@ -9,12 +9,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from governance.models import AuditCheckpoint
-from registry.pipeline import signing as key_store
+from governance.timestamps import iso
+from registry.pipeline import services as pipeline
 
 # One server key signs both model versions (registry pipeline) and audit checkpoints; the registry owns it.
-private_key = key_store.private_key
-public_key_pem = key_store.public_key_pem
-key_id = key_store.key_fingerprint
+private_key = pipeline.private_key
+public_key_pem = pipeline.public_key_pem
+key_id = pipeline.key_fingerprint
 
 
 def checkpoint_message(seq: int, head_hash: str, created_at_iso: str) -> bytes:
@@ -29,8 +30,6 @@ def sign(message: bytes) -> str:
 
 def verify_checkpoint(checkpoint: AuditCheckpoint) -> bool:
     """True when the checkpoint's signature is valid under the server's current key."""
-    from governance.audit import iso
-
     if checkpoint.key_id != key_id():
         return False
     message = checkpoint_message(checkpoint.seq, checkpoint.head_hash, iso(checkpoint.created_at))

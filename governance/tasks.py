@@ -20,12 +20,3 @@ def promotion_expire_stale() -> int:
     from governance import services
 
     return services.promotion_expire_stale()
-
-
-@shared_task(acks_late=True)
-def card_export_render(job_id: int) -> int:
-    """Render a card export directly (kept for messages queued before exports became pipeline PDF jobs)."""
-    from governance.cards import jobs
-    from governance.models import CardExportJob
-
-    return jobs.card_export_run(job=CardExportJob.objects.get(pk=job_id)).done

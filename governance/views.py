@@ -65,14 +65,14 @@ class ReviewInboxView(LoginRequiredMixin, View):
 def _decision_context(request: HttpRequest, promotion: PromotionRequest, **extra: Any) -> dict[str, Any]:
     user = request.user
     decided = any(d.reviewer_id == user.pk for d in promotion.decisions.all())
-    refusal = permissions.approval_refusal(user, promotion)
+    approval = permissions.can_approve(user, promotion)
     is_open = promotion.state == PromotionState.OPEN
     return {
         "promotion": promotion,
         "decisions": list(promotion.decisions.all()),
         "approvals": sum(1 for d in promotion.decisions.all() if d.decision == "approve"),
-        "can_decide": is_open and refusal is None and not decided,
-        "refusal": refusal if is_open and not decided else None,
+        "can_decide": is_open and bool(approval) and not decided,
+        "refusal": (approval.reason or None) if is_open and not decided else None,
         "already_decided": decided,
         "can_cancel": promotion.state in (PromotionState.OPEN, PromotionState.APPROVED)
         and permissions.can_cancel(user, promotion),

@@ -86,7 +86,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "governance.context.RequestContextMiddleware",
+    "governance.middleware.RequestContextMiddleware",
     "deployments.monitor.EmbeddedMonitorMiddleware",
 ]
 

@@ -49,3 +49,34 @@ def test_anonymous_is_refused(client, route):
 def test_public_allowlist_is_small_and_real():
     assert PUBLIC <= set(ROUTES)
     assert len(ROUTES) > 30
+
+
+# What an anonymous visitor gets from each public route: (method, status, what the answer must contain).
+PUBLIC_ANSWERS = {
+    "healthz": ("get", 200, '"status": "ok"'),
+    "readyz": ("get", 200, '"database": "ok"'),
+    "accounts/login/": ("get", 200, 'name="password"'),
+    "accounts/logout/": ("post", 302, "/accounts/login/"),
+    "admin/login/": ("get", 200, 'name="password"'),
+    "admin/logout/": ("post", 302, "/admin/"),
+    "api/v1/signing-key": ("get", 200, "-----BEGIN PUBLIC KEY-----"),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", sorted(PUBLIC))
+def test_public_routes_answer_anonymous_visitors(client, route):
+    method, status, expected = PUBLIC_ANSWERS[route]
+    response = getattr(client, method)("/" + route)
+    assert response.status_code == status
+    answer = response.headers.get("Location", "") if status == 302 else response.content.decode()
+    assert expected in answer
+
+
+@pytest.mark.django_db
+def test_the_published_key_is_the_server_signing_key(client):
+    from registry.pipeline import services as pipeline
+
+    response = client.get("/api/v1/signing-key")
+    assert response.content.decode() == pipeline.public_key_pem()
+    assert response["X-Key-Fingerprint"] == pipeline.key_fingerprint()

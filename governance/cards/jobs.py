@@ -15,8 +15,11 @@ from governance.models import CardExportJob, ExportState
 from registry import permissions as registry_permissions
 from registry.artifacts.storage import artifact_storage
 from registry.errors import InvalidState, NotFound
-from registry.models import Job, JobKind, RegisteredModel
-from registry.pipeline import jobs as pipeline_jobs
+from registry.models import Job, RegisteredModel
+from registry.pipeline import services as pipeline
+
+# The pipeline job kind governance registers at start-up (GovernanceConfig.ready): one card export rendered as a PDF.
+PDF_JOB_KIND, PDF_JOB_LABEL = "pdf", "Render PDF"
 
 
 @transaction.atomic
@@ -30,8 +33,8 @@ def card_export_request(*, model: RegisteredModel, actor: Any) -> CardExportJob:
     job = CardExportJob.objects.create(model=model, requested_by=actor, total=total)
     # A durable pipeline job carries the work: acknowledged late, retried by the sweeper if the broker was down or
     # the worker died, with its state and progress on the same row as every other background job.
-    pipeline_jobs.job_enqueue(kind=JobKind.PDF, key=f"pdf:card-export:{job.pk}", label=f"{job} of {model.name}",
-                              params={"card_export": job.pk})
+    pipeline.job_enqueue(kind=PDF_JOB_KIND, key=f"pdf:card-export:{job.pk}", label=f"{job} of {model.name}",
+                         params={"card_export": job.pk})
     return job
 
 
@@ -42,7 +45,7 @@ def card_export_job_run(pipeline_job: Job) -> dict[str, Any]:
         return {"superseded": True}
 
     def progress(done: int, total: int) -> None:
-        pipeline_jobs.job_progress(pipeline_job, 100 * done // max(total, 1))
+        pipeline.job_progress(pipeline_job, 100 * done // max(total, 1))
 
     export = card_export_run(job=export, on_progress=progress)
     return {"card_export": export.pk, "cards": export.done, "file": export.file_name}

@@ -10,6 +10,7 @@ from governance.models import Decision, PromotionDecision
 from registry.lineage import selectors as lineage
 from registry.models import DatasetRole, ModelVersion, Role
 from registry.permissions import model_role
+from registry.pipeline import selectors as pipeline_selectors
 
 LINEAGE_DEPTH = 3
 
@@ -38,11 +39,7 @@ def signature_status(version: ModelVersion) -> str:
     inputs, outputs = len(signature.get("inputs") or []), len(signature.get("outputs") or [])
     io = (f"input/output signature recorded ({inputs} input(s), {outputs} output(s))" if inputs or outputs
           else "no input/output signature recorded")
-    try:
-        from registry.pipeline.signing import version_signature_status
-    except ImportError:  # the artifact signing pipeline is not installed
-        return f"{io}; artifact signature: not available"
-    result = version_signature_status(version=version)
+    result = pipeline_selectors.version_signature_status(version=version)
     return f"{io}; artifact signature {result['status']}: {result['detail']}"
 
 

@@ -250,7 +250,3 @@ class TokenCreatedOutput(TokenOutput):
 
     class Meta(TokenOutput.Meta):
         fields = [*TokenOutput.Meta.fields, "token"]
-
-
-class PageOutput(serializers.Serializer):
-    next_cursor = serializers.CharField(allow_null=True)

@@ -17,8 +17,8 @@ from rest_framework.views import APIView
 from registry import selectors
 from registry.errors import InvalidInput, NotFound
 from registry.models import Job, RetrainRequest, RetrainRule, RetrainTrigger
+from registry.pipeline import keys, signing, triggers
 from registry.pipeline import selectors as pipeline_selectors
-from registry.pipeline import signing, triggers
 from registry.pipeline.convert import convert_enqueue
 from registry.pipeline.scan import services as scan_service
 
@@ -91,7 +91,7 @@ class VersionSignatureApi(APIView):
     def get(self, request: Request, name: str, ref: str) -> Response:
         model = selectors.model_get(actor=request.user, name=name)
         version = selectors.version_resolve(model=model, ref=ref)
-        return Response(signing.version_signature_status(version=version))
+        return Response(pipeline_selectors.version_signature_status(version=version))
 
     @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
     def post(self, request: Request, name: str, ref: str) -> Response:
@@ -135,8 +135,8 @@ class SigningKeyApi(APIView):
 
     @extend_schema(responses={(200, "application/x-pem-file"): OpenApiTypes.STR})
     def get(self, request: Request) -> HttpResponse:
-        response = HttpResponse(signing.public_key_pem(), content_type="application/x-pem-file")
-        response["X-Key-Fingerprint"] = signing.key_fingerprint()
+        response = HttpResponse(keys.public_key_pem(), content_type="application/x-pem-file")
+        response["X-Key-Fingerprint"] = keys.key_fingerprint()
         return response
 
 

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from registry.models import Artifact, Job, JobKind, JobState, ModelVersion
+from registry.pipeline import kinds
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,15 @@ Handler = Callable[[Job], dict[str, Any]]
 _handlers: dict[str, Handler] = {}
 
 
-def register_handler(kind: str, handler: Handler) -> None:
-    """Install the function that performs jobs of `kind` (it returns the job's result payload)."""
-    _handlers[kind] = handler
+def register_handler(kind: str, handler: Handler, *, label: str | None = None) -> None:
+    """Make `kind` a job kind and install the function that performs its jobs (it returns the result payload).
+
+    The label pages show is `label`, else the label of a `JobKind` member, else the kind itself.
+    """
+    if not 0 < len(str(kind)) <= Job._meta.get_field("kind").max_length:
+        raise ValueError(f"A job kind is 1 to {Job._meta.get_field('kind').max_length} characters, not {kind!r}.")
+    kinds.register(kind, label or getattr(kind, "label", None) or str(kind))
+    _handlers[str(kind)] = handler
 
 
 def stale_after() -> timedelta:
@@ -40,6 +47,8 @@ def job_enqueue(*, kind: str, key: str, version: ModelVersion | None = None, art
                 label: str = "", params: dict[str, Any] | None = None, rerun: bool = False,
                 max_attempts: int = 3) -> Job:
     """Record a job (once per idempotency key) and dispatch it after the surrounding transaction commits."""
+    if not kinds.is_registered(kind):
+        raise ValueError(f"Unknown job kind {kind!r}: no app registered a handler for it.")
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(key=key).first()
         if job is None:

@@ -5,17 +5,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from registry.pipeline import kinds
+
 
 class JobKind(models.TextChoices):
-    """What a background job does."""
+    """The registry's own job kinds; other apps register theirs with `jobs.register_handler` at start-up."""
 
     SCAN = "scan", "Scan artifact"
-    LOAD_CHECK = "load_check", "Sandboxed load check"
     CONVERT = "convert", "Convert to ONNX"
     SIGN = "sign", "Sign version"
     VERIFY = "verify", "Verify signature"
     WEBHOOK = "webhook", "Deliver webhook"
-    PDF = "pdf", "Render PDF"
 
 
 class JobState(models.TextChoices):
@@ -30,7 +30,7 @@ class JobState(models.TextChoices):
 class Job(models.Model):
     """One background job: a durable row the broker message only points at, so nothing is lost with a worker."""
 
-    kind = models.CharField(max_length=16, choices=JobKind.choices)
+    kind = models.CharField(max_length=16)  # a registered kind (registry.pipeline.kinds), checked by job_enqueue
     key = models.CharField(max_length=200, unique=True)  # idempotency key: the same work is queued once
     version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.CASCADE,
                                 related_name="jobs")
@@ -56,6 +56,10 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.state})"
+
+    def get_kind_display(self) -> str:
+        """Return the label the app that registered this job's kind gave it."""
+        return kinds.label(self.kind)
 
     @property
     def active(self) -> bool:

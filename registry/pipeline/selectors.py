@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.models import Artifact, ArtifactScan, Job, ModelVersion
+from registry.models import Artifact, ArtifactScan, Job, ModelVersion, VersionSignature
 
 CLEAN, QUARANTINED, PENDING, NO_ARTIFACTS = "clean", "quarantined", "pending", "no_artifacts"
 
@@ -46,3 +46,26 @@ def artifact_quarantined(*, artifact: Artifact) -> bool:
     """Whether an artifact's current content may not be loaded: quarantined, or not scanned yet."""
     scan = ArtifactScan.objects.filter(artifact=artifact, blob_id=artifact.blob_id).first()
     return scan is None or scan.quarantined
+
+
+def version_signature_status(*, version: ModelVersion) -> dict[str, Any]:
+    """Return the signature state a gate and a page show: unsigned, verified or failed (with the files named)."""
+    signature = VersionSignature.objects.filter(version=version).first()
+    if signature is None:
+        return {"status": "unsigned", "detail": "The version has not been signed.", "signature": None}
+    last = signature.verifications.first()
+    current = dict(Artifact.objects.filter(version=version).values_list("path", "blob_id"))
+    signed = signature.manifest
+    changed = sorted(p for p in signed if p in current and current[p] != signed[p])
+    added, removed = sorted(set(current) - set(signed)), sorted(set(signed) - set(current))
+    info = {"id": signature.pk, "key_fingerprint": signature.key_fingerprint,
+            "signed_at": signature.signed_at.isoformat(), "bundle_sha256": signature.bundle_id,
+            "files": len(signed), "last_verified_at": last.verified_at.isoformat() if last else None}
+    if changed or added or removed:
+        parts = [f"{label}: {', '.join(f)}" for label, f in
+                 (("changed", changed), ("added", added), ("removed", removed)) if f]
+        return {"status": "failed", "detail": "Files differ from the signed tree — " + "; ".join(parts) + ".",
+                "signature": info}
+    if last is not None and not last.ok:
+        return {"status": "failed", "detail": last.detail, "signature": info}
+    return {"status": "verified", "detail": f"Signed tree of {len(signed)} file(s) verified.", "signature": info}

@@ -7,7 +7,6 @@ its tree. Verification names every changed, added or removed file and is audited
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import os
@@ -18,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from django.conf import settings
 from django.db import transaction
 
 from registry import events, permissions
@@ -27,52 +24,10 @@ from registry.artifacts.storage import artifact_storage, blob_open, blob_put, sp
 from registry.errors import InvalidState
 from registry.models import Artifact, Job, JobKind, ModelVersion, SignatureVerification, VersionSignature
 from registry.pipeline import jobs
+from registry.pipeline.keys import key_fingerprint, private_key, public_key_pem
 
-
-def _development_key_path() -> Path:
-    return Path(settings.VAR_DIR) / "signing_key.pem"
-
-
-@functools.cache
-def _load(configured: str) -> ec.EllipticCurvePrivateKey:
-    # Same key and development fallback as the audit checkpoints: one published server key.
-    if configured.lstrip().startswith("-----BEGIN"):
-        pem = configured.encode()
-    else:
-        path = Path(configured) if configured else _development_key_path()
-        if not configured and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            key = ec.generate_private_key(ec.SECP256R1())
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
-            except FileExistsError:  # another process generated it first
-                pass
-        pem = path.read_bytes()
-    key = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise ValueError("STRATUM_SIGNING_KEY must be an EC P-256 private key in PEM form.")
-    return key
-
-
-def private_key() -> ec.EllipticCurvePrivateKey:
-    """Return the server's EC P-256 signing key (STRATUM_SIGNING_KEY: PEM text or path; a var/ key otherwise)."""
-    return _load(getattr(settings, "STRATUM_SIGNING_KEY", "") or "")
-
-
-def public_key_pem() -> str:
-    """Return the published public key that verifies version signatures."""
-    return private_key().public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-def key_fingerprint() -> str:
-    """Return the SHA-256 fingerprint of the public key (DER), as model-signing's bundle hint shows it."""
-    der = private_key().public_key().public_bytes(serialization.Encoding.DER,
-                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
+# The signature state is a read (pipeline selectors); named here too for callers that still import it from here.
+from registry.pipeline.selectors import version_signature_status as version_signature_status
 
 
 def _write_key_files(workdir: str) -> tuple[str, str]:
@@ -240,29 +195,6 @@ def signatures_verify_all() -> int:
         _verify_job(version=version, actor=None, reason="periodic")
         count += 1
     return count
-
-
-def version_signature_status(*, version: ModelVersion) -> dict[str, Any]:
-    """Return the signature state a gate and a page show: unsigned, verified or failed (with the files named)."""
-    signature = VersionSignature.objects.filter(version=version).first()
-    if signature is None:
-        return {"status": "unsigned", "detail": "The version has not been signed.", "signature": None}
-    last = signature.verifications.first()
-    current = dict(Artifact.objects.filter(version=version).values_list("path", "blob_id"))
-    signed = signature.manifest
-    changed = sorted(p for p in signed if p in current and current[p] != signed[p])
-    added, removed = sorted(set(current) - set(signed)), sorted(set(signed) - set(current))
-    info = {"id": signature.pk, "key_fingerprint": signature.key_fingerprint,
-            "signed_at": signature.signed_at.isoformat(), "bundle_sha256": signature.bundle_id,
-            "files": len(signed), "last_verified_at": last.verified_at.isoformat() if last else None}
-    if changed or added or removed:
-        parts = [f"{label}: {', '.join(f)}" for label, f in
-                 (("changed", changed), ("added", added), ("removed", removed)) if f]
-        return {"status": "failed", "detail": "Files differ from the signed tree — " + "; ".join(parts) + ".",
-                "signature": info}
-    if last is not None and not last.ok:
-        return {"status": "failed", "detail": last.detail, "signature": info}
-    return {"status": "verified", "detail": f"Signed tree of {len(signed)} file(s) verified.", "signature": info}
 
 
 def bundle_bytes(signature: VersionSignature) -> io.BytesIO:

@@ -11,7 +11,7 @@ training pipeline, and shown on the model page, with its reason and the suggeste
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -206,8 +206,3 @@ def retrain_rules_for(*, model: RegisteredModel) -> list[RetrainRule]:
 def retrain_requests_for(*, model: RegisteredModel, limit: int = 20) -> list[RetrainRequest]:
     """Return a model's latest retrain requests, newest first."""
     return list(RetrainRequest.objects.filter(model=model).order_by("-created_at", "-pk")[:limit])
-
-
-def due_soon(rule: RetrainRule) -> timedelta | None:
-    """How long until a schedule rule fires next (for pages)."""
-    return rule.next_due_at - timezone.now() if rule.next_due_at else None

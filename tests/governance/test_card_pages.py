@@ -151,6 +151,7 @@ def test_exporting_every_card_runs_as_a_job_with_progress(protected, team, djang
     pdf_job = Job.objects.get(kind="pdf")  # the durable pipeline row the sweeper watches
     assert (pdf_job.state, pdf_job.progress, pdf_job.attempts) == ("succeeded", 100, 1)
     assert pdf_job.result["cards"] == 2 and pdf_job.params == {"card_export": job.pk}
+    assert str(pdf_job).startswith("Render PDF #")  # governance registered the kind with its label at start-up
     body = client.get(response["Location"]).content.decode()
     assert "2 of 2 cards rendered" in body and "Download PDF" in body
     pdf = client.get(f"{response['Location']}?download=1")

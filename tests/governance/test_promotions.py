@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from governance import selectors, services
+from governance import permissions, selectors, services
 from governance.models import AuditEvent, PromotionRequest, PromotionState
 from registry import services as registry_services
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
@@ -42,8 +42,16 @@ def test_direct_moves_onto_protected_targets_are_refused_for_everyone(protected,
 
 
 def test_unprotected_targets_still_move_freely(protected, owner):
+    start = head()
     registry_services.alias_set(model=protected["model"], alias="challenger", version=protected["v2"], actor=owner)
     registry_services.version_transition_stage(version=protected["v2"], actor=owner, stage="Staging")
+    assert Alias.objects.get(model=protected["model"], name="challenger").version == protected["v2"]
+    assert ModelVersion.objects.get(pk=protected["v2"].pk).stage == Stage.STAGING
+    assert actions_since(start) == [("model_version_alias.set", "owner"),
+                                    ("model_version.stage_transitioned", "owner")]
+    moved = AuditEvent.objects.get(seq=start + 1)
+    assert moved.data["alias"] == "challenger" and moved.data["to_version"] == protected["v2"].number
+    assert not PromotionRequest.objects.exists()  # no request was needed, and none was opened
 
 
 def test_the_api_refusal_names_the_request_to_open(protected, owner, api_client_for):
@@ -124,6 +132,21 @@ def test_the_version_creator_never_counts(protected, team, grant, make_version):
         services.promotion_approve(request=request, actor=team["engineer"])
     with pytest.raises(Forbidden, match="opened this request"):
         services.promotion_approve(request=request, actor=team["r1"])
+
+
+def test_can_approve_is_the_one_rule_the_service_and_the_inbox_follow(protected, team, owner, outsider, staff):
+    request = request_champion(protected, team)
+    people = {**team, "owner": owner, "outsider": outsider, "staff": staff}
+    allowed = {name for name, person in people.items() if permissions.can_approve(person, request)}
+    assert allowed == {"r1", "r2", "r3", "maint", "owner", "staff"}
+    for name, person in people.items():
+        in_inbox = selectors.promotion_inbox(actor=person).filter(pk=request.pk).exists()
+        assert in_inbox == (name in allowed), name
+    assert "opened this request" in permissions.can_approve(team["engineer"], request).reason
+    assert "Only reviewers" in permissions.can_approve(team["viewer"], request).reason
+    with pytest.raises(Forbidden, match="Only reviewers"):
+        services.promotion_approve(request=request, actor=team["viewer"])
+    assert services.promotion_approve(request=request, actor=team["maint"]).decisions.count() == 1
 
 
 def test_viewers_and_outsiders_cannot_decide(protected, team, outsider):

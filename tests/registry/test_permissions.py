@@ -8,7 +8,7 @@ from django.contrib.auth.models import AnonymousUser, Group
 
 from registry import permissions, selectors, services
 from registry.errors import Forbidden, NotFound
-from registry.models import Alias, ModelRole, ModelVersion, RegisteredModel, Role
+from registry.models import Alias, ModelRole, ModelTag, ModelVersion, RegisteredModel, Role, Stage, VersionTag
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +40,20 @@ def act(action, model, actor, make_user):
     raise AssertionError(action)
 
 
+# action -> whether its effect is in the database now (read back fresh; the model starts with version 1 only).
+DONE = {
+    "version_create": lambda model: ModelVersion.objects.filter(model=model, number=2).exists(),
+    "version_tag_set": lambda model: VersionTag.objects.filter(version__model=model, version__number=1, key="k",
+                                                               value="v").exists(),
+    "model_tag_set": lambda model: ModelTag.objects.filter(model=model, key="k", value="v").exists(),
+    "alias_set": lambda model: Alias.objects.filter(model=model, name="champion", version__number=1).exists(),
+    "stage": lambda model: ModelVersion.objects.filter(model=model, number=1, stage=Stage.STAGING).exists(),
+    "model_update": lambda model: RegisteredModel.objects.filter(pk=model.pk, description="changed").exists(),
+    "version_delete": lambda model: not ModelVersion.objects.filter(model=model, number=1).exists(),
+    "role_grant": lambda model: ModelRole.objects.filter(model=model, user__username="grantee",
+                                                         role=Role.VIEWER).exists(),
+}
+
 CONTRIBUTE = ["version_create", "version_tag_set", "model_tag_set"]
 MAINTAIN = ["alias_set", "stage", "model_update", "version_delete"]
 MANAGE = ["role_grant"]
@@ -66,11 +80,14 @@ def model_with_version(registered_model, make_version):
 def test_role_matrix(model_with_version, make_user, grant, role, action):
     user = make_user("member")
     grant(model_with_version, user, role)
+    assert not DONE[action](model_with_version)
     if action in ALLOWED[role]:
         act(action, model_with_version, fresh(user), make_user)
+        assert DONE[action](model_with_version), f"{Role(role).label} was allowed to {action} but nothing changed"
     else:
         with pytest.raises(Forbidden):
             act(action, model_with_version, fresh(user), make_user)
+        assert not DONE[action](model_with_version)
 
 
 @pytest.mark.parametrize("action", ALL)
@@ -79,7 +96,7 @@ def test_outsider_gets_not_found_not_forbidden(model_with_version, outsider, mak
         act(action, model_with_version, outsider, make_user)
     assert not isinstance(excinfo.value, Forbidden)
     assert "permission" not in str(excinfo.value).lower()
-    assert captured_events == []
+    assert captured_events == [] and not DONE[action](model_with_version)
 
 
 def test_hidden_model_is_indistinguishable_from_missing(registered_model, outsider):
@@ -96,6 +113,7 @@ def test_hidden_model_is_indistinguishable_from_missing(registered_model, outsid
 @pytest.mark.parametrize("action", ALL)
 def test_staff_may_do_everything(model_with_version, staff, make_user, action):
     act(action, model_with_version, staff, make_user)
+    assert DONE[action](model_with_version)
 
 
 def test_viewer_cannot_register_versions(registered_model, make_user, grant):

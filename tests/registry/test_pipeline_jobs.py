@@ -179,3 +179,18 @@ def test_rescan_button_needs_contributor(client, owner, outsider, grant, registe
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/models/churn/versions/1/pipeline/", follow=True)
     assert "Queued 1 scan job" in response.content.decode()
+
+
+def test_only_registered_job_kinds_are_queued_and_each_shows_its_label(registered_model):
+    with pytest.raises(ValueError, match="no app registered"):
+        jobs.job_enqueue(kind="nonsense", key="nonsense:1")
+    assert not Job.objects.exists()
+    with pytest.raises(ValueError, match="1 to 16 characters"):
+        jobs.register_handler("a_kind_longer_than_its_column", lambda job: {})
+    jobs.register_handler("test_kind", lambda job: {"ran": job.pk}, label="Test work")
+    job = jobs.job_enqueue(kind="test_kind", key="test_kind:1")
+    assert job.get_kind_display() == "Test work" and str(job).startswith("Test work #")
+    assert jobs.job_run(job.pk).result == {"ran": job.pk}
+    # The registry's own kinds keep their labels; a stored kind no app registers any more shows its value.
+    assert Job(kind="scan").get_kind_display() == "Scan artifact"
+    assert Job(kind="retired").get_kind_display() == "retired"

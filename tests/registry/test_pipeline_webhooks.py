@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from registry.models import WebhookDelivery, WebhookSubscription
 from registry.webhooks import delivery as webhook_delivery
@@ -61,13 +59,9 @@ def receiver(settings):
     r.close()
 
 
-def verify_standard_webhook(secret: str, headers: dict, body: bytes) -> bool:
-    """An independent Standard Webhooks verifier (as in the spec), not the code under test."""
-    key = base64.b64decode(secret.split("_", 1)[1])
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.{body.decode()}".encode()
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return any(hmac.compare_digest(sig.split(",", 1)[1], expected)
-               for sig in headers["webhook-signature"].split(" ") if sig.startswith("v1,"))
+def verify_standard_webhook(secret: str, headers: dict, body: bytes) -> dict:
+    """Verify a delivery with the Standard Webhooks reference library (independent of the code under test)."""
+    return Webhook(secret).verify(body, headers)
 
 
 def subscribe(client, url, **extra):
@@ -88,9 +82,15 @@ def test_events_are_delivered_signed_and_logged(receiver, registered_model, owne
     assert len(receiver.requests) == 1
     request = receiver.requests[0]
     headers = {k.lower(): v for k, v in request["headers"].items()}
-    assert verify_standard_webhook(sub["secret"], headers, request["body"])
+    assert verify_standard_webhook(sub["secret"], headers, request["body"])["type"] == "model_version.created"
     assert headers["webhook-id"].startswith("msg_")
-    assert json.loads(request["body"])["type"] == "model_version.created"
+    tampered = request["body"].replace(b"model_version.created", b"model_version.deleted")
+    assert tampered != request["body"]
+    for body, hdrs, secret in ((tampered, headers, sub["secret"]),
+                               (request["body"], {**headers, "webhook-id": "msg_other"}, sub["secret"]),
+                               (request["body"], headers, "whsec_" + "QUJD" * 8)):
+        with pytest.raises(WebhookVerificationError):
+            verify_standard_webhook(secret, hdrs, body)
     log = client.get(f"/api/v1/webhooks/{sub['id']}/deliveries").json()["deliveries"]
     assert log[0]["state"] == "delivered" and log[0]["status_code"] == 200 and log[0]["attempts"] == 1
     assert log[0]["latency_ms"] is not None and "secret!" not in json.dumps(log)
@@ -98,8 +98,11 @@ def test_events_are_delivered_signed_and_logged(receiver, registered_model, owne
         replay = client.post(f"/api/v1/webhooks/{sub['id']}/deliveries/{log[0]['id']}/replay")
     assert replay.status_code == 202
     assert receiver.requests[1]["headers"]["webhook-id"] == headers["webhook-id"]
+    assert verify_standard_webhook(sub["secret"], receiver.requests[1]["headers"], receiver.requests[1]["body"])
     test = client.post(f"/api/v1/webhooks/{sub['id']}/test").json()
     assert set(test) == {"status", "latency_ms"} and test["status"] == 200
+    ping = receiver.requests[2]
+    assert verify_standard_webhook(sub["secret"], ping["headers"], ping["body"])  # the test ping is signed too
 
 
 def test_retries_on_5xx_and_429_then_delivers(receiver, registered_model, owner, api_client_for, make_version,

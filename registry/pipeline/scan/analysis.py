@@ -8,7 +8,6 @@ import pickletools
 import re
 import time
 import zipfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -110,10 +109,6 @@ class ScanReport:
 class _Global:
     module: str
     name: str
-
-
-class _Mark:
-    """The MARK sentinel on the symbolic stack."""
 
 
 @dataclass
@@ -470,9 +465,3 @@ def _scan_zip(fh: IO[bytes], budget: _Budget, report: ScanReport) -> None:
             report.globals = sorted(set(report.globals) | set(found))
             if report.verdict == "not_pickle":
                 report.verdict = "safe"
-
-
-def scan_members(items: Iterable[tuple[str, IO[bytes], str]], *, max_bytes: int, timeout: float
-                 ) -> dict[str, ScanReport]:
-    """Scan several (path, stream, format) files; return a report per path."""
-    return {path: scan_file(fh, fmt=fmt, max_bytes=max_bytes, timeout=timeout) for path, fh, fmt in items}
