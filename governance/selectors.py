@@ -71,6 +71,14 @@ def promotion_get(*, actor, pk: int | str) -> PromotionRequest:
     return request
 
 
+def version_was_promoted(*, version: ModelVersion, kind: str | None = None, target: str | None = None) -> bool:
+    """True when an executed promotion request moved `version` (onto `kind`/`target` when given)."""
+    requests = PromotionRequest.objects.filter(version=version, state=PromotionState.EXECUTED)
+    if kind is not None:
+        requests = requests.filter(kind=kind, target=target)
+    return requests.exists()
+
+
 def protected_target_list(*, model: RegisteredModel) -> QuerySet[ProtectedTarget]:
     """Return the protected targets of a visible model."""
     return ProtectedTarget.objects.filter(model=model).order_by("kind", "name")

@@ -13,6 +13,7 @@ from deployments.services.common import check_deployer, lock_endpoint, scope, wh
 from deployments.services.plans import clean_analysis, clean_arms, clean_steps, endpoint_version
 from deployments.services.routes import routing_apply, servable_route
 from deployments.services.transitions import evaluate_after_commit, steps_advance, succeed
+from governance import selectors as governance_selectors
 from registry import events, validation
 from registry import permissions as registry_permissions
 from registry.errors import InvalidInput, InvalidState
@@ -114,16 +115,13 @@ def _check_promotion(endpoint: Endpoint, version: ModelVersion) -> None:
     env = endpoint.environment
     if not env.requires_promotion:
         return
-    from governance.models import PromotionRequest, PromotionState
-
-    requests = PromotionRequest.objects.filter(version=version, state=PromotionState.EXECUTED)
     if env.follow_alias:
-        requests, target = requests.filter(kind="alias", target=env.follow_alias), f"alias @{env.follow_alias}"
+        kind, name, target = "alias", env.follow_alias, f"alias @{env.follow_alias}"
     elif env.follow_stage:
-        requests, target = requests.filter(kind="stage", target=env.follow_stage), f"stage {env.follow_stage}"
+        kind, name, target = "stage", env.follow_stage, f"stage {env.follow_stage}"
     else:
-        target = "a protected target"
-    if not requests.exists():
+        kind, name, target = None, None, "a protected target"
+    if not governance_selectors.version_was_promoted(version=version, kind=kind, target=name):
         raise InvalidInput(
             f"Environment {env.name!r} serves only versions promoted through governance: version {version.number} "
             f"of {endpoint.model.name!r} has no executed promotion request to {target}.")

@@ -12,8 +12,8 @@ from deployments.models import Deployment, Phase, RoutingRecord, Strategy
 from deployments.services.common import is_user
 from registry.errors import InvalidInput
 from registry.models import Artifact, ArtifactFormat, ModelVersion, VersionSignature, VersionStatus
-from registry.pipeline.selectors import CLEAN, version_scan_status
-from registry.pipeline.signing import signature_verify, version_signature_status
+from registry.pipeline.selectors import CLEAN, version_scan_status, version_signature_status
+from registry.pipeline.services import signature_verify
 
 
 def servable_route(version: ModelVersion, *, require_signature: bool = True) -> dict[str, Any]:

@@ -26,9 +26,6 @@ from registry.models import Artifact, Job, JobKind, ModelVersion, SignatureVerif
 from registry.pipeline import jobs
 from registry.pipeline.keys import key_fingerprint, private_key, public_key_pem
 
-# The signature state is a read (pipeline selectors); named here too for callers that still import it from here.
-from registry.pipeline.selectors import version_signature_status as version_signature_status
-
 
 def _write_key_files(workdir: str) -> tuple[str, str]:
     priv = os.path.join(workdir, "key.pem")

@@ -30,7 +30,7 @@ class VersionPipelineView(LoginRequiredMixin, View):
             "model": model, "version": version, "jobs": jobs,
             "scan": pipeline_selectors.version_scan_status(version=version),
             "polling": any(job.active for job in jobs),
-            "signature": signing.version_signature_status(version=version),
+            "signature": pipeline_selectors.version_signature_status(version=version),
             "can_contribute": permissions.can_contribute(request.user, model),
             "can_maintain": permissions.can_maintain(request.user, model),
         }

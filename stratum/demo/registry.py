@@ -421,7 +421,7 @@ def _register_version(spec: ModelSpec, vspec: VersionSpec, model: RegisteredMode
 def _finish_job(job) -> Any:
     """Run a pipeline job in this process (a worker already holding it finishes it instead), and wait for it."""
     from registry.models import JobState
-    from registry.pipeline.jobs import job_run
+    from registry.pipeline.services import job_run
 
     deadline = time.monotonic() + 180
     job.refresh_from_db()
@@ -435,23 +435,22 @@ def _finish_job(job) -> Any:
 def _prepare_for_serving(version: ModelVersion, actor) -> str | None:
     """Scan, convert to ONNX and sign a demo version, so the gateway can serve it; return what failed, if anything."""
     from registry.models import ArtifactFormat, JobState
-    from registry.pipeline import signing
-    from registry.pipeline.convert import convert_enqueue
-    from registry.pipeline.scan.services import scan_enqueue
+    from registry.pipeline import selectors as pipeline_selectors
+    from registry.pipeline import services as pipeline
 
     for artifact in version.artifacts.all():
-        _finish_job(scan_enqueue(artifact))
+        _finish_job(pipeline.scan_enqueue(artifact))
     if not version.artifacts.filter(format=ArtifactFormat.ONNX).exists():
         source = version.artifacts.filter(format__in=(ArtifactFormat.PICKLE, ArtifactFormat.JOBLIB)).first()
         if source is None:
             return "no scikit-learn file to convert"
-        job = _finish_job(convert_enqueue(artifact=source, actor=actor))
+        job = _finish_job(pipeline.convert_enqueue(artifact=source, actor=actor))
         if job.state != JobState.SUCCEEDED:
             return f"conversion failed: {job.error}"
         for artifact in version.artifacts.all():  # the ONNX file and its parity report (each scanned once)
-            _finish_job(scan_enqueue(artifact))
-    if signing.version_signature_status(version=version)["status"] != "verified":
-        job = _finish_job(signing.sign_enqueue(version=version, actor=actor))
+            _finish_job(pipeline.scan_enqueue(artifact))
+    if pipeline_selectors.version_signature_status(version=version)["status"] != "verified":
+        job = _finish_job(pipeline.sign_enqueue(version=version, actor=actor))
         if job.state != JobState.SUCCEEDED:
             return f"signing failed: {job.error}"
     return None
