@@ -128,7 +128,7 @@ class ArtifactFileApi(APIView):
         check_upload_length(request)
         model = selectors.model_get(actor=request.user, name=name)
         version = selectors.version_get(model=model, number=ref)
-        upload = spool_stream(request._request)
+        upload = spool_stream(request)  # DRF passes read() through to the HttpRequest: the body streams
         artifact = services.artifact_add(version=version, actor=request.user, path=path, upload=upload)
         return Response(s.ArtifactOutput(artifact).data, status=status.HTTP_201_CREATED)
 

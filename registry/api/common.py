@@ -47,7 +47,7 @@ def uploaded_files(request: Request) -> list[tuple[str, Any]]:
     """Return (path, SpooledUpload) pairs from multipart `file` parts, paths from `path` fields or file names."""
     check_upload_length(request)
     files = request.FILES.getlist("file")
-    if getattr(request._request, "stratum_upload_too_large", False):
+    if getattr(request, "stratum_upload_too_large", False):
         raise UploadTooLarge(f"Upload exceeds the limit of {settings.MAX_UPLOAD_BYTES} bytes.")
     paths = request.data.getlist("path") if hasattr(request.data, "getlist") else []
     if paths and len(paths) != len(files):

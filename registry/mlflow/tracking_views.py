@@ -314,6 +314,6 @@ class ArtifactFileApi(MlflowApi):
         root = tracking_artifacts.artifact_root_resolve(actor=request.user, path=path)
         if root.version is not None:
             raise InvalidInput("A registered version's files are read-only here; upload through the native API.")
-        upload = spool_stream(request._request)
+        upload = spool_stream(request)  # DRF passes read() through to the HttpRequest: the body streams
         tracking_artifacts.artifact_put(actor=request.user, root=root, upload=upload)
         return Response({})
