@@ -91,18 +91,17 @@ def stage(value: Any) -> str:
     raise InvalidInput(f"Unknown stage {value!r}; use one of {', '.join(Stage.values)}.")
 
 
-def tag(key: Any, value: Any) -> tuple[str, str]:
+def key(value: Any, field: str = "Key") -> str:
+    """Return a valid key (tags, params, metrics): 1-250 characters, none of them a control character."""
+    if not isinstance(value, str) or not KEY.fullmatch(value):
+        raise InvalidInput(f"{field} must be 1-250 printable characters.")
+    return value
+
+
+def tag(key_: Any, value: Any) -> tuple[str, str]:
     """Return a valid (key, value) tag pair or raise InvalidInput."""
-    if not isinstance(key, str) or not KEY.fullmatch(key):
-        raise InvalidInput("Tag key must be 1-250 printable characters.")
-    if value is None:
-        value = ""
-    if not isinstance(value, (str, int, float, bool)):
-        raise InvalidInput(f"Tag {key!r} value must be a string.")
-    value = str(value)
-    if len(value) > 5000:
-        raise InvalidInput(f"Tag {key!r} value is longer than 5000 characters.")
-    return key, value
+    key_ = key(key_, "Tag key")
+    return key_, text(value, f"Tag {key_!r} value", 5000, scalars=True)
 
 
 def tags(value: Any) -> dict[str, str]:
@@ -206,10 +205,16 @@ def datasets(value: Any) -> list[dict[str, str]]:
     return out
 
 
-def text(value: Any, field: str, max_length: int) -> str:
-    """Return a string of at most `max_length` characters or raise InvalidInput."""
+def text(value: Any, field: str, max_length: int, *, scalars: bool = False) -> str:
+    """Return a string of at most `max_length` characters (None is empty) or raise InvalidInput naming `field`.
+
+    The one text rule of every service. With `scalars`, a number or boolean is taken as its text, as MLflow clients
+    and tag-setting forms send them; anything else that is not a string is refused.
+    """
     if value is None:
         return ""
+    if scalars and isinstance(value, (int, float, bool)):
+        value = str(value)
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be a string.")
     if len(value) > max_length:

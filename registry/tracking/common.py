@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from registry import validation
 from registry.errors import InvalidInput
 
 
@@ -30,20 +31,13 @@ def parse_experiment_id(raw: Any) -> int:
 
 
 def clean_key(key: Any) -> str:
-    """Return `key` if it is 1-250 printable characters; raise InvalidInput otherwise."""
-    if not isinstance(key, str) or not key or len(key) > 250 or any(ord(c) < 32 for c in key):
-        raise InvalidInput(f"Invalid key {key!r}: 1-250 printable characters.")
-    return key
+    """Return `key` if it is 1-250 printable characters; raise InvalidInput otherwise (registry.validation.key)."""
+    return validation.key(key)
 
 
 def clean_text(value: Any, label: str, limit: int) -> str:
-    """Return `value` as text (None is empty) of at most `limit` characters; raise InvalidInput naming `label`."""
-    if value is None:
-        return ""
-    value = value if isinstance(value, str) else str(value)
-    if len(value) > limit:
-        raise InvalidInput(f"{label} is longer than {limit} characters.")
-    return value
+    """Return `value` as text (None is empty, numbers as their text) of at most `limit` characters."""
+    return validation.text(value, label, limit, scalars=True)
 
 
 def clean_int(value: Any, label: str, default: int | None = None) -> int | None:
