@@ -199,103 +199,10 @@ class _Walker:
         try:
             for op, arg, _pos in pickletools.genops(self.fh):
                 started = True
-                name = op.name
-                if name in _LITERAL_OPS:
-                    stack.append(arg if not isinstance(arg, (bytes, bytearray)) or len(arg) < 256 else b"")
-                elif name in {"NONE", "NEWTRUE", "NEWFALSE"}:
-                    stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
-                elif name in {"PROTO", "FRAME"}:
-                    continue
-                elif name == "STOP":
+                if op.name == "STOP":
                     return True
-                elif name == "MARK":
-                    metastack.append(stack[:])
-                    stack.clear()
-                elif name == "POP":
-                    stack.pop()
-                elif name == "POP_MARK":
-                    self._pop_mark(stack, metastack)
-                elif name == "DUP":
-                    stack.append(stack[-1])
-                elif name in {"EMPTY_LIST", "EMPTY_DICT", "EMPTY_TUPLE", "EMPTY_SET"}:
-                    stack.append({"EMPTY_LIST": [], "EMPTY_DICT": {}, "EMPTY_TUPLE": (), "EMPTY_SET": set()}[name])
-                elif name in {"TUPLE1", "TUPLE2", "TUPLE3"}:
-                    n = int(name[-1])
-                    items = tuple(stack[-n:])
-                    del stack[-n:]
-                    stack.append(items)
-                elif name in {"TUPLE", "LIST", "FROZENSET"}:
-                    items = self._pop_mark(stack, metastack)
-                    stack.append(list(items) if name == "LIST" else tuple(items))
-                elif name == "DICT":
-                    items = self._pop_mark(stack, metastack)
-                    stack.append(self._dict(items))
-                elif name == "APPEND":
-                    value = stack.pop()
-                    if isinstance(stack[-1], list):
-                        stack[-1].append(value)
-                elif name in {"APPENDS", "ADDITEMS"}:
-                    items = self._pop_mark(stack, metastack)
-                    if isinstance(stack[-1], list):
-                        stack[-1].extend(items)
-                elif name == "SETITEM":
-                    value, key = stack.pop(), stack.pop()
-                    self._setitems(stack[-1], [key, value])
-                elif name == "SETITEMS":
-                    items = self._pop_mark(stack, metastack)
-                    self._setitems(stack[-1], items)
-                elif name in {"PUT", "BINPUT", "LONG_BINPUT"}:
-                    memo[int(arg)] = stack[-1]
-                elif name == "MEMOIZE":
-                    memo[len(memo)] = stack[-1]
-                elif name in {"GET", "BINGET", "LONG_BINGET"}:
-                    if int(arg) not in memo:
-                        raise ScanError(f"memo key {arg} read before it was written")
-                    stack.append(memo[int(arg)])
-                elif name == "GLOBAL":
-                    module, _, attr = str(arg).partition(" ")
-                    stack.append(self._record(module, attr))
-                elif name == "STACK_GLOBAL":
-                    attr, module = stack.pop(), stack.pop()
-                    stack.append(self._record(module, attr))
-                elif name == "INST":
-                    module, _, attr = str(arg).partition(" ")
-                    args = self._pop_mark(stack, metastack)
-                    stack.append(_Obj(self._record(module, attr), tuple(args)))
-                elif name == "OBJ":
-                    items = self._pop_mark(stack, metastack)
-                    if not items:
-                        raise ScanError("OBJ without a class")
-                    stack.append(_Obj(items[0], tuple(items[1:])))
-                elif name == "REDUCE":
-                    args, func = stack.pop(), stack.pop()
-                    stack.append(_Obj(func, args))
-                elif name == "NEWOBJ":
-                    args, cls = stack.pop(), stack.pop()
-                    stack.append(_Obj(cls, args))
-                elif name == "NEWOBJ_EX":
-                    _kwargs, args, cls = stack.pop(), stack.pop(), stack.pop()
-                    stack.append(_Obj(cls, args))
-                elif name == "BUILD":
-                    state = stack.pop()
-                    target = stack[-1]
-                    if isinstance(target, _Obj):
-                        target.state = state
-                        if target.callable == _Global("joblib.numpy_pickle", "NumpyArrayWrapper"):
-                            self._skip_joblib_array(state)
-                elif name in {"PERSID", "BINPERSID"}:
-                    if name == "BINPERSID":
-                        stack.pop()
-                    self._record("<persistent_load>", "persistent_id")
-                    stack.append(_Obj(None))
-                elif name in {"EXT1", "EXT2", "EXT4"}:
-                    self._record("<copyreg extension>", str(arg))
-                    stack.append(_Obj(None))
-                elif name in {"NEXT_BUFFER", "READONLY_BUFFER"}:
-                    if name == "NEXT_BUFFER":
-                        stack.append(_Obj(None))
-                else:
-                    raise ScanError(f"unsupported opcode {name}")
+                if not self._apply_data(op.name, arg, stack, metastack, memo):
+                    self._apply_object(op.name, arg, stack, metastack)
         except (IndexError, KeyError, TypeError) as exc:
             raise ScanError(f"malformed pickle: {exc.__class__.__name__}") from exc
         except ValueError as exc:
@@ -303,6 +210,110 @@ class _Walker:
                 return False
             raise ScanError(f"not a readable pickle: {exc}") from exc
         raise ScanError("pickle ended without STOP")
+
+    def _apply_data(self, name: str, arg: Any, stack: list[Any], metastack: list[list[Any]],
+                    memo: dict[int, Any]) -> bool:
+        """Apply an opcode that builds plain data (literals, containers, the memo); False when it is not one."""
+        if name in _LITERAL_OPS:
+            stack.append(arg if not isinstance(arg, (bytes, bytearray)) or len(arg) < 256 else b"")
+        elif name in {"NONE", "NEWTRUE", "NEWFALSE"}:
+            stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
+        elif name in {"PROTO", "FRAME"}:
+            pass  # framing only: nothing to build
+        elif name == "MARK":
+            metastack.append(stack[:])
+            stack.clear()
+        elif name == "POP":
+            stack.pop()
+        elif name == "POP_MARK":
+            self._pop_mark(stack, metastack)
+        elif name == "DUP":
+            stack.append(stack[-1])
+        elif name in {"EMPTY_LIST", "EMPTY_DICT", "EMPTY_TUPLE", "EMPTY_SET"}:
+            stack.append({"EMPTY_LIST": [], "EMPTY_DICT": {}, "EMPTY_TUPLE": (), "EMPTY_SET": set()}[name])
+        elif name in {"TUPLE1", "TUPLE2", "TUPLE3"}:
+            n = int(name[-1])
+            items = tuple(stack[-n:])
+            del stack[-n:]
+            stack.append(items)
+        elif name in {"TUPLE", "LIST", "FROZENSET"}:
+            items = self._pop_mark(stack, metastack)
+            stack.append(list(items) if name == "LIST" else tuple(items))
+        elif name == "DICT":
+            items = self._pop_mark(stack, metastack)
+            stack.append(self._dict(items))
+        elif name == "APPEND":
+            value = stack.pop()
+            if isinstance(stack[-1], list):
+                stack[-1].append(value)
+        elif name in {"APPENDS", "ADDITEMS"}:
+            items = self._pop_mark(stack, metastack)
+            if isinstance(stack[-1], list):
+                stack[-1].extend(items)
+        elif name == "SETITEM":
+            value, key = stack.pop(), stack.pop()
+            self._setitems(stack[-1], [key, value])
+        elif name == "SETITEMS":
+            items = self._pop_mark(stack, metastack)
+            self._setitems(stack[-1], items)
+        elif name in {"PUT", "BINPUT", "LONG_BINPUT"}:
+            memo[int(arg)] = stack[-1]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1]
+        elif name in {"GET", "BINGET", "LONG_BINGET"}:
+            if int(arg) not in memo:
+                raise ScanError(f"memo key {arg} read before it was written")
+            stack.append(memo[int(arg)])
+        else:
+            return False
+        return True
+
+    def _apply_object(self, name: str, arg: Any, stack: list[Any], metastack: list[list[Any]]) -> None:
+        """Apply an opcode that imports a global or builds an object, recording every global a load would import."""
+        if name == "GLOBAL":
+            module, _, attr = str(arg).partition(" ")
+            stack.append(self._record(module, attr))
+        elif name == "STACK_GLOBAL":
+            attr, module = stack.pop(), stack.pop()
+            stack.append(self._record(module, attr))
+        elif name == "INST":
+            module, _, attr = str(arg).partition(" ")
+            args = self._pop_mark(stack, metastack)
+            stack.append(_Obj(self._record(module, attr), tuple(args)))
+        elif name == "OBJ":
+            items = self._pop_mark(stack, metastack)
+            if not items:
+                raise ScanError("OBJ without a class")
+            stack.append(_Obj(items[0], tuple(items[1:])))
+        elif name == "REDUCE":
+            args, func = stack.pop(), stack.pop()
+            stack.append(_Obj(func, args))
+        elif name == "NEWOBJ":
+            args, cls = stack.pop(), stack.pop()
+            stack.append(_Obj(cls, args))
+        elif name == "NEWOBJ_EX":
+            _kwargs, args, cls = stack.pop(), stack.pop(), stack.pop()
+            stack.append(_Obj(cls, args))
+        elif name == "BUILD":
+            state = stack.pop()
+            target = stack[-1]
+            if isinstance(target, _Obj):
+                target.state = state
+                if target.callable == _Global("joblib.numpy_pickle", "NumpyArrayWrapper"):
+                    self._skip_joblib_array(state)
+        elif name in {"PERSID", "BINPERSID"}:
+            if name == "BINPERSID":
+                stack.pop()
+            self._record("<persistent_load>", "persistent_id")
+            stack.append(_Obj(None))
+        elif name in {"EXT1", "EXT2", "EXT4"}:
+            self._record("<copyreg extension>", str(arg))
+            stack.append(_Obj(None))
+        elif name in {"NEXT_BUFFER", "READONLY_BUFFER"}:
+            if name == "NEXT_BUFFER":
+                stack.append(_Obj(None))
+        else:
+            raise ScanError(f"unsupported opcode {name}")
 
     @staticmethod
     def _dict(items: list[Any]) -> dict[Any, Any]:
