@@ -271,10 +271,23 @@ LOGGING = {
 if not DEBUG and os.environ.get("SECRET_KEY", "").startswith("django-insecure"):
     raise ImproperlyConfigured("SECRET_KEY must be a real secret when DEBUG is off.")
 
+# Cache: the registry's hot reads (retired by domain events), the serving gateway's rate limits, the audit verdict.
+# Every serving process must share it: Redis when REDIS_URL is set; else, when several processes serve on one host
+# (STRATUM_CACHE=file: deploy/uwsgi.ini sets it), Django's file-based cache in var/cache; else (one process:
+# runserver, tests, commands) local memory.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "stratum"}}
+elif os.environ.get("STRATUM_CACHE", "memory") == "file":
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 10_000}}}
+elif os.environ.get("STRATUM_CACHE", "memory") == "memory":
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                          "OPTIONS": {"MAX_ENTRIES": 10_000}}}
+else:
+    raise ImproperlyConfigured("STRATUM_CACHE must be 'memory' or 'file' (set REDIS_URL for Redis).")
+
 # Deployments: the serving gateway and the rollout monitor.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                      "KEY_PREFIX": "stratum"}} if REDIS_URL else {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 STRATUM_SERVING_MAX_ROWS = int(os.environ.get("STRATUM_SERVING_MAX_ROWS", "10000"))
 STRATUM_SERVING_RATE_PER_MINUTE = int(os.environ.get("STRATUM_SERVING_RATE_PER_MINUTE", "6000"))
 STRATUM_SERVING_SAMPLE_RATE = float(os.environ.get("STRATUM_SERVING_SAMPLE_RATE", "0.01"))

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views import View
 
-from registry import charts, permissions, selectors, services
+from registry import access, charts, permissions, selectors, services
 from registry.errors import DomainError, Forbidden, NotFound
 from registry.models import ModelVersion, RegisteredModel
 from registry.pipeline import triggers
@@ -378,7 +378,7 @@ class TokenListView(LoginRequiredMixin, View):
         if form.is_valid():
             days = form.cleaned_data["expires_in_days"]
             try:
-                token, raw = services.token_create(
+                token, raw = access.token_create(
                     user=request.user, actor=request.user, name=form.cleaned_data["name"],
                     expires_at=timezone.now() + timedelta(days=days) if days else None,
                     scopes=[form.cleaned_data["scope"] or "api"],
@@ -397,7 +397,7 @@ class TokenRevokeView(LoginRequiredMixin, View):
         """Revoke the token and return to the list."""
         try:
             token = selectors.token_get(actor=request.user, token_id=pk)
-            token = services.token_revoke(token=token, actor=request.user)
+            token = access.token_revoke(token=token, actor=request.user)
         except DomainError as error:
             _raise_http(error)
             messages.error(request, error.message)

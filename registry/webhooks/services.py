@@ -31,7 +31,6 @@ from registry import events, permissions
 from registry.errors import Forbidden, InvalidInput, NotFound
 from registry.models import Job, JobKind, ModelVersion, RegisteredModel, WebhookDelivery, WebhookSubscription
 from registry.pipeline import jobs
-from registry.prepared import Prepared
 
 TIMEOUT_SECONDS = 10
 MAX_ATTEMPTS = 6
@@ -327,8 +326,7 @@ def _event_model_id(event: Any) -> int | None:
     return model_id if isinstance(model_id, int) else None
 
 
-_ACTIVE_SUBSCRIPTIONS: Prepared[WebhookSubscription] = Prepared(
-    lambda: WebhookSubscription.objects.filter(active=True))
+_ACTIVE_SUBSCRIPTIONS = WebhookSubscription.objects.filter(active=True)  # .all() runs it afresh for each event
 
 
 def on_domain_event_committed(sender: Any, event: Any, **kwargs: Any) -> None:

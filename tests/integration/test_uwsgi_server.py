@@ -39,9 +39,9 @@ def server(tmp_path_factory):
                 "STRATUM_BIND": f"127.0.0.1:{port}", "STRATUM_WEB_PROCESSES": "2"})
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
-    script = ("from django.contrib.auth import get_user_model; from registry import services; "
+    script = ("from django.contrib.auth import get_user_model; from registry import access; "
               "u = get_user_model().objects.create_user('web', password='web-pw-123456-x'); "
-              "print(services.token_create(user=u, actor=u, name='web')[1])")
+              "print(access.token_create(user=u, actor=u, name='web')[1])")
     token = subprocess.run([*manage, "shell", "-c", script], env=env, cwd=ROOT, check=True, capture_output=True,
                            text=True, timeout=120).stdout.strip().splitlines()[-1]
     log = open(var / "uwsgi.log", "wb")
