@@ -109,18 +109,19 @@ TEMPLATES = [
     },
 ]
 
-# Database: DATABASE_URL, or a SQLite file in var/. SQLite opens write transactions IMMEDIATE so concurrent
-# writers queue on the lock instead of failing mid-transaction; stratum.db.sqlite3 (Django's backend plus a
-# file lock) wakes the next writer as soon as the lock is free instead of leaving it to SQLite's busy-wait.
+# Database: DATABASE_URL, or a SQLite file in var/. On SQLite every transaction begins IMMEDIATE: a writer takes
+# the write lock when its transaction opens and waits for it up to `timeout` seconds (SQLite's busy handler),
+# instead of failing mid-transaction when a read lock cannot be upgraded. WAL lets readers go on while one
+# writer writes; synchronous=NORMAL is WAL's durable-on-checkpoint mode (a power cut may lose the last commits,
+# never the database).
 _default_sqlite = f"sqlite:///{VAR_DIR / 'stratum.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _default_sqlite, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["ENGINE"] = "stratum.db.sqlite3"
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file (not :memory:) so threads and live servers share it; one per process so parallel runs never collide.
     import tempfile
