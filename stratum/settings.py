@@ -273,16 +273,28 @@ if not DEBUG and os.environ.get("SECRET_KEY", "").startswith("django-insecure"):
     raise ImproperlyConfigured("SECRET_KEY must be a real secret when DEBUG is off.")
 
 # Cache: the registry's hot reads (retired by domain events), the serving gateway's rate limits, the audit verdict.
-# Every serving process must share it: Redis when REDIS_URL is set; else, when several processes serve on one host
-# (STRATUM_CACHE=file: deploy/uwsgi.ini sets it), Django's file-based cache in var/cache; else (one process:
-# runserver, tests, commands) local memory.
+# Every serving process must share it: Redis when REDIS_URL is set; else, when several processes serve on one host,
+# Django's file-based cache in var/cache; else (one process: runserver, tests, commands) local memory.
+# STRATUM_CACHE (memory or file) says which; unset, it is `file` under uWSGI with more than one process.
+
+
+def _several_uwsgi_processes() -> bool:
+    """True inside a uWSGI server running more than one process (its `uwsgi` module exists only there)."""
+    try:
+        import uwsgi  # present only when uWSGI runs this interpreter
+    except ImportError:
+        return False
+    return uwsgi.numproc > 1
+
+
+STRATUM_CACHE = os.environ.get("STRATUM_CACHE") or ("file" if _several_uwsgi_processes() else "memory")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                           "KEY_PREFIX": "stratum"}}
-elif os.environ.get("STRATUM_CACHE", "memory") == "file":
+elif STRATUM_CACHE == "file":
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                           "LOCATION": str(VAR_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 10_000}}}
-elif os.environ.get("STRATUM_CACHE", "memory") == "memory":
+elif STRATUM_CACHE == "memory":
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
                           "OPTIONS": {"MAX_ENTRIES": 10_000}}}
 else:
