@@ -61,13 +61,13 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from registry import services
+    from registry import access, services
 
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench", is_staff=True)
     model = services.model_create(actor=user, name="bench")
     version = services.version_create(model=model, actor=user)
-    _, token = services.token_create(user=user, actor=user, name="bench")
+    _, token = access.token_create(user=user, actor=user, name="bench")
 
     big = scratch / "big.bin"
     _write_random(big, args.size_mib)

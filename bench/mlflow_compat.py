@@ -126,9 +126,9 @@ def start_stratum(workdir: Path, workers: int, server: str = "uwsgi") -> tuple[s
     env.pop("DATABASE_URL", None)
     py = sys.executable
     subprocess.run([py, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
-    script = ("from django.contrib.auth import get_user_model; from registry import services; "
+    script = ("from django.contrib.auth import get_user_model; from registry import access; "
               "u = get_user_model().objects.create_user('bench', password='bench-pw-123456'); "
-              "print(services.token_create(user=u, actor=u, name='bench')[1])")
+              "print(access.token_create(user=u, actor=u, name='bench')[1])")
     token = subprocess.run([py, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, check=True,
                            capture_output=True, text=True).stdout.strip().splitlines()[-1]
     if server == "uwsgi":

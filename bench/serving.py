@@ -154,6 +154,7 @@ def create_data(onnx_bytes: bytes) -> Setup:
 
     from deployments import services as deployments
     from registry import services as registry
+    from registry.access import token_create
     from registry.artifacts.storage import spool_stream
     from registry.pipeline import (
         handlers,  # noqa: F401 - installs the job handlers
@@ -176,7 +177,7 @@ def create_data(onnx_bytes: bytes) -> Setup:
     env = deployments.environment_create(actor=owner, name="bench")
     endpoint = deployments.endpoint_create(actor=owner, name=ENDPOINT, environment=env, model=model)
     deployments.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=numbers[0])
-    token = registry.token_create(user=owner, actor=owner, name="bench-serve", scopes=["serve"])[1]
+    token = token_create(user=owner, actor=owner, name="bench-serve", scopes=["serve"])[1]
     return Setup(token, owner, endpoint, numbers)
 
 

@@ -16,8 +16,6 @@ from django.utils import timezone
 from governance import context, signing
 from governance.models import GENESIS_HASH, AuditCheckpoint, AuditEvent
 from governance.timestamps import iso
-from registry import prepared
-from registry.prepared import Prepared
 
 # Any constant works: it only has to be the same for every writer of the chain.
 ADVISORY_LOCK_KEY = 0x5354524154554D  # "STRATUM"
@@ -55,9 +53,6 @@ def _fields_of(row: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-_HEAD = Prepared(lambda: AuditEvent.objects.order_by("-seq").values_list("seq", "hash")[:1])
-
-
 def _lock_chain() -> None:
     """Serialise appends: on PostgreSQL an advisory lock held to the end of the transaction.
 
@@ -86,7 +81,7 @@ def append(
     # commits), so the two extra round trips of a savepoint buy nothing.
     with transaction.atomic(savepoint=False):
         _lock_chain()
-        head = _HEAD.one()
+        head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
         seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
         fields: dict[str, Any] = {
             "seq": seq,
@@ -106,7 +101,7 @@ def append(
             "prev_hash": prev_hash,
         }
         digest = event_hash(prev_hash, _fields_of(fields))
-        return prepared.insert(AuditEvent(**fields, hash=digest))
+        return AuditEvent.objects.create(**fields, hash=digest)
 
 
 # ------------------------------------------------------------------------------------------- verification

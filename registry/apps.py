@@ -10,7 +10,7 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from registry import events
+        from registry import caching, events  # noqa: F401 - caching connects the receivers that retire cached reads
         from registry.api import schema  # noqa: F401 - registers OpenAPI auth extensions
         from registry.lineage import services as lineage
 

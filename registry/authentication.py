@@ -11,8 +11,8 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from registry.access import TOKEN_PREFIX, token_hash
 from registry.models import AccessToken
-from registry.services import TOKEN_PREFIX, token_hash
 
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 

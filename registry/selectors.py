@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db.models import Count, Max, Prefetch, QuerySet
+from django.db.models import Count, Max, Prefetch, QuerySet, prefetch_related_objects
 
-from registry import permissions
+from registry import caching, permissions
 from registry.errors import InvalidInput, NotFound
 from registry.filters import ModelFilter
 from registry.models import (
@@ -21,7 +21,6 @@ from registry.models import (
     VersionDataset,
     VersionTag,
 )
-from registry.prepared import Prepared
 from registry.search.compiler import compile_model_filter, compile_version_filter
 
 
@@ -47,15 +46,12 @@ def model_list(*, actor, filters: Mapping[str, Any] | None = None) -> QuerySet[R
     return filterset.qs
 
 
-_MODEL_BY_NAME: Prepared[RegisteredModel] = Prepared(
-    lambda name: RegisteredModel.objects.select_related("owner", "successor").filter(name=name).order_by()[:1])
-
-
 def model_get(*, actor, name: str) -> RegisteredModel:
     """Return the model named `name` if `actor` may see it, else raise NotFound."""
-    # By name, then the role check (no query for staff and owners; one, cached for the request, otherwise): the
-    # visibility subquery costs more to build than both together on this, the most common lookup.
-    model = None if name is None else _MODEL_BY_NAME.one(name=str(name))
+    # The row comes from the cache while no event on the model has changed it; the role check runs every time
+    # (no query for staff and owners, one otherwise).
+    model = None if name is None else caching.read(str(name), ("model",), lambda: _one(
+        RegisteredModel.objects.select_related("owner", "successor").filter(name=str(name))))
     if model is None or not permissions.can_view(actor, model):
         raise NotFound(f"Registered model {name!r} not found.")
     return model
@@ -110,20 +106,16 @@ def alias_resolve(*, model: RegisteredModel, alias: str) -> ModelVersion:
     return version
 
 
-_VERSION_BY_ALIAS: Prepared[ModelVersion] = Prepared(
-    lambda name, alias: ModelVersion.objects.select_related("model", "creator")
-    .filter(model__name=name, aliases__name=alias).order_by()[:1])
-
-
 def alias_find_by_name(*, actor, name: str, alias: str) -> ModelVersion | None:
-    """The version `name@alias` points at if `actor` may see it, else None; two queries (the hot path of
-    serving clients and MLflow's get-by-alias)."""
-    # No successor join: only deprecated versions have one, and reading it then costs one query on that path.
-    # The role check follows the lookup (no query for staff and owners), as in model_get.
-    version = None if name is None or alias is None else _VERSION_BY_ALIAS.one(name=str(name), alias=str(alias))
+    """The version `name@alias` points at if `actor` may see it, else None (the hot path of serving clients and
+    MLflow's get-by-alias: from the cache while no event on the model has changed it, then the role check)."""
+    if name is None or alias is None:
+        return None
+    name, alias = str(name), str(alias)
+    version = caching.read(name, ("alias", alias), lambda: _one(
+        version_queryset().filter(model__name=name, aliases__name=alias)))
     if version is None or not permissions.can_view(actor, version.model):
         return None
-    attach_related([version])
     return version
 
 
@@ -135,65 +127,15 @@ def alias_resolve_by_name(*, actor, name: str, alias: str) -> ModelVersion:
     return version
 
 
-def attach_related(versions: list[ModelVersion]) -> None:
-    """Fill the tags, datasets and aliases of versions with one UNION query instead of three prefetches.
-
-    The objects land in Django's prefetch cache, so `version.tags.all()` and friends read them without a query.
-    """
-    from django.db import connection
-
-    if not versions:
-        return
-    ids = [v.pk for v in versions]
-    marks = ", ".join(["%s"] * len(ids))
-    tag, dataset, alias = VersionTag._meta.db_table, VersionDataset._meta.db_table, Alias._meta.db_table
-    # Table names come from model meta and every value is a bound parameter, so nothing user-supplied is spliced.
-    sql = (f"SELECT 't', version_id, id, key, value, '', '' FROM {tag} "  # noqa: S608
-           f"WHERE version_id IN ({marks}) "
-           f"UNION ALL SELECT 'd', version_id, id, name, uri, digest, role FROM {dataset} "
-           f"WHERE version_id IN ({marks}) "
-           f"UNION ALL SELECT 'a', version_id, id, name, '', '', '' FROM {alias} WHERE version_id IN ({marks})")
-    found: dict[int, dict[str, list[Any]]] = {pk: {"tags": [], "datasets": [], "aliases": []} for pk in ids}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, ids * 3)
-        rows = cursor.fetchall()
-    by_pk = {v.pk: v for v in versions}
-    for kind, version_id, pk, a, b, c, d in rows:
-        version = by_pk[version_id]
-        if kind == "t":
-            found[version_id]["tags"].append(VersionTag(id=pk, version_id=version_id, key=a, value=b))
-        elif kind == "d":
-            found[version_id]["datasets"].append(VersionDataset(id=pk, version_id=version_id, name=a, uri=b,
-                                                                digest=c, role=d))
-        else:
-            found[version_id]["aliases"].append(Alias(id=pk, version_id=version_id, model_id=version.model_id,
-                                                      name=a))
-    for version_id, related in found.items():
-        prime_related(by_pk[version_id], **related)
-
-
-def prime_related(version: ModelVersion, *, tags: list[VersionTag], datasets: list[VersionDataset],
-                  aliases: list[Alias]) -> None:
-    """Put a version's tags, datasets and aliases (already known) in Django's prefetch cache, in model order,
-    so `version.tags.all()` and friends read them without a query."""
-    related = {"tags": sorted(tags, key=lambda t: t.key),
-               "datasets": sorted(datasets, key=lambda ds: (ds.role, ds.name)),
-               "aliases": sorted(aliases, key=lambda al: al.name)}
-    cache = getattr(version, "_prefetched_objects_cache", None)
-    if cache is None:
-        cache = version._prefetched_objects_cache = {}
-    for name, objects in related.items():
-        manager = getattr(version, name)
-        qs = manager.get_queryset()
-        qs._result_cache, qs._prefetch_done = objects, True
-        cache[manager.field.remote_field.cache_name] = qs
-
-
-def is_primed(version: ModelVersion) -> bool:
-    """True when the version's tags, datasets and aliases are in its prefetch cache (no query to read them)."""
-    cache = getattr(version, "_prefetched_objects_cache", {})
-    return all(getattr(version, name).field.remote_field.cache_name in cache
-               for name in ("tags", "datasets", "aliases"))
+def version_prefetch_new(version: ModelVersion, *, tags: bool, datasets: bool) -> None:
+    """Prefetch a just-created version's tags, datasets and aliases, querying only the relations it was created
+    with: the others are known to be empty (a new version has no alias), so they are filled without a query."""
+    prefetch_related_objects(
+        [version],
+        "tags" if tags else Prefetch("tags", queryset=VersionTag.objects.none()),
+        "datasets" if datasets else Prefetch("datasets", queryset=VersionDataset.objects.none()),
+        Prefetch("aliases", queryset=Alias.objects.none()),
+    )
 
 
 def artifact_list(*, version: ModelVersion) -> QuerySet[Artifact]:
@@ -319,7 +261,4 @@ def version_find(*, model: RegisteredModel, number: int | str) -> ModelVersion |
         num = int(str(number))
     except (TypeError, ValueError):
         raise InvalidInput(f"Version must be a positive integer, not {number!r}.")
-    version = _one(ModelVersion.objects.select_related("model", "creator").filter(model=model, number=num))
-    if version is not None:
-        attach_related([version])  # tags and aliases in one query, not two
-    return version
+    return _one(version_queryset_lean().filter(model=model, number=num))

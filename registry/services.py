@@ -2,58 +2,42 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from registry import events, gates, permissions, prepared, selectors, validation
+from registry import events, gates, permissions, selectors, validation
 from registry.artifacts import sources
 from registry.artifacts.paths import validate_artifact_path
 from registry.artifacts.storage import SpooledUpload, blob_put
 from registry.errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
 from registry.models import (
-    TOKEN_SCOPES,
-    AccessToken,
     Alias,
     Artifact,
     Blob,
-    ModelRole,
     ModelTag,
     ModelVersion,
     RegisteredModel,
-    Role,
     Stage,
     VersionDataset,
     VersionStatus,
     VersionTag,
 )
-from registry.prepared import Prepared
-
-TOKEN_PREFIX = "stm_"  # noqa: S105 - a public prefix, not a secret
 
 
-_MODEL_FOR_UPDATE: Prepared[RegisteredModel] = Prepared(
-    lambda pk: RegisteredModel.objects.select_for_update().filter(pk=pk), pk=int)
-
-
-def _lock_model(model: RegisteredModel) -> RegisteredModel:
-    """The model as it is now, locked for the rest of the transaction (writers of one model serialise on it)."""
-    locked = _MODEL_FOR_UPDATE.one(pk=model.pk)
-    if locked is None:
-        raise RegisteredModel.DoesNotExist("RegisteredModel matching query does not exist.")
-    return locked
+def model_lock(model: RegisteredModel) -> RegisteredModel:
+    """Return the model as it is now, locked to the end of the transaction (writers of one model serialise on it)."""
+    return RegisteredModel.objects.select_for_update().get(pk=model.pk)
 
 
 def _lock_version(version: ModelVersion) -> tuple[RegisteredModel, ModelVersion]:
     """Lock the version's model (writers serialise on it), then reload the version as it is now."""
-    model = _lock_model(version.model)
-    return model, ModelVersion.objects.select_for_update().get(pk=version.pk)
+    model = model_lock(version.model)
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    version.model = model  # listeners of its events read the model as it is now, without a query
+    return model, version
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -85,7 +69,7 @@ def model_create(
 @transaction.atomic
 def model_update(*, model: RegisteredModel, actor, description: str | None = None) -> RegisteredModel:
     """Change a model's description."""
-    model = _lock_model(model)
+    model = model_lock(model)
     permissions.require(permissions.can_maintain, actor, model, action="edit")
     changes: dict[str, Any] = {}
     if description is not None:
@@ -101,7 +85,7 @@ def model_update(*, model: RegisteredModel, actor, description: str | None = Non
 @transaction.atomic
 def model_rename(*, model: RegisteredModel, actor, new_name: str) -> RegisteredModel:
     """Rename a model; its versions, aliases and roles follow."""
-    model = _lock_model(model)
+    model = model_lock(model)
     permissions.require(permissions.can_maintain, actor, model, action="rename")
     new_name = validation.model_name(new_name)
     old = model.name
@@ -122,7 +106,7 @@ def model_rename(*, model: RegisteredModel, actor, new_name: str) -> RegisteredM
 @transaction.atomic
 def model_delete(*, model: RegisteredModel, actor) -> None:
     """Delete a model with its versions, aliases and tags (blobs stay: they may be shared)."""
-    model = _lock_model(model)
+    model = model_lock(model)
     permissions.require(permissions.can_maintain, actor, model, action="delete")
     if model.versions.filter(stage=Stage.PRODUCTION).exists():
         raise InvalidState(f"Model {model.name!r} has a version in Production; archive it before deleting.")
@@ -134,7 +118,7 @@ def model_delete(*, model: RegisteredModel, actor) -> None:
 @transaction.atomic
 def model_tag_set(*, model: RegisteredModel, actor, key: str, value: str) -> ModelTag:
     """Set (create or replace) a tag on a model."""
-    model = _lock_model(model)
+    model = model_lock(model)
     permissions.require(permissions.can_contribute, actor, model, action="tag")
     key, value = validation.tag(key, value)
     before = ModelTag.objects.filter(model=model, key=key).values_list("value", flat=True).first()
@@ -147,7 +131,7 @@ def model_tag_set(*, model: RegisteredModel, actor, key: str, value: str) -> Mod
 @transaction.atomic
 def model_tag_delete(*, model: RegisteredModel, actor, key: str) -> None:
     """Remove a tag from a model."""
-    model = _lock_model(model)
+    model = model_lock(model)
     permissions.require(permissions.can_contribute, actor, model, action="tag")
     deleted, _ = ModelTag.objects.filter(model=model, key=key).delete()
     if not deleted:
@@ -160,7 +144,7 @@ def model_deprecate(
     *, model: RegisteredModel, actor, reason: str, successor: RegisteredModel | None = None
 ) -> RegisteredModel:
     """Mark a model deprecated with a reason and an optional successor model."""
-    model = _lock_model(model)
+    model = model_lock(model)
     permissions.require(permissions.can_maintain, actor, model, action="deprecate")
     reason = validation.text(reason, "Reason", 5000).strip()
     if not reason:
@@ -177,7 +161,7 @@ def model_deprecate(
 @transaction.atomic
 def model_undeprecate(*, model: RegisteredModel, actor) -> RegisteredModel:
     """Clear a model's deprecation."""
-    model = _lock_model(model)
+    model = model_lock(model)
     permissions.require(permissions.can_maintain, actor, model, action="undeprecate")
     model.deprecated, model.deprecation_reason, model.successor = False, "", None
     model.save()
@@ -219,24 +203,14 @@ def version_create(
     lock only for the reads and writes that need it.
     """
     files = list(files)
-    linked = list(linked_files)
     try:
-        fields = {
-            "source_uri": sources.validate_source(source_uri) if source_uri else "",
-            "run_id": validation.text(run_id, "Run id", 64),
-            "description": validation.text(description, "Description", 100_000),
-            "semver": validation.semver(semver),
-            "metrics": validation.metrics(metrics),
-            "params": validation.params(params),
-            "signature": validation.signature(signature),
-            "code_repository": validation.text(code_repository, "Code repository", 2048),
-            "code_commit": validation.text(code_commit, "Code commit", 64),
-            "environment": validation.environment(environment),
-        }
+        fields = _version_fields(source_uri=source_uri, run_id=run_id, description=description, semver=semver,
+                                 metrics=metrics, params=params, signature=signature,
+                                 code_repository=code_repository, code_commit=code_commit, environment=environment)
         dataset_rows = validation.datasets(datasets)
         tag_map = validation.tags(tags)
         paths = [validate_artifact_path(path) for path, _ in files]
-        linked = [(validate_artifact_path(path), blob, fmt) for path, blob, fmt in linked]
+        linked = [(validate_artifact_path(path), blob, fmt) for path, blob, fmt in linked_files]
         if len(set(paths) | {path for path, _, _ in linked}) != len(paths) + len(linked):
             raise InvalidInput("Two uploaded files have the same path.")
         if semver_bump and fields["semver"]:
@@ -244,31 +218,13 @@ def version_create(
         if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
             raise InvalidInput("Version number must be a positive integer.")
         with transaction.atomic():
-            model = _lock_model(model)
+            model = model_lock(model)
             permissions.require(permissions.can_contribute, actor, model, action="register versions")
-            if model.deprecated:
-                raise InvalidState(f"Model {model.name!r} is deprecated; register versions on its successor.")
-            if semver_bump:
-                current = validation.highest_semver(model.versions.exclude(semver="").values_list("semver",
-                                                                                                  flat=True))
-                fields["semver"] = validation.semver_next(current, semver_bump)
-            if fields["semver"] and model.versions.filter(semver=fields["semver"]).exists():
-                raise AlreadyExists(f"Model {model.name!r} already has a version {fields['semver']}.")
-            if number is not None:
-                if number <= model.last_version_number:
-                    raise AlreadyExists(f"Model {model.name!r} has already used version number {number}.")
-                model.last_version_number = number
-            else:
-                model.last_version_number += 1
-            prepared.update(model, ("last_version_number", "updated_at"))
-            version = prepared.insert(ModelVersion(model=model, number=model.last_version_number, creator=actor,
-                                                   **fields))
-            dataset_objs = VersionDataset.objects.bulk_create([VersionDataset(version=version, **row)
-                                                               for row in dataset_rows])
-            tag_objs = VersionTag.objects.bulk_create([VersionTag(version=version, key=k, value=v)
-                                                       for k, v in tag_map.items()])
-            # What the version holds is known here: listeners and the response read it without querying it back.
-            selectors.prime_related(version, tags=tag_objs, datasets=dataset_objs, aliases=[])
+            version = _version_allocate(model, actor=actor, fields=fields, semver_bump=semver_bump, number=number)
+            VersionDataset.objects.bulk_create([VersionDataset(version=version, **row) for row in dataset_rows])
+            VersionTag.objects.bulk_create([VersionTag(version=version, key=k, value=v) for k, v in tag_map.items()])
+            # Listeners and the response read what the version holds without querying for what is known empty.
+            selectors.version_prefetch_new(version, tags=bool(tag_map), datasets=bool(dataset_rows))
             stored = [_artifact_store(version, path, upload) for path, (_, upload) in zip(paths, files, strict=True)]
             stored += Artifact.objects.bulk_create([
                 Artifact(version=version, path=path, blob=blob, size=blob.size, format=fmt)
@@ -284,6 +240,44 @@ def version_create(
             upload.discard()
         raise
     return version
+
+
+def _version_fields(*, source_uri: str, run_id: str, description: str, semver: str | None, metrics: Any,
+                    params: Any, signature: Any, code_repository: str, code_commit: str,
+                    environment: Any) -> dict[str, Any]:
+    """The new version's own columns, validated."""
+    return {
+        "source_uri": sources.validate_source(source_uri) if source_uri else "",
+        "run_id": validation.text(run_id, "Run id", 64),
+        "description": validation.text(description, "Description", 100_000),
+        "semver": validation.semver(semver),
+        "metrics": validation.metrics(metrics),
+        "params": validation.params(params),
+        "signature": validation.signature(signature),
+        "code_repository": validation.text(code_repository, "Code repository", 2048),
+        "code_commit": validation.text(code_commit, "Code commit", 64),
+        "environment": validation.environment(environment),
+    }
+
+
+def _version_allocate(model: RegisteredModel, *, actor, fields: dict[str, Any], semver_bump: str | None,
+                      number: int | None) -> ModelVersion:
+    """Take the next number (or `number`) on the locked `model` and insert the version's row."""
+    if model.deprecated:
+        raise InvalidState(f"Model {model.name!r} is deprecated; register versions on its successor.")
+    if semver_bump:
+        current = validation.highest_semver(model.versions.exclude(semver="").values_list("semver", flat=True))
+        fields = {**fields, "semver": validation.semver_next(current, semver_bump)}
+    if fields["semver"] and model.versions.filter(semver=fields["semver"]).exists():
+        raise AlreadyExists(f"Model {model.name!r} already has a version {fields['semver']}.")
+    if number is not None:
+        if number <= model.last_version_number:
+            raise AlreadyExists(f"Model {model.name!r} has already used version number {number}.")
+        model.last_version_number = number
+    else:
+        model.last_version_number += 1
+    model.save(update_fields=["last_version_number", "updated_at"])
+    return ModelVersion.objects.create(model=model, number=model.last_version_number, creator=actor, **fields)
 
 
 def version_create_from_source(
@@ -403,7 +397,7 @@ def version_delete(*, version: ModelVersion, actor) -> None:
 @transaction.atomic
 def version_tag_set(*, version: ModelVersion, actor, key: str, value: str) -> VersionTag:
     """Set (create or replace) a tag on a version."""
-    model = _lock_model(version.model)
+    model, version = _lock_version(version)
     permissions.require(permissions.can_contribute, actor, model, action="tag versions")
     key, value = validation.tag(key, value)
     before = VersionTag.objects.filter(version=version, key=key).values_list("value", flat=True).first()
@@ -416,7 +410,7 @@ def version_tag_set(*, version: ModelVersion, actor, key: str, value: str) -> Ve
 @transaction.atomic
 def version_tag_delete(*, version: ModelVersion, actor, key: str) -> None:
     """Remove a tag from a version."""
-    model = _lock_model(version.model)
+    model, version = _lock_version(version)
     permissions.require(permissions.can_contribute, actor, model, action="tag versions")
     deleted, _ = VersionTag.objects.filter(version=version, key=key).delete()
     if not deleted:
@@ -476,11 +470,12 @@ def version_deprecate(
 def alias_set(*, model: RegisteredModel, alias: str, version: ModelVersion, actor) -> Alias:
     """Point `alias` at `version`, replacing any version it pointed at before."""
     alias = validation.alias_name(alias)
-    model = _lock_model(model)
+    model = model_lock(model)
     permissions.require(permissions.can_maintain, actor, model, action="move aliases")
     if version.model_id != model.pk:
         raise InvalidInput(f"Version {version.number} does not belong to model {model.name!r}.")
     gates.check_protected_move(model=model, kind="alias", target=alias, version=version, actor=actor)
+    version.model = model  # the same row (checked above), as it is now: the event's listeners read it
     previous = Alias.objects.filter(model=model, name=alias).values_list("version__number", flat=True).first()
     obj, _ = Alias.objects.update_or_create(model=model, name=alias, defaults={"version": version})
     events.emit("model_version_alias.set", actor=actor, target=version,
@@ -491,101 +486,13 @@ def alias_set(*, model: RegisteredModel, alias: str, version: ModelVersion, acto
 @transaction.atomic
 def alias_delete(*, model: RegisteredModel, alias: str, actor) -> None:
     """Remove an alias from a model."""
-    model = _lock_model(model)
+    model = model_lock(model)
     permissions.require(permissions.can_maintain, actor, model, action="move aliases")
     obj = Alias.objects.filter(model=model, name=alias).select_related("version").first()
     if obj is None:
         raise NotFound(f"Model {model.name!r} has no alias {alias!r}.")
     version = obj.version
+    version.model = model
     obj.delete()
     events.emit("model_version_alias.deleted", actor=actor, target=version,
                 data={"alias": alias, "from_version": version.number})
-
-
-# ------------------------------------------------------------------------------------------------ roles
-
-
-@transaction.atomic
-def role_grant(
-    *, model: RegisteredModel, actor, role: int, user=None, group: Group | None = None
-) -> ModelRole:
-    """Grant `role` on `model` to a user or a group (replacing what they held)."""
-    model = _lock_model(model)
-    permissions.require(permissions.can_manage_roles, actor, model, action="manage roles")
-    if (user is None) == (group is None):
-        raise InvalidInput("Grant a role to exactly one user or one group.")
-    if role not in Role.values:
-        raise InvalidInput(f"Unknown role {role!r}.")
-    lookup = {"user": user} if user is not None else {"group": group}
-    if user is not None:
-        user.__dict__.pop("_stratum_roles", None)
-    obj, _ = ModelRole.objects.update_or_create(model=model, **lookup, defaults={"role": role})
-    grantee = user.get_username() if user is not None else f"group:{group.name}"
-    events.emit("model_role.granted", actor=actor, target=model,
-                data={"grantee": grantee, "role": Role(role).label})
-    return obj
-
-
-@transaction.atomic
-def role_revoke(*, model: RegisteredModel, actor, user=None, group: Group | None = None) -> None:
-    """Revoke whatever role a user or group holds on `model`."""
-    model = _lock_model(model)
-    permissions.require(permissions.can_manage_roles, actor, model, action="manage roles")
-    if (user is None) == (group is None):
-        raise InvalidInput("Revoke the role of exactly one user or one group.")
-    lookup = {"user": user} if user is not None else {"group": group}
-    if user is not None:
-        user.__dict__.pop("_stratum_roles", None)
-    deleted, _ = ModelRole.objects.filter(model=model, **lookup).delete()
-    if not deleted:
-        raise NotFound("No such role grant.")
-    grantee = user.get_username() if user is not None else f"group:{group.name}"
-    events.emit("model_role.revoked", actor=actor, target=model, data={"grantee": grantee})
-
-
-# ----------------------------------------------------------------------------------------------- tokens
-
-
-def token_hash(raw: str) -> str:
-    """Return the stored hash of a raw token (tokens carry 256 bits of randomness, so SHA-256 suffices)."""
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-@transaction.atomic
-def token_create(*, user, actor, name: str, expires_at: datetime | None = None,
-                 scopes: list[str] | None = None) -> tuple[AccessToken, str]:
-    """Create a personal access token for `user`; return it with the raw secret, which is never stored."""
-    if actor.pk != user.pk and not actor.is_superuser:
-        raise Forbidden("You may only create tokens for yourself.")
-    scopes = ["api"] if scopes is None else scopes
-    if (not isinstance(scopes, list) or not scopes or not all(isinstance(s, str) for s in scopes)
-            or not set(scopes) <= set(TOKEN_SCOPES)):
-        raise InvalidInput(f"Token scopes must be a non-empty list drawn from {', '.join(TOKEN_SCOPES)}.")
-    scopes = sorted(set(scopes))
-    name = validation.text(name, "Token name", 100).strip()
-    if not name:
-        raise InvalidInput("Token name is required.")
-    if expires_at is not None and expires_at <= timezone.now():
-        raise InvalidInput("Token expiry must be in the future.")
-    prefix = secrets.token_hex(6)
-    raw = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    token = AccessToken.objects.create(
-        user=user, name=name, prefix=prefix, token_hash=token_hash(raw), expires_at=expires_at, scopes=scopes
-    )
-    events.emit("access_token.created", actor=actor, target=token,
-                data={"user": user.get_username(), "name": name, "prefix": prefix, "scopes": scopes,
-                      "expires_at": expires_at.isoformat() if expires_at else None})
-    return token, raw
-
-
-@transaction.atomic
-def token_revoke(*, token: AccessToken, actor) -> AccessToken:
-    """Revoke a token at once; it can never be used again."""
-    if actor.pk != token.user_id and not actor.is_superuser:
-        raise Forbidden("You may only revoke your own tokens.")
-    if token.revoked_at is None:
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])  # the save clears the checked-token cache (registry.apps)
-        events.emit("access_token.revoked", actor=actor, target=token,
-                    data={"user": token.user.get_username(), "prefix": token.prefix})
-    return token

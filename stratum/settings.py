@@ -109,18 +109,19 @@ TEMPLATES = [
     },
 ]
 
-# Database: DATABASE_URL, or a SQLite file in var/. SQLite opens write transactions IMMEDIATE so concurrent
-# writers queue on the lock instead of failing mid-transaction; stratum.db.sqlite3 (Django's backend plus a
-# file lock) wakes the next writer as soon as the lock is free instead of leaving it to SQLite's busy-wait.
+# Database: DATABASE_URL, or a SQLite file in var/. On SQLite every transaction begins IMMEDIATE: a writer takes
+# the write lock when its transaction opens and waits for it up to `timeout` seconds (SQLite's busy handler),
+# instead of failing mid-transaction when a read lock cannot be upgraded. WAL lets readers go on while one
+# writer writes; synchronous=NORMAL is WAL's durable-on-checkpoint mode (a power cut may lose the last commits,
+# never the database).
 _default_sqlite = f"sqlite:///{VAR_DIR / 'stratum.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL") or _default_sqlite, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["ENGINE"] = "stratum.db.sqlite3"
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file (not :memory:) so threads and live servers share it; one per process so parallel runs never collide.
     import tempfile
@@ -271,10 +272,35 @@ LOGGING = {
 if not DEBUG and os.environ.get("SECRET_KEY", "").startswith("django-insecure"):
     raise ImproperlyConfigured("SECRET_KEY must be a real secret when DEBUG is off.")
 
+# Cache: the registry's hot reads (retired by domain events), the serving gateway's rate limits, the audit verdict.
+# Every serving process must share it: Redis when REDIS_URL is set; else, when several processes serve on one host,
+# Django's file-based cache in var/cache; else (one process: runserver, tests, commands) local memory.
+# STRATUM_CACHE (memory or file) says which; unset, it is `file` under uWSGI with more than one process.
+
+
+def _several_uwsgi_processes() -> bool:
+    """True inside a uWSGI server running more than one process (its `uwsgi` module exists only there)."""
+    try:
+        import uwsgi  # present only when uWSGI runs this interpreter
+    except ImportError:
+        return False
+    return uwsgi.numproc > 1
+
+
+STRATUM_CACHE = os.environ.get("STRATUM_CACHE") or ("file" if _several_uwsgi_processes() else "memory")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "stratum"}}
+elif STRATUM_CACHE == "file":
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 10_000}}}
+elif STRATUM_CACHE == "memory":
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                          "OPTIONS": {"MAX_ENTRIES": 10_000}}}
+else:
+    raise ImproperlyConfigured("STRATUM_CACHE must be 'memory' or 'file' (set REDIS_URL for Redis).")
+
 # Deployments: the serving gateway and the rollout monitor.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                      "KEY_PREFIX": "stratum"}} if REDIS_URL else {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 STRATUM_SERVING_MAX_ROWS = int(os.environ.get("STRATUM_SERVING_MAX_ROWS", "10000"))
 STRATUM_SERVING_RATE_PER_MINUTE = int(os.environ.get("STRATUM_SERVING_RATE_PER_MINUTE", "6000"))
 STRATUM_SERVING_SAMPLE_RATE = float(os.environ.get("STRATUM_SERVING_SAMPLE_RATE", "0.01"))

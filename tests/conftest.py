@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from registry import events, services
+from registry import access, events, services
 from registry.artifacts.storage import spool_stream
 from registry.models import Role
 
@@ -91,7 +91,7 @@ def grant():
     """grant(model, user, Role.VIEWER) through the service, acting as the model's owner."""
 
     def _grant(model, user, role: int):
-        return services.role_grant(model=model, actor=model.owner, user=user, role=role)
+        return access.role_grant(model=model, actor=model.owner, user=user, role=role)
 
     return _grant
 
@@ -137,7 +137,7 @@ def api_client_for():
     """api_client_for(user) -> APIClient sending that user's fresh Bearer token."""
 
     def _client(user):
-        _, raw = services.token_create(user=user, actor=user, name="test")
+        _, raw = access.token_create(user=user, actor=user, name="test")
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
         return client

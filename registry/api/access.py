@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from registry import selectors, services
+from registry import access, selectors
 from registry.api import serializers as s
 from registry.api.common import valid
 from registry.errors import InvalidInput, NotFound
@@ -37,7 +37,7 @@ class RoleListApi(APIView):
         model = selectors.model_get(actor=request.user, name=name)
         role = next(value for value, label in Role.choices if label == data["role"])
         user, group = _grantee(data.get("user"), data.get("group"))
-        grant = services.role_grant(model=model, actor=request.user, role=role, user=user, group=group)
+        grant = access.role_grant(model=model, actor=request.user, role=role, user=user, group=group)
         return Response(s.RoleOutput(grant).data, status=status.HTTP_201_CREATED)
 
 
@@ -50,7 +50,7 @@ class RoleDetailApi(APIView):
         if kind not in ("users", "groups"):
             raise NotFound("Revoke under roles/users/<name> or roles/groups/<name>.")
         user, group = _grantee(grantee if kind == "users" else None, grantee if kind == "groups" else None)
-        services.role_revoke(model=model, actor=request.user, user=user, group=group)
+        access.role_revoke(model=model, actor=request.user, user=user, group=group)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -82,7 +82,7 @@ class TokenListApi(APIView):
         data = valid(s.TokenInput, request.data)
         days = data.get("expires_in_days")
         expires = timezone.now() + timedelta(days=days) if days else None
-        token, raw = services.token_create(user=request.user, actor=request.user, name=data["name"],
+        token, raw = access.token_create(user=request.user, actor=request.user, name=data["name"],
                                            expires_at=expires, scopes=data.get("scopes"))
         token.token = raw
         return Response(s.TokenCreatedOutput(token).data, status=status.HTTP_201_CREATED)
@@ -96,4 +96,4 @@ class TokenDetailApi(APIView):
         token = AccessToken.objects.filter(user=request.user, prefix=prefix).first()
         if token is None:
             raise NotFound(f"You have no token {prefix!r}.")
-        return Response(s.TokenOutput(services.token_revoke(token=token, actor=request.user)).data)
+        return Response(s.TokenOutput(access.token_revoke(token=token, actor=request.user)).data)

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
-from registry import events, permissions, selectors
+from registry import events, permissions
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
 from registry.lineage.selectors import reaches
@@ -266,8 +266,8 @@ def on_domain_event(sender: Any, event: events.DomainEvent, **kwargs: Any) -> No
         event.action == "model_version.updated" and {"code_commit", "code_repository"} & set(event.data)
     ):
         version = event.instance
-        if not (isinstance(version, ModelVersion) and event.action == "model_version.created"
-                and selectors.is_primed(version)):  # the creating service hands over what it wrote
+        # The creating service hands over what it wrote, its datasets prefetched.
+        if not (isinstance(version, ModelVersion) and event.action == "model_version.created"):
             version = (ModelVersion.objects.select_related("model", "creator").prefetch_related("datasets")
                        .filter(pk=event.target_id).first())
         if version is None:

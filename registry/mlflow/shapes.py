@@ -6,9 +6,6 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection
-from django.db.models import F, Func, IntegerField
-
 from registry import selectors
 from registry.models import (
     Experiment,
@@ -20,6 +17,7 @@ from registry.models import (
     RunMetric,
     RunParam,
     RunTag,
+    VersionTag,
 )
 from registry.tracking import services as tracking
 
@@ -30,15 +28,6 @@ ONE_MS = timedelta(milliseconds=1)
 def ms(value: datetime | None) -> int | None:
     """Milliseconds since the epoch of an aware datetime, rounded down (exact: no float in between)."""
     return (value - EPOCH) // ONE_MS if value is not None else None
-
-
-class SQLiteEpochMs(Func):
-    """ms() computed by SQLite from the naive UTC text it keeps a datetime as ('YYYY-MM-DD HH:MM:SS[.ffffff]'):
-    whole seconds from julianday (a double, exact once rounded to a second), the milliseconds from the text."""
-
-    template = ("(CAST(ROUND((julianday(substr(%(expressions)s, 1, 19)) - 2440587.5) * 86400) AS INTEGER) * 1000"
-                " + CAST(substr(%(expressions)s || '.000', 21, 3) AS INTEGER))")
-    output_field = IntegerField()
 
 
 def _tags(items: Any) -> list[dict[str, str]]:
@@ -90,16 +79,8 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
 
     `qs` is the whole (unsliced) result; the page is rows offset..offset+limit.
     """
-    from registry.models import VersionTag
-
-    columns: list[Any] = list(SEARCH_COLUMNS)
-    ms_in_sql = connection.vendor == "sqlite"
-    if ms_in_sql:
-        # Django's datetime converter, then ms(), cost more per value than the query itself: SQLite does both.
-        qs = qs.annotate(_created=SQLiteEpochMs(F("created_at")), _updated=SQLiteEpochMs(F("updated_at")))
-        columns[columns.index("created_at")], columns[columns.index("updated_at")] = "_created", "_updated"
     page = qs[offset:] if limit is None else qs[offset: offset + limit]
-    rows = list(page.values_list(*columns))
+    rows = list(page.values_list(*SEARCH_COLUMNS))
     tags: dict[int, list[dict[str, str]]] = {}
     if rows:
         if offset == 0 and (limit is None or len(rows) < limit):
@@ -111,11 +92,9 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
             tags.setdefault(version_id, []).append({"key": key, "value": value})
     out = []
     for pk, name, number, created, updated, stage, description, source, run_id, status, message, user in rows:
-        if not ms_in_sql:
-            created, updated = ms(created), ms(updated)
         item: dict[str, Any] = {
-            "name": name, "version": str(number), "creation_timestamp": created,
-            "last_updated_timestamp": updated, "current_stage": stage, "description": description,
+            "name": name, "version": str(number), "creation_timestamp": ms(created),
+            "last_updated_timestamp": ms(updated), "current_stage": stage, "description": description,
             "source": source, "run_id": run_id, "status": status, "run_link": "",
         }
         if user:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views import View
 
-from registry import selectors, services
+from registry import access, selectors
 from registry.errors import DomainError
 from registry.views.common import form_error, raise_http
 from registry.views.forms import TokenCreateForm
@@ -44,7 +44,7 @@ class TokenListView(LoginRequiredMixin, View):
         if form.is_valid():
             days = form.cleaned_data["expires_in_days"]
             try:
-                token, raw = services.token_create(
+                token, raw = access.token_create(
                     user=request.user, actor=request.user, name=form.cleaned_data["name"],
                     expires_at=timezone.now() + timedelta(days=days) if days else None,
                     scopes=[form.cleaned_data["scope"] or "api"],
@@ -63,7 +63,7 @@ class TokenRevokeView(LoginRequiredMixin, View):
         """Revoke the token and return to the list."""
         try:
             token = selectors.token_get(actor=request.user, token_id=pk)
-            token = services.token_revoke(token=token, actor=request.user)
+            token = access.token_revoke(token=token, actor=request.user)
         except DomainError as error:
             raise_http(error)
             messages.error(request, error.message)

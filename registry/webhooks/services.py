@@ -17,7 +17,6 @@ from registry import events, permissions
 from registry.errors import Forbidden, InvalidInput, NotFound
 from registry.models import Job, JobKind, ModelVersion, RegisteredModel, WebhookDelivery, WebhookSubscription
 from registry.pipeline import jobs
-from registry.prepared import Prepared
 from registry.webhooks.delivery import MAX_ATTEMPTS, Refused, RetryLater, check_url, new_secret, post, sign
 
 
@@ -118,8 +117,7 @@ def _event_model_id(event: Any) -> int | None:
     return model_id if isinstance(model_id, int) else None
 
 
-_ACTIVE_SUBSCRIPTIONS: Prepared[WebhookSubscription] = Prepared(
-    lambda: WebhookSubscription.objects.filter(active=True))
+_ACTIVE_SUBSCRIPTIONS = WebhookSubscription.objects.filter(active=True)  # .all() runs it afresh for each event
 
 
 def on_domain_event_committed(sender: Any, event: Any, **kwargs: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from deployments import services
 from deployments.models import Deployment, Endpoint, Environment
-from registry import services as registry_services
+from registry import access as registry_access
 from registry.errors import DomainError
 from registry.models import AccessToken, RegisteredModel
 
@@ -28,9 +28,9 @@ def _environments(admin) -> Environment:
 def _serving_token(engineer) -> list[str]:
     live = AccessToken.objects.filter(user=engineer, name=SERVING_TOKEN_NAME, revoked_at__isnull=True).first()
     if live is not None:
-        return [f"engineer already has the serving token {registry_services.TOKEN_PREFIX}{live.prefix}_… "
+        return [f"engineer already has the serving token {registry_access.TOKEN_PREFIX}{live.prefix}_… "
                 "(shown only when created); revoke it to have the next seeding create a new one."]
-    _, raw = registry_services.token_create(user=engineer, actor=engineer, name=SERVING_TOKEN_NAME, scopes=["serve"])
+    _, raw = registry_access.token_create(user=engineer, actor=engineer, name=SERVING_TOKEN_NAME, scopes=["serve"])
     return ["New serving token for engineer (serve scope; shown once):", f"  {raw}"]
 
 

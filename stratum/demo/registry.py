@@ -34,7 +34,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
-from registry import services
+from registry import access, services
 from registry.artifacts.storage import SpooledUpload, spool_stream
 from registry.errors import Forbidden
 from registry.models import AccessToken, ModelRole, ModelVersion, RegisteredModel, Stage
@@ -333,18 +333,18 @@ def _ensure_roles(
         if demo.role is None or user.pk == model.owner_id:
             continue
         if not ModelRole.objects.filter(model=model, user=user, role=demo.role).exists():
-            services.role_grant(model=model, actor=owner, user=user, role=demo.role)
+            access.role_grant(model=model, actor=owner, user=user, role=demo.role)
 
 
 def _ensure_token(engineer, report: SeedReport) -> None:
     live = AccessToken.objects.filter(user=engineer, name=DEMO_TOKEN_NAME, revoked_at__isnull=True).first()
     if live is not None:
         report.access_note = (
-            f"engineer already has the demo API token {services.TOKEN_PREFIX}{live.prefix}_… "
+            f"engineer already has the demo API token {access.TOKEN_PREFIX}{live.prefix}_… "
             "(secrets are shown only when created); revoke it to have the next seeding create a new one."
         )
         return
-    _, raw = services.token_create(user=engineer, actor=engineer, name=DEMO_TOKEN_NAME)
+    _, raw = access.token_create(user=engineer, actor=engineer, name=DEMO_TOKEN_NAME)
     report.token = raw
     report.access_note = "New API token for engineer (shown once; it is stored only as a hash):"
 

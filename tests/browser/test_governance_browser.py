@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from governance import services as governance_services
-from registry import services
+from registry import access, services
 from registry.models import Alias, Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -30,9 +30,9 @@ def test_promotion_flow_in_the_browser(page: Page, live_server, make_user):
     owner = make_user("olivia")
     people = {name: make_user(name) for name in ("erin", "rita", "ravi")}
     model = services.model_create(actor=owner, name="churn")
-    services.role_grant(model=model, actor=owner, user=people["erin"], role=Role.CONTRIBUTOR)
+    access.role_grant(model=model, actor=owner, user=people["erin"], role=Role.CONTRIBUTOR)
     for name in ("rita", "ravi"):
-        services.role_grant(model=model, actor=owner, user=people[name], role=Role.REVIEWER)
+        access.role_grant(model=model, actor=owner, user=people[name], role=Role.REVIEWER)
     v1 = services.version_create(model=model, actor=owner, metrics={"auc": 0.81})
     services.version_create(model=model, actor=people["erin"], metrics={"auc": 0.88}, params={"depth": "6"})
     services.alias_set(model=model, alias="champion", version=v1, actor=owner)

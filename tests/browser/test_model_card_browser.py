@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from governance.cards import services as card_services
-from registry import services
+from registry import access, services
 from registry.models import Role
 from tests.browser.test_governance_browser import sign_in
 
@@ -17,7 +17,7 @@ def test_compliance_user_exports_a_card_pdf(page: Page, live_server, make_user, 
     owner = make_user("olivia")
     compliance = make_user("carla")
     model = services.model_create(actor=owner, name="churn")
-    services.role_grant(model=model, actor=owner, user=compliance, role=Role.VIEWER)
+    access.role_grant(model=model, actor=owner, user=compliance, role=Role.VIEWER)
     version = services.version_create(model=model, actor=owner, metrics={"auc": 0.88},
                                       datasets=[{"name": "events-2026", "digest": "sha256:" + "1" * 64}])
     card = card_services.card_create(version=version, actor=owner)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from deployments import services, serving
+from registry.access import token_create
 from registry.models import Role
 from registry.pipeline import (
     handlers,  # noqa: F401 - installs the job handlers
@@ -16,7 +17,6 @@ from registry.pipeline import (
 )
 from registry.pipeline.jobs import job_run
 from registry.pipeline.scan.services import scan_enqueue
-from registry.services import token_create
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 SIGNATURE = {"inputs": [{"name": n, "type": "double"} for n in FEATURES],

@@ -12,8 +12,8 @@ from rest_framework.test import APIClient
 
 from deployments import services, serving
 from deployments.models import Deployment, Endpoint, Environment, Outcome, RoutingRecord
+from registry.access import token_create
 from registry.models import Role
-from registry.services import token_create
 from tests.deployments.conftest import broken_onnx, iris_onnx
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 
 from deployments import services, serving
 from deployments.models import PredictionSample, TrafficStat
-from registry import services as registry_services
+from registry import access as registry_access
 from registry.models import Role
 
 pytestmark = pytest.mark.django_db
@@ -97,7 +97,7 @@ def test_tokens_need_the_serve_scope_and_a_role(live, predict, owner, outsider, 
                                                 serving_token, client):
     no_token = client.post(f"/serve/{NAME}/predict", data=json.dumps({"rows": [ROW]}), content_type="application/json")
     assert error(no_token) == (401, "UNAUTHENTICATED") and no_token["WWW-Authenticate"].startswith("Bearer")
-    _, api_token = registry_services.token_create(user=owner, actor=owner, name="api")
+    _, api_token = registry_access.token_create(user=owner, actor=owner, name="api")
     assert error(predict(NAME, {"rows": [ROW]}, token=api_token)) == (401, "UNAUTHENTICATED")
     assert error(predict(NAME, {"rows": [ROW]}, token="stm_nope_nope")) == (401, "UNAUTHENTICATED")
     assert error(predict(NAME, {"rows": [ROW]}, token=serving_token(outsider))) == (404, "RESOURCE_DOES_NOT_EXIST")
@@ -113,9 +113,9 @@ def test_a_serving_token_cannot_use_the_api(serving_token, owner, client):
 
 def test_revoked_tokens_stop_working_once_the_cache_expires(live, predict, owner, settings):
     settings.STRATUM_TOKEN_CACHE_SECONDS = 0
-    token, raw = registry_services.token_create(user=owner, actor=owner, name="s", scopes=["serve"])
+    token, raw = registry_access.token_create(user=owner, actor=owner, name="s", scopes=["serve"])
     assert predict(NAME, {"rows": [ROW]}, token=raw).status_code == 200
-    registry_services.token_revoke(token=token, actor=owner)
+    registry_access.token_revoke(token=token, actor=owner)
     assert predict(NAME, {"rows": [ROW]}, token=raw).status_code == 401
 
 

@@ -39,9 +39,9 @@ def server(tmp_path_factory):
                 "STRATUM_BIND": f"127.0.0.1:{port}", "STRATUM_WEB_PROCESSES": "2"})
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
-    script = ("from django.contrib.auth import get_user_model; from registry import services; "
+    script = ("from django.contrib.auth import get_user_model; from registry import access; "
               "u = get_user_model().objects.create_user('web', password='web-pw-123456-x'); "
-              "print(services.token_create(user=u, actor=u, name='web')[1])")
+              "print(access.token_create(user=u, actor=u, name='web')[1])")
     token = subprocess.run([*manage, "shell", "-c", script], env=env, cwd=ROOT, check=True, capture_output=True,
                            text=True, timeout=120).stdout.strip().splitlines()[-1]
     log = open(var / "uwsgi.log", "wb")
@@ -148,3 +148,40 @@ def test_stock_mlflow_client_registers_resolves_and_round_trips_an_artifact(serv
     client.log_artifact(run.info.run_id, str(payload), artifact_path="model")
     fetched = client.download_artifacts(run.info.run_id, "model/weights.bin", str(tmp_path / "back"))
     assert Path(fetched).read_bytes() == payload.read_bytes()
+
+
+def test_a_change_through_one_process_retires_the_cached_reads_of_every_process(server):
+    """Each process caches the alias it resolved; moving the alias through any one of them retires every copy,
+    as the processes share one cache (deploy/uwsgi.ini: the file-based cache without REDIS_URL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    port, token = server
+    json_headers = {"Content-Type": "application/json"}
+
+    def call(method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            status, _, data = _call(conn, method, path, token, body, json_headers)
+            return status, data
+        finally:
+            conn.close()
+
+    assert call("POST", "/api/v1/models", b'{"name": "web-cache"}')[0] == 201
+    for _ in range(2):
+        assert call("POST", "/api/v1/models/web-cache/versions", b"{}")[0] == 201
+    routes = ("/api/v1/models/web-cache/aliases/champion",
+              "/api/2.0/mlflow/registered-models/alias?name=web-cache&alias=champion")
+
+    def resolved(index: int) -> str:
+        status, data = call("GET", routes[index % 2])
+        assert status == 200, data[:300]
+        body = json.loads(data)
+        return str(body["version"] if "version" in body else body["model_version"]["version"])
+
+    def concurrently() -> set[str]:  # many connections at once, so that every process answers some
+        with ThreadPoolExecutor(8) as pool:
+            return set(pool.map(resolved, range(64)))
+
+    for number in ("1", "2", "1"):
+        assert call("PUT", "/api/v1/models/web-cache/aliases/champion", f'{{"version": {number}}}'.encode())[0] == 200
+        assert concurrently() == {number}

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from registry import services
+from registry import access
 from tests.conftest import need_service
 
 
@@ -32,7 +32,7 @@ def mlflow_env(live_server, monkeypatch):
     mlflow.set_registry_uri(live_server.url)
 
     def point(user):
-        _, raw = services.token_create(user=user, actor=user, name="mlflow")
+        _, raw = access.token_create(user=user, actor=user, name="mlflow")
         monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", raw)
         return mlflow.MlflowClient(tracking_uri=live_server.url, registry_uri=live_server.url)
 

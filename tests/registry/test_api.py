@@ -10,7 +10,7 @@ import os
 import pytest
 from rest_framework.test import APIClient
 
-from registry import services
+from registry import access, services
 from registry.models import Artifact, Blob, ModelVersion, RegisteredModel, Role
 
 pytestmark = pytest.mark.django_db
@@ -312,10 +312,10 @@ def test_bad_revoked_and_expired_tokens_are_401(owner):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Bearer stm_nope_nope")
     _error(client.get("/api/v1/models"), 401)
-    token, raw = services.token_create(user=owner, actor=owner, name="t")
+    token, raw = access.token_create(user=owner, actor=owner, name="t")
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert client.get("/api/v1/models").status_code == 200
-    services.token_revoke(token=token, actor=owner)
+    access.token_revoke(token=token, actor=owner)
     _error(client.get("/api/v1/models"), 401)
 
 
@@ -323,7 +323,7 @@ def test_basic_auth_with_password_or_token(owner):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"owner:pw-correct-horse-42").decode())
     assert client.get("/api/v1/models").status_code == 200
-    _, raw = services.token_create(user=owner, actor=owner, name="t")
+    _, raw = access.token_create(user=owner, actor=owner, name="t")
     client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"owner:{raw}".encode()).decode())
     assert client.get("/api/v1/models").status_code == 200
     client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"owner:wrong").decode())

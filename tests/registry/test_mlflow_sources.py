@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from registry import services
+from registry import access
 from registry.artifacts import sources
 from registry.errors import InvalidInput
 from registry.models import ModelVersion
@@ -65,7 +65,7 @@ def test_prompt_tags_cannot_skip_validation():
 
 @pytest.fixture
 def api(owner, registered_model):
-    _, raw = services.token_create(user=owner, actor=owner, name="t")
+    _, raw = access.token_create(user=owner, actor=owner, name="t")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client

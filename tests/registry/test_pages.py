@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from registry import charts, services
+from registry import access, charts, services
 from registry.models import AccessToken, Alias, Artifact, ModelVersion, RegisteredModel, Role, Stage
 
 pytestmark = pytest.mark.django_db
@@ -580,7 +580,7 @@ def test_token_page_shows_the_raw_token_once(owner_client, owner):
     raw = re.search(r'<code id="raw-token">(stm_[^<]+)</code>', body).group(1)
     assert "it will not be shown again" in body
     token = AccessToken.objects.get(user=owner)
-    assert token.token_hash == services.token_hash(raw) and token.expires_at is not None
+    assert token.token_hash == access.token_hash(raw) and token.expires_at is not None
     assert "no-store" in response["Cache-Control"]
     later = text_of(owner_client.get("/tokens/"))
     assert raw not in later and token.prefix in later and "ci" in later and "Active" in later
@@ -594,7 +594,7 @@ def test_token_errors_are_readable(owner_client):
 
 
 def test_revoke_token(owner_client, owner):
-    token, _ = services.token_create(user=owner, actor=owner, name="old")
+    token, _ = access.token_create(user=owner, actor=owner, name="old")
     response = owner_client.post(f"/tokens/{token.pk}/revoke/")
     assert response.status_code == 302 and response["Location"] == "/tokens/"
     token.refresh_from_db()
@@ -604,7 +604,7 @@ def test_revoke_token(owner_client, owner):
 
 
 def test_tokens_are_private_to_their_user(client_for, owner, outsider):
-    token, _ = services.token_create(user=owner, actor=owner, name="mine")
+    token, _ = access.token_create(user=owner, actor=owner, name="mine")
     client = client_for(outsider)
     assert token.prefix not in text_of(client.get("/tokens/"))
     assert client.post(f"/tokens/{token.pk}/revoke/").status_code == 404

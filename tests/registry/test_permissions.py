@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, Group
 
-from registry import permissions, selectors, services
+from registry import access, permissions, selectors, services
 from registry.errors import Forbidden, NotFound
 from registry.models import Alias, ModelRole, ModelTag, ModelVersion, RegisteredModel, Role, Stage, VersionTag
 
@@ -36,7 +36,7 @@ def act(action, model, actor, make_user):
     if action == "version_delete":
         return services.version_delete(version=version, actor=actor)
     if action == "role_grant":
-        return services.role_grant(model=model, actor=actor, user=make_user("grantee"), role=Role.VIEWER)
+        return access.role_grant(model=model, actor=actor, user=make_user("grantee"), role=Role.VIEWER)
     raise AssertionError(action)
 
 
@@ -141,9 +141,9 @@ def test_maintainer_moves_aliases_but_cannot_manage_roles(registered_model, make
     services.alias_set(model=registered_model, alias="champion", version=version, actor=maintainer)
     assert selectors.alias_resolve(model=registered_model, alias="champion").pk == version.pk
     with pytest.raises(Forbidden):
-        services.role_grant(model=registered_model, actor=maintainer, user=outsider, role=Role.VIEWER)
+        access.role_grant(model=registered_model, actor=maintainer, user=outsider, role=Role.VIEWER)
     with pytest.raises(Forbidden):
-        services.role_revoke(model=registered_model, actor=maintainer, user=maintainer)
+        access.role_revoke(model=registered_model, actor=maintainer, user=maintainer)
     assert not ModelRole.objects.filter(user=outsider).exists()
 
 
@@ -151,7 +151,7 @@ def test_group_role_grants_access(registered_model, make_user, owner):
     member = make_user("member")
     team = Group.objects.create(name="ml-team")
     member.groups.add(team)
-    services.role_grant(model=registered_model, actor=owner, group=team, role=Role.CONTRIBUTOR)
+    access.role_grant(model=registered_model, actor=owner, group=team, role=Role.CONTRIBUTOR)
     member = fresh(member)
     assert permissions.can_contribute(member, registered_model)
     assert not permissions.can_maintain(member, registered_model)
@@ -163,7 +163,7 @@ def test_highest_of_user_and_group_role_wins(registered_model, make_user, owner,
     team = Group.objects.create(name="ml-team")
     member.groups.add(team)
     grant(registered_model, member, Role.VIEWER)
-    services.role_grant(model=registered_model, actor=owner, group=team, role=Role.MAINTAINER)
+    access.role_grant(model=registered_model, actor=owner, group=team, role=Role.MAINTAINER)
     assert permissions.model_role(fresh(member), registered_model) == Role.MAINTAINER
 
 
@@ -173,7 +173,7 @@ def test_visible_models(registered_model, owner, outsider, staff, make_user, gra
     grant(registered_model, viewer, Role.VIEWER)
     team = Group.objects.create(name="t")
     viewer.groups.add(team)
-    services.role_grant(model=registered_model, actor=owner, group=team, role=Role.VIEWER)
+    access.role_grant(model=registered_model, actor=owner, group=team, role=Role.VIEWER)
 
     def names(user):
         return list(permissions.visible_models(user).order_by("name").values_list("name", flat=True))
@@ -193,13 +193,13 @@ def test_revoked_role_removes_access(registered_model, make_user, grant, owner):
     user = make_user("temp")
     grant(registered_model, user, Role.MAINTAINER)
     assert permissions.can_maintain(fresh(user), registered_model)
-    services.role_revoke(model=registered_model, actor=owner, user=user)
+    access.role_revoke(model=registered_model, actor=owner, user=user)
     assert not permissions.can_view(fresh(user), registered_model)
     assert list(permissions.visible_models(fresh(user))) == []
 
 
 def test_only_owner_or_staff_manage_roles(registered_model, staff, outsider):
-    services.role_grant(model=registered_model, actor=staff, user=outsider, role=Role.VIEWER)
+    access.role_grant(model=registered_model, actor=staff, user=outsider, role=Role.VIEWER)
     assert permissions.can_view(fresh(outsider), registered_model)
     assert not permissions.can_manage_roles(fresh(outsider), registered_model)
     assert RegisteredModel.objects.get(pk=registered_model.pk).owner_id != staff.pk

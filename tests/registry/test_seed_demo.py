@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from registry import permissions, services
+from registry import access, permissions, services
 from registry.authentication import user_for_token
 from registry.models import (
     AccessToken,
@@ -212,7 +212,7 @@ def test_existing_passwords_are_kept_unless_reset(iris_only):
 def test_revoked_token_is_replaced(iris_only):
     _seed()
     token = AccessToken.objects.get(user__username="engineer", name="seed-demo")
-    services.token_revoke(token=token, actor=token.user)
+    access.token_revoke(token=token, actor=token.user)
     assert TOKEN.search(_seed())
     assert AccessToken.objects.filter(user__username="engineer", name="seed-demo", revoked_at__isnull=True).count() == 1
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from registry import gates, selectors, services, validation
+from registry import access, gates, selectors, services, validation
 from registry.artifacts.storage import spool_dir
 from registry.authentication import user_for_token
 from registry.errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
@@ -607,24 +607,24 @@ def test_alias_refuses_version_of_another_model(registered_model, owner, make_ve
 
 
 def test_role_grant_and_revoke_emit_events(registered_model, owner, outsider, captured_events):
-    services.role_grant(model=registered_model, actor=owner, user=outsider, role=Role.VIEWER)
-    services.role_grant(model=registered_model, actor=owner, user=outsider, role=Role.MAINTAINER)
+    access.role_grant(model=registered_model, actor=owner, user=outsider, role=Role.VIEWER)
+    access.role_grant(model=registered_model, actor=owner, user=outsider, role=Role.MAINTAINER)
     grants = [e.data for e in captured_events if e.action == "model_role.granted"]
     assert grants == [{"grantee": "outsider", "role": "viewer"}, {"grantee": "outsider", "role": "maintainer"}]
     assert list(registered_model.roles.values_list("user_id", "role")) == [(outsider.pk, Role.MAINTAINER)]
 
-    services.role_revoke(model=registered_model, actor=owner, user=outsider)
+    access.role_revoke(model=registered_model, actor=owner, user=outsider)
     assert not registered_model.roles.exists()
     assert only(captured_events, "model_role.revoked").data == {"grantee": "outsider"}
     with pytest.raises(NotFound):
-        services.role_revoke(model=registered_model, actor=owner, user=outsider)
+        access.role_revoke(model=registered_model, actor=owner, user=outsider)
 
 
 def test_role_grant_rejects_unknown_role_and_ambiguous_grantee(registered_model, owner, outsider):
     with pytest.raises(InvalidInput):
-        services.role_grant(model=registered_model, actor=owner, user=outsider, role=99)
+        access.role_grant(model=registered_model, actor=owner, user=outsider, role=99)
     with pytest.raises(InvalidInput):
-        services.role_grant(model=registered_model, actor=owner, role=Role.VIEWER)
+        access.role_grant(model=registered_model, actor=owner, role=Role.VIEWER)
     assert not registered_model.roles.exists()
 
 
@@ -632,7 +632,7 @@ def test_role_grant_rejects_unknown_role_and_ambiguous_grantee(registered_model,
 
 
 def test_token_create_returns_raw_once_and_stores_only_hash(owner, captured_events):
-    token, raw = services.token_create(user=owner, actor=owner, name="ci")
+    token, raw = access.token_create(user=owner, actor=owner, name="ci")
     assert raw.startswith("stm_")
     assert len(raw) > 40
     stored = AccessToken.objects.get(pk=token.pk)
@@ -647,10 +647,10 @@ def test_token_create_returns_raw_once_and_stores_only_hash(owner, captured_even
 
 
 def test_user_for_token_until_revoked(owner, captured_events):
-    token, raw = services.token_create(user=owner, actor=owner, name="ci")
+    token, raw = access.token_create(user=owner, actor=owner, name="ci")
     assert user_for_token(raw) == owner
     assert AccessToken.objects.get(pk=token.pk).last_used_at is not None
-    services.token_revoke(token=token, actor=owner)
+    access.token_revoke(token=token, actor=owner)
     assert AccessToken.objects.get(pk=token.pk).revoked_at is not None
     assert user_for_token(raw) is None
     assert only(captured_events, "access_token.revoked").data == {"user": "owner", "prefix": token.prefix}
@@ -658,7 +658,7 @@ def test_user_for_token_until_revoked(owner, captured_events):
 
 def test_user_for_token_until_expired(owner, settings):
     settings.STRATUM_TOKEN_CACHE_SECONDS = 0  # the expiry is rewritten behind the ORM's back below
-    token, raw = services.token_create(user=owner, actor=owner, name="ci",
+    token, raw = access.token_create(user=owner, actor=owner, name="ci",
                                        expires_at=timezone.now() + timedelta(hours=1))
     assert user_for_token(raw) == owner
     AccessToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -667,7 +667,7 @@ def test_user_for_token_until_expired(owner, settings):
 
 def test_checked_tokens_are_cached_until_changed(owner, settings, django_assert_num_queries):
     settings.STRATUM_TOKEN_CACHE_SECONDS = 60
-    token, raw = services.token_create(user=owner, actor=owner, name="hot")
+    token, raw = access.token_create(user=owner, actor=owner, name="hot")
     assert user_for_token(raw) == owner
     with django_assert_num_queries(0):
         first, second = user_for_token(raw), user_for_token(raw)
@@ -678,12 +678,12 @@ def test_checked_tokens_are_cached_until_changed(owner, settings, django_assert_
     owner.is_active = True
     owner.save()
     assert user_for_token(raw) == owner
-    services.token_revoke(token=token, actor=owner)
+    access.token_revoke(token=token, actor=owner)
     assert user_for_token(raw) is None
 
 
 def test_user_for_token_rejects_tampered_and_malformed(owner):
-    _, raw = services.token_create(user=owner, actor=owner, name="ci")
+    _, raw = access.token_create(user=owner, actor=owner, name="ci")
     assert user_for_token(raw[:-1] + ("A" if raw[-1] != "A" else "B")) is None
     assert user_for_token(raw.replace("stm_", "xyz_", 1)) is None
     assert user_for_token("stm_") is None
@@ -695,13 +695,13 @@ def test_user_for_token_rejects_tampered_and_malformed(owner):
 
 def test_token_rules(owner, outsider):
     with pytest.raises(Forbidden):
-        services.token_create(user=outsider, actor=owner, name="for someone else")
+        access.token_create(user=outsider, actor=owner, name="for someone else")
     with pytest.raises(InvalidInput):
-        services.token_create(user=owner, actor=owner, name="  ")
+        access.token_create(user=owner, actor=owner, name="  ")
     with pytest.raises(InvalidInput):
-        services.token_create(user=owner, actor=owner, name="x", expires_at=timezone.now() - timedelta(minutes=1))
+        access.token_create(user=owner, actor=owner, name="x", expires_at=timezone.now() - timedelta(minutes=1))
     assert not AccessToken.objects.exists()
-    token, raw = services.token_create(user=owner, actor=owner, name="mine")
+    token, raw = access.token_create(user=owner, actor=owner, name="mine")
     with pytest.raises(Forbidden):
-        services.token_revoke(token=token, actor=outsider)
+        access.token_revoke(token=token, actor=outsider)
     assert user_for_token(raw) == owner

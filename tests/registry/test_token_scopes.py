@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry import services
+from registry import access
 from registry.authentication import user_for_token
 from registry.errors import InvalidInput
 
@@ -12,8 +12,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_tokens_default_to_the_api_scope_and_serving_tokens_only_serve(owner):
-    api_token, api_raw = services.token_create(user=owner, actor=owner, name="ci")
-    serve_token, serve_raw = services.token_create(user=owner, actor=owner, name="app", scopes=["serve"])
+    api_token, api_raw = access.token_create(user=owner, actor=owner, name="ci")
+    serve_token, serve_raw = access.token_create(user=owner, actor=owner, name="app", scopes=["serve"])
     assert api_token.scopes == ["api"] and serve_token.scopes == ["serve"]
     assert user_for_token(api_raw) == owner and user_for_token(api_raw, scope="serve") is None
     assert user_for_token(serve_raw) is None and user_for_token(serve_raw, scope="serve") == owner
@@ -22,7 +22,7 @@ def test_tokens_default_to_the_api_scope_and_serving_tokens_only_serve(owner):
 @pytest.mark.parametrize("scopes", [[], ["admin"], "api", [1]])
 def test_unknown_scopes_are_refused(owner, scopes):
     with pytest.raises(InvalidInput, match="scopes"):
-        services.token_create(user=owner, actor=owner, name="x", scopes=scopes)
+        access.token_create(user=owner, actor=owner, name="x", scopes=scopes)
 
 
 def test_the_api_creates_scoped_tokens(api_client_for, owner):

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from registry import services
+from registry import access
 from registry.errors import DomainError
 
 
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             raise CommandError("--days must be at least 1.")
         expires = timezone.now() + timedelta(days=days) if days else None
         try:
-            _, raw = services.token_create(user=user, actor=user, name=name, expires_at=expires)
+            _, raw = access.token_create(user=user, actor=user, name=name, expires_at=expires)
         except DomainError as exc:
             raise CommandError(exc.message)
         self.stdout.write(raw)

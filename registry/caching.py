@@ -1,0 +1,118 @@
+"""Cached hot reads (a model by name, a version by alias), retired by the domain events that change them.
+
+Every cached read of a model is stored under that model's generation: a random token that each committed
+domain event on the model replaces. A reader that comes after a change has committed reads the new token and
+so can never find a row cached before the change. Tokens are never reused (a counter would be, once the cache
+evicts it and someone starts it again at zero). A second generation, shared by every read, is replaced when a
+user is saved or deleted, since cached rows carry their creator's and owner's usernames.
+
+Reads inside a transaction skip the cache: a transaction may see its own uncommitted writes, which must never
+be cached, and a write must not act on a cached row. Permission checks are never cached: callers check the
+actor against what a read returns, on every request.
+
+The cache must be one that every serving process shares (Redis when REDIS_URL is set, the file-based cache
+when several processes serve the embedded default: stratum/settings.py), or a change made through one process
+would not retire another's copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from registry import events
+from registry.models import ModelVersion, RegisteredModel
+
+T = TypeVar("T")
+
+READ_SECONDS = 300  # a bound on what an unretired entry costs in memory, not on staleness: events retire entries
+EVERY_MODEL = ""  # the name of the generation that every read also depends on
+_MISSING = object()
+
+
+def _key(kind: str, *parts: str) -> str:
+    """A cache key for `parts` (any text) in this database: fixed length and safe for every cache backend."""
+    raw = "\x1f".join((str(connection.settings_dict["NAME"]), *parts))
+    return f"registry:{kind}:{hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()}"
+
+
+def _generations(model_name: str) -> tuple[str, str]:
+    """The current generation tokens of `model_name` and of every model, starting any that is missing."""
+    keys = [_key("gen", model_name), _key("gen", EVERY_MODEL)]
+    found = cache.get_many(keys)
+    tokens = []
+    for key in keys:
+        token = found.get(key)
+        if token is None:
+            token = uuid.uuid4().hex
+            if not cache.add(key, token, timeout=None):  # another reader (or a retirement) set it first
+                token = cache.get(key) or token
+        tokens.append(token)
+    return tokens[0], tokens[1]
+
+
+def read(model_name: str, what: tuple[str, ...], query: Callable[[], T]) -> T:
+    """Return `query()`, the read `what` about the model named `model_name`, from the cache while no committed
+    event on that model (and no saved user) has retired it. None results are cached too (a missing alias stays
+    missing until an event on the model says otherwise)."""
+    if connection.in_atomic_block:
+        return query()
+    model_generation, every_generation = _generations(model_name)
+    key = _key("read", model_name, model_generation, every_generation, *what)
+    found = cache.get(key, _MISSING)
+    if found is _MISSING:
+        found = query()
+        cache.set(key, found, READ_SECONDS)
+    return found
+
+
+def retire(model_names: Iterable[str]) -> None:
+    """Retire every cached read of these models now (EVERY_MODEL retires all of them)."""
+    cache.set_many({_key("gen", name): uuid.uuid4().hex for name in set(model_names)}, timeout=None)
+
+
+def retire_on_commit(model_names: Iterable[str]) -> None:
+    """Retire the cached reads of these models once the current transaction commits (at once outside one).
+
+    Retired any earlier, a reader could cache the old row again under the new generation before the commit."""
+    names = set(model_names)
+    if names:
+        transaction.on_commit(partial(retire, names))
+
+
+def event_model_names(event: events.DomainEvent) -> set[str]:
+    """The names of the models whose cached reads `event` may change (both names for a rename)."""
+    instance = event.instance
+    if isinstance(instance, RegisteredModel):
+        names = {instance.name}
+        if event.action == "registered_model.renamed" and isinstance(event.data.get("before"), str):
+            names.add(event.data["before"])
+        return names
+    if isinstance(instance, ModelVersion):
+        return {instance.model.name}  # the services hand the version over with its model loaded
+    return set()
+
+
+@receiver(events.domain_event, dispatch_uid="registry.caching.on_domain_event")
+def _retire_on_event(sender: Any, event: events.DomainEvent, **kwargs: Any) -> None:
+    """Any event on a model or one of its versions (aliases, tags, stages, roles, renames, deletions) retires
+    the model's cached reads once its transaction commits."""
+    retire_on_commit(event_model_names(event))
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="registry.caching.user_saved")
+@receiver(post_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="registry.caching.user_deleted")
+def _retire_on_user_change(sender: Any, update_fields: Iterable[str] | None = None, **kwargs: Any) -> None:
+    """A renamed or deleted user retires every cached read (rows carry creators' and owners' usernames); a
+    login, which saves only last_login, does not."""
+    if update_fields is None or "username" in update_fields:
+        retire_on_commit([EVERY_MODEL])

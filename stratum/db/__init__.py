@@ -1,1 +1,0 @@
-"""Stratum's database backends."""
