@@ -285,13 +285,13 @@ def version_create_from_source(
     description: str = "", tags: Any = None,
 ) -> ModelVersion:
     """Register a version from an MLflow-style source, inheriting its run id, files, params, metrics and datasets."""
-    from registry.tracking import services as tracking
+    from registry.tracking import provenance
 
     source_uri = sources.validate_source(source_uri)
     tag_map = validation.tags(tags)
     sources.check_tags(tag_map)
     permissions.require(permissions.can_contribute, actor, model, action="register versions")
-    prov = tracking.source_provenance(actor=actor, source=source_uri, run_id=run_id, model_id=model_id)
+    prov = provenance.source_provenance(actor=actor, source=source_uri, run_id=run_id, model_id=model_id)
     return version_create(
         model=model, actor=actor, source_uri=source_uri, run_id=prov.run_id, description=description,
         metrics=prov.metrics, params=prov.params, datasets=prov.datasets, tags=tag_map, linked_files=prov.files,

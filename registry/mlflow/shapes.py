@@ -19,7 +19,8 @@ from registry.models import (
     RunTag,
     VersionTag,
 )
-from registry.tracking import services as tracking
+from registry.tracking import artifacts as tracking_artifacts
+from registry.tracking import runs as tracking_runs
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
@@ -156,7 +157,7 @@ def run_info(run: Run) -> dict[str, Any]:
         "user_id": run.user.get_username() if run.user_id and run.user else "",
         "status": run.status,
         "start_time": run.start_time,
-        "artifact_uri": tracking.run_artifact_uri(run),
+        "artifact_uri": tracking_artifacts.run_artifact_uri(run),
         "lifecycle_stage": run.lifecycle_stage,
     }
     if run.end_time is not None:
@@ -175,7 +176,7 @@ def metric(m: RunMetric) -> dict[str, Any]:
 def run(r: Run) -> dict[str, Any]:
     """A Run with its latest metrics, params, tags, dataset inputs and model outputs."""
     data: dict[str, Any] = {}
-    metrics = [metric(m) for m in tracking.latest_metrics(r).values()]
+    metrics = [metric(m) for m in tracking_runs.latest_metrics(r).values()]
     params = _tags(RunParam.objects.filter(run=r).order_by("key").values_list("key", "value"))
     tags = _tags(RunTag.objects.filter(run=r).order_by("key").values_list("key", "value"))
     if metrics:
@@ -208,7 +209,7 @@ def logged_model(lm: LoggedModel) -> dict[str, Any]:
         "name": lm.name,
         "creation_timestamp_ms": ms(lm.created_at),
         "last_updated_timestamp_ms": ms(lm.updated_at),
-        "artifact_uri": tracking.logged_model_artifact_uri(lm),
+        "artifact_uri": tracking_artifacts.logged_model_artifact_uri(lm),
         "status": lm.status,
         "model_type": lm.model_type,
     }
