@@ -53,7 +53,7 @@ def _fields_of(row: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _lock_chain() -> None:
+def lock_chain() -> None:
     """Serialise appends: on PostgreSQL an advisory lock held to the end of the transaction.
 
     SQLite needs nothing more: Stratum opens its write transactions IMMEDIATE, so only one writer runs at a time.
@@ -80,7 +80,7 @@ def append(
     # No savepoint: a failed append must fail the caller's whole transaction anyway (an unaudited change never
     # commits), so the two extra round trips of a savepoint buy nothing.
     with transaction.atomic(savepoint=False):
-        _lock_chain()
+        lock_chain()
         head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
         seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
         fields: dict[str, Any] = {

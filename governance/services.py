@@ -376,7 +376,7 @@ def promotion_rollback(
 @transaction.atomic
 def audit_checkpoint_create() -> AuditCheckpoint | None:
     """Sign the current head of the audit chain; nothing when no event was added since the last checkpoint."""
-    audit._lock_chain()
+    audit.lock_chain()
     head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
     if head is None or AuditCheckpoint.objects.filter(seq__gte=head[0]).exists():
         return None
