@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, free_port
+
 sys.path.insert(0, str(ROOT))
 
 
@@ -28,12 +29,6 @@ def _rss_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _write_random(path: Path, mib: int) -> None:
@@ -76,7 +71,7 @@ def main() -> None:
     subprocess.run(["sha256sum", str(big)], check=True, capture_output=True)
     sha_rate = size / (time.perf_counter() - started) / 2**20
 
-    port = _free_port()
+    port = free_port()
     # gunicorn with one sync worker, as deployed; the worker process is the one whose memory is measured.
     server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "stratum.wsgi", "-w", "1", "-b",
                                f"127.0.0.1:{port}", "--timeout", "600"], env=env, cwd=ROOT,

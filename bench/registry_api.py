@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from common import percentile, say
 from lightclient import new_session
 
 CLIENT_ERRORS = (requests.RequestException, OSError, http.client.HTTPException)
@@ -108,15 +109,6 @@ class Api:
 # ------------------------------------------------------------------------------------------------ figures
 
 
-def percentile(samples: list[float], p: float) -> float:
-    """Nearest-rank percentile of `samples` (p in 0..100); NaN when empty."""
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 @dataclass
 class Latencies:
     """Request latencies in seconds, errors, and the wall time they were measured over."""
@@ -159,10 +151,6 @@ def merge(parts: list[Latencies], wall: float) -> Latencies:
         for code, n in part.statuses.items():
             out.statuses[code] = out.statuses.get(code, 0) + n
     return out
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
 
 
 # ------------------------------------------------------------------------------------------------ sections
@@ -463,6 +451,30 @@ def summary(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]
     return rows
 
 
+def figures(results: dict[str, Any]) -> dict[str, float]:
+    """The measured figures as plain numbers, named `<what>_per_s` (higher is better) or `<what>_ms` (lower is
+    better), for tools that compare runs (bench/compare_trees.py)."""
+    out: dict[str, float] = {}
+    if "creates" in results:
+        out["creates_per_s"] = results["creates"].per_second
+        out["creates_p50_ms"] = results["creates"].ms(50)
+    for key, name in (("alias_1", "alias_1"), ("alias_n", f"alias_{results['alias_clients']}"),
+                      ("ceiling_1", "healthz_1"), ("ceiling_n", f"healthz_{results['alias_clients']}")):
+        if key in results:
+            out[f"{name}_per_s"] = results[key].per_second
+            out[f"{name}_p50_ms"] = results[key].ms(50)
+            out[f"{name}_p99_ms"] = results[key].ms(99)
+    if "search" in results:
+        for label, (lat, _) in results["search"].items():
+            out[f"search {label}_p50_ms"] = lat.ms(50)
+        samples = [s for lat, _ in results["search"].values() for s in lat.samples]
+        out["search_all_p50_ms"] = percentile(samples, 50) * 1000
+        out["search_all_p99_ms"] = percentile(samples, 99) * 1000
+    if "concurrency" in results:
+        out[f"concurrent_creates_{results['concurrency'].threads}_per_s"] = results["concurrency"].per_second
+    return out
+
+
 def print_table(rows: list[tuple[str, ...]]) -> None:
     header = ("metric", "Stratum", "MLflow", "ratio", "target", "")
     table = [header, *rows]
@@ -593,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as fh:
             json.dump({"label": args.label, "base_url": args.base_url, "quick": args.quick,
                        "rows": [dict(zip(("metric", "stratum", "mlflow", "ratio", "target", "verdict"), r,
-                                         strict=True)) for r in rows]}, fh, indent=2)
+                                         strict=True)) for r in rows],
+                       "figures": figures(results)}, fh, indent=2)
     return 0 if ok else 1
 
 

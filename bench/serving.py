@@ -25,8 +25,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, free_port, percentile, say, stop, wait_ready
+
 FEATURES = ["f0", "f1", "f2", "f3"]
 ROW = [5.1, 3.5, 1.4, 0.2]
 BODY = json.dumps({"dataframe_split": {"columns": FEATURES, "data": [ROW]}}).encode()
@@ -47,19 +46,7 @@ CLIENTS = 8
 TARGETS = {"overhead_p50_ms": 1.0, "throughput_ratio": 2.0}
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
 # ------------------------------------------------------------------------------------------------ figures
-
-
-def percentile(samples: list[float], p: float) -> float:
-    """Nearest-rank percentile of `samples` (p in 0..100); NaN when empty."""
-    if not samples:
-        return math.nan
-    ordered = sorted(samples)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
 
 
 @dataclass
@@ -238,50 +225,17 @@ def start_canary(setup: Setup) -> Any:
 # ------------------------------------------------------------------------------------------------ (b)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port: int, path: str, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", path)
-            if conn.getresponse().status < 500:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{what} did not become ready on port {port}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 def start_gunicorn(var_dir: Path, workers: int, log: Path) -> tuple[int, subprocess.Popen]:
     """Serve the benchmark's Stratum (same SQLite and artifacts) with `workers` sync gunicorn workers."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update({"STRATUM_VAR_DIR": str(var_dir), "STRATUM_HTTPS": "false", "DEBUG": "false",
-                "STRATUM_SERVING_RATE_PER_MINUTE": "0"})
+                "STRATUM_SERVING_RATE_PER_MINUTE": "0", "STRATUM_CACHE": "file"})  # the workers share one cache
     port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
     proc = subprocess.Popen([str(gunicorn), "stratum.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"],
                             cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-    wait_ready(port, "/healthz", proc, f"gunicorn -w {workers}")
+    wait_ready(f"http://127.0.0.1:{port}/healthz", proc, f"gunicorn -w {workers}")
     return port, proc
 
 
@@ -295,7 +249,7 @@ def start_mlflow(model_dir: Path, workers: int | None, log: Path) -> tuple[int, 
            "-h", "127.0.0.1"] + (["-w", str(workers)] if workers else [])
     proc = subprocess.Popen(cmd, cwd=model_dir.parent, env=env, stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
-    wait_ready(port, "/ping", proc, "mlflow models serve", timeout=180)
+    wait_ready(f"http://127.0.0.1:{port}/ping", proc, "mlflow models serve", timeout=180)
     return port, proc
 
 

@@ -10,9 +10,12 @@ Reads inside a transaction skip the cache: a transaction may see its own uncommi
 be cached, and a write must not act on a cached row. Permission checks are never cached: callers check the
 actor against what a read returns, on every request.
 
-The cache must be one that every serving process shares (Redis when REDIS_URL is set, the file-based cache
-when several processes serve the embedded default: stratum/settings.py), or a change made through one process
-would not retire another's copy.
+The generations live in the default cache, which every serving process shares (Redis when REDIS_URL is set,
+the file-based cache when several processes serve the embedded default: stratum/settings.py), so a change made
+through one process retires the reads of all. The reads themselves live in each process's own memory (the
+`local` cache): an entry is stored under the generation tokens it was read with, which no retirement ever
+brings back, so a retired entry is never asked for again and simply ages out. One shared lookup per read, and
+no shared write but the retirements.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -34,7 +37,7 @@ from registry.models import ModelVersion, RegisteredModel
 
 T = TypeVar("T")
 
-READ_SECONDS = 300  # a bound on what an unretired entry costs in memory, not on staleness: events retire entries
+READ_SECONDS = 300  # how long a process keeps a read it no longer asks for: events, not age, retire reads
 EVERY_MODEL = ""  # the name of the generation that every read also depends on
 _MISSING = object()
 
@@ -68,10 +71,11 @@ def read(model_name: str, what: tuple[str, ...], query: Callable[[], T]) -> T:
         return query()
     model_generation, every_generation = _generations(model_name)
     key = _key("read", model_name, model_generation, every_generation, *what)
-    found = cache.get(key, _MISSING)
+    local = caches["local"]
+    found = local.get(key, _MISSING)
     if found is _MISSING:
         found = query()
-        cache.set(key, found, READ_SECONDS)
+        local.set(key, found, READ_SECONDS)
     return found
 
 

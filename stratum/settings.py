@@ -272,7 +272,7 @@ LOGGING = {
 if not DEBUG and os.environ.get("SECRET_KEY", "").startswith("django-insecure"):
     raise ImproperlyConfigured("SECRET_KEY must be a real secret when DEBUG is off.")
 
-# Cache: the registry's hot reads (retired by domain events), the serving gateway's rate limits, the audit verdict.
+# Cache: the registry's cached-read generations (registry/caching.py), the gateway's rate limits, the audit verdict.
 # Every serving process must share it: Redis when REDIS_URL is set; else, when several processes serve on one host,
 # Django's file-based cache in var/cache; else (one process: runserver, tests, commands) local memory.
 # STRATUM_CACHE (memory or file) says which; unset, it is `file` under uWSGI with more than one process.
@@ -299,6 +299,9 @@ elif STRATUM_CACHE == "memory":
                           "OPTIONS": {"MAX_ENTRIES": 10_000}}}
 else:
     raise ImproperlyConfigured("STRATUM_CACHE must be 'memory' or 'file' (set REDIS_URL for Redis).")
+# Each process's own copies of the registry's cached reads, stored under generations kept in the shared default.
+CACHES["local"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "stratum-local-reads",
+                   "OPTIONS": {"MAX_ENTRIES": 5_000}}
 
 # Deployments: the serving gateway and the rollout monitor.
 STRATUM_SERVING_MAX_ROWS = int(os.environ.get("STRATUM_SERVING_MAX_ROWS", "10000"))

@@ -1,0 +1,181 @@
+"""Helpers every benchmark shares: starting a Stratum server from a source tree and waiting for it, stopping
+servers, free ports, percentiles, and how busy the machine was while a figure was taken.
+
+Standard library only (the benchmarks run from the project's venv, but never import Django themselves).
+"""
+
+from __future__ import annotations
+
+import http.client
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def say(text: str = "") -> None:
+    """Print a line at once (the benchmarks run for minutes; output must not wait in a buffer)."""
+    print(text, flush=True)
+
+
+def percentile(samples: list[float], p: float) -> float:
+    """Nearest-rank percentile of `samples` (p in 0..100); NaN when empty."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, what: str, timeout: float = 180) -> None:
+    """Poll GET `url` until it answers below 500; fail when `proc` exits or `timeout` seconds pass."""
+    parts = urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+            conn.request("GET", parts.path or "/")
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{what} did not become ready at {url}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server started in its own session (SIGTERM to the group, then SIGKILL)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# ------------------------------------------------------------------------------------------ machine load
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+
+@dataclass
+class CpuMeter:
+    """Share of the machine's CPU time spent busy between start() and busy() (everything: this benchmark, the
+    servers it drives, and whatever else runs on the machine)."""
+
+    idle: int = 0
+    total: int = 0
+
+    def start(self) -> CpuMeter:
+        if os.path.exists("/proc/stat"):
+            self.idle, self.total = _cpu_times()
+        return self
+
+    def busy(self) -> float:
+        if not os.path.exists("/proc/stat"):
+            return math.nan
+        idle, total = _cpu_times()
+        spent = total - self.total
+        return 1 - (idle - self.idle) / spent if spent else math.nan
+
+
+def load_line() -> str:
+    """The 1, 5 and 15-minute load averages and the CPU count, for a report's header."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def settle(timeout: float = 180.0, idle: float = 0.85, quiet_seconds: int = 3) -> float:
+    """Wait until the machine is quiet (servers just started keep loading in the background, and whichever is
+    measured first would pay for it); return the seconds waited. Gives up after `timeout`."""
+    if not os.path.exists("/proc/stat"):
+        return 0.0
+    start = time.perf_counter()
+    quiet = 0
+    before = _cpu_times()
+    while time.perf_counter() - start < timeout and quiet < quiet_seconds:
+        time.sleep(1.0)
+        after = _cpu_times()
+        spent = after[1] - before[1]
+        quiet = quiet + 1 if spent and (after[0] - before[0]) / spent >= idle else 0
+        before = after
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------------- Stratum servers
+
+# Works in this tree (registry.access) and in trees from before roles and tokens moved there.
+_MAKE_USER_SCRIPT = """
+from django.contrib.auth import get_user_model
+try:
+    from registry.access import token_create
+except ImportError:
+    from registry.services import token_create
+user = get_user_model().objects.create_user({username!r}, password=None, is_staff={staff!r})
+print(token_create(user=user, actor=user, name="bench")[1])
+"""
+
+
+def stratum_env(*, tree: Path, var_dir: Path, port: int, workers: int, database_url: str | None = None,
+                extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a Stratum served from `tree`: its own var dir, no broker, plain HTTP; PYTHONPATH puts
+    `tree` first, so its packages shadow whatever tree the venv installed."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG"}}
+    env.update({"STRATUM_VAR_DIR": str(var_dir), "STRATUM_HTTPS": "false", "DEBUG": "false",
+                "STRATUM_BIND": f"127.0.0.1:{port}", "STRATUM_WEB_PROCESSES": str(workers),
+                "DJANGO_SETTINGS_MODULE": "stratum.settings", "PYTHONPATH": str(tree)})
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    env.update(extra or {})
+    return env
+
+
+def start_stratum(*, var_dir: Path, workers: int, tree: Path = ROOT, server: str = "uwsgi",
+                  database_url: str | None = None, username: str = "bench", staff: bool = False,
+                  extra_env: dict[str, str] | None = None) -> tuple[str, str, subprocess.Popen]:
+    """Migrate a Stratum from `tree` (SQLite in `var_dir`, or `database_url`), create a user and token, and serve
+    it as deployed: `tree`'s deploy/uwsgi.ini, or gunicorn sync workers. Return (url, token, process)."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    extra = dict(extra_env or {})
+    if server == "gunicorn" and workers > 1:
+        extra.setdefault("STRATUM_CACHE", "file")  # several processes share one cache (uWSGI's are detected)
+    env = stratum_env(tree=tree, var_dir=var_dir, port=port, workers=workers, database_url=database_url,
+                      extra=extra)
+    manage = [sys.executable, str(tree / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput"], cwd=tree, env=env, check=True, capture_output=True)
+    token = subprocess.run([*manage, "shell", "-c", _MAKE_USER_SCRIPT.format(username=username, staff=staff)],
+                           cwd=tree, env=env, check=True, capture_output=True,
+                           text=True).stdout.strip().splitlines()[-1]
+    if server == "uwsgi":
+        command = [str(Path(sys.executable).with_name("uwsgi")), "--ini", str(tree / "deploy" / "uwsgi.ini")]
+    else:
+        command = [str(Path(sys.executable).with_name("gunicorn")), "stratum.wsgi", "-w", str(workers), "-b",
+                   f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(command, cwd=tree, env=env, stdout=open(var_dir / f"{server}.log", "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/healthz", proc, f"{server} from {tree}")
+    return url, token, proc
