@@ -16,11 +16,17 @@ through one process retires the reads of all. The reads themselves live in each 
 `local` cache): an entry is stored under the generation tokens it was read with, which no retirement ever
 brings back, so a retired entry is never asked for again and simply ages out. One shared lookup per read, and
 no shared write but the retirements.
+
+When the cache does not answer, reads go to the database (and a process does not try the cache again for
+CACHE_RETRY_SECONDS); the outage is logged once. Retirements made meanwhile are lost, so a process that saw the
+cache fail retires every cached read before it uses the cache again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -31,6 +37,7 @@ from django.core.cache import cache, caches
 from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from redis import RedisError
 
 from registry import events
 from registry.models import ModelVersion, RegisteredModel
@@ -40,6 +47,48 @@ T = TypeVar("T")
 READ_SECONDS = 300  # how long a process keeps a read it no longer asks for: events, not age, retire reads
 EVERY_MODEL = ""  # the name of the generation that every read also depends on
 _MISSING = object()
+# What a shared cache raises when it cannot be reached: redis-py's errors (refused, timed out), OSError (file cache).
+CACHE_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
+CACHE_RETRY_SECONDS = 5.0
+log = logging.getLogger(__name__)
+
+
+class _Outage:
+    """This process's view of the cache: when to try it again after a failure, and whether it failed since it
+    last answered (then every cached read is retired first: retirements made meanwhile were lost)."""
+
+    retry_at = 0.0
+    down = False
+
+
+def _failed(exc: Exception) -> None:
+    """Note that the cache did not answer: log it when an outage starts, and skip the cache for a while."""
+    _Outage.retry_at = time.monotonic() + CACHE_RETRY_SECONDS
+    if not _Outage.down:
+        _Outage.down = True
+        log.warning("registry reads go to the database: the cache does not answer (%s: %s)",
+                    exc.__class__.__name__, exc)
+
+
+def _usable() -> bool:
+    """Whether to use the cache now; after an outage, first retire every cached read (False if that fails)."""
+    if not _Outage.down:
+        return True
+    if time.monotonic() < _Outage.retry_at:
+        return False
+    try:
+        cache.set(_key("gen", EVERY_MODEL), uuid.uuid4().hex, timeout=None)
+    except CACHE_ERRORS as exc:
+        _failed(exc)
+        return False
+    _Outage.down = False
+    log.warning("registry reads use the cache again (every read cached before the outage is retired)")
+    return True
+
+
+def forget_outage() -> None:
+    """Forget that the cache failed, without retiring anything (tests that restore a working cache)."""
+    _Outage.retry_at, _Outage.down = 0.0, False
 
 
 def _key(kind: str, *parts: str) -> str:
@@ -66,10 +115,14 @@ def _generations(model_name: str) -> tuple[str, str]:
 def read(model_name: str, what: tuple[str, ...], query: Callable[[], T]) -> T:
     """Return `query()`, the read `what` about the model named `model_name`, from the cache while no committed
     event on that model (and no saved user) has retired it. None results are cached too (a missing alias stays
-    missing until an event on the model says otherwise)."""
-    if connection.in_atomic_block:
+    missing until an event on the model says otherwise). Without a cache that answers, from the database."""
+    if connection.in_atomic_block or not _usable():
         return query()
-    model_generation, every_generation = _generations(model_name)
+    try:
+        model_generation, every_generation = _generations(model_name)
+    except CACHE_ERRORS as exc:
+        _failed(exc)
+        return query()
     key = _key("read", model_name, model_generation, every_generation, *what)
     local = caches["local"]
     found = local.get(key, _MISSING)
@@ -80,8 +133,14 @@ def read(model_name: str, what: tuple[str, ...], query: Callable[[], T]) -> T:
 
 
 def retire(model_names: Iterable[str]) -> None:
-    """Retire every cached read of these models now (EVERY_MODEL retires all of them)."""
-    cache.set_many({_key("gen", name): uuid.uuid4().hex for name in set(model_names)}, timeout=None)
+    """Retire every cached read of these models now (EVERY_MODEL retires all of them); if the cache does not
+    answer, every read is retired once it does (see _usable)."""
+    if not _usable():
+        return
+    try:
+        cache.set_many({_key("gen", name): uuid.uuid4().hex for name in set(model_names)}, timeout=None)
+    except CACHE_ERRORS as exc:
+        _failed(exc)
 
 
 def retire_on_commit(model_names: Iterable[str]) -> None:

@@ -131,6 +131,18 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_b
     # Server-side binding lets psycopg prepare repeated queries: planning, not execution, dominated the hot reads.
     # Behind PgBouncer in transaction mode this needs 1.21+ with max_prepared_statements, or STRATUM_PG_PREPARED=false.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
+# On PostgreSQL, a statement or a lock wait that outlasts these fails (the APIs answer 503 DATABASE_BUSY with
+# Retry-After) instead of holding a worker for as long as another transaction holds the lock; 0 turns either off
+# (e.g. for a long migration, or behind a PgBouncer that refuses the `options` start-up parameter).
+DB_STATEMENT_TIMEOUT_MS = int(os.environ.get("STRATUM_DB_STATEMENT_TIMEOUT_MS", "30000"))
+DB_LOCK_TIMEOUT_MS = int(os.environ.get("STRATUM_DB_LOCK_TIMEOUT_MS", "10000"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _pg_options["connect_timeout"] = int(os.environ.get("STRATUM_DB_CONNECT_TIMEOUT", "5"))  # libpq: at least 2
+    _startup = [f"-c {name}={ms}" for name, ms in (("statement_timeout", DB_STATEMENT_TIMEOUT_MS),
+                                                   ("lock_timeout", DB_LOCK_TIMEOUT_MS)) if ms > 0]
+    if _startup:
+        _pg_options["options"] = " ".join([_pg_options.get("options", ""), *_startup]).strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -288,9 +300,14 @@ def _several_uwsgi_processes() -> bool:
 
 
 STRATUM_CACHE = os.environ.get("STRATUM_CACHE") or ("file" if _several_uwsgi_processes() else "memory")
+# A dead or unanswering Redis must cost a request milliseconds: short socket timeouts (no retries: Django's pool
+# gives its connections none), and callers fall back (rate limits per process, registry reads from the database).
+CACHE_TIMEOUT_SECONDS = float(os.environ.get("STRATUM_CACHE_TIMEOUT_SECONDS", "0.5"))
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": "stratum"}}
+                          "KEY_PREFIX": "stratum",
+                          "OPTIONS": {"socket_connect_timeout": CACHE_TIMEOUT_SECONDS,
+                                      "socket_timeout": CACHE_TIMEOUT_SECONDS}}}
 elif STRATUM_CACHE == "file":
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                           "LOCATION": str(VAR_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 10_000}}}

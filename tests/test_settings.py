@@ -41,3 +41,37 @@ def test_wsgi_start_up_freezes_its_objects_out_of_the_collector(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     frozen, tracked = (int(n) for n in out.stdout.split())
     assert frozen > 100_000 and tracked < frozen / 10  # what a full collection still walks: a small remainder
+
+
+def _settings_json(expression: str, env: dict[str, str], tmp_path) -> object:
+    """Evaluate `expression` over the settings module loaded with `env` (in a fresh interpreter) and return it."""
+    import json
+
+    code = f"import json, stratum.settings as s; print(json.dumps({expression}))"
+    unset = ("STRATUM_DB_", "STRATUM_CACHE", "REDIS_URL", "DATABASE_URL")
+    full = {k: v for k, v in os.environ.items() if not k.startswith(unset)}
+    full.update({"STRATUM_VAR_DIR": str(tmp_path), **env})
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=full, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_postgresql_connections_start_with_statement_lock_and_connect_timeouts(tmp_path):
+    pg = {"DATABASE_URL": "postgres://u@db.example:5432/stratum"}
+    options = _settings_json('s.DATABASES["default"]["OPTIONS"]', pg, tmp_path)
+    assert options["options"] == "-c statement_timeout=30000 -c lock_timeout=10000"
+    assert options["connect_timeout"] == 5
+    tuned = _settings_json('s.DATABASES["default"]["OPTIONS"]', {**pg, "STRATUM_DB_STATEMENT_TIMEOUT_MS": "0",
+                                                                 "STRATUM_DB_LOCK_TIMEOUT_MS": "1500",
+                                                                 "STRATUM_DB_CONNECT_TIMEOUT": "3"}, tmp_path)
+    assert tuned["options"] == "-c lock_timeout=1500" and tuned["connect_timeout"] == 3
+    off = _settings_json('s.DATABASES["default"]["OPTIONS"]', {**pg, "STRATUM_DB_STATEMENT_TIMEOUT_MS": "0",
+                                                               "STRATUM_DB_LOCK_TIMEOUT_MS": "0"}, tmp_path)
+    assert "options" not in off  # nothing sent: works behind a PgBouncer that refuses the parameter
+
+
+def test_the_redis_cache_gives_up_within_its_short_socket_timeouts(tmp_path):
+    caches = _settings_json("s.CACHES", {"REDIS_URL": "redis://cache.example:6379/0"}, tmp_path)
+    assert caches["default"]["OPTIONS"] == {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+    tuned = _settings_json("s.CACHES", {"REDIS_URL": "redis://cache.example:6379/0",
+                                        "STRATUM_CACHE_TIMEOUT_SECONDS": "0.2"}, tmp_path)
+    assert tuned["default"]["OPTIONS"]["socket_timeout"] == 0.2

@@ -1,11 +1,14 @@
-"""One place that turns every API error into {"error": {"code", "message", "details"}} with a 4xx status."""
+"""One place that turns every API error into {"error": {"code", "message", "details"}} with a 4xx status (503 with
+Retry-After when the database is busy: a lock or statement timeout, a deadlock, a serialization failure)."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -27,6 +30,26 @@ DRF_CODES = {
 }
 
 
+# PostgreSQL SQLSTATEs of a transaction that failed only because others were busy: lock_not_available (lock_timeout),
+# query_canceled (statement_timeout), deadlock_detected, serialization_failure. SQLite's BUSY and LOCKED the same.
+BUSY_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
+BUSY_SQLITE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+RETRY_AFTER_SECONDS = 2
+BUSY_MESSAGE = "The database is busy with other work and this request gave up waiting for it; retry in a moment."
+
+
+def database_busy(exc: BaseException) -> bool:
+    """Whether `exc` is a database error that a retry may not meet: a lock or statement timeout, a deadlock, a
+    serialization failure (PostgreSQL), or a locked database (SQLite)."""
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__  # the driver's own error, which Django's wraps
+    if getattr(cause, "sqlstate", None) in BUSY_SQLSTATES:  # psycopg 3
+        return True
+    code = getattr(cause, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in BUSY_SQLITE_CODES  # extended codes keep the primary in the low byte
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     """Return the API's error shape."""
     return {"error": {"code": code, "message": message, "details": details}}
@@ -44,6 +67,10 @@ def _first_message(detail: Any) -> str:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Map domain, Django and DRF errors to the error shape; anything else is left to a 500 page."""
+    if database_busy(exc):
+        response = Response(error_body("DATABASE_BUSY", BUSY_MESSAGE), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
     if isinstance(exc, DjangoValidationError):

@@ -1,4 +1,5 @@
-"""One place that turns every error on the MLflow routes into MLflow's {"error_code", "message"} with a 4xx."""
+"""One place that turns every error on the MLflow routes into MLflow's {"error_code", "message"} with a 4xx (or
+TEMPORARILY_UNAVAILABLE, 503 with Retry-After, when the database is busy)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from registry.api.errors import BUSY_MESSAGE, RETRY_AFTER_SECONDS, database_busy
 from registry.errors import DomainError
 
 # MLflow's statuses for its error codes (RESOURCE_ALREADY_EXISTS is 400 there, not 409).
@@ -25,6 +27,7 @@ STATUS = {
     "UNAUTHENTICATED": 401,
     "RESOURCE_LIMIT_EXCEEDED": 413,
     "REQUEST_LIMIT_EXCEEDED": 429,
+    "TEMPORARILY_UNAVAILABLE": 503,
 }
 # Domain codes that are not MLflow ErrorCode names.
 DOMAIN_CODES = {"PAYLOAD_TOO_LARGE": "RESOURCE_LIMIT_EXCEEDED"}
@@ -57,6 +60,10 @@ def _message(detail: Any) -> str:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Map domain, Django and DRF errors to MLflow's shape; anything else stays a (logged) 500."""
+    if database_busy(exc):
+        response = Response(error_body("TEMPORARILY_UNAVAILABLE", BUSY_MESSAGE), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     if isinstance(exc, DomainError):
         code = DOMAIN_CODES.get(exc.code, exc.code)
         return Response(error_body(code, exc.message), status=STATUS.get(code, exc.status))
