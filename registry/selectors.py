@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Prefetch, QuerySet, prefetch_related_objects
 
-from registry import caching, permissions
+from registry import caching, permissions, validation
 from registry.errors import InvalidInput, NotFound
 from registry.filters import ModelFilter
 from registry.models import (
@@ -73,11 +73,9 @@ def version_list(*, actor, model: RegisteredModel | None = None, filter_string: 
 
 
 def version_get(*, model: RegisteredModel, number: int | str) -> ModelVersion:
-    """Return version `number` of an already visible model, or raise NotFound."""
-    try:
-        num = int(number)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"Version must be a positive integer, not {number!r}.")
+    """Return version `number` of an already visible model, or raise NotFound (InvalidInput unless `number` is a
+    positive integer or its ASCII digits)."""
+    num = validation.version_number(number)
     version = _one(version_queryset().filter(model=model, number=num))
     if version is None:
         raise NotFound(f"Model {model.name!r} has no version {num}.")
@@ -85,16 +83,17 @@ def version_get(*, model: RegisteredModel, number: int | str) -> ModelVersion:
 
 
 def version_resolve(*, model: RegisteredModel, ref: str) -> ModelVersion:
-    """Resolve '3', 'v3', 'latest' or an alias name to a version of a visible model."""
-    if ref.isdigit():
-        return version_get(model=model, number=int(ref))
+    """Resolve '3', 'v3', 'latest' or an alias name to a version of a visible model (digits are ASCII digits:
+    '³' or '٣' name no version)."""
+    if validation.VERSION_NUMBER.fullmatch(ref):
+        return version_get(model=model, number=ref)
     if ref.lower() == "latest":
         version = version_queryset().filter(model=model).order_by("-number").first()
         if version is None:
             raise NotFound(f"Model {model.name!r} has no versions.")
         return version
-    if len(ref) > 1 and ref[0] in "vV" and ref[1:].isdigit():
-        return version_get(model=model, number=int(ref[1:]))
+    if len(ref) > 1 and ref[0] in "vV" and validation.VERSION_NUMBER.fullmatch(ref[1:]):
+        return version_get(model=model, number=ref[1:])
     return alias_resolve(model=model, alias=ref)
 
 
@@ -257,8 +256,5 @@ def version_queryset_lean() -> QuerySet[ModelVersion]:
 
 def version_find(*, model: RegisteredModel, number: int | str) -> ModelVersion | None:
     """Return version `number` of an already visible model, or None (by alias: alias_find_by_name)."""
-    try:
-        num = int(str(number))
-    except (TypeError, ValueError):
-        raise InvalidInput(f"Version must be a positive integer, not {number!r}.")
+    num = validation.version_number(number)
     return _one(version_queryset_lean().filter(model=model, number=num))

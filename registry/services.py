@@ -53,8 +53,7 @@ def model_create(
     name = validation.model_name(name)
     description = validation.text(description, "Description", 100_000)
     tag_map = validation.tags(tags)
-    if RegisteredModel.objects.filter(name=name).exists():
-        raise AlreadyExists(f"Registered model {name!r} already exists.")
+    _check_name_free(name)
     try:
         with transaction.atomic():
             model = RegisteredModel.objects.create(name=name, description=description, owner=actor)
@@ -64,6 +63,21 @@ def model_create(
     events.emit("registered_model.created", actor=actor, target=model,
                 data={"name": name, "description": description, "tags": tag_map})
     return model
+
+
+def _check_name_free(name: str, *, model: RegisteredModel | None = None) -> None:
+    """Refuse a name taken by another model, or one a reader could take for another model's name (the same
+    skeleton: case, compatibility forms and confusable letters aside), since `models:/<name>@alias` resolves it."""
+    if RegisteredModel.objects.filter(name=name).exclude(pk=getattr(model, "pk", None)).exists():
+        raise AlreadyExists(f"Registered model {name!r} already exists.")
+    folded, mapped = validation.name_skeletons(name)
+    others = RegisteredModel.objects.exclude(pk=getattr(model, "pk", None)).values_list("name", flat=True)
+    for other in others.iterator(chunk_size=2000):
+        other_folded, other_mapped = validation.name_skeletons(other)
+        if folded == other_folded or mapped == other_mapped:
+            # The other model may be hidden from the actor: the refusal does not name it.
+            raise AlreadyExists(f"Registered model name {name!r} is too easily confused with an existing model's "
+                                "name; choose one that differs by more than case or look-alike letters.")
 
 
 @transaction.atomic
@@ -91,8 +105,7 @@ def model_rename(*, model: RegisteredModel, actor, new_name: str) -> RegisteredM
     old = model.name
     if new_name == old:
         return model
-    if RegisteredModel.objects.filter(name=new_name).exists():
-        raise AlreadyExists(f"Registered model {new_name!r} already exists.")
+    _check_name_free(new_name, model=model)
     model.name = new_name
     try:
         with transaction.atomic():

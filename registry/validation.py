@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
+
+from confusable_homoglyphs.confusables import confusables_data
 
 from registry.errors import InvalidInput
 from registry.models import DatasetRole, Stage
@@ -18,19 +22,64 @@ SEMVER = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
     r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
 )
-KEY = re.compile(r"^[^\x00-\x1f\x7f]{1,250}$")
+KEY = re.compile(r"^[^\x00-\x1f\x7f-\x9f]{1,250}$")
+# C0 controls (NUL included), DEL and C1 controls: PostgreSQL cannot store NUL in text, and none of them belongs
+# in a name or a value a person reads. Multi-line text keeps its ordinary whitespace (tab, line feed, return).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_NOT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+BIGINT_MAX = 2**63 - 1  # the largest integer a BigIntegerField holds on PostgreSQL and SQLite
+INTEGER = re.compile(r"[-+]?[0-9]+")  # ASCII digits only: int() also takes '٣' (and str.isdigit() takes '³')
+VERSION_NUMBER = re.compile(r"[0-9]+")
 
 
 def model_name(value: Any) -> str:
-    """Return a valid model name or raise InvalidInput."""
+    """Return a valid model name, NFKC-normalised (fullwidth and compatibility letters become plain), or raise
+    InvalidInput. A JSON number is not a name."""
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput("Model name is required.")
+        raise InvalidInput("Model name is required and must be a string.")
+    value = unicodedata.normalize("NFKC", value)
     if value != value.strip() or not MODEL_NAME.fullmatch(value):
         raise InvalidInput(
             "Model name must be 1-256 characters of letters, digits, '_', '-', '.' or spaces, "
             "starting with a letter, digit or '_'."
         )
     return value
+
+
+@cache
+def _prototypes() -> dict[str, str]:
+    """Each confusable character's prototype in Unicode's confusables.txt (UTS #39), from confusable_homoglyphs'
+    data. That data lists the confusable pairs both ways; every group is a star around its prototype (a source
+    lists only its prototype, a prototype lists all its sources), so a character listing exactly one other
+    that lists several (or is a sequence) is a source. A lone pair maps both ways to the smaller of the two."""
+
+    def plain(s: str) -> str:
+        return s.replace("\u200e", "").replace("\u200f", "")  # the data wraps right-to-left glyphs in marks
+
+    data = {plain(k): [plain(h["c"]) for h in v] for k, v in confusables_data.items()}
+    out: dict[str, str] = {}
+    for char, others in data.items():
+        if len(char) != 1 or len(others) != 1:
+            continue
+        other = others[0]
+        if len(other) > 1 or len(data.get(other, ())) > 1:
+            out[char] = other
+        elif other < char:
+            out[char] = other
+    return out
+
+
+def name_skeletons(value: str) -> tuple[str, str]:
+    """Return the forms two names share when a reader could take one for the other: NFKC, each character replaced
+    by its confusable prototype (Cyrillic i and Latin i, fullwidth F and F, 'rn' and 'm' ...) and case folded,
+    once folding first (case variants meet) and once mapping first (capital I meets l, as UTS #39 has it)."""
+    prototypes = _prototypes()
+
+    def mapped(text: str) -> str:
+        return "".join(prototypes.get(ch, ch) for ch in unicodedata.normalize("NFKC", text))
+
+    plain = unicodedata.normalize("NFKC", value)
+    return mapped(plain.casefold()), mapped(mapped(plain).casefold())
 
 
 def alias_name(value: Any) -> str:
@@ -132,13 +181,7 @@ def metrics(value: Any) -> dict[str, float]:
             raise InvalidInput(f"Invalid metric name {key!r}.")
         if isinstance(raw, bool):
             raise InvalidInput(f"Metric {key!r} must be a number.")
-        try:
-            num = float(raw)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"Metric {key!r} must be a number, not {raw!r}.")
-        if not math.isfinite(num):
-            raise InvalidInput(f"Metric {key!r} must be finite.")
-        out[key] = num
+        out[key] = finite(raw, f"Metric {key!r}")
     return out
 
 
@@ -154,10 +197,7 @@ def params(value: Any) -> dict[str, str]:
             raise InvalidInput(f"Invalid param name {key!r}.")
         if isinstance(raw, (dict, list)):
             raise InvalidInput(f"Param {key!r} must be a scalar value.")
-        text = "" if raw is None else str(raw)
-        if len(text) > 6000:
-            raise InvalidInput(f"Param {key!r} is longer than 6000 characters.")
-        out[key] = text
+        out[key] = text(raw, f"Param {key!r}", 6000, scalars=True)
     return out
 
 
@@ -171,7 +211,7 @@ def signature(value: Any) -> dict[str, Any]:
         cols = value.get(part, [])
         if not isinstance(cols, list) or not all(isinstance(c, dict) for c in cols):
             raise InvalidInput(f"Signature {part} must be a list of column objects (name, type).")
-    return value
+    return json_data(value, "Signature")
 
 
 def environment(value: Any) -> list[str]:
@@ -182,7 +222,7 @@ def environment(value: Any) -> list[str]:
         value = [line.strip() for line in value.splitlines() if line.strip() and not line.strip().startswith("#")]
     if not isinstance(value, list) or not all(isinstance(v, str) and len(v) <= 500 for v in value):
         raise InvalidInput("Environment must be a list of requirement strings.")
-    return value
+    return [text(v, "Requirement", 500, multiline=False) for v in value]
 
 
 def datasets(value: Any) -> list[dict[str, str]]:
@@ -198,18 +238,20 @@ def datasets(value: Any) -> list[dict[str, str]]:
         role = item.get("role") or DatasetRole.TRAIN
         if role not in DatasetRole.values:
             raise InvalidInput(f"Dataset role must be one of {', '.join(DatasetRole.values)}.")
-        uri, digest = str(item.get("uri") or ""), str(item.get("digest") or "")
-        if len(uri) > 2048 or len(digest) > 128 or len(item["name"]) > 256:
-            raise InvalidInput("Dataset name, uri or digest is too long.")
-        out.append({"name": item["name"], "uri": uri, "digest": digest, "role": role})
+        out.append({"name": text(item["name"], "Dataset name", 256, multiline=False),
+                    "uri": text(item.get("uri") or "", "Dataset uri", 2048, scalars=True, multiline=False),
+                    "digest": text(item.get("digest") or "", "Dataset digest", 128, scalars=True, multiline=False),
+                    "role": role})
     return out
 
 
-def text(value: Any, field: str, max_length: int, *, scalars: bool = False) -> str:
-    """Return a string of at most `max_length` characters (None is empty) or raise InvalidInput naming `field`.
+def text(value: Any, field: str, max_length: int, *, scalars: bool = False, multiline: bool = True) -> str:
+    """Return a string of at most `max_length` characters (None is empty) with no control character, or raise
+    InvalidInput naming `field`.
 
     The one text rule of every service. With `scalars`, a number or boolean is taken as its text, as MLflow clients
-    and tag-setting forms send them; anything else that is not a string is refused.
+    and tag-setting forms send them; anything else that is not a string is refused. `multiline` text may hold
+    tabs and line breaks; other text (names, ids) holds no control character at all.
     """
     if value is None:
         return ""
@@ -219,4 +261,68 @@ def text(value: Any, field: str, max_length: int, *, scalars: bool = False) -> s
         raise InvalidInput(f"{field} must be a string.")
     if len(value) > max_length:
         raise InvalidInput(f"{field} is longer than {max_length} characters.")
+    return no_controls(value, field, multiline=multiline)
+
+
+def no_controls(value: str, field: str, *, multiline: bool = True) -> str:
+    """Return `value` unless it holds a control character (NUL, other C0 controls, DEL, C1); `multiline` allows
+    tab, line feed and carriage return."""
+    bad = (CONTROL_NOT_WHITESPACE if multiline else CONTROL).search(value)
+    if bad:
+        raise InvalidInput(f"{field} must not contain control characters (found U+{ord(bad.group()):04X} at "
+                           f"position {bad.start()}).")
     return value
+
+
+def json_data(value: Any, field: str) -> Any:
+    """Return a JSON value (object, list, scalars) unless one of its strings or keys holds a control character
+    other than whitespace (PostgreSQL's jsonb refuses NUL) or one of its numbers is not finite (JSON has no NaN)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            no_controls(item, field)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInput(f"{field} must not contain NaN or infinite numbers.")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+def finite(value: Any, field: str) -> float:
+    """Return `value` as a finite float (booleans are not numbers), or raise InvalidInput naming `field`."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{field} must be a number.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(f"{field} must be a number, not {str(value)[:50]!r}.")
+    if not math.isfinite(number):
+        raise InvalidInput(f"{field} must be a finite number.")
+    return number
+
+
+def integer(value: Any, field: str, *, low: int = -BIGINT_MAX - 1, high: int = BIGINT_MAX) -> int:
+    """Return `value` (an integer, an integral float or a string of ASCII digits) as an int within [low, high]
+    (by default what a 64-bit database column holds), or raise InvalidInput naming `field`."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{field} must be an integer.")
+    if isinstance(value, float) and math.isfinite(value):
+        value = int(value)
+    elif isinstance(value, str) and INTEGER.fullmatch(value.strip()) and len(value) <= 40:
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise InvalidInput(f"{field} must be an integer, not {str(value)[:50]!r}.")
+    if not low <= value <= high:
+        raise InvalidInput(f"{field} must be between {low} and {high}.")
+    return value
+
+
+def version_number(value: Any) -> int:
+    """Return a version number (a positive integer, or its ASCII digits) or raise InvalidInput."""
+    if isinstance(value, str) and not VERSION_NUMBER.fullmatch(value):
+        raise InvalidInput(f"Version must be a positive integer, not {value[:50]!r}.")
+    return integer(value, "Version", low=1)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from governance import permissions
 from governance.cards import prefill, schema
 from governance.models import CardState, ModelCard, ModelCardRevision
-from registry import events
+from registry import events, validation
 from registry import permissions as registry_permissions
 from registry.errors import Forbidden, InvalidInput, InvalidState
 from registry.models import ModelVersion, RegisteredModel
@@ -78,7 +78,7 @@ def _coerce_section(section: str, values: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise InvalidInput(f"Section {section!r} has no editable field(s) {', '.join(sorted(unknown))}; "
                            f"editable: {', '.join(sorted(allowed))}.")
-    return values
+    return validation.json_data(values, f"Card section {section!r}")
 
 
 @transaction.atomic
@@ -111,6 +111,7 @@ def card_replace(*, card: ModelCard, actor: Any, content: dict[str, Any], note: 
     if card.state not in EDITABLE:
         raise InvalidState(f"The card is {card.get_state_display().lower()}; only drafts can be edited.")
     schema.validate(content)
+    validation.json_data(content, "Card content")
     fresh = prefill.prefill(card.version, actor, base=content)
     fresh["change_log"] = [*list(content.get("change_log") or []), {
         "date": timezone.now().date().isoformat(), "author": actor.get_username(),

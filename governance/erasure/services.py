@@ -27,7 +27,7 @@ from governance.models import (
     SubjectManifest,
     SuppressedSubject,
 )
-from registry import events
+from registry import events, validation
 from registry.errors import Forbidden, InvalidInput, InvalidState
 from registry.lineage import selectors as lineage_selectors
 from registry.lineage import services as lineage
@@ -156,7 +156,7 @@ def erasure_request_extend(*, request: ErasureRequest, actor: Any, reason: str, 
         raise InvalidState("Only open requests can be extended.")
     if request.extended:
         raise InvalidState("The deadline was already extended; Art. 12(3) allows two further months once.")
-    reason = (reason or "").strip()
+    reason = validation.text(reason or "", "Reason", 5000).strip()
     if not reason:
         raise InvalidInput("An extension needs a reason (complexity or number of requests).")
     if notified_on is None or notified_on < request.received_on or notified_on > request.deadline:
@@ -219,7 +219,7 @@ def obligation_resolve(*, obligation: ErasureObligation, actor: Any, status: str
     if request.state != ErasureState.OPEN:
         raise InvalidState("The request is closed.")
     obligation = ErasureObligation.objects.select_related("node", "node__model_version").get(pk=obligation.pk)
-    reason = (reason or "").strip()[:5000]
+    reason = validation.text(reason or "", "Reason", 5000).strip()
     _check_resolution(obligation, request, status, replacement_node=replacement_node,
                       replacement_version=replacement_version, ground=ground, reason=reason)
     obligation.status, obligation.reason = status, reason

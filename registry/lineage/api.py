@@ -129,7 +129,7 @@ class LineageEdgeCreateApi(APIView):
 def _depth(raw: str | None) -> int:
     if raw in (None, ""):
         return lineage.DEFAULT_DEPTH
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4):  # '³'.isdigit() too, but int() refuses it
         raise InvalidInput(f"depth must be an integer from 1 to {lineage.MAX_DEPTH}.")
     return int(raw)
 

@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 
-from registry import charts, permissions
+from registry import charts, permissions, validation
 from registry.errors import InvalidInput, NotFound
 from registry.lineage.layout import layered_layout
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
@@ -46,8 +46,8 @@ def _visible_model_ids(actor: Any, model_ids: set[int]) -> set[int]:
 def node_get(*, actor: Any, node_id: int | str) -> LineageNode:
     """Return a node `actor` may see, or raise NotFound (the same answer whether it is hidden or missing)."""
     try:
-        pk = int(node_id)
-    except (TypeError, ValueError):
+        pk = validation.integer(node_id, "Node id", low=1)
+    except InvalidInput:
         raise InvalidInput(f"Node id must be an integer, not {str(node_id)[:40]!r}.")
     node = (visible_nodes(actor).select_related("model", "model_version", "model_version__model", "owner")
             .filter(pk=pk).first())

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
-from registry import events, permissions
+from registry import events, permissions, validation
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
 from registry.lineage.selectors import reaches
@@ -104,10 +104,7 @@ def _clean_node_fields(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
             value = ""
         if not isinstance(value, str):
             raise InvalidInput(f"Lineage node {name} must be text.")
-        value = value.strip()
-        if len(value) > limit or "\x00" in value:
-            raise InvalidInput(f"Lineage node {name} must be at most {limit} characters, without NUL.")
-        out[name] = value
+        out[name] = validation.text(value.strip(), f"Lineage node {name}", limit, multiline=False)
     if kind == NodeKind.CODE_COMMIT:
         if not out["commit"]:
             raise InvalidInput("A code commit node needs a commit.")
@@ -115,15 +112,16 @@ def _clean_node_fields(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
     if not out["name"]:
         raise InvalidInput("A lineage node needs a name.")
     row_count = fields.get("row_count")
-    if row_count is not None and (isinstance(row_count, bool) or not isinstance(row_count, int) or row_count < 0):
-        raise InvalidInput("row_count must be a non-negative integer.")
+    if row_count is not None and (isinstance(row_count, bool) or not isinstance(row_count, int)
+                                  or not 0 <= row_count <= validation.BIGINT_MAX):
+        raise InvalidInput(f"row_count must be an integer from 0 to {validation.BIGINT_MAX}.")
     for name in ("schema", "properties"):
         value = fields.get(name) or {}
         if not isinstance(value, (dict, list)):
             raise InvalidInput(f"{name} must be a JSON object or list.")
         if len(json.dumps(value)) > 100_000:
             raise InvalidInput(f"{name} is too large.")
-        out[name] = value
+        out[name] = validation.json_data(value, f"Lineage node {name}")
     start, end = fields.get("window_start"), fields.get("window_end")
     if start and end and end < start:
         raise InvalidInput("window_end must not be before window_start.")

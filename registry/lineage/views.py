@@ -25,7 +25,7 @@ def _node_or_404(request: HttpRequest, pk: int) -> LineageNode:
 def _walk_params(request: HttpRequest) -> tuple[str, int]:
     direction = request.GET.get("direction") or "both"
     raw = request.GET.get("depth") or str(lineage.DEFAULT_DEPTH)
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4):  # '³'.isdigit() too, but int() refuses it
         raise InvalidInput(f"Depth must be a whole number from 1 to {lineage.MAX_DEPTH}.")
     return direction, int(raw)
 

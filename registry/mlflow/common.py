@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from registry import validation
 from registry.errors import InvalidInput
 from registry.mlflow import errors
 
@@ -88,9 +89,10 @@ class Args:
         if value in (None, ""):
             return default
         try:
-            number = int(str(value))
-        except ValueError:
-            raise InvalidInput(f"Invalid value {value!r} for parameter '{name}' supplied: expected an integer.")
+            number = validation.integer(value if isinstance(value, int) else str(value), name)
+        except InvalidInput:
+            raise InvalidInput(f"Invalid value {str(value)[:50]!r} for parameter '{name}' supplied: expected an "
+                               "integer.")
         if number < low or (high is not None and number > high):
             raise InvalidInput(f"Invalid value \"{number}\" for parameter '{name}' supplied: it must be "
                                f"between {low} and {high}.")
@@ -126,8 +128,8 @@ def page_offset(token: str) -> int:
         return 0
     try:
         data = json.loads(base64.b64decode(token.encode() + b"===", validate=False))
-        offset = int(data["offset"])
-    except (ValueError, TypeError, KeyError):
+        offset = validation.integer(data["offset"], "offset")
+    except (ValueError, TypeError, KeyError, InvalidInput):
         raise InvalidInput("Invalid page token, could not base64-decode")
     if offset < 0:
         raise InvalidInput("Invalid page token: negative offset")

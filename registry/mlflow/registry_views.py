@@ -24,6 +24,14 @@ MAX_MODEL_RESULTS = 1000
 MAX_VERSION_RESULTS = 200_000
 
 
+def _name(args: Args, field: str = "name") -> str:
+    """A required model name argument: a string (a JSON number or list is no name, as in MLflow)."""
+    raw = args.get(field)
+    if raw is not None and not isinstance(raw, str):
+        raise InvalidInput(f"Invalid value {str(raw)[:50]} for parameter '{field}' supplied: expected a string.")
+    return args.str(field, required=True)
+
+
 def _model(request: Request, name: str) -> Any:
     return selectors.model_get(actor=request.user, name=name)
 
@@ -37,7 +45,7 @@ def registered_model_create(request: Request, args: Args) -> dict[str, Any]:
     """POST registered-models/create."""
     tags = args.tags()
     sources.check_tags(tags)
-    model = services.model_create(actor=request.user, name=args.str("name", required=True),
+    model = services.model_create(actor=request.user, name=_name(args),
                                   description=args.str("description"), tags=tags)
     return _model_body(model)
 
@@ -45,7 +53,7 @@ def registered_model_create(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("GET")
 def registered_model_get(request: Request, args: Args) -> dict[str, Any]:
     """GET registered-models/get (also the client's prompt guard before most writes)."""
-    return _model_body(_model(request, args.str("name", required=True)))
+    return _model_body(_model(request, _name(args)))
 
 
 @mlflow_view("GET", "POST")
@@ -63,7 +71,7 @@ def registered_model_search(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("PATCH")
 def registered_model_update(request: Request, args: Args) -> dict[str, Any]:
     """PATCH registered-models/update."""
-    model = _model(request, args.str("name", required=True))
+    model = _model(request, _name(args))
     description = args.get("description")
     model = services.model_update(model=model, actor=request.user,
                                   description=None if description is None else str(description))
@@ -73,15 +81,15 @@ def registered_model_update(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("POST")
 def registered_model_rename(request: Request, args: Args) -> dict[str, Any]:
     """POST registered-models/rename."""
-    model = _model(request, args.str("name", required=True))
-    model = services.model_rename(model=model, actor=request.user, new_name=args.str("new_name", required=True))
+    model = _model(request, _name(args))
+    model = services.model_rename(model=model, actor=request.user, new_name=_name(args, "new_name"))
     return _model_body(model)
 
 
 @mlflow_view("DELETE")
 def registered_model_delete(request: Request, args: Args) -> dict[str, Any]:
     """DELETE registered-models/delete (JSON body)."""
-    services.model_delete(model=_model(request, args.str("name", required=True)), actor=request.user)
+    services.model_delete(model=_model(request, _name(args)), actor=request.user)
     return {}
 
 
@@ -90,7 +98,7 @@ def registered_model_set_tag(request: Request, args: Args) -> dict[str, Any]:
     """POST registered-models/set-tag."""
     key = args.str("key", required=True)
     sources.check_tags([key])
-    services.model_tag_set(model=_model(request, args.str("name", required=True)), actor=request.user, key=key,
+    services.model_tag_set(model=_model(request, _name(args)), actor=request.user, key=key,
                            value=args.str("value"))
     return {}
 
@@ -98,7 +106,7 @@ def registered_model_set_tag(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("DELETE")
 def registered_model_delete_tag(request: Request, args: Args) -> dict[str, Any]:
     """DELETE registered-models/delete-tag."""
-    services.model_tag_delete(model=_model(request, args.str("name", required=True)), actor=request.user,
+    services.model_tag_delete(model=_model(request, _name(args)), actor=request.user,
                               key=args.str("key", required=True))
     return {}
 
@@ -106,7 +114,7 @@ def registered_model_delete_tag(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("GET", "POST", "DELETE")
 def registered_model_alias(request: Request, args: Args) -> dict[str, Any]:
     """GET resolves, POST sets, DELETE removes an alias (registered-models/alias)."""
-    name = args.str("name", required=True)
+    name = _name(args)
     alias = args.str("alias", required=True)
     if request.method == "GET":
         version = selectors.alias_find_by_name(actor=request.user, name=name, alias=alias)
@@ -126,7 +134,7 @@ def registered_model_alias(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("POST", "GET")
 def registered_model_latest_versions(request: Request, args: Args) -> dict[str, Any]:
     """POST (or GET) registered-models/get-latest-versions: the newest version in each (requested) stage."""
-    model = _model(request, args.str("name", required=True))
+    model = _model(request, _name(args))
     stages = [s for s in (str(x) for x in args.list("stages")) if s]
     wanted = [_stage(s) for s in stages] or None
     latest = selectors.latest_versions_by_stage(model_ids=[model.pk], stages=wanted).get(model.pk, [])
@@ -146,7 +154,7 @@ def _stage(raw: str) -> str:
 
 
 def _version(request: Request, args: Args) -> Any:
-    model = _model(request, args.str("name", required=True))
+    model = _model(request, _name(args))
     number = args.str("version", required=True)
     version = selectors.version_find(model=model, number=number)
     if version is None:
@@ -161,7 +169,7 @@ def _version_body(version: Any) -> dict[str, Any]:
 @mlflow_view("POST")
 def model_version_create(request: Request, args: Args) -> dict[str, Any]:
     """POST model-versions/create: validate the source, inherit files and provenance from it, answer READY."""
-    model = _model(request, args.str("name", required=True))
+    model = _model(request, _name(args))
     version = services.version_create_from_source(
         model=model, actor=request.user, source_uri=args.str("source", required=True), run_id=args.str("run_id"),
         model_id=args.str("model_id"), description=args.str("description"), tags=args.tags(),

@@ -6,6 +6,7 @@ something else (experiments, logged models) pass their own `compare` to compile_
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
 from registry.search.parser import BoolOp, FilterError, Node, parse
+from registry.validation import BIGINT_MAX
 
 Compare = Callable[[str, str, Any], Q]
 
@@ -88,23 +90,29 @@ def string_lookup(field: str, op: str, value: Any) -> Q:
     return ~q if op == "!=" else q
 
 
+def _number(value: Any, label: str) -> float | int:
+    """Return a filter value as a finite number (an int when it is integral and a database integer can hold
+    it), or raise FilterError: NaN and infinities ('1e400' included) compare with nothing."""
+    try:
+        num = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise FilterError(f"{label} must be compared with a number, not {str(value)[:50]!r}.")
+    if not math.isfinite(num):
+        raise FilterError(f"{label} must be compared with a finite number, not {str(value)[:50]!r}.")
+    if num.is_integer() and abs(num) <= BIGINT_MAX:
+        return int(value) if isinstance(value, int) else int(num)
+    return num
+
+
 def _number_lookup(field: str, op: str, value: Any, label: str) -> Q:
     """Compile a comparison on a numeric column."""
     if op in {"IN", "NOT IN"}:
-        try:
-            nums = [float(v) for v in value]
-        except (TypeError, ValueError):
-            raise FilterError(f"{label} IN needs numbers.")
+        nums = [_number(v, f"{label} IN") for v in value]
         q = Q(**{f"{field}__in": nums})
         return ~q if op == "NOT IN" else q
     if op not in {"=", "!=", "<", "<=", ">", ">="}:
         raise FilterError(f"{label} supports =, !=, <, <=, >, >= and IN, not {op}.")
-    try:
-        num = float(value)
-    except (TypeError, ValueError):
-        raise FilterError(f"{label} must be compared with a number, not {value!r}.")
-    if num.is_integer():
-        num = int(num)
+    num = _number(value, label)
     lookups = {"=": "exact", "!=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
     q = Q(**{f"{field}__{lookups[op]}": num})
     return ~q if op == "!=" else q

@@ -8,10 +8,12 @@ The parser knows the grammar only; what a field name means is the compiler's bus
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from registry import validation
 from registry.errors import InvalidInput
 
 MAX_FILTER_LENGTH = 4000
@@ -30,7 +32,7 @@ _TOKEN = re.compile(
       (?P<lparen>\()|(?P<rparen>\))|(?P<comma>,)
     | (?P<op><=|>=|!=|<>|==|=|<|>)
     | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
-    | (?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
+    | (?P<number>-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
     | (?P<ident>(?:[A-Za-z_][\w]*)(?:\.(?:`[^`]+`|"[^"]+"|[\w.\-/:]+))?)
     )""",
     re.VERBOSE,
@@ -75,7 +77,10 @@ def _token_value(kind: str, raw: str) -> tuple[str, Any]:
         value = body.replace("''", "'") if raw[0] == "'" else body
         return kind, re.sub(r"\\(.)", r"\1", value)
     if kind == "number":
-        return kind, float(raw) if any(c in raw for c in ".eE") else int(raw)
+        number = float(raw) if any(c in raw for c in ".eE") else int(raw)
+        if not math.isfinite(number) or (isinstance(number, int) and abs(number) > validation.BIGINT_MAX):
+            raise FilterError(f"Number {raw[:40]!r} in filter is out of range.")
+        return kind, number
     if kind == "ident" and raw.upper() in KEYWORDS:
         return "kw", raw.upper()
     return kind, raw
@@ -201,6 +206,10 @@ def parse(text: str | None) -> Node | None:
         return None
     if len(text) > MAX_FILTER_LENGTH:
         raise FilterError(f"Filter is longer than {MAX_FILTER_LENGTH} characters.")
+    try:
+        validation.no_controls(text, "Filter")
+    except InvalidInput as exc:
+        raise FilterError(exc.message)
     tokens = tokenize(text)
     if not tokens:
         return None

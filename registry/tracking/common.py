@@ -22,12 +22,9 @@ def sees_everything(actor: Any) -> bool:
 def parse_experiment_id(raw: Any) -> int:
     """Return an experiment id from what a client sent (a string or a number); raise InvalidInput otherwise."""
     try:
-        value = int(str(raw))
-    except (TypeError, ValueError):
-        raise InvalidInput(f"Invalid experiment id {raw!r}.")
-    if value < 0:
-        raise InvalidInput(f"Invalid experiment id {raw!r}.")
-    return value
+        return validation.integer(raw if isinstance(raw, int) else str(raw), "Experiment id", low=0)
+    except InvalidInput:
+        raise InvalidInput(f"Invalid experiment id {str(raw)[:50]!r}.")
 
 
 def clean_key(key: Any) -> str:
@@ -35,26 +32,26 @@ def clean_key(key: Any) -> str:
     return validation.key(key)
 
 
-def clean_text(value: Any, label: str, limit: int) -> str:
-    """Return `value` as text (None is empty, numbers as their text) of at most `limit` characters."""
-    return validation.text(value, label, limit, scalars=True)
+def clean_text(value: Any, label: str, limit: int, *, multiline: bool = True) -> str:
+    """Return `value` as text (None is empty, numbers as their text) of at most `limit` characters, without
+    control characters (`multiline` text keeps tabs and line breaks)."""
+    return validation.text(value, label, limit, scalars=True, multiline=multiline)
 
 
 def clean_int(value: Any, label: str, default: int | None = None) -> int | None:
-    """Return `value` as an integer (`default` when missing); raise InvalidInput naming `label`."""
+    """Return `value` as an integer a 64-bit column holds (`default` when missing); raise InvalidInput naming
+    `label`."""
     if value in (None, ""):
         return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{label} must be an integer, not {value!r}.")
+    return validation.integer(value, label)
 
 
 def clean_float(value: Any, label: str) -> float:
-    """Return `value` as a float (booleans are not numbers); raise InvalidInput naming `label`."""
+    """Return `value` as a float (booleans are not numbers; NaN and infinities are, as MLflow logs them); raise
+    InvalidInput naming `label`, also for a number too large for a float (10**400)."""
     if isinstance(value, bool):
         raise InvalidInput(f"{label} must be a number.")
     try:
         return float(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{label} must be a number, not {value!r}.")
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput(f"{label} must be a number, not {str(value)[:50]!r}.")

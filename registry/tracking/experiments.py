@@ -86,6 +86,8 @@ def experiment_create(*, actor: Any, name: str, artifact_location: str = "", tag
         raise InvalidInput("You must be signed in to create an experiment.")
     if not isinstance(name, str) or not name.strip() or len(name) > 500:
         raise InvalidInput("Experiment name must be a non-empty string of at most 500 characters.")
+    name = clean_text(name, "Experiment name", 500, multiline=False)
+    tags = {clean_key(k): clean_text(v, "Tag value", 5000) for k, v in (tags or {}).items()}
     if artifact_location:
         raise InvalidInput("Stratum keeps experiment artifacts in its own store; artifact_location is not accepted.")
     if Experiment.objects.filter(name=name).exists():
@@ -107,6 +109,7 @@ def experiment_update(*, actor: Any, experiment: Experiment, new_name: str | Non
         raise InvalidInput("The Default experiment cannot be renamed or deleted.")
     data: dict[str, Any] = {}
     if new_name:
+        new_name = clean_text(new_name, "Experiment name", 500, multiline=False)
         if Experiment.objects.filter(name=new_name).exclude(pk=experiment.pk).exists():
             raise AlreadyExists(f"Experiment(name={new_name}) already exists.")
         data["name"] = {"before": experiment.name, "after": new_name}

@@ -40,8 +40,9 @@ def logged_model_create(*, actor: Any, experiment: Experiment, name: str = "", s
     """Create a pending logged model whose files are uploaded next."""
     model_id = f"m-{uuid.uuid4().hex}"
     lm = LoggedModel.objects.create(
-        model_id=model_id, experiment=experiment, name=clean_text(name, "Name", 500) or model_id, source_run=source_run,
-        creator=actor, model_type=clean_text(model_type, "Model type", 250),
+        model_id=model_id, experiment=experiment, source_run=source_run,
+        name=clean_text(name, "Name", 500, multiline=False) or model_id,
+        creator=actor, model_type=clean_text(model_type, "Model type", 250, multiline=False),
         tags={clean_key(k): clean_text(v, "Tag value", 8000) for k, v in (tags or {}).items()},
         params={clean_key(k): clean_text(v, "Param value", 6000) for k, v in (params or {}).items()},
     )

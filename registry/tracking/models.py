@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -80,12 +82,24 @@ class RunParam(models.Model):
         return f"{self.key}={self.value}"
 
 
+class NanFloatField(models.FloatField):
+    """A float column that holds NaN as NULL on every database: SQLite has no NaN (it stores NULL in its place),
+    so PostgreSQL stores NULL too and both read it back as NaN, as MLflow logs it."""
+
+    def get_prep_value(self, value: object) -> object:
+        value = super().get_prep_value(value)
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    def from_db_value(self, value: object, expression: object, connection: object) -> object:
+        return math.nan if value is None else value
+
+
 class RunMetric(models.Model):
     """One point of a run's metric history."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metrics")
     key = models.CharField(max_length=250)
-    value = models.FloatField()
+    value = NanFloatField(null=True)  # NULL is NaN
     timestamp = models.BigIntegerField()
     step = models.BigIntegerField(default=0)
     model_id = models.CharField(max_length=64, blank=True, default="")

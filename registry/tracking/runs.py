@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -49,7 +50,7 @@ def run_create(*, actor: Any, experiment: Experiment, start_time: Any = None, ru
     if experiment.lifecycle_stage != LifecycleStage.ACTIVE:
         raise InvalidInput(f"The experiment {experiment.pk} must be in the 'active' state.")
     tags = {clean_key(k): clean_text(v, "Tag value", 8000) for k, v in (tags or {}).items()}
-    run_name = clean_text(run_name or tags.get("mlflow.runName") or "", "Run name", 250)
+    run_name = clean_text(run_name or tags.get("mlflow.runName") or "", "Run name", 250, multiline=False)
     run_id = uuid.uuid4().hex
     if not run_name:
         run_name = f"run-{run_id[:8]}"
@@ -75,7 +76,7 @@ def run_update(*, actor: Any, run: Run, status: str | None = None, end_time: Any
     if end_time not in (None, ""):
         run.end_time = clean_int(end_time, "end_time")
     if run_name:
-        run.name = clean_text(run_name, "Run name", 250)
+        run.name = clean_text(run_name, "Run name", 250, multiline=False)
         RunTag.objects.update_or_create(run=run, key="mlflow.runName", defaults={"value": run.name})
     run.save()
     if data:
@@ -115,7 +116,12 @@ def _metric_row(run: Run, item: dict[str, Any]) -> RunMetric:
     return RunMetric(run=run, key=clean_key(item.get("key")), value=clean_float(value, "Metric value"),
                      timestamp=clean_int(item.get("timestamp"), "timestamp", now_ms()),
                      step=clean_int(item.get("step"), "step", 0),
-                     model_id=clean_text(item.get("model_id"), "model_id", 64))
+                     model_id=clean_text(item.get("model_id"), "model_id", 64, multiline=False))
+
+
+def _same(value: float) -> float | str:
+    """A metric value as set members compare it: NaN equals NaN here (a re-logged NaN point is the same point)."""
+    return "NaN" if math.isnan(value) else value
 
 
 @transaction.atomic
@@ -136,12 +142,12 @@ def run_log_batch(*, actor: Any, run: Run, metrics: list[dict[str, Any]] | None 
     RunParam.objects.bulk_create(_param_rows(run, [(p.get("key"), p.get("value")) for p in params]))
     points = [_metric_row(run, m) for m in metrics]
     if points:  # an identical point is stored once (MLflow 3 re-logs run metrics with the logged model's id)
-        existing = set(RunMetric.objects.filter(run=run, key__in={p.key for p in points},
-                                                timestamp__in={p.timestamp for p in points})
-                       .values_list("key", "timestamp", "step", "value"))
+        existing = {(key, ts, step, _same(value)) for key, ts, step, value in RunMetric.objects.filter(
+            run=run, key__in={p.key for p in points}, timestamp__in={p.timestamp for p in points}
+        ).values_list("key", "timestamp", "step", "value")}
         fresh = []
         for point in points:
-            ident = (point.key, point.timestamp, point.step, point.value)
+            ident = (point.key, point.timestamp, point.step, _same(point.value))
             if ident not in existing:
                 existing.add(ident)
                 fresh.append(point)
@@ -169,11 +175,12 @@ def run_log_inputs(*, actor: Any, run: Run, datasets: list[dict[str, Any]] | Non
         ds = item.get("dataset") if isinstance(item, dict) else None
         if not isinstance(ds, dict) or not ds.get("name"):
             raise InvalidInput("Each dataset input needs a dataset with a name.")
-        tags = {t.get("key"): t.get("value", "") for t in item.get("tags") or [] if isinstance(t, dict)}
+        tags = {clean_key(t.get("key")): clean_text(t.get("value"), "Input tag value", 8000)
+                for t in item.get("tags") or [] if isinstance(t, dict)}
         RunInput.objects.update_or_create(
-            run=run, name=clean_text(ds["name"], "Dataset name", 500),
-            digest=clean_text(ds.get("digest"), "Digest", 128),
-            defaults={"source_type": clean_text(ds.get("source_type"), "Source type", 64),
+            run=run, name=clean_text(ds["name"], "Dataset name", 500, multiline=False),
+            digest=clean_text(ds.get("digest"), "Digest", 128, multiline=False),
+            defaults={"source_type": clean_text(ds.get("source_type"), "Source type", 64, multiline=False),
                       "source": clean_text(ds.get("source"), "Dataset source", 100_000),
                       "schema": clean_text(ds.get("schema"), "Schema", 1_000_000),
                       "profile": clean_text(ds.get("profile"), "Profile", 1_000_000), "tags": tags},

@@ -134,3 +134,13 @@ def test_the_promotion_gate_reads_the_card(protected, team):
 def test_card_content_is_json_serialisable_and_hash_is_stable(protected, team):
     card = services.card_create(version=protected["v2"], actor=team["engineer"])
     assert schema.content_sha256(json.loads(json.dumps(card.content))) == card.sha256
+
+
+def test_control_characters_in_card_fields_are_refused(protected, team):
+    card = services.card_create(version=protected["v2"], actor=team["engineer"])
+    with pytest.raises(InvalidInput, match="control characters"):
+        services.card_update(card=card, actor=team["engineer"], section="model_details",
+                             values={"overview": "Predicts\x00 churn."})
+    card = services.card_update(card=card, actor=team["engineer"], section="model_details",
+                                values={"overview": "Predicts churn.\nLine two."})
+    assert card.content["model_details"]["overview"] == "Predicts churn.\nLine two."

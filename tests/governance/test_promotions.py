@@ -314,3 +314,10 @@ def test_champion_policy_drives_the_challenger_verdict(registered_model, owner, 
                              metric_rules=[{"metric": "auc", "higher_is_better": True, "margin": 0.0}])
     rules = compare.metric_policy(registered_model, champion, challenger)
     assert [r["metric"] for r in rules] == ["auc"]
+
+
+def test_a_justification_with_a_nul_is_refused(protected, team):
+    with pytest.raises(InvalidInput, match="control characters"):
+        services.promotion_request_create(version=protected["v2"], actor=team["engineer"], kind="alias",
+                                          target="champion", justification="Better\x00 AUC.")
+    assert not PromotionRequest.objects.exists()
