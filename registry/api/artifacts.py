@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse, UnreadablePostError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -16,9 +16,10 @@ from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.common import check_upload_length, uploaded_files
+from registry.api.common import check_upload_length, declared_length, uploaded_files
 from registry.artifacts.formats import content_type_for
-from registry.artifacts.storage import blob_open, iter_range, spool_stream
+from registry.artifacts.storage import SpooledUpload, blob_open, iter_range, spool_stream
+from registry.artifacts.uploads import MalformedUpload
 from registry.errors import InvalidInput
 
 
@@ -30,6 +31,19 @@ class RawBodyParser(BaseParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None
               ) -> Any:  # pragma: no cover - views never call it
         return stream
+
+
+def _spool_body(request: Request) -> SpooledUpload:
+    """Spool the raw body; refuse one that ends before its declared length (the client went away mid-body)."""
+    declared = declared_length(request)
+    try:
+        upload = spool_stream(request)  # DRF passes read() through to the HttpRequest: the body streams
+    except UnreadablePostError:  # spool_stream removed what it wrote
+        raise MalformedUpload("The request body ended before it was complete.") from None
+    if declared and upload.size != declared:
+        upload.discard()
+        raise MalformedUpload(f"The request body ended after {upload.size} of the {declared} bytes it declared.")
+    return upload
 
 
 class ArtifactListApi(APIView):
@@ -128,7 +142,7 @@ class ArtifactFileApi(APIView):
         check_upload_length(request)
         model = selectors.model_get(actor=request.user, name=name)
         version = selectors.version_get(model=model, number=ref)
-        upload = spool_stream(request)  # DRF passes read() through to the HttpRequest: the body streams
+        upload = _spool_body(request)
         artifact = services.artifact_add(version=version, actor=request.user, path=path, upload=upload)
         return Response(s.ArtifactOutput(artifact).data, status=status.HTTP_201_CREATED)
 

@@ -8,12 +8,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from registry.api.parsers import BoundedJSONParser
 from registry.errors import InvalidInput
 from registry.mlflow import errors
 
@@ -21,7 +21,7 @@ from registry.mlflow import errors
 class MlflowApi(APIView):
     """Base for MLflow routes: JSON bodies (also on DELETE), MLflow's error shape."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     renderer_classes = [JSONRenderer]
     schema = None  # MLflow's own API, documented by MLflow; kept out of the native OpenAPI schema
 
