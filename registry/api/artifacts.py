@@ -12,11 +12,10 @@ from rest_framework import serializers, status
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.common import check_upload_length, declared_length, uploaded_files
+from registry.api.common import UploadApi, check_upload_length, declared_length, uploaded_files
 from registry.artifacts.formats import content_type_for
 from registry.artifacts.storage import SpooledUpload, blob_open, iter_range, spool_stream
 from registry.artifacts.uploads import MalformedUpload
@@ -46,7 +45,7 @@ def _spool_body(request: Request) -> SpooledUpload:
     return upload
 
 
-class ArtifactListApi(APIView):
+class ArtifactListApi(UploadApi):
     """List a version's files, or add files with a multipart upload."""
 
     @extend_schema(responses=s.ArtifactOutput(many=True))
@@ -86,7 +85,7 @@ class ArtifactListApi(APIView):
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-class ArtifactFileApi(APIView):
+class ArtifactFileApi(UploadApi):
     """Download one file (streamed, ETag = sha256, single Range), PUT one raw file to a path, or delete it."""
 
     parser_classes = [RawBodyParser]

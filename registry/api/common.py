@@ -8,7 +8,10 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from registry.api.parsers import drain
 from registry.artifacts.uploads import received_files
 from registry.errors import InvalidInput, UploadTooLarge
 
@@ -19,6 +22,15 @@ PAGE_PARAMS = [
     OpenApiParameter("max_results", int, description="Page size, 1..1000 (default 100)"),
     OpenApiParameter("cursor", str, description="Opaque cursor from the previous page's next_cursor"),
 ]
+
+
+class UploadApi(APIView):
+    """Base for the views that take file bodies: whatever refuses a request (authentication, a missing model, a
+    limit) first reads what is left of its body, bounded, so that the client receives the answer."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        drain(self.request)
+        return super().handle_exception(exc)
 
 
 def valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:

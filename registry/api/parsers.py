@@ -59,9 +59,10 @@ def json_loads(text: str, limit: int = MAX_JSON_DEPTH) -> Any:
     return json.loads(text)
 
 
-def drain(stream: IO[bytes], length: int) -> None:
-    """Read and discard up to `length` bytes of a refused body (at most DRAIN_BYTES) so the answer reaches the
-    client; a client that stops sending just ends the loop."""
+def drain(stream: IO[bytes], length: int = DRAIN_BYTES) -> None:
+    """Read and discard what is left of a refused body, at most `length` bytes and DRAIN_BYTES, so that the answer
+    reaches the client: a server that closes a socket with unread bytes in it resets the connection, and the
+    client, still sending, never reads the answer. A client that stops sending just ends the loop."""
     remaining = min(length, DRAIN_BYTES)
     try:
         while remaining > 0:

@@ -234,6 +234,23 @@ def test_raw_put_shorter_than_declared_is_400_not_a_truncated_artifact(token, re
 # -------------------------------------------------------------------------------------- refused uploads
 
 
+@pytest.mark.parametrize("path, content_type, expected", [
+    ("/api/v1/models/nope/versions/1/artifacts/a.bin", "application/octet-stream", 404),
+    (VERSIONS, f"multipart/form-data; boundary={BOUNDARY}", 413),  # refused on its declared length alone
+    ("/api/v1/models", "application/json", 413),
+])
+def test_a_refused_body_is_read_to_its_end_so_the_answer_reaches_the_client(token, registered_model, settings,
+                                                                              path, content_type, expected):
+    if expected == 413:
+        settings.MAX_UPLOAD_BYTES = 1000
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    stream = io.BytesIO(b"z" * 3_000_000)
+    response = _send(token, path, stream, 3_000_000, content_type)
+    assert response.status_code == expected, response.content
+    # A server that closes with unread bytes resets the connection: the client would see that, not the answer.
+    assert stream.tell() == 3_000_000
+
+
 def test_oversize_multipart_after_a_whole_file_leaves_no_spool(api, registered_model, settings):
     settings.MAX_UPLOAD_BYTES = 1000
     body = _multipart(("file", "small.bin", b"s" * 500), ("file", "big.bin", b"b" * 5000))
