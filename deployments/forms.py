@@ -9,6 +9,7 @@ from django import forms
 
 from deployments.models import Strategy
 from deployments.services import DEFAULT_CANARY_STEPS
+from registry import validation
 
 
 class EnvironmentForm(forms.Form):
@@ -41,7 +42,7 @@ def _json_field(value: str, label: str) -> Any:
     if not value.strip():
         return None
     try:
-        return json.loads(value)
+        return validation.json_loads(value)
     except ValueError as error:
         raise forms.ValidationError(f"{label} is not valid JSON: {error}.") from error
 

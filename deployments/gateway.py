@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from deployments import serving
+from registry import validation
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -35,7 +34,7 @@ def predict(request: HttpRequest, endpoint: str) -> JsonResponse:
             raise serving.GatewayError(413, "PAYLOAD_TOO_LARGE", f"The body is larger than "
                                        f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; split the batch.")
         try:
-            payload = json.loads(body)
+            payload = validation.json_loads(body.decode())
         except (ValueError, UnicodeDecodeError):
             raise serving.GatewayError(400, "MALFORMED_REQUEST", "The body is not valid JSON.")
         data, headers = serving.predict(endpoint, payload, token=token,

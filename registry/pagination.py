@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from registry import validation
 from registry.errors import InvalidInput
 
 DEFAULT_PAGE = 100
@@ -36,7 +37,7 @@ def decode_cursor(raw: str | None, arity: int) -> list[Any] | None:
     if not raw:
         return None
     try:
-        values = json.loads(base64.urlsafe_b64decode(raw.encode() + b"==="))
+        values = validation.json_loads(base64.urlsafe_b64decode(raw.encode() + b"===").decode())
     except (ValueError, TypeError):
         raise InvalidInput("Invalid page cursor.")
     if not isinstance(values, list) or len(values) != arity:

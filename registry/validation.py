@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import re
 import unicodedata
@@ -326,3 +328,34 @@ def version_number(value: Any) -> int:
     if isinstance(value, str) and not VERSION_NUMBER.fullmatch(value):
         raise InvalidInput(f"Version must be a positive integer, not {value[:50]!r}.")
     return integer(value, "Version", low=1)
+
+
+# ------------------------------------------------------------------------------------------ JSON text
+
+# Far beyond any document the APIs take (a signature, a dataset list, a batch of metrics), far below Python's
+# recursion limit (about 1000 frames, fewer when the parse starts deep in a request).
+MAX_JSON_DEPTH = 64
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth(text: str) -> int:
+    """Return how deep `text`'s arrays and objects nest (brackets inside strings do not count)."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if not brackets:
+        return 0
+    # All in C: one step per bracket, a running sum, its maximum.
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)))
+
+
+def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Return whether `text` nests arrays or objects deeper than `limit` (cheap when it has few brackets)."""
+    return text.count("[") + text.count("{") > limit and json_depth(text) > limit
+
+
+def json_loads(text: str, limit: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON document that arrived as text (a form field); ValueError when malformed or nested too deep."""
+    if too_deep(text, limit):
+        raise ValueError(f"arrays and objects nest deeper than {limit} levels")
+    return json.loads(text)

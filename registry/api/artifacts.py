@@ -5,20 +5,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse, UnreadablePostError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.common import check_upload_length, uploaded_files
+from registry.api.common import UploadApi, check_upload_length, declared_length, uploaded_files
 from registry.artifacts.formats import content_type_for
-from registry.artifacts.storage import blob_open, iter_range, spool_stream
+from registry.artifacts.storage import SpooledUpload, blob_open, iter_range, spool_stream
+from registry.artifacts.uploads import MalformedUpload
 from registry.errors import InvalidInput
 
 
@@ -32,7 +32,20 @@ class RawBodyParser(BaseParser):
         return stream
 
 
-class ArtifactListApi(APIView):
+def _spool_body(request: Request) -> SpooledUpload:
+    """Spool the raw body; refuse one that ends before its declared length (the client went away mid-body)."""
+    declared = declared_length(request)
+    try:
+        upload = spool_stream(request)  # DRF passes read() through to the HttpRequest: the body streams
+    except UnreadablePostError:  # spool_stream removed what it wrote
+        raise MalformedUpload("The request body ended before it was complete.") from None
+    if declared and upload.size != declared:
+        upload.discard()
+        raise MalformedUpload(f"The request body ended after {upload.size} of the {declared} bytes it declared.")
+    return upload
+
+
+class ArtifactListApi(UploadApi):
     """List a version's files, or add files with a multipart upload."""
 
     @extend_schema(responses=s.ArtifactOutput(many=True))
@@ -72,7 +85,7 @@ class ArtifactListApi(APIView):
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-class ArtifactFileApi(APIView):
+class ArtifactFileApi(UploadApi):
     """Download one file (streamed, ETag = sha256, single Range), PUT one raw file to a path, or delete it."""
 
     parser_classes = [RawBodyParser]
@@ -128,7 +141,7 @@ class ArtifactFileApi(APIView):
         check_upload_length(request)
         model = selectors.model_get(actor=request.user, name=name)
         version = selectors.version_get(model=model, number=ref)
-        upload = spool_stream(request)  # DRF passes read() through to the HttpRequest: the body streams
+        upload = _spool_body(request)
         artifact = services.artifact_add(version=version, actor=request.user, path=path, upload=upload)
         return Response(s.ArtifactOutput(artifact).data, status=status.HTTP_201_CREATED)
 

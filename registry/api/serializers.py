@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -10,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.models import AccessToken, Artifact, ModelRole, ModelVersion, RegisteredModel, Role
+from registry.validation import json_loads
 
 
 @extend_schema_field(OpenApiTypes.ANY)
@@ -21,7 +21,7 @@ class JSONOrTextField(serializers.Field):
             if data.strip() == "":
                 return None
             try:
-                return json.loads(data)
+                return json_loads(data)  # nesting bounded: never a RecursionError
             except ValueError:
                 raise serializers.ValidationError("Must be valid JSON.")
         return data

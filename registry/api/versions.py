@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.common import FILTER_PARAM, PAGE_PARAMS, page, uploaded_files, valid
+from registry.api.common import FILTER_PARAM, PAGE_PARAMS, UploadApi, page, uploaded_files, valid
 from registry.models import ModelVersion
 from registry.pagination import paginate
 
@@ -25,7 +25,7 @@ VERSION_PAGE = inline_serializer("VersionPage", {"results": s.VersionOutput(many
                                                  "next_cursor": serializers.CharField(allow_null=True)})
 
 
-class VersionListCreateApi(APIView):
+class VersionListCreateApi(UploadApi):
     """List a model's versions, or register a new one (JSON, or multipart with `file` parts)."""
 
     @extend_schema(operation_id="model_versions_list", parameters=[FILTER_PARAM, *PAGE_PARAMS],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -43,18 +44,28 @@ class SpooledUpload:
     format: str
 
     def discard(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        """Remove the spool file unless the store already moved it into place."""
+        _remove(self.path)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class HashingWriter:
-    """Write chunks to a spool file while hashing them and enforcing the size limit."""
+    """Write chunks to a spool file while hashing them and enforcing the size limit.
+
+    A writer dropped before `finish` or `abort` (a request that failed somewhere nobody expected) still removes its
+    file when it is collected.
+    """
 
     def __init__(self, max_bytes: int | None = None) -> None:
         self.max_bytes = settings.MAX_UPLOAD_BYTES if max_bytes is None else max_bytes
         fd, self.path = tempfile.mkstemp(prefix="upload-", dir=spool_dir())
+        self._cleanup = weakref.finalize(self, _remove, self.path)
         self.file = os.fdopen(fd, "wb")
         self.hasher = hashlib.sha256()
         self.size = 0
@@ -74,16 +85,15 @@ class HashingWriter:
     def finish(self) -> SpooledUpload:
         self.file.close()
         self.closed = True
+        self._cleanup.detach()  # from here the SpooledUpload's holder owns the file
         return SpooledUpload(self.path, self.hasher.hexdigest(), self.size, detect_format(self.head))
 
     def abort(self) -> None:
+        """Close and remove the spool file (again is harmless)."""
         if not self.closed:
             self.file.close()
             self.closed = True
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        _remove(self.path)
 
 
 def spool_stream(stream: IO[bytes], *, max_bytes: int | None = None) -> SpooledUpload:

@@ -8,13 +8,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import validation
+from registry.api.parsers import BoundedJSONParser
 from registry.errors import InvalidInput
 from registry.mlflow import errors
 
@@ -22,7 +22,7 @@ from registry.mlflow import errors
 class MlflowApi(APIView):
     """Base for MLflow routes: JSON bodies (also on DELETE), MLflow's error shape."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     renderer_classes = [JSONRenderer]
     schema = None  # MLflow's own API, documented by MLflow; kept out of the native OpenAPI schema
 
@@ -127,7 +127,7 @@ def page_offset(token: str) -> int:
     if not token:
         return 0
     try:
-        data = json.loads(base64.b64decode(token.encode() + b"===", validate=False))
+        data = validation.json_loads(base64.b64decode(token.encode() + b"===", validate=False).decode())
         offset = validation.integer(data["offset"], "offset")
     except (ValueError, TypeError, KeyError, InvalidInput):
         raise InvalidInput("Invalid page token, could not base64-decode")

@@ -12,7 +12,8 @@ from django.template.defaultfilters import filesizeformat
 from django.views import View
 
 from registry import permissions, selectors, services
-from registry.errors import DomainError
+from registry.artifacts.uploads import received_files
+from registry.errors import DomainError, UploadTooLarge
 from registry.models import ModelVersion, RegisteredModel
 from registry.views.common import form_error, get_model, get_version
 from registry.views.forms import StageTransitionForm, VersionCreateForm
@@ -96,13 +97,18 @@ class VersionCreateView(LoginRequiredMixin, View):
     def post(self, request: HttpRequest, name: str) -> HttpResponse:
         """Register the version with its uploaded files, or show what is wrong."""
         model = self._model(request, name)
-        files = request.FILES.getlist("files")  # parsing the body is what sets the too-large flag
-        form = VersionCreateForm(request.POST, request.FILES)
-        if getattr(request, "stratum_upload_too_large", False):
+        try:
+            files = received_files(request, "files")
+        except DomainError as error:  # too large, or a body that did not arrive whole: nothing was kept
+            form = VersionCreateForm(request.POST)
             form.is_valid()
-            limit = filesizeformat(settings.MAX_UPLOAD_BYTES)
-            form.add_error("files", f"The upload is larger than the limit of {limit}.")
-            return self._render(request, model, form, status=413)
+            if isinstance(error, UploadTooLarge):
+                limit = filesizeformat(settings.MAX_UPLOAD_BYTES)
+                form.add_error("files", f"The upload is larger than the limit of {limit}.")
+            else:
+                form.add_error("files", f"The upload did not arrive complete; please try again. ({error.message})")
+            return self._render(request, model, form, status=error.status)
+        form = VersionCreateForm(request.POST, request.FILES)
         status = 400
         if form.is_valid():
             data = form.cleaned_data

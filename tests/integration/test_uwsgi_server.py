@@ -125,6 +125,22 @@ def test_raw_upload_streams_in_and_downloads_whole_and_by_range(server):
     assert headers["Content-Range"] == f"bytes 1000-1999/{len(data)}"
 
 
+def test_a_refused_body_gets_its_answer_not_a_reset_connection(server):
+    """The app reads what is left of a body it refuses (bounded): closing with unread bytes would reset the
+    connection under the client, still sending, and it would never see the 413 or 404."""
+    port, token = server
+    too_big_json = b'{"name": "' + b"x" * (12 * 1024 * 1024) + b'"}'  # over DATA_UPLOAD_MAX_MEMORY_SIZE
+    for _ in range(3):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        status, _, body = _call(conn, "POST", "/api/v1/models", token, too_big_json,
+                                {"Content-Type": "application/json"})
+        assert status == 413 and json.loads(body)["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        status, _, body = _call(conn, "PUT", "/api/v1/models/no-such-model/versions/1/artifacts/a.bin", token,
+                                b"y" * (8 * 1024 * 1024), {"Content-Type": "application/octet-stream"})
+        assert status == 404 and json.loads(body)["error"]["code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
 def test_stock_mlflow_client_registers_resolves_and_round_trips_an_artifact(server, tmp_path, monkeypatch):
     require_mlflow()
     port, token = server
