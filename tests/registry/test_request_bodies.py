@@ -13,9 +13,9 @@ import time
 import pytest
 from django.test import Client
 
-from registry.api.parsers import MAX_JSON_DEPTH, json_depth
 from registry.artifacts.storage import HashingWriter
 from registry.models import Artifact, Blob, ModelVersion, RegisteredModel
+from registry.validation import MAX_JSON_DEPTH, json_depth
 
 pytestmark = pytest.mark.django_db
 
