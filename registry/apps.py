@@ -26,6 +26,11 @@ class RegistryConfig(AppConfig):
         events.domain_event_committed.connect(triggers.on_domain_event_committed,
                                               dispatch_uid="registry.pipeline.triggers")
         self._forget_tokens_on_change()
+        from axes.signals import user_locked_out
+
+        from registry import lockouts
+
+        user_locked_out.connect(lockouts.on_user_locked_out, dispatch_uid="registry.lockouts.audit")
 
     @staticmethod
     def _forget_tokens_on_change() -> None:

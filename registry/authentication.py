@@ -11,6 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from registry import lockouts
 from registry.access import TOKEN_PREFIX, token_hash
 from registry.models import AccessToken
 
@@ -95,7 +96,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
 
 class BasicAuthentication(authentication.BasicAuthentication):
-    """HTTP basic auth: a username with either the account password or a personal access token."""
+    """HTTP basic auth: a username with either the account password or a personal access token.
+
+    A password goes through `django.contrib.auth.authenticate` with the request, so django-axes counts its
+    failures and refuses a locked-out account or address (429 with Retry-After); a token is not a password and
+    is never throttled (it cannot be guessed).
+    """
 
     def authenticate_credentials(self, userid, password, request=None):
         if password.startswith(TOKEN_PREFIX):
@@ -103,7 +109,12 @@ class BasicAuthentication(authentication.BasicAuthentication):
             if user is None or user.get_username() != userid:
                 raise exceptions.AuthenticationFailed("Invalid username/token.")
             return user, user.stratum_token
-        return super().authenticate_credentials(userid, password, request)
+        try:
+            return super().authenticate_credentials(userid, password, request)
+        except exceptions.AuthenticationFailed:
+            if request is not None and lockouts.is_locked_out(request):
+                raise lockouts.LockedOut(request) from None
+            raise
 
 
 class CsrfSessionAuthentication(authentication.SessionAuthentication):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -70,6 +72,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "registry",
     "governance",
     "deployments",
@@ -78,6 +82,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -89,6 +94,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "governance.middleware.RequestContextMiddleware",
     "deployments.monitor.EmbeddedMonitorMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into registry.lockouts' answer
 ]
 
 ROOT_URLCONF = "stratum.urls"
@@ -152,6 +158,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in throttling (django-axes): every password check (login page, admin, HTTP basic on both APIs) counts, per
+# account and per client address; at STRATUM_LOGIN_FAILURE_LIMIT failures that account, and that address, are
+# refused for STRATUM_LOGIN_LOCKOUT_MINUTES. Tries refused while locked do not extend the lockout. Counts live in
+# the shared cache (no request body is read or stored for a failure). Tokens are never throttled.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_ENABLED = env_bool("STRATUM_LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = int(os.environ.get("STRATUM_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("STRATUM_LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_CLIENT_IP_CALLABLE = "registry.lockouts.client_ip"
+AXES_USERNAME_CALLABLE = "registry.lockouts.client_username"
+AXES_LOCKOUT_CALLABLE = "registry.lockouts.lockout_response"
+AXES_VERBOSE = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "registry:model-list"
 LOGOUT_REDIRECT_URL = "login"
@@ -275,6 +297,23 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"PromotionTargetKindEnum": "governance.models.TargetKind"},
 }
 
+# Content-Security-Policy on every response (django-csp): scripts and styles from this origin only (no inline
+# script, no inline <style>), Plotly figures as non-executable JSON (json_script), no plugins, no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -320,6 +359,12 @@ else:
 # Each process's own copies of the registry's cached reads, stored under generations kept in the shared default.
 CACHES["local"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "stratum-local-reads",
                    "OPTIONS": {"MAX_ENTRIES": 5_000}}
+
+# django-axes warns (axes.W001) about every cache but Redis and Memcached. Local memory serves one process, whose
+# count it keeps exactly (its incr holds a lock), so the warning is silenced there only; the file cache, shared by
+# several processes, increments by read-then-write and may miss a few concurrent failures: set REDIS_URL there.
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache":
+    SILENCED_SYSTEM_CHECKS = ["axes.W001"]
 
 # Deployments: the serving gateway and the rollout monitor.
 STRATUM_SERVING_MAX_ROWS = int(os.environ.get("STRATUM_SERVING_MAX_ROWS", "10000"))

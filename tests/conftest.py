@@ -59,6 +59,17 @@ def _artifact_root(settings, tmp_path):
     # Django's own setting_changed receiver resets the storages handler when STORAGES changes.
 
 
+@pytest.fixture(autouse=True)
+def _no_sign_in_failures_carried_over():
+    """django-axes counts failed sign-ins in the cache (local memory in tests), which outlives a test: every
+    test starts with none, so one test's wrong passwords never lock another out (127.0.0.1 is every client)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+        cache.clear()
+
+
 @pytest.fixture
 def make_user(db):
     """Create a user: make_user("alice", staff=False)."""

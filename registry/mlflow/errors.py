@@ -78,6 +78,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             response = Response(error_body(code, _message(getattr(exc, "detail", str(exc)))), status=status)
             if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
                 response["WWW-Authenticate"] = 'Bearer realm="stratum"'
+            if isinstance(exc, exceptions.Throttled) and exc.wait:
+                response["Retry-After"] = str(int(exc.wait))
             return response
     if isinstance(exc, exceptions.APIException):
         return Response(error_body("BAD_REQUEST", _message(exc.detail)), status=exc.status_code)
