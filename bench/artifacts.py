@@ -12,14 +12,14 @@ import http.client
 import os
 import pickle
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from common import ROOT, free_port
+from common import ROOT, free_port, wait_ready
 
 sys.path.insert(0, str(ROOT))
 
@@ -36,6 +36,81 @@ def _write_random(path: Path, mib: int) -> None:
     with open(path, "wb") as fh:
         for i in range(mib):
             fh.write(block[i % 256:] + block[: i % 256])
+
+
+def measure_upload(big: Path, env: dict[str, str], token: str) -> tuple[float, float]:
+    """PUT `big` through the API to gunicorn's one sync worker; return MiB/s and the worker's peak RSS growth."""
+    size = big.stat().st_size
+    port = free_port()
+    # gunicorn with one sync worker, as deployed; the worker process is the one whose memory is measured.
+    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "stratum.wsgi", "-w", "1", "-b",
+                               f"127.0.0.1:{port}", "--timeout", "600"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/healthz", server, "gunicorn")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600, blocksize=1024 * 1024)
+        worker = int(Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()[0])
+        baseline = _rss_kib(worker, "VmHWM")
+        started = time.perf_counter()
+        with open(big, "rb") as fh:
+            conn.request("PUT", "/api/v1/models/bench/versions/1/artifacts/big.bin", body=fh,
+                         headers={"Authorization": f"Bearer {token}", "Content-Length": str(size),
+                                  "Content-Type": "application/octet-stream"})
+            response = conn.getresponse()
+            response.read()
+        upload_s = time.perf_counter() - started
+        peak_growth = (_rss_kib(worker, "VmHWM") - baseline) / 1024
+        assert response.status in (200, 201), response.status
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return size / upload_s / 2**20, peak_growth
+
+
+def measure_scan(scratch: Path, pickle_mb: int) -> None:
+    """Scan a scikit-learn pickle of about `pickle_mb` MB."""
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    from registry.pipeline.scan.analysis import scan_file
+
+    rng = np.random.default_rng(0)
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(rng.random((2000, 8)),
+                                                                         rng.integers(0, 2, 2000))
+    payload = {"model": forest, "coef": rng.random(pickle_mb * 1_000_000 // 8)}
+    data = pickle.dumps(payload, protocol=5)
+    pkl = scratch / "model.pkl"
+    pkl.write_bytes(data)
+    started = time.perf_counter()
+    with open(pkl, "rb") as fh:
+        report = scan_file(fh, fmt="pickle", max_bytes=2**31, timeout=60)
+    print(f"scan of a {len(data) / 1e6:.0f} MB scikit-learn pickle: {time.perf_counter() - started:.3f} s "
+          f"(verdict {report.verdict}, {len(report.globals)} globals)")
+
+
+def measure_signing(scratch: Path, big: Path, version: Any, user: Any) -> None:
+    """Sign the version (holding `big`) in-process, and the same tree with the model_signing CLI."""
+    from registry.models import VersionSignature
+    from registry.pipeline import signing
+
+    size = big.stat().st_size
+    started = time.perf_counter()
+    signing.sign_enqueue(version=version, actor=user)  # no broker: runs in-process, end to end
+    ours = time.perf_counter() - started
+    assert VersionSignature.objects.filter(version=version).exists()
+    tree = scratch / "tree"
+    tree.mkdir()
+    shutil.copyfile(big, tree / "big.bin")
+    key_dir = scratch / "keys"
+    key_dir.mkdir()
+    signing._write_key_files(str(key_dir))
+    cli = shutil.which("model_signing", path=str(Path(sys.executable).parent)) or "model_signing"
+    started = time.perf_counter()
+    subprocess.run([cli, "sign", "key", "--private_key", str(key_dir / "key.pem"), "--signature",
+                    str(scratch / "cli.sig"), str(tree)], check=True, capture_output=True)
+    theirs = time.perf_counter() - started
+    print(f"signing a {size / 2**20:.0f} MiB tree: Stratum {size / ours / 2**20:.0f} MiB/s, model_signing CLI "
+          f"{size / theirs / 2**20:.0f} MiB/s (ratio {theirs / ours:.2f})")
 
 
 def main() -> None:
@@ -70,80 +145,12 @@ def main() -> None:
     started = time.perf_counter()
     subprocess.run(["sha256sum", str(big)], check=True, capture_output=True)
     sha_rate = size / (time.perf_counter() - started) / 2**20
-
-    port = free_port()
-    # gunicorn with one sync worker, as deployed; the worker process is the one whose memory is measured.
-    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "stratum.wsgi", "-w", "1", "-b",
-                               f"127.0.0.1:{port}", "--timeout", "600"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600, blocksize=1024 * 1024)
-        conn.request("GET", "/healthz")
-        conn.getresponse().read()
-        worker = int(Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()[0])
-        baseline = _rss_kib(worker, "VmHWM")
-        started = time.perf_counter()
-        with open(big, "rb") as fh:
-            conn.request("PUT", "/api/v1/models/bench/versions/1/artifacts/big.bin", body=fh,
-                         headers={"Authorization": f"Bearer {token}", "Content-Length": str(size),
-                                  "Content-Type": "application/octet-stream"})
-            response = conn.getresponse()
-            response.read()
-        upload_s = time.perf_counter() - started
-        peak_growth = (_rss_kib(worker, "VmHWM") - baseline) / 1024
-        assert response.status in (200, 201), response.status
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    ingest_rate = size / upload_s / 2**20
+    ingest_rate, peak_growth = measure_upload(big, env, token)
     print(f"upload {size / 2**20:.0f} MiB through the API: {ingest_rate:.0f} MiB/s "
           f"(sha256sum {sha_rate:.0f} MiB/s, ratio {ingest_rate / sha_rate:.2f}); "
           f"web process peak RSS growth {peak_growth:.1f} MiB")
-
-    import numpy as np
-    from sklearn.ensemble import RandomForestClassifier
-
-    from registry.pipeline.scan.analysis import scan_file
-
-    rng = np.random.default_rng(0)
-    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(rng.random((2000, 8)),
-                                                                         rng.integers(0, 2, 2000))
-    payload = {"model": forest, "coef": rng.random(args.pickle_mb * 1_000_000 // 8)}
-    data = pickle.dumps(payload, protocol=5)
-    pkl = scratch / "model.pkl"
-    pkl.write_bytes(data)
-    started = time.perf_counter()
-    with open(pkl, "rb") as fh:
-        report = scan_file(fh, fmt="pickle", max_bytes=2**31, timeout=60)
-    print(f"scan of a {len(data) / 1e6:.0f} MB scikit-learn pickle: {time.perf_counter() - started:.3f} s "
-          f"(verdict {report.verdict}, {len(report.globals)} globals)")
-
-    from registry.models import VersionSignature
-    from registry.pipeline import signing
-
-    started = time.perf_counter()
-    signing.sign_enqueue(version=version, actor=user)  # no broker: runs in-process, end to end
-    ours = time.perf_counter() - started
-    assert VersionSignature.objects.filter(version=version).exists()
-    tree = scratch / "tree"
-    tree.mkdir()
-    shutil.copyfile(big, tree / "big.bin")
-    key_dir = scratch / "keys"
-    key_dir.mkdir()
-    signing._write_key_files(str(key_dir))
-    cli = shutil.which("model_signing", path=str(Path(sys.executable).parent)) or "model_signing"
-    started = time.perf_counter()
-    subprocess.run([cli, "sign", "key", "--private_key", str(key_dir / "key.pem"), "--signature",
-                    str(scratch / "cli.sig"), str(tree)], check=True, capture_output=True)
-    theirs = time.perf_counter() - started
-    print(f"signing a {size / 2**20:.0f} MiB tree: Stratum {size / ours / 2**20:.0f} MiB/s, model_signing CLI "
-          f"{size / theirs / 2**20:.0f} MiB/s (ratio {theirs / ours:.2f})")
+    measure_scan(scratch, args.pickle_mb)
+    measure_signing(scratch, big, version, user)
     shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -1,5 +1,5 @@
 """Helpers every benchmark shares: starting a Stratum server from a source tree and waiting for it, stopping
-servers, free ports, percentiles, and how busy the machine was while a figure was taken.
+servers, free ports, latencies and percentiles, and how busy the machine was while a figure was taken.
 
 Standard library only (the benchmarks run from the project's venv, but never import Django themselves).
 """
@@ -13,8 +13,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,6 +34,108 @@ def percentile(samples: list[float], p: float) -> float:
         return math.nan
     ordered = sorted(samples)
     return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+
+
+@dataclass
+class Latencies:
+    """Request latencies in seconds, failures by HTTP status (0: no answer at all), and the wall time they span."""
+
+    samples: list[float] = field(default_factory=list)
+    errors: dict[int, int] = field(default_factory=dict)
+    wall: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.samples)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.wall if self.wall else math.nan
+
+    def ms(self, p: float) -> float:
+        """The p-th percentile (0..100) in milliseconds."""
+        return percentile(self.samples, p) * 1000
+
+    def fail(self, status: int) -> None:
+        self.errors[status] = self.errors.get(status, 0) + 1
+
+    def record(self, elapsed: float, status: int, ok: int = 200) -> None:
+        """Keep `elapsed` when the answer was `ok`, else count the failure by status."""
+        if status == ok:
+            self.samples.append(elapsed)
+        else:
+            self.fail(status)
+
+    def line(self, *, rate: bool = True, digits: int = 2) -> str:
+        head = f"{self.count} requests in {self.wall:.2f}s = {self.per_second:,.1f}/s; " if rate else ""
+        errors = f"; {self.failed} FAILED {dict(sorted(self.errors.items()))}" if self.errors else ""
+        return (f"{head}p50 {self.ms(50):.{digits}f} ms, p90 {self.ms(90):.{digits}f} ms, "
+                f"p99 {self.ms(99):.{digits}f} ms, max {self.ms(100):.{digits}f} ms{errors}")
+
+    @classmethod
+    def merged(cls, parts: list[Latencies], wall: float) -> Latencies:
+        """One set of figures from several clients' measured over the same `wall` time."""
+        out = cls(wall=wall)
+        for part in parts:
+            out.samples += part.samples
+            for status, n in part.errors.items():
+                out.errors[status] = out.errors.get(status, 0) + n
+        return out
+
+
+Call = Callable[[], tuple[float, int]]  # one timed request: (seconds, HTTP status; 0 when nothing answered)
+
+
+def one_client(call: Call, count: int, warmup: int = 20) -> Latencies:
+    """`count` sequential calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    out = Latencies()
+    start = time.perf_counter()
+    for _ in range(count):
+        out.record(*call())
+    out.wall = time.perf_counter() - start
+    return out
+
+
+def many_clients(calls: list[Call], seconds: float) -> Latencies:
+    """Each of `calls` in its own thread (one client each, its connection opened by one untimed call first), all
+    started together and calling as fast as they can for `seconds`."""
+    parts = [Latencies() for _ in calls]
+    for call in calls:
+        call()
+    barrier = threading.Barrier(len(calls) + 1)
+    deadline: list[float] = []
+
+    def work(call: Call, part: Latencies) -> None:
+        barrier.wait()
+        while time.perf_counter() < deadline[0]:
+            part.record(*call())
+
+    threads = [threading.Thread(target=work, args=pair, daemon=True) for pair in zip(calls, parts, strict=True)]
+    for thread in threads:
+        thread.start()
+    start = time.perf_counter()
+    deadline.append(start + seconds)
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    return Latencies.merged(parts, time.perf_counter() - start)
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print `rows` under `header`: the first column left-aligned, the others right-aligned."""
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for index, row in enumerate(table):
+        say("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+        if index == 0:
+            say("  " + "  ".join("-" * w for w in widths))
 
 
 def free_port() -> int:
@@ -99,6 +203,24 @@ class CpuMeter:
         idle, total = _cpu_times()
         spent = total - self.total
         return 1 - (idle - self.idle) / spent if spent else math.nan
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of process group `pgid` (a server started
+    in its own session: its master and workers). Less sensitive to what else loads the machine than latencies."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # after the command: state, ppid, pgrp, ..., utime (12), stime (13)
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def load_line() -> str:

@@ -36,7 +36,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common import CpuMeter, free_port, load_line, percentile, settle, start_stratum, stop, wait_ready
+from common import (
+    Call,
+    CpuMeter,
+    Latencies,
+    free_port,
+    load_line,
+    many_clients,
+    one_client,
+    percentile,
+    settle,
+    start_stratum,
+    stop,
+    wait_ready,
+)
 from lightclient import new_session
 
 PROMPT_CLAUSE = "tag.`mlflow.prompt.is_prompt` != 'true'"
@@ -122,24 +135,17 @@ def bench_create(server: Server, n: int, tag: str) -> dict[str, float]:
     return {"create_seq": n / elapsed, "create_8": per * 8 / conc_elapsed, "create_8_numbers_ok": float(ok)}
 
 
-def _one_then_eight(call: Callable[[], Any], n: int, seconds: float) -> tuple[list[float], list[float]]:
+def _as_call(call: Callable[[], Any]) -> Call:
+    """`call` (which raises unless it got a 200) as a timed call for the shared harness."""
+    def timed() -> tuple[float, int]:
+        return _timed(call), 200
+
+    return timed
+
+
+def _one_then_eight(call: Callable[[], Any], n: int, seconds: float) -> tuple[Latencies, Latencies]:
     """Latencies of `call`: `n` sequential calls from one client, then 8 clients calling for `seconds`."""
-    lat = [_timed(call) for _ in range(n)]
-    counts: list[list[float]] = []
-
-    def client() -> None:
-        mine: list[float] = []
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            mine.append(_timed(call))
-        counts.append(mine)
-
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return lat, [x for c in counts for x in c]
+    return one_client(_as_call(call), n, warmup=0), many_clients([_as_call(call)] * 8, seconds)
 
 
 def bench_alias(server: Server, n: int, seconds: float, tag: str) -> dict[str, float]:
@@ -148,8 +154,8 @@ def bench_alias(server: Server, n: int, seconds: float, tag: str) -> dict[str, f
     server.call("POST", "registered-models/alias", name=name, alias="champion", version="1")
     lat, all8 = _one_then_eight(lambda: server.call("GET", "registered-models/alias", name=name, alias="champion"),
                                 n, seconds)
-    return {"alias_1": n / sum(lat), "alias_1_p50_ms": _p(lat, 0.5), "alias_8": len(all8) / seconds,
-            "alias_8_p99_ms": _p(all8, 0.99)}
+    return {"alias_1": lat.per_second, "alias_1_p50_ms": lat.ms(50), "alias_8": all8.per_second,
+            "alias_8_p99_ms": all8.ms(99)}
 
 
 def bench_ceiling(server: Server, n: int, seconds: float, health: str) -> dict[str, float]:
@@ -165,7 +171,7 @@ def bench_ceiling(server: Server, n: int, seconds: float, health: str) -> dict[s
     for _ in range(20):
         get()
     lat, all8 = _one_then_eight(get, n, seconds)
-    return {"noop_1": n / sum(lat), "noop_8": len(all8) / seconds}
+    return {"noop_1": lat.per_second, "noop_8": all8.per_second}
 
 
 def _ensure_corpus_models(server: Server, count: int) -> None:

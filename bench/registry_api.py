@@ -33,29 +33,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import requests
-from common import percentile, say
+from common import Call, Latencies, many_clients, one_client, print_table, say
 from lightclient import new_session
+from registry_api_report import figures, summary
 
 CLIENT_ERRORS = (requests.RequestException, OSError, http.client.HTTPException)
 CLIENT = {"kind": "light"}
-
-# Stock MLflow on this machine (from the issue): creates/s, alias resolutions, search over 1,000 models.
-MLFLOW = {
-    "create_per_s": 15.0,
-    "alias_1_per_s": 16.0,
-    "alias_1_p50_ms": 60.0,
-    "alias_8_per_s": 80.0,
-    "alias_8_p99_ms": (150.0, 210.0),
-    "search_p50_ms": 105.0,
-}
-TARGET_SPEEDUP = 10.0
 SEARCH_TEAMS = 10  # the corpus spreads models over team-0 … team-9
-TARGETS = {"alias_1_p50_ms": 5.0, "alias_8_p99_ms": 25.0, "search_p50_ms": 20.0}
 
 
 class BenchError(RuntimeError):
@@ -106,53 +95,6 @@ class Api:
         return self.request("POST", self.url("models", model, "versions"), json=body)
 
 
-# ------------------------------------------------------------------------------------------------ figures
-
-
-@dataclass
-class Latencies:
-    """Request latencies in seconds, errors, and the wall time they were measured over."""
-
-    samples: list[float] = field(default_factory=list)
-    errors: int = 0
-    wall: float = 0.0
-    statuses: dict[int, int] = field(default_factory=dict)
-
-    @property
-    def count(self) -> int:
-        return len(self.samples)
-
-    @property
-    def per_second(self) -> float:
-        return self.count / self.wall if self.wall else math.nan
-
-    def ms(self, p: float) -> float:
-        return percentile(self.samples, p) * 1000
-
-    def line(self) -> str:
-        errors = f", {self.errors} errors {dict(self.statuses)}" if self.errors else ""
-        return (f"{self.count} requests in {self.wall:.2f}s = {self.per_second:,.1f}/s; "
-                f"p50 {self.ms(50):.2f} ms, p90 {self.ms(90):.2f} ms, p99 {self.ms(99):.2f} ms, "
-                f"max {self.ms(100):.2f} ms{errors}")
-
-    def record(self, elapsed: float, response: Any, ok: int = 200) -> None:
-        if response.status_code == ok:
-            self.samples.append(elapsed)
-        else:
-            self.errors += 1
-            self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
-
-
-def merge(parts: list[Latencies], wall: float) -> Latencies:
-    out = Latencies(wall=wall)
-    for part in parts:
-        out.samples += part.samples
-        out.errors += part.errors
-        for code, n in part.statuses.items():
-            out.statuses[code] = out.statuses.get(code, 0) + n
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ sections
 
 
@@ -169,7 +111,7 @@ def bench_creates(api: Api, prefix: str, count: int) -> Latencies:
     for i in range(count):
         t0 = time.perf_counter()
         response = api.create_version(model, i)
-        result.record(time.perf_counter() - t0, response, ok=201)
+        result.record(time.perf_counter() - t0, response.status_code, ok=201)
     result.wall = time.perf_counter() - start
     return result
 
@@ -200,50 +142,25 @@ def bench_alias_concurrent(make_api: Callable[[], Api], model: str, clients: int
     return bench_get_concurrent(make_api, make_api().url("models", model, "aliases", "champion"), clients, seconds)
 
 
+def _get_call(api: Api, url: str) -> Call:
+    def call() -> tuple[float, int]:
+        try:
+            elapsed, response = api.timed("GET", url)
+        except CLIENT_ERRORS:
+            return 0.0, 0
+        return elapsed, response.status_code
+
+    return call
+
+
 def bench_get_single(api: Api, url: str, count: int) -> Latencies:
     """One client, `count` sequential GETs of `url` (after 20 warm-up requests)."""
-    for _ in range(20):
-        api.request("GET", url)
-    result = Latencies()
-    start = time.perf_counter()
-    for _ in range(count):
-        elapsed, response = api.timed("GET", url)
-        result.record(elapsed, response)
-    result.wall = time.perf_counter() - start
-    return result
+    return one_client(_get_call(api, url), count)
 
 
 def bench_get_concurrent(make_api: Callable[[], Api], url: str, clients: int, seconds: float) -> Latencies:
     """`clients` threads, each with its own session, GETting `url` for `seconds`."""
-    parts = [Latencies() for _ in range(clients)]
-    apis = [make_api() for _ in range(clients)]
-    for api in apis:  # open every connection before the clock starts
-        api.request("GET", url)
-    barrier = threading.Barrier(clients + 1)
-    deadline: list[float] = []
-
-    def work(api: Api, part: Latencies) -> None:
-        barrier.wait()
-        end = deadline[0]
-        while time.perf_counter() < end:
-            try:
-                elapsed, response = api.timed("GET", url)
-            except CLIENT_ERRORS:
-                part.errors += 1
-                part.statuses[0] = part.statuses.get(0, 0) + 1  # 0: no HTTP answer at all
-                continue
-            part.record(elapsed, response)
-
-    threads = [threading.Thread(target=work, args=(api, part), daemon=True) for api, part in zip(apis, parts,
-                                                                                                  strict=True)]
-    for thread in threads:
-        thread.start()
-    start = time.perf_counter()
-    deadline.append(start + seconds)
-    barrier.wait()
-    for thread in threads:
-        thread.join()
-    return merge(parts, time.perf_counter() - start)
+    return many_clients([_get_call(make_api(), url) for _ in range(clients)], seconds)
 
 
 def _list_all(api: Api, url: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -299,7 +216,7 @@ def bench_search(api: Api, prefix: str, count: int, teams: int, repeats: int) ->
         start = time.perf_counter()
         for _ in range(repeats):
             elapsed, response = api.timed("GET", url, params=params)
-            result.record(elapsed, response)
+            result.record(elapsed, response.status_code)
         result.wall = time.perf_counter() - start
         out[label] = (result, hits)
     return out
@@ -388,104 +305,6 @@ def bench_concurrency(make_api: Callable[[], Api], prefix: str, threads: int, pe
     return ConcurrencyResult(threads, per_thread, wall, [n for part in created for n in part], all_errors, listed)
 
 
-# ------------------------------------------------------------------------------------------------ report
-
-
-def _fmt(value: float, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if unit == "ms":
-        return f"{value:.2f} ms"
-    return f"{value:,.1f}/s"
-
-
-def summary(results: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
-    """Rows: metric, Stratum, MLflow, ratio, target, verdict."""
-    rows = []
-
-    def throughput(label: str, ours: float, base: float) -> None:
-        ratio = ours / base if base else math.nan
-        rows.append((label, _fmt(ours), _fmt(base), f"{ratio:.1f}x", f">= {TARGET_SPEEDUP:.0f}x",
-                     "PASS" if ratio >= TARGET_SPEEDUP else "MISS"))
-
-    def latency(label: str, ours: float, base: float | tuple[float, float], target: float) -> None:
-        lo, hi = base if isinstance(base, tuple) else (base, base)
-        base_text = f"{lo:.0f}-{hi:.0f} ms" if lo != hi else f"{lo:.0f} ms"
-        ratio = "-"
-        if ours and not math.isnan(ours):
-            ratio = f"{lo / ours:.1f}x faster" if lo == hi else f"{lo / ours:.1f}-{hi / ours:.1f}x faster"
-        rows.append((label, _fmt(ours, "ms"), base_text, ratio, f"< {target:.0f} ms",
-                     "PASS" if ours < target else "MISS"))
-
-    if "creates" in results:
-        throughput("version creates/s (1 client)", results["creates"].per_second, MLFLOW["create_per_s"])
-    if "alias_1" in results:
-        throughput("alias resolutions/s (1 client)", results["alias_1"].per_second, MLFLOW["alias_1_per_s"])
-        latency("alias p50 (1 client)", results["alias_1"].ms(50), MLFLOW["alias_1_p50_ms"],
-                TARGETS["alias_1_p50_ms"])
-    if "alias_n" in results:
-        n = results["alias_clients"]
-        throughput(f"alias resolutions/s ({n} clients)", results["alias_n"].per_second, MLFLOW["alias_8_per_s"])
-        latency(f"alias p99 ({n} clients)", results["alias_n"].ms(99), MLFLOW["alias_8_p99_ms"],
-                TARGETS["alias_8_p99_ms"])
-    if "ceiling_n" in results:
-        n = results["alias_clients"]
-        for key, label, base in (("ceiling_1", "1 client", MLFLOW["alias_1_per_s"]),
-                                 ("ceiling_n", f"{n} clients", MLFLOW["alias_8_per_s"])):
-            lat = results[key]
-            rows.append((f"no-op /healthz ceiling ({label})", _fmt(lat.per_second), _fmt(base),
-                         f"{lat.per_second / base:.1f}x", f"p99 {lat.ms(99):.1f} ms", "info"))
-    if "search" in results:
-        samples = [s for lat, _ in results["search"].values() for s in lat.samples]
-        p50 = percentile(samples, 50) * 1000
-        latency(f"search p50 ({results['search_models']:,} models)", p50, MLFLOW["search_p50_ms"],
-                TARGETS["search_p50_ms"])
-        rows.append((f"search p99 ({results['search_models']:,} models)", _fmt(percentile(samples, 99) * 1000,
-                                                                                "ms"), "-", "-", "-", ""))
-    if "concurrency" in results:
-        c: ConcurrencyResult = results["concurrency"]
-        rows.append((f"concurrent creates/s ({c.threads} clients)", _fmt(c.per_second), _fmt(MLFLOW["create_per_s"]),
-                     f"{c.per_second / MLFLOW['create_per_s']:.1f}x", "-", ""))
-        rows.append((f"numbering 1..{c.expected} under concurrency", "exact" if c.passed else "BROKEN", "-", "-",
-                     "no gaps/dupes", "PASS" if c.passed else "FAIL"))
-    return rows
-
-
-def figures(results: dict[str, Any]) -> dict[str, float]:
-    """The measured figures as plain numbers, named `<what>_per_s` (higher is better) or `<what>_ms` (lower is
-    better), for tools that compare runs (bench/compare_trees.py)."""
-    out: dict[str, float] = {}
-    if "creates" in results:
-        out["creates_per_s"] = results["creates"].per_second
-        out["creates_p50_ms"] = results["creates"].ms(50)
-    for key, name in (("alias_1", "alias_1"), ("alias_n", f"alias_{results['alias_clients']}"),
-                      ("ceiling_1", "healthz_1"), ("ceiling_n", f"healthz_{results['alias_clients']}")):
-        if key in results:
-            out[f"{name}_per_s"] = results[key].per_second
-            out[f"{name}_p50_ms"] = results[key].ms(50)
-            out[f"{name}_p99_ms"] = results[key].ms(99)
-    if "search" in results:
-        for label, (lat, _) in results["search"].items():
-            out[f"search {label}_p50_ms"] = lat.ms(50)
-        samples = [s for lat, _ in results["search"].values() for s in lat.samples]
-        out["search_all_p50_ms"] = percentile(samples, 50) * 1000
-        out["search_all_p99_ms"] = percentile(samples, 99) * 1000
-    if "concurrency" in results:
-        out[f"concurrent_creates_{results['concurrency'].threads}_per_s"] = results["concurrency"].per_second
-    return out
-
-
-def print_table(rows: list[tuple[str, ...]]) -> None:
-    header = ("metric", "Stratum", "MLflow", "ratio", "target", "")
-    table = [header, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for index, row in enumerate(table):
-        say("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
-                             enumerate(zip(row, widths, strict=True))).rstrip())
-        if index == 0:
-            say("  " + "  ".join("-" * w for w in widths))
-
-
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -525,6 +344,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def run_sections(args: argparse.Namespace, make_api: Callable[[], Api]) -> tuple[dict[str, Any], bool]:
+    """Run the chosen sections, printing as they go; return the results and whether every request succeeded."""
+    api = make_api()
+    results: dict[str, Any] = {"alias_clients": args.alias_clients, "search_models": args.search_models}
+    ok = True
+    if "a" in args.only:
+        say(f"\n(a) {args.creates} sequential version creates on one model")
+        results["creates"] = bench_creates(api, args.prefix, args.creates)
+        say("  " + results["creates"].line())
+        ok &= results["creates"].failed == 0
+    if "b" in args.only:
+        model = _alias_target(api, args.prefix)
+        say(f"\n(b) alias resolution GET /models/{model}/aliases/champion")
+        results["alias_1"] = bench_alias_single(api, model, args.alias_requests)
+        say("  1 client:   " + results["alias_1"].line())
+        results["alias_n"] = bench_alias_concurrent(make_api, model, args.alias_clients, args.alias_seconds)
+        say(f"  {args.alias_clients} clients:  " + results["alias_n"].line())
+        ok &= results["alias_1"].failed == 0 and results["alias_n"].failed == 0
+    if "e" in args.only:
+        # The same client and harness against /healthz (no database, no serializer): what this machine can
+        # carry at all, so a throughput target above it is shown to be out of reach, not merely missed.
+        url = args.base_url.rstrip("/") + "/healthz"
+        say(f"\n(e) ceiling: GET {url}, the same harness with no work behind it")
+        results["ceiling_1"] = bench_get_single(api, url, args.alias_requests)
+        say("  1 client:   " + results["ceiling_1"].line())
+        results["ceiling_n"] = bench_get_concurrent(make_api, url, args.alias_clients, args.alias_seconds)
+        say(f"  {args.alias_clients} clients:  " + results["ceiling_n"].line())
+    if "c" in args.only:
+        say(f"\n(c) search over {args.search_models:,} models ({args.search_prefix}-NNNN, tags.team)")
+        spent = ensure_search_corpus(make_api, args.search_prefix, args.search_models, SEARCH_TEAMS)
+        if spent:
+            say(f"  corpus created in {spent:.1f}s ({args.search_models / spent:,.0f} models/s, 4 clients)")
+        results["search"] = bench_search(api, args.search_prefix, args.search_models, SEARCH_TEAMS,
+                                         args.search_repeats)
+        for label, (lat, hits) in results["search"].items():
+            say(f"  {label:<28} {hits:>3} hits: p50 {lat.ms(50):.2f} ms, p99 {lat.ms(99):.2f} ms"
+                f"{', ' + str(lat.failed) + ' errors' if lat.failed else ''}")
+            ok &= lat.failed == 0
+    if "d" in args.only:
+        say(f"\n(d) concurrency: {args.threads} threads x {args.per_thread} creates on one fresh model")
+        conc = results["concurrency"] = bench_concurrency(make_api, args.prefix, args.threads, args.per_thread)
+        say(f"  {len(conc.created)} created in {conc.wall:.2f}s = {conc.per_second:,.1f}/s; "
+            f"listed {len(conc.listed)} versions")
+        say(f"  {'PASS' if conc.passed else 'FAIL'}: version numbers are "
+            + ("exactly 1.." + str(conc.expected) if conc.passed else "; ".join(conc.problems)))
+        ok &= conc.passed
+    return results, ok
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     CLIENT["kind"] = args.client
@@ -538,69 +406,18 @@ def main(argv: list[str] | None = None) -> int:
     except (*CLIENT_ERRORS, BenchError) as exc:
         say(f"Cannot use the API at {args.base_url}: {exc}")
         return 2
-
     say(f"Stratum REST API benchmark: {args.base_url}{'  [' + args.label + ']' if args.label else ''}")
     say(f"run prefix {args.prefix}; client: Python {sys.version.split()[0]}, {args.client} client, "
         f"{os.cpu_count()} CPUs (shared with the server if it runs here)")
-    results: dict[str, Any] = {"alias_clients": args.alias_clients, "search_models": args.search_models}
-    ok = True
-
     try:
-        if "a" in args.only:
-            say(f"\n(a) {args.creates} sequential version creates on one model")
-            results["creates"] = bench_creates(api, args.prefix, args.creates)
-            say("  " + results["creates"].line())
-            ok &= results["creates"].errors == 0
-
-        if "b" in args.only:
-            model = _alias_target(api, args.prefix)
-            say(f"\n(b) alias resolution GET /models/{model}/aliases/champion")
-            results["alias_1"] = bench_alias_single(api, model, args.alias_requests)
-            say("  1 client:   " + results["alias_1"].line())
-            results["alias_n"] = bench_alias_concurrent(make_api, model, args.alias_clients, args.alias_seconds)
-            say(f"  {args.alias_clients} clients:  " + results["alias_n"].line())
-            ok &= results["alias_1"].errors == 0 and results["alias_n"].errors == 0
-
-        if "e" in args.only:
-            # The same client and harness against /healthz (no database, no serializer): what this machine can
-            # carry at all, so a throughput target above it is shown to be out of reach, not merely missed.
-            url = args.base_url.rstrip("/") + "/healthz"
-            say(f"\n(e) ceiling: GET {url}, the same harness with no work behind it")
-            results["ceiling_1"] = bench_get_single(api, url, args.alias_requests)
-            say("  1 client:   " + results["ceiling_1"].line())
-            results["ceiling_n"] = bench_get_concurrent(make_api, url, args.alias_clients, args.alias_seconds)
-            say(f"  {args.alias_clients} clients:  " + results["ceiling_n"].line())
-
-        if "c" in args.only:
-            say(f"\n(c) search over {args.search_models:,} models ({args.search_prefix}-NNNN, tags.team)")
-            spent = ensure_search_corpus(make_api, args.search_prefix, args.search_models, SEARCH_TEAMS)
-            if spent:
-                say(f"  corpus created in {spent:.1f}s ({args.search_models / spent:,.0f} models/s, 4 clients)")
-            results["search"] = bench_search(api, args.search_prefix, args.search_models, SEARCH_TEAMS,
-                                             args.search_repeats)
-            for label, (lat, hits) in results["search"].items():
-                say(f"  {label:<28} {hits:>3} hits: p50 {lat.ms(50):.2f} ms, p99 {lat.ms(99):.2f} ms"
-                    f"{', ' + str(lat.errors) + ' errors' if lat.errors else ''}")
-                ok &= lat.errors == 0
-
-        if "d" in args.only:
-            say(f"\n(d) concurrency: {args.threads} threads x {args.per_thread} creates on one fresh model")
-            conc = bench_concurrency(make_api, args.prefix, args.threads, args.per_thread)
-            results["concurrency"] = conc
-            say(f"  {len(conc.created)} created in {conc.wall:.2f}s = {conc.per_second:,.1f}/s; "
-                f"listed {len(conc.listed)} versions")
-            say(f"  {'PASS' if conc.passed else 'FAIL'}: version numbers are "
-                + ("exactly 1.." + str(conc.expected) if conc.passed else "; ".join(conc.problems)))
-            ok &= conc.passed
+        results, ok = run_sections(args, make_api)
     except (*CLIENT_ERRORS, BenchError) as exc:
         say(f"\nABORTED: {exc}")
         return 2
-
     say("\nSummary" + (f" [{args.label}]" if args.label else "") + (" (quick run: small samples)" if args.quick
                                                                        else ""))
     rows = summary(results)
-    print_table(rows)
-
+    print_table(("metric", "Stratum", "MLflow", "ratio", "target", ""), rows)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"label": args.label, "base_url": args.base_url, "quick": args.quick,
@@ -608,7 +425,6 @@ def main(argv: list[str] | None = None) -> int:
                                          strict=True)) for r in rows],
                        "figures": figures(results)}, fh, indent=2)
     return 0 if ok else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

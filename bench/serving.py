@@ -22,7 +22,6 @@ import argparse
 import http.client
 import io
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -30,11 +29,11 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, free_port, percentile, say, stop, wait_ready
+from common import ROOT, Latencies, free_port, print_table, say, stop, wait_ready
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -47,27 +46,6 @@ TARGETS = {"overhead_p50_ms": 1.0, "throughput_ratio": 2.0}
 
 
 # ------------------------------------------------------------------------------------------------ figures
-
-
-@dataclass
-class Latencies:
-    """Latencies in seconds, failures by status, and the wall time they were measured over."""
-
-    samples: list[float] = field(default_factory=list)
-    errors: dict[int, int] = field(default_factory=dict)
-    wall: float = 0.0
-
-    @property
-    def per_second(self) -> float:
-        return len(self.samples) / self.wall if self.wall else math.nan
-
-    def ms(self, p: float) -> float:
-        return percentile(self.samples, p) * 1000
-
-    def line(self, with_rate: bool = False) -> str:
-        rate = f"{len(self.samples)} in {self.wall:.2f}s = {self.per_second:,.0f}/s; " if with_rate else ""
-        errors = f"; ERRORS {self.errors}" if self.errors else ""
-        return (f"{rate}p50 {self.ms(50):.3f} ms, p90 {self.ms(90):.3f} ms, p99 {self.ms(99):.3f} ms{errors}")
 
 
 def timed_loop(call: Any, iterations: int, warmup: int) -> Latencies:
@@ -83,7 +61,7 @@ def timed_loop(call: Any, iterations: int, warmup: int) -> Latencies:
         if ok is True:
             out.samples.append(elapsed)
         else:
-            out.errors[ok] = out.errors.get(ok, 0) + 1
+            out.fail(ok)
     out.wall = time.perf_counter() - start
     return out
 
@@ -281,11 +259,7 @@ def throughput(port: int, path: str, headers: dict[str, str], total: int, warmup
             one()
         barrier.wait()
         for _ in range(per_client):
-            elapsed, status = one()
-            if status == 200:
-                part.samples.append(elapsed)
-            else:
-                part.errors[status] = part.errors.get(status, 0) + 1
+            part.record(*one())
         conn.close()
 
     threads = [threading.Thread(target=work, args=(part,), daemon=True) for part in parts]
@@ -295,12 +269,7 @@ def throughput(port: int, path: str, headers: dict[str, str], total: int, warmup
     start = time.perf_counter()
     for thread in threads:
         thread.join()
-    out = Latencies(wall=time.perf_counter() - start)
-    for part in parts:
-        out.samples += part.samples
-        for code, n in part.errors.items():
-            out.errors[code] = out.errors.get(code, 0) + n
-    return out
+    return Latencies.merged(parts, time.perf_counter() - start)
 
 
 def check_same_answer(stratum_port: int, mlflow_port: int, token: str) -> str:
@@ -324,18 +293,59 @@ def check_same_answer(stratum_port: int, mlflow_port: int, token: str) -> str:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def print_table(rows: list[tuple[str, ...]]) -> None:
-    header = ("metric", "value", "target", "")
-    table = [header, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for index, row in enumerate(table):
-        say("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
-        if index == 0:
-            say("  " + "  ".join("-" * w for w in widths))
+def section_throughput(setup: Setup, var_dir: Path, mlflow_dir: Path, workdir: Path, args: argparse.Namespace,
+                       total: int, warmup: int, procs: list[subprocess.Popen]) -> tuple[int, Latencies, Latencies]:
+    """(b) Stratum under gunicorn with each worker count, then `mlflow models serve`, `CLIENTS` clients each;
+    return the best worker count, its figures and MLflow's."""
+    worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
+    say(f"\n(b) throughput, {CLIENTS} concurrent keep-alive clients, {total} requests after {warmup} warm-up "
+        "requests per server")
+    stratum_runs: dict[int, Latencies] = {}
+    for workers in worker_counts:
+        port, proc = start_gunicorn(var_dir, workers, workdir / f"gunicorn-{workers}.log")
+        procs.append(proc)
+        result = throughput(port, f"/serve/{ENDPOINT}/predict", {"Authorization": f"Bearer {setup.token}"},
+                            total, warmup)
+        stratum_runs[workers] = result
+        say(f"  Stratum, gunicorn -w {workers} (sync workers): {result.line(digits=3)}")
+        stratum_port = port
+        if workers != worker_counts[-1]:
+            stop(proc)
+            procs.remove(proc)
+    mlflow_port, proc = start_mlflow(mlflow_dir, args.mlflow_workers, workdir / "mlflow.log")
+    procs.append(proc)
+    answer = check_same_answer(stratum_port, mlflow_port, setup.token)
+    ml = throughput(mlflow_port, "/invocations", {}, total, warmup)
+    ml_label = f"-w {args.mlflow_workers}" if args.mlflow_workers else "default workers"
+    say(f"  mlflow models serve ({ml_label}): {ml.line(digits=3)}")
+    say(f"  (both answered the row with {answer})")
+    best_workers = max(stratum_runs, key=lambda w: stratum_runs[w].per_second)
+    best = stratum_runs[best_workers]
+    say(f"  best Stratum: gunicorn -w {best_workers}, {best.per_second:,.0f}/s = "
+        f"{best.per_second / ml.per_second:.1f}x MLflow's {ml.per_second:,.0f}/s")
+    for proc in procs:
+        stop(proc)
+    procs.clear()
+    return best_workers, best, ml
 
 
-def main(argv: list[str] | None = None) -> int:
+def section_canary(setup: Setup, iterations: int) -> tuple[Latencies, Latencies, dict[int, float]]:
+    """(c) The in-process gateway on a direct deployment, then on a 50/50 canary."""
+    say(f"\n(c) canary routing vs direct, in-process gateway, {iterations} calls each")
+    direct_again = in_process_gateway(setup.token, iterations)
+    say(f"  direct (v{setup.numbers[0]} 100%):    {direct_again.line(rate=False, digits=3)}")
+    canary = start_canary(setup)
+    seen: dict[str, int] = {}
+    split = in_process_gateway(setup.token, iterations, versions=seen)
+    say(f"  canary (v{setup.numbers[0]}/v{setup.numbers[1]} 50/50): {split.line(rate=False, digits=3)}")
+    say(f"  timed calls answered by version: {dict(sorted(seen.items()))} (deployment #{canary.pk}, "
+        f"{canary.phase}, weight {canary.weight}%)")
+    canary_cost = {p: split.ms(p) - direct_again.ms(p) for p in (50, 99)}
+    say(f"  canary - direct: p50 {canary_cost[50]:+.3f} ms, p99 {canary_cost[99]:+.3f} ms")
+    return direct_again, split, canary_cost
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small samples: a smoke run")
     parser.add_argument("--iterations", type=int, help="(a, c) timed calls per measurement (default 10000; quick 500)")
@@ -345,12 +355,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlflow-workers", type=int, default=None,
                         help="(b) uvicorn workers for mlflow models serve (default: its own default, 1)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) at the end")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     iterations = args.iterations or (500 if args.quick else 10000)
     total = args.requests or (800 if args.quick else 6000)
     warmup = args.warmup or (80 if args.quick else 400)
-    worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
-
     workdir = Path(tempfile.mkdtemp(prefix="stratum-serving-bench-"))
     var_dir = workdir / "var"
     procs: list[subprocess.Popen] = []
@@ -370,62 +382,25 @@ def main(argv: list[str] | None = None) -> int:
 
         say(f"\n(a) gateway overhead over a bare ONNX Runtime call, one row, {iterations} calls each")
         bare = bare_ort(onnx_bytes, iterations)
-        say(f"  bare InferenceSession.run:        {bare.line()}")
+        say(f"  bare InferenceSession.run:        {bare.line(rate=False, digits=3)}")
         direct = in_process_gateway(setup.token, iterations)
-        say(f"  in-process gateway (test Client): {direct.line()}")
+        say(f"  in-process gateway (test Client): {direct.line(rate=False, digits=3)}")
         overhead = {p: direct.ms(p) - bare.ms(p) for p in (50, 90, 99)}
         say(f"  overhead: p50 {overhead[50]:.3f} ms, p90 {overhead[90]:.3f} ms, p99 {overhead[99]:.3f} ms")
 
-        say(f"\n(b) throughput, {CLIENTS} concurrent keep-alive clients, {total} requests after {warmup} warm-up "
-            "requests per server")
-        stratum_runs: dict[int, Latencies] = {}
-        for workers in worker_counts:
-            port, proc = start_gunicorn(var_dir, workers, workdir / f"gunicorn-{workers}.log")
-            procs.append(proc)
-            result = throughput(port, f"/serve/{ENDPOINT}/predict", {"Authorization": f"Bearer {setup.token}"},
-                                total, warmup)
-            stratum_runs[workers] = result
-            say(f"  Stratum, gunicorn -w {workers} (sync workers): {result.line(with_rate=True)}")
-            stratum_port = port
-            if workers != worker_counts[-1]:
-                stop(proc)
-                procs.remove(proc)
-        mlflow_port, proc = start_mlflow(mlflow_dir, args.mlflow_workers, workdir / "mlflow.log")
-        procs.append(proc)
-        answer = check_same_answer(stratum_port, mlflow_port, setup.token)
-        ml = throughput(mlflow_port, "/invocations", {}, total, warmup)
-        ml_label = f"-w {args.mlflow_workers}" if args.mlflow_workers else "default workers"
-        say(f"  mlflow models serve ({ml_label}): {ml.line(with_rate=True)}")
-        say(f"  (both answered the row with {answer})")
-        best_workers = max(stratum_runs, key=lambda w: stratum_runs[w].per_second)
-        best = stratum_runs[best_workers]
+        best_workers, best, ml = section_throughput(setup, var_dir, mlflow_dir, workdir, args, total, warmup,
+                                                    procs)
         ratio = best.per_second / ml.per_second
-        say(f"  best Stratum: gunicorn -w {best_workers}, {best.per_second:,.0f}/s = {ratio:.1f}x MLflow's "
-            f"{ml.per_second:,.0f}/s")
-        for proc in procs:
-            stop(proc)
-        procs.clear()
-
-        say(f"\n(c) canary routing vs direct, in-process gateway, {iterations} calls each")
-        direct_again = in_process_gateway(setup.token, iterations)
-        say(f"  direct (v{setup.numbers[0]} 100%):    {direct_again.line()}")
-        canary = start_canary(setup)
-        seen: dict[str, int] = {}
-        split = in_process_gateway(setup.token, iterations, versions=seen)
-        say(f"  canary (v{setup.numbers[0]}/v{setup.numbers[1]} 50/50): {split.line()}")
-        say(f"  timed calls answered by version: {dict(sorted(seen.items()))} (deployment #{canary.pk}, "
-            f"{canary.phase}, weight {canary.weight}%)")
-        canary_cost = {p: split.ms(p) - direct_again.ms(p) for p in (50, 99)}
-        say(f"  canary - direct: p50 {canary_cost[50]:+.3f} ms, p99 {canary_cost[99]:+.3f} ms")
+        direct_again, split, canary_cost = section_canary(setup, iterations)
 
         from deployments import serving
 
         serving.drain()
-        errors = sum(sum(r.errors.values()) for r in (direct, *stratum_runs.values(), ml, direct_again, split))
+        errors = sum(r.failed for r in (direct, best, ml, direct_again, split))
         met_overhead = overhead[50] < TARGETS["overhead_p50_ms"]
         met_ratio = ratio >= TARGETS["throughput_ratio"]
         say("\nSummary" + (" (quick run: small samples)" if args.quick else ""))
-        print_table([
+        print_table(("metric", "value", "target", ""), [
             ("bare ONNX Runtime p50", f"{bare.ms(50):.3f} ms", "-", ""),
             ("in-process gateway p50", f"{direct.ms(50):.3f} ms", "-", ""),
             ("gateway overhead p50", f"{overhead[50]:.3f} ms", f"< {TARGETS['overhead_p50_ms']:g} ms",
@@ -448,7 +423,6 @@ def main(argv: list[str] | None = None) -> int:
             say(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -152,23 +152,39 @@ def retire_on_commit(model_names: Iterable[str]) -> None:
         transaction.on_commit(partial(retire, names))
 
 
+# Events whose changes no cached read holds: a new version has no alias yet, and cached reads leave out the
+# model's counter and last-update time (registry.selectors.MODEL_VOLATILE).
+CHANGES_NO_CACHED_READ = frozenset({"model_version.created"})
+
+
 def event_model_names(event: events.DomainEvent) -> set[str]:
-    """The names of the models whose cached reads `event` may change (both names for a rename)."""
+    """The names of the models whose cached reads `event` may change: its own model (under both names for a
+    rename) and, for a deletion, the models whose rows point at what is deleted as a successor (the database
+    clears those pointers without an event of theirs)."""
     instance = event.instance
+    if event.action in CHANGES_NO_CACHED_READ:
+        return set()
     if isinstance(instance, RegisteredModel):
         names = {instance.name}
         if event.action == "registered_model.renamed" and isinstance(event.data.get("before"), str):
             names.add(event.data["before"])
+        if event.action == "registered_model.deleted":
+            names.update(RegisteredModel.objects.filter(successor=instance).values_list("name", flat=True))
+            names.update(ModelVersion.objects.filter(successor__model=instance).values_list("model__name",
+                                                                                          flat=True))
         return names
     if isinstance(instance, ModelVersion):
-        return {instance.model.name}  # the services hand the version over with its model loaded
+        names = {instance.model.name}  # the services hand the version over with its model loaded
+        if event.action == "model_version.deleted":
+            names.update(ModelVersion.objects.filter(successor=instance).values_list("model__name", flat=True))
+        return names
     return set()
 
 
 @receiver(events.domain_event, dispatch_uid="registry.caching.on_domain_event")
 def _retire_on_event(sender: Any, event: events.DomainEvent, **kwargs: Any) -> None:
-    """Any event on a model or one of its versions (aliases, tags, stages, roles, renames, deletions) retires
-    the model's cached reads once its transaction commits."""
+    """Any event on a model or one of its versions (aliases, tags, stages, roles, renames, deletions) but a
+    registration retires the model's cached reads once its transaction commits."""
     retire_on_commit(event_model_names(event))
 
 

@@ -46,12 +46,17 @@ def model_list(*, actor, filters: Mapping[str, Any] | None = None) -> QuerySet[R
     return filterset.qs
 
 
+# A model's version counter and last-update time change with every version registered. Cached reads leave them
+# out (deferred: they load, fresh, when read), so that registering a version retires nothing (registry.caching).
+MODEL_VOLATILE = ("last_version_number", "updated_at")
+
+
 def model_get(*, actor, name: str) -> RegisteredModel:
     """Return the model named `name` if `actor` may see it, else raise NotFound."""
     # The row comes from the cache while no event on the model has changed it; the role check runs every time
-    # (no query for staff and owners, one otherwise).
+    # (no query for staff and owners, one otherwise). The successor, when there is one, loads when read.
     model = None if name is None else caching.read(str(name), ("model",), lambda: _one(
-        RegisteredModel.objects.select_related("owner", "successor").filter(name=str(name))))
+        RegisteredModel.objects.select_related("owner").defer(*MODEL_VOLATILE).filter(name=str(name))))
     if model is None or not permissions.can_view(actor, model):
         raise NotFound(f"Registered model {name!r} not found.")
     return model
@@ -112,10 +117,18 @@ def alias_find_by_name(*, actor, name: str, alias: str) -> ModelVersion | None:
         return None
     name, alias = str(name), str(alias)
     version = caching.read(name, ("alias", alias), lambda: _one(
-        version_queryset().filter(model__name=name, aliases__name=alias)))
+        _version_cached_queryset().filter(model__name=name, aliases__name=alias)))
     if version is None or not permissions.can_view(actor, version.model):
         return None
     return version
+
+
+def _version_cached_queryset() -> QuerySet[ModelVersion]:
+    """version_queryset() for the cache: the model without its volatile columns, no successor join (a successor,
+    rare, loads when read, so another model's rename never leaves a cached copy of its name behind)."""
+    return ModelVersion.objects.select_related("model", "creator").defer(
+        *(f"model__{name}" for name in MODEL_VOLATILE)).prefetch_related(
+        "tags", "datasets", Prefetch("aliases", queryset=Alias.objects.only("id", "name", "version_id", "model_id")))
 
 
 def alias_resolve_by_name(*, actor, name: str, alias: str) -> ModelVersion:
@@ -131,9 +144,9 @@ def version_prefetch_new(version: ModelVersion, *, tags: bool, datasets: bool) -
     with: the others are known to be empty (a new version has no alias), so they are filled without a query."""
     prefetch_related_objects(
         [version],
-        "tags" if tags else Prefetch("tags", queryset=VersionTag.objects.none()),
-        "datasets" if datasets else Prefetch("datasets", queryset=VersionDataset.objects.none()),
-        Prefetch("aliases", queryset=Alias.objects.none()),
+        "tags" if tags else Prefetch("tags", queryset=VersionTag.objects.order_by().none()),
+        "datasets" if datasets else Prefetch("datasets", queryset=VersionDataset.objects.order_by().none()),
+        Prefetch("aliases", queryset=Alias.objects.order_by().none()),
     )
 
 
@@ -201,17 +214,20 @@ def model_search(*, actor, filter_string: str | None = None, order_by: list[str]
     return qs.order_by(*_order_by(order_by, MLFLOW_MODEL_ORDER, ["name"]))
 
 
-def model_tags_and_aliases(model_ids: list[int]) -> tuple[dict[int, list[tuple[str, str]]],
-                                                           dict[int, list[tuple[str, int]]]]:
+def model_tags_and_aliases(model_ids: list[int], *, versioned_ids: list[int] | None = None
+                           ) -> tuple[dict[int, list[tuple[str, str]]], dict[int, list[tuple[str, int]]]]:
     """Tags (key, value) by key and aliases (name, version number) by name, per model, as plain tuples: two
-    flat queries, no model instances (search pages show them for up to 1,000 models)."""
+    flat queries, no model instances (search pages show them for up to 1,000 models). Aliases are looked up
+    only for `versioned_ids` when given (the models that ever had a version: no other can have an alias)."""
     tags: dict[int, list[tuple[str, str]]] = {}
     aliases: dict[int, list[tuple[str, int]]] = {}
+    alias_ids = model_ids if versioned_ids is None else versioned_ids
     if model_ids:
         for model_id, key, value in (ModelTag.objects.filter(model_id__in=model_ids).order_by("key")
                                      .values_list("model_id", "key", "value")):
             tags.setdefault(model_id, []).append((key, value))
-        for model_id, name, number in (Alias.objects.filter(model_id__in=model_ids).order_by("name")
+    if alias_ids:
+        for model_id, name, number in (Alias.objects.filter(model_id__in=alias_ids).order_by("name")
                                        .values_list("model_id", "name", "version__number")):
             aliases.setdefault(model_id, []).append((name, number))
     return tags, aliases

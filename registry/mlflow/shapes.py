@@ -110,9 +110,13 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
 
 def registered_models(models: list[RegisteredModel]) -> list[dict[str, Any]]:
     """RegisteredModels with their latest version per stage, tags and aliases, in a fixed number of queries."""
+    for m in models:
+        if deferred := m.get_deferred_fields() & set(selectors.MODEL_VOLATILE):  # a cached row: one query for both
+            m.refresh_from_db(fields=sorted(deferred))
     ids = [m.pk for m in models]
-    latest = selectors.latest_versions_by_stage(model_ids=ids)
-    tags_of, aliases_of = selectors.model_tags_and_aliases(ids)
+    versioned = [m.pk for m in models if m.last_version_number]  # a model never given a version has no aliases
+    latest = selectors.latest_versions_by_stage(model_ids=versioned)
+    tags_of, aliases_of = selectors.model_tags_and_aliases(ids, versioned_ids=versioned)
     out = []
     for m in models:
         item: dict[str, Any] = {

@@ -147,6 +147,60 @@ def test_every_change_to_a_model_retires_its_cached_read(change, champion, owner
         assert check(owner)
 
 
+def test_registering_a_version_retires_nothing_and_the_counter_still_reads_fresh(champion, owner, make_version,
+                                                                                django_assert_num_queries):
+    """Cached reads leave out what a registration changes (the counter and last-update time load when read)."""
+    model, _, _ = champion
+    assert _resolved(owner).number == 1
+    before = selectors.model_get(actor=owner, name="cached")
+    stamp = before.updated_at
+    make_version(model)
+    with django_assert_num_queries(0):
+        assert _resolved(owner).number == 1
+        again = selectors.model_get(actor=owner, name="cached")
+    with django_assert_num_queries(1):
+        assert again.last_version_number == 3
+    assert again.updated_at > stamp
+
+
+def _deprecated_towards(owner, make_version, *, model_level: bool):
+    """Model "cached" v1 (champion) deprecated in favour of model "next" (or its v1); both reads cached."""
+    model = services.model_create(actor=owner, name="cached")
+    v1 = make_version(model)
+    services.alias_set(model=model, alias="champion", version=v1, actor=owner)
+    successor_model = services.model_create(actor=owner, name="next")
+    successor = make_version(successor_model)
+    if model_level:
+        services.model_deprecate(model=model, actor=owner, reason="moved", successor=successor_model)
+    else:
+        services.version_deprecate(version=v1, actor=owner, reason="moved", successor=successor)
+    return successor_model, successor
+
+
+def test_deleting_a_successor_version_retires_the_reads_that_point_at_it(owner, make_version):
+    _, successor = _deprecated_towards(owner, make_version, model_level=False)
+    assert _resolved(owner).successor.number == 1  # cached, pointing at next v1
+    services.version_delete(version=successor, actor=owner)
+    assert _resolved(owner).successor is None
+
+
+def test_deleting_a_successor_model_retires_the_reads_that_point_at_it(owner, make_version):
+    successor_model, successor = _deprecated_towards(owner, make_version, model_level=True)
+    assert selectors.model_get(actor=owner, name="cached").successor.name == "next"  # cached
+    services.version_deprecate(version=_resolved(owner), actor=owner, reason="moved", successor=successor)
+    assert _resolved(owner).successor.model.name == "next"  # cached
+    services.model_delete(model=successor_model, actor=owner)
+    assert selectors.model_get(actor=owner, name="cached").successor is None
+    assert _resolved(owner).successor is None
+
+
+def test_a_renamed_successor_reads_under_its_new_name(owner, make_version):
+    successor_model, _ = _deprecated_towards(owner, make_version, model_level=False)
+    assert _resolved(owner).successor.model.name == "next"
+    services.model_rename(model=successor_model, actor=owner, new_name="renamed-next")
+    assert _resolved(owner).successor.model.name == "renamed-next"
+
+
 def test_a_login_does_not_retire_cached_reads(champion, owner, django_assert_num_queries):
     from django.contrib.auth.models import update_last_login
 
