@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Count, Max, Prefetch, QuerySet, prefetch_related_objects
 
 from registry import caching, permissions, validation
+from registry.artifacts.paths import validate_artifact_path
 from registry.errors import InvalidInput, NotFound
 from registry.filters import ModelFilter
 from registry.models import (
@@ -156,7 +157,8 @@ def artifact_list(*, version: ModelVersion) -> QuerySet[Artifact]:
 
 
 def artifact_get(*, version: ModelVersion, path: str) -> Artifact:
-    """Return one file of a version's tree, or raise NotFound."""
+    """Return one file of a version's tree, or raise NotFound (InvalidInput for a path no upload could store)."""
+    path = validate_artifact_path(path)
     artifact = Artifact.objects.select_related("blob").filter(version=version, path=path).first()
     if artifact is None:
         raise NotFound(f"Version {version.number} of {version.model.name!r} has no file {path!r}.")

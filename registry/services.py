@@ -344,6 +344,7 @@ def artifact_add(*, version: ModelVersion, actor, path: str, upload: SpooledUplo
 @transaction.atomic
 def artifact_delete(*, version: ModelVersion, actor, path: str) -> None:
     """Remove one file from a version's tree (the blob stays: it may be shared)."""
+    path = validate_artifact_path(path)
     model, version = _lock_version(version)
     permissions.require(permissions.can_contribute, actor, model, action="delete artifacts")
     if version.stage in (Stage.PRODUCTION, Stage.ARCHIVED):

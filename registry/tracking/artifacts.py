@@ -55,12 +55,12 @@ class ArtifactRoot:
 
 def artifact_root_resolve(*, actor: Any, path: str) -> ArtifactRoot:
     """Map an mlflow-artifacts path to the run, logged model or version that owns it, checking visibility."""
-    clean = path.strip("/")
+    clean = path.rstrip("/")
     if not clean:
         raise NotFound("No such artifact root: ''")
+    # The same rules as uploads: an absolute path, a drive letter or a traversal is a 400, never an empty answer.
+    clean = validate_artifact_path(clean)
     parts = clean.split("/")
-    if ".." in parts or "." in parts or "" in parts:
-        raise InvalidInput("Artifact path must not contain empty, '.' or '..' segments.")
     if parts[0] == REGISTRY_ROOT and len(parts) >= 3 and parts[1].isdigit() and parts[2].isdigit():
         version = ModelVersion.objects.select_related("model").filter(
             model__in=permissions.visible_models(actor), model_id=int(parts[1]), number=int(parts[2])
