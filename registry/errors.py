@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
+
+from django.db import OperationalError
 
 
 class DomainError(Exception):
@@ -54,3 +57,23 @@ class UploadTooLarge(DomainError):
 
     code = "PAYLOAD_TOO_LARGE"
     status = 413
+
+
+# PostgreSQL SQLSTATEs of a transaction that failed only because others were busy: lock_not_available (lock_timeout),
+# query_canceled (statement_timeout), deadlock_detected, serialization_failure. SQLite's BUSY and LOCKED the same.
+BUSY_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
+BUSY_SQLITE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+RETRY_AFTER_SECONDS = 2
+BUSY_MESSAGE = "The database is busy with other work and this request gave up waiting for it; retry in a moment."
+
+
+def database_busy(exc: BaseException) -> bool:
+    """Whether `exc` is a database error that a retry may not meet: a lock or statement timeout, a deadlock, a
+    serialization failure (PostgreSQL), or a locked database (SQLite)."""
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__  # the driver's own error, which Django's wraps
+    if getattr(cause, "sqlstate", None) in BUSY_SQLSTATES:  # psycopg 3
+        return True
+    code = getattr(cause, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in BUSY_SQLITE_CODES  # extended codes keep the primary in the low byte

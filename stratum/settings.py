@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "stratum.controls.ControlCharacterMiddleware",
+    "stratum.errors.DatabaseBusyMiddleware",  # pages and /serve/ answer 503 + Retry-After on a busy database
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "governance.middleware.RequestContextMiddleware",

@@ -3,18 +3,16 @@ Retry-After when the database is busy: a lock or statement timeout, a deadlock, 
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from registry.errors import DomainError
+from registry.errors import BUSY_MESSAGE, RETRY_AFTER_SECONDS, DomainError, database_busy
 
 DRF_CODES = {
     exceptions.NotAuthenticated: "UNAUTHENTICATED",
@@ -28,26 +26,6 @@ DRF_CODES = {
     exceptions.ValidationError: "INVALID_PARAMETER_VALUE",
     exceptions.Throttled: "REQUEST_LIMIT_EXCEEDED",
 }
-
-
-# PostgreSQL SQLSTATEs of a transaction that failed only because others were busy: lock_not_available (lock_timeout),
-# query_canceled (statement_timeout), deadlock_detected, serialization_failure. SQLite's BUSY and LOCKED the same.
-BUSY_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
-BUSY_SQLITE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-RETRY_AFTER_SECONDS = 2
-BUSY_MESSAGE = "The database is busy with other work and this request gave up waiting for it; retry in a moment."
-
-
-def database_busy(exc: BaseException) -> bool:
-    """Whether `exc` is a database error that a retry may not meet: a lock or statement timeout, a deadlock, a
-    serialization failure (PostgreSQL), or a locked database (SQLite)."""
-    if not isinstance(exc, OperationalError):
-        return False
-    cause = exc.__cause__  # the driver's own error, which Django's wraps
-    if getattr(cause, "sqlstate", None) in BUSY_SQLSTATES:  # psycopg 3
-        return True
-    code = getattr(cause, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF in BUSY_SQLITE_CODES  # extended codes keep the primary in the low byte
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

@@ -11,8 +11,7 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from registry.api.errors import BUSY_MESSAGE, RETRY_AFTER_SECONDS, database_busy
-from registry.errors import DomainError
+from registry.errors import BUSY_MESSAGE, RETRY_AFTER_SECONDS, DomainError, database_busy
 
 # MLflow's statuses for its error codes (RESOURCE_ALREADY_EXISTS is 400 there, not 409).
 STATUS = {

@@ -110,3 +110,50 @@ def test_sqlite_database_is_locked_turns_into_a_fast_503(contended):
     _assert_busy(responses)
     assert slowest < 2.0, slowest
     assert api.put("/api/v1/models/contended/aliases/champion", {"version": 2}, format="json").status_code == 200
+
+
+def _page_write_while_locked(model: RegisteredModel, client) -> tuple[object, float]:
+    """Move the alias through the model page's form while another transaction holds the model's row."""
+    assert client.get("/models/contended/").status_code == 200  # warm up: imports and templates
+    with model_row_locked(model):
+        started = time.perf_counter()
+        response = client.post("/models/contended/aliases/", {"alias": "champion", "version": "2"})
+        return response, time.perf_counter() - started
+
+
+def _assert_busy_page(response) -> None:
+    assert response.status_code == 503, response.content[:500]
+    assert int(response["Retry-After"]) > 0
+    assert response["Content-Type"].startswith("text/html")
+    assert b"The database is busy" in response.content and b"Traceback" not in response.content
+
+
+@pytest.mark.postgres
+def test_postgresql_busy_database_is_a_readable_503_page(contended, client):
+    if connection.vendor != "postgresql":
+        need_service("PostgreSQL", "DATABASE_URL does not point at PostgreSQL (CI sets it)")
+    model, _ = contended
+    client.force_login(model.owner)
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '300ms'")
+    try:
+        response, slowest = _page_write_while_locked(model, client)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    _assert_busy_page(response)
+    assert slowest < 2.0, slowest
+    assert model.aliases.count() == 0
+
+
+def test_sqlite_busy_database_is_a_readable_503_page(contended, client):
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's own lock; the PostgreSQL test covers lock_timeout")
+    model, _ = contended
+    client.force_login(model.owner)
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout = 300")
+    response, slowest = _page_write_while_locked(model, client)
+    _assert_busy_page(response)
+    assert slowest < 2.0, slowest
+    assert model.aliases.count() == 0
