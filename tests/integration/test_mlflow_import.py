@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
 from registry.artifacts.storage import blob_open
 from registry.models import Alias, Artifact, ModelVersion, RegisteredModel
-from tests.conftest import free_port
-from tests.registry.mlflow_support import require_mlflow
+from tests.registry.mlflow_support import mlflow_server_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,33 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def mlflow_server(tmp_path, monkeypatch):
     """Start a stock MLflow server; yield its URL; stop it."""
-    require_mlflow()
-    cli = Path(sys.executable).with_name("mlflow")
-    if not cli.exists():
-        cli = Path(shutil.which("mlflow") or "")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "mlflow-server.log", "wb")  # closed in the finally below
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    proc = subprocess.Popen(
-        [str(cli), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-         "--artifacts-destination", str(tmp_path / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("mlflow server did not start:\n" + (tmp_path / "mlflow-server.log").read_text()[-3000:])
-            time.sleep(0.5)
+    with mlflow_server_process(tmp_path) as url:
         for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
             monkeypatch.delenv(key)
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -60,13 +27,6 @@ def mlflow_server(tmp_path, monkeypatch):
 
         mlflow.set_registry_uri(None)
         mlflow.set_tracking_uri(None)
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-        log.close()
 
 
 def test_import_copies_models_versions_and_artifacts_idempotently(mlflow_server, owner):

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from registry import access
-from tests.conftest import need_service
+from tests.conftest import free_port, need_service
 
 
 def require_mlflow() -> None:
@@ -41,3 +50,43 @@ def mlflow_env(live_server, monkeypatch):
         mlflow.end_run()
     mlflow.set_registry_uri(None)  # the client keeps these globally; later tests must not reach this server
     mlflow.set_tracking_uri(None)
+
+
+@contextlib.contextmanager
+def mlflow_server_process(directory: Path, *, timeout: float = 180) -> Iterator[str]:
+    """Run a stock `mlflow server` (SQLite backend, proxied artifacts under `directory`); yield its URL; stop it."""
+    require_mlflow()
+    cli = Path(sys.executable).with_name("mlflow")
+    if not cli.exists():
+        cli = Path(shutil.which("mlflow") or "")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = directory / "mlflow-server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(cli), "server", "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
+             "--artifacts-destination", str(directory / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=directory, env=env, start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    pytest.fail("mlflow server did not start:\n" + log_path.read_text()[-3000:])
+                time.sleep(0.25)
+            yield url
+        finally:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
