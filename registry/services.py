@@ -406,6 +406,7 @@ def version_delete(*, version: ModelVersion, actor) -> None:
     events.emit("model_version.deleted", actor=actor, target=version,
                 data={"model": model.name, "version": version.number})
     version.delete()
+    model.save(update_fields=["updated_at"])  # the model changed: its versions are part of it (as in MLflow)
 
 
 @transaction.atomic
@@ -451,6 +452,7 @@ def version_transition_stage(
         others.update(stage=Stage.ARCHIVED, updated_at=timezone.now())
     version.stage = stage
     version.save(update_fields=["stage", "updated_at"])
+    model.save(update_fields=["updated_at"])
     events.emit("model_version.stage_transitioned", actor=actor, target=version, data={
         "from_stage": previous, "to_stage": stage, "archive_existing_versions": archive_existing_versions,
         "archived_versions": archived,
