@@ -35,6 +35,21 @@ class MlflowApi(APIView):
         return errors.exception_handler
 
 
+API_DOCS_HINT = " See the API docs for more information about request parameters."
+
+
+def missing(name: str) -> str:
+    """MLflow's message for a required parameter that is absent or empty."""
+    return f"Missing value for required parameter '{name}'.{API_DOCS_HINT}"
+
+
+def invalid(name: str, value: Any) -> str:
+    """MLflow's message for a parameter of the wrong type or out of range (its request-schema check)."""
+    shown = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)[:200]
+    return (f"Invalid value {shown} for parameter '{name}' supplied:  Hint: Value was of type "
+            f"'{type(value).__name__}'.{API_DOCS_HINT}")
+
+
 class Args:
     """The request message: query parameters on GET, the JSON body otherwise (query parameters as fallback)."""
 
@@ -60,10 +75,10 @@ class Args:
         value = self.get(name)
         if value is None or value == "":
             if required:
-                raise InvalidInput(f"Missing value for required parameter '{name}'.")
+                raise InvalidInput(missing(name))
             return default
         if isinstance(value, list) or isinstance(value, dict):
-            raise InvalidInput(f"Invalid value for parameter '{name}': expected a string.")
+            raise InvalidInput(invalid(name, value))
         return str(value)
 
     def list(self, name: str) -> list[Any]:
@@ -72,7 +87,7 @@ class Args:
             if value is None:
                 return []
             if not isinstance(value, list):
-                raise InvalidInput(f"Invalid value for parameter '{name}': expected a list.")
+                raise InvalidInput(invalid(name, value))
             return value
         return self.query.getlist(name)
 
@@ -91,11 +106,9 @@ class Args:
         try:
             number = validation.integer(value if isinstance(value, int) else str(value), name)
         except InvalidInput:
-            raise InvalidInput(f"Invalid value {str(value)[:50]!r} for parameter '{name}' supplied: expected an "
-                               "integer.")
+            raise InvalidInput(invalid(name, value))
         if number < low or (high is not None and number > high):
-            raise InvalidInput(f"Invalid value \"{number}\" for parameter '{name}' supplied: it must be "
-                               f"between {low} and {high}.")
+            raise InvalidInput(invalid(name, value))
         return number
 
     def tags(self, name: str = "tags") -> dict[str, str]:
@@ -141,9 +154,9 @@ def page_token(offset: int) -> str:
     return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
-def paged(qs: Any, args: Args, *, default: int, high: int) -> tuple[list[Any], str | None]:
+def paged(qs: Any, args: Args, *, default: int, high: int, low: int = 1) -> tuple[list[Any], str | None]:
     """Return one page of `qs` (max_results and page_token from `args`) and the next page's token, if any."""
-    size = args.int("max_results", default=default, high=high)
+    size = args.int("max_results", default=default, low=low, high=high)
     offset = page_offset(args.str("page_token"))
     rows = list(qs[offset: offset + size + 1])
     token = None

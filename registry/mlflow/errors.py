@@ -43,9 +43,29 @@ DRF_CODES: list[tuple[type[Exception], str, int]] = [
 ]
 
 
+# MLflow 3's error classification, which its server adds to every error it raises (mlflow.error_classification:
+# the client-side maps, since the server raises the same MlflowException a client would).
+ERROR_CLASS = {
+    "BAD_REQUEST": "INVALID_PARAMETER_VALUE",
+    "ENDPOINT_NOT_FOUND": "RESOURCE_NOT_FOUND",
+    "INVALID_PARAMETER_VALUE": "INVALID_PARAMETER_VALUE",
+    "INVALID_STATE": "CLIENT_INTERNAL_ERROR",
+    "PERMISSION_DENIED": "PERMISSION_DENIED",
+    "RESOURCE_ALREADY_EXISTS": "RESOURCE_ALREADY_EXISTS",
+    "RESOURCE_DOES_NOT_EXIST": "RESOURCE_NOT_FOUND",
+    "TEMPORARILY_UNAVAILABLE": "CLIENT_INTERNAL_ERROR",
+}
+SQLSTATE = {"INVALID_STATE": "XXM00", "TEMPORARILY_UNAVAILABLE": "XXM00"}
+INVALID_PARAMETER_SQLSTATE = "KAM00"
+
+
 def error_body(code: str, message: str) -> dict[str, str]:
-    """Return MLflow's error shape."""
-    return {"error_code": code, "message": message}
+    """Return MLflow's error shape, with the error class and SQLSTATE MLflow 3 gives the code (when it has one)."""
+    body = {"error_code": code, "message": message}
+    if code in ERROR_CLASS:
+        body["error_class"] = ERROR_CLASS[code]
+        body["sqlstate"] = SQLSTATE.get(code, INVALID_PARAMETER_SQLSTATE)
+    return body
 
 
 def _message(detail: Any) -> str:

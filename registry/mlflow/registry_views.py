@@ -7,33 +7,43 @@ may change.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework.request import Request
 
 from registry import selectors, services
 from registry.artifacts import sources
-from registry.errors import InvalidInput, NotFound
+from registry.errors import AlreadyExists, InvalidInput, NotFound
 from registry.mlflow import shapes
-from registry.mlflow.common import Args, mlflow_view, page_offset, page_token, paged
+from registry.mlflow.common import Args, invalid, mlflow_view, page_offset, page_token, paged
 from registry.models import Stage
 from registry.tracking import artifacts as tracking_artifacts
 from registry.tracking import logged_models, runs
 
 MAX_MODEL_RESULTS = 1000
 MAX_VERSION_RESULTS = 200_000
+# MLflow's SqlAlchemyStore.search_model_versions orders by these when the request names no order.
+DEFAULT_VERSION_ORDER = ["last_updated_timestamp DESC", "name ASC", "version_number DESC"]
 
 
 def _name(args: Args, field: str = "name") -> str:
     """A required model name argument: a string (a JSON number or list is no name, as in MLflow)."""
     raw = args.get(field)
     if raw is not None and not isinstance(raw, str):
-        raise InvalidInput(f"Invalid value {str(raw)[:50]} for parameter '{field}' supplied: expected a string.")
+        raise InvalidInput(invalid(field, raw))
     return args.str(field, required=True)
 
 
 def _model(request: Request, name: str) -> Any:
-    return selectors.model_get(actor=request.user, name=name)
+    try:
+        return selectors.model_get(actor=request.user, name=name)
+    except NotFound:
+        raise NotFound(f"Registered Model with name={name} not found")
+
+
+def _taken(name: str) -> AlreadyExists:
+    return AlreadyExists(f"Registered Model (name={name}) already exists.")
 
 
 def _model_body(model: Any) -> dict[str, Any]:
@@ -45,8 +55,11 @@ def registered_model_create(request: Request, args: Args) -> dict[str, Any]:
     """POST registered-models/create."""
     tags = args.tags()
     sources.check_tags(tags)
-    model = services.model_create(actor=request.user, name=_name(args),
-                                  description=args.str("description"), tags=tags)
+    name = _name(args)
+    try:
+        model = services.model_create(actor=request.user, name=name, description=args.str("description"), tags=tags)
+    except AlreadyExists:
+        raise _taken(name)
     return _model_body(model)
 
 
@@ -61,8 +74,10 @@ def registered_model_search(request: Request, args: Args) -> dict[str, Any]:
     """GET registered-models/search: MLflow filter, order_by, max_results and page_token."""
     qs = selectors.model_search(actor=request.user, filter_string=args.str("filter") or None,
                                 order_by=[str(o) for o in args.list("order_by")])
-    rows, token = paged(qs, args, default=100, high=MAX_MODEL_RESULTS)
-    out: dict[str, Any] = {"registered_models": shapes.registered_models(rows)}
+    rows, token = paged(qs, args, default=100, low=0, high=MAX_MODEL_RESULTS)
+    out: dict[str, Any] = {}
+    if rows:  # proto3 JSON leaves an empty list out
+        out["registered_models"] = shapes.registered_models(rows, search=True)
     if token:
         out["next_page_token"] = token
     return out
@@ -82,7 +97,11 @@ def registered_model_update(request: Request, args: Args) -> dict[str, Any]:
 def registered_model_rename(request: Request, args: Args) -> dict[str, Any]:
     """POST registered-models/rename."""
     model = _model(request, _name(args))
-    model = services.model_rename(model=model, actor=request.user, new_name=_name(args, "new_name"))
+    new_name = _name(args, "new_name")
+    try:
+        model = services.model_rename(model=model, actor=request.user, new_name=new_name)
+    except AlreadyExists:
+        raise _taken(new_name)
     return _model_body(model)
 
 
@@ -106,8 +125,10 @@ def registered_model_set_tag(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("DELETE")
 def registered_model_delete_tag(request: Request, args: Args) -> dict[str, Any]:
     """DELETE registered-models/delete-tag."""
-    services.model_tag_delete(model=_model(request, _name(args)), actor=request.user,
-                              key=args.str("key", required=True))
+    model = _model(request, _name(args))
+    key = args.str("key", required=True)
+    if model.tags.filter(key=key).exists():  # MLflow answers 200 for a tag that is not there
+        services.model_tag_delete(model=model, actor=request.user, key=key)
     return {}
 
 
@@ -122,13 +143,24 @@ def registered_model_alias(request: Request, args: Args) -> dict[str, Any]:
             _model(request, name)  # RESOURCE_DOES_NOT_EXIST when the model is missing or hidden
             raise InvalidInput(f"Registered model alias {alias} not found.")
         return {"model_version": shapes.version(version)}
-    model = _model(request, name)
     if request.method == "POST":
-        version = selectors.version_get(model=model, number=args.str("version", required=True))
+        number = args.str("version", required=True)
+        _check_alias_not_reserved(alias)
+        model, version = _model_and_version(request, name, number)
         services.alias_set(model=model, alias=alias, version=version, actor=request.user)
         return {}
-    services.alias_delete(model=model, alias=alias, actor=request.user)
+    model = _model(request, name)
+    if model.aliases.filter(name=alias).exists():  # MLflow answers 200 for an alias that is not there
+        services.alias_delete(model=model, alias=alias, actor=request.user)
     return {}
+
+
+def _check_alias_not_reserved(alias: str) -> None:
+    """MLflow's reserved alias names, with its wording ("latest" and "v<number>" name versions)."""
+    if alias.lower() == "latest":
+        raise InvalidInput("'latest' alias name (case insensitive) is reserved.")
+    if re.fullmatch(r"[vV]\d+", alias):
+        raise InvalidInput(f"Version alias name '{alias}' is reserved.")
 
 
 @mlflow_view("POST", "GET")
@@ -140,7 +172,8 @@ def registered_model_latest_versions(request: Request, args: Args) -> dict[str, 
     latest = selectors.latest_versions_by_stage(model_ids=[model.pk], stages=wanted).get(model.pk, [])
     fresh = selectors.version_queryset_lean().filter(pk__in=[v.pk for v in latest])
     by_pk = {v.pk: v for v in fresh}
-    return {"model_versions": [shapes.version(by_pk[v.pk]) for v in latest]}
+    found = [shapes.version(by_pk[v.pk]) for v in sorted(latest, key=lambda v: v.number)]
+    return {"model_versions": found} if found else {}
 
 
 def _stage(raw: str) -> str:
@@ -153,13 +186,23 @@ def _stage(raw: str) -> str:
 # ---------------------------------------------------------------------------------------- model versions
 
 
-def _version(request: Request, args: Args) -> Any:
-    model = _model(request, _name(args))
-    number = args.str("version", required=True)
-    version = selectors.version_find(model=model, number=number)
+def _model_and_version(request: Request, name: str, number: str) -> tuple[Any, Any]:
+    """The model and its version `number`, with MLflow's answers: not-found names the version either way."""
+    if not re.fullmatch(r"\s*[-+]?[0-9]+\s*", number):  # ASCII digits only (MLflow takes any Unicode digit)
+        raise InvalidInput(f"Parameter 'version' must be an integer, got '{number}'.")
+    not_found = NotFound(f"Model Version (name={name}, version={number}) not found")
+    try:
+        model = selectors.model_get(actor=request.user, name=name)
+    except NotFound:
+        raise not_found
+    version = selectors.version_find(model=model, number=number) if int(number) > 0 else None
     if version is None:
-        raise NotFound(f"Model Version (name={model.name}, version={number}) not found")
-    return version
+        raise not_found
+    return model, version
+
+
+def _version(request: Request, args: Args) -> Any:
+    return _model_and_version(request, _name(args), args.str("version", required=True))[1]
 
 
 def _version_body(version: Any) -> dict[str, Any]:
@@ -187,7 +230,7 @@ def model_version_get(request: Request, args: Args) -> dict[str, Any]:
 def model_version_search(request: Request, args: Args) -> dict[str, Any]:
     """GET model-versions/search (no aliases in results, as MLflow)."""
     qs = selectors.version_search(actor=request.user, filter_string=args.str("filter") or None,
-                                  order_by=[str(o) for o in args.list("order_by")])
+                                  order_by=[str(o) for o in args.list("order_by")] or DEFAULT_VERSION_ORDER)
     size = args.int("max_results", default=10_000, high=MAX_VERSION_RESULTS)
     offset = page_offset(args.str("page_token"))
     rows = shapes.version_rows(qs.prefetch_related(None), offset=offset, limit=size + 1)
@@ -195,7 +238,7 @@ def model_version_search(request: Request, args: Args) -> dict[str, Any]:
     if len(rows) > size:
         rows = rows[:size]
         token = page_token(offset + size)
-    out: dict[str, Any] = {"model_versions": rows}
+    out: dict[str, Any] = {"model_versions": rows} if rows else {}
     if token:
         out["next_page_token"] = token
     return out
@@ -214,10 +257,15 @@ def model_version_update(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("POST")
 def model_version_transition(request: Request, args: Args) -> dict[str, Any]:
     """POST model-versions/transition-stage, with archive_existing_versions."""
-    version = services.version_transition_stage(
-        version=_version(request, args), actor=request.user, stage=_stage(args.str("stage", required=True)),
-        archive_existing_versions=args.bool("archive_existing_versions"),
-    )
+    version = _version(request, args)
+    raw_stage = args.str("stage", required=True)
+    stage = _stage(raw_stage)
+    archive = args.bool("archive_existing_versions")
+    if archive and stage not in (Stage.STAGING, Stage.PRODUCTION):
+        raise InvalidInput("Model version transition cannot archive existing model versions because "
+                           f"'{raw_stage}' is not an Active stage. Valid stages are ['Staging', 'Production']")
+    version = services.version_transition_stage(version=version, actor=request.user, stage=stage,
+                                                 archive_existing_versions=archive)
     return _version_body(version)
 
 
@@ -240,8 +288,10 @@ def model_version_set_tag(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("DELETE")
 def model_version_delete_tag(request: Request, args: Args) -> dict[str, Any]:
     """DELETE model-versions/delete-tag."""
-    services.version_tag_delete(version=_version(request, args), actor=request.user,
-                                key=args.str("key", required=True))
+    version = _version(request, args)
+    key = args.str("key", required=True)
+    if version.tags.filter(key=key).exists():  # MLflow answers 200 for a tag that is not there
+        services.version_tag_delete(version=version, actor=request.user, key=key)
     return {}
 
 

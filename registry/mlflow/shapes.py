@@ -108,8 +108,12 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
     return out
 
 
-def registered_models(models: list[RegisteredModel]) -> list[dict[str, Any]]:
-    """RegisteredModels with their latest version per stage, tags and aliases, in a fixed number of queries."""
+def registered_models(models: list[RegisteredModel], *, search: bool = False) -> list[dict[str, Any]]:
+    """RegisteredModels with their latest version per stage, tags and aliases, in a fixed number of queries.
+
+    The latest versions come in MLflow's order: by version number on `get`, by stage name in `search` results (its
+    window query reads them back in (name, stage) order).
+    """
     for m in models:
         if deferred := m.get_deferred_fields() & set(selectors.MODEL_VOLATILE):  # a cached row: one query for both
             m.refresh_from_db(fields=sorted(deferred))
@@ -127,7 +131,8 @@ def registered_models(models: list[RegisteredModel]) -> list[dict[str, Any]]:
         if m.description:
             item["description"] = m.description
         if latest.get(m.pk):
-            item["latest_versions"] = [version(v, aliases=False) for v in latest[m.pk]]
+            key = (lambda v: v.stage) if search else (lambda v: v.number)
+            item["latest_versions"] = [version(v, aliases=False) for v in sorted(latest[m.pk], key=key)]
         if tags := tags_of.get(m.pk):
             item["tags"] = _tags(tags)
         if aliases := aliases_of.get(m.pk):

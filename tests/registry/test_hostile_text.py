@@ -193,11 +193,17 @@ def test_unicode_digits_name_no_version(api, fraud, ref):
     assert "error" in response.json()
 
 
-@pytest.mark.parametrize("version", ["\u00b3", "\u0661", str(BIG), "-1"])
+@pytest.mark.parametrize("version", ["\u00b3", "\u0661", str(BIG)])
 def test_mlflow_version_arguments_are_ascii_in_range(api, fraud, version):
     response = api.get(f"{MLFLOW}/model-versions/get", {"name": "fraud", "version": version})
     assert response.status_code == 400 and response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert api.get(f"{MLFLOW}/model-versions/get", {"name": "fraud", "version": "1"}).status_code == 200
+
+
+def test_a_negative_mlflow_version_is_not_found_as_in_mlflow(api, fraud):
+    response = api.get(f"{MLFLOW}/model-versions/get", {"name": "fraud", "version": "-1"})
+    assert response.status_code == 404
+    assert response.json()["message"] == "Model Version (name=fraud, version=-1) not found"
 
 
 def test_an_out_of_range_version_number_is_400_natively(api, fraud):

@@ -1,0 +1,51 @@
+"""The differences from MLflow that Stratum keeps on purpose, each with its reason (README mirrors this list).
+
+A key is (scenario, answer label, field path without list indexes); ("*", "*", field name) names a field that differs
+wherever it appears.
+"""
+
+from __future__ import annotations
+
+KNOWN: dict[tuple[str, str, str], str] = {
+    ("*", "*", "user_id"):
+        "Stratum authenticates every caller and records who created a version; an MLflow server without its auth "
+        "app records nobody.",
+    ("registered_models", "rename onto existing", ".body.message"):
+        "MLflow appends its SQL error text to 'Registered Model (name=...) already exists.'; Stratum says only that.",
+    ("stages", "archive existing into Archived", ".status"):
+        "MLflow raises this client mistake as a 500 INTERNAL_ERROR; Stratum answers 400 INVALID_PARAMETER_VALUE "
+        "with MLflow's message.",
+    ("stages", "archive existing into Archived", ".body.error_code"): "as above",
+    ("stages", "archive existing into Archived", ".body.error_class"): "as above",
+    ("stages", "archive existing into Archived", ".body.sqlstate"): "as above",
+    **{("model_versions", "get non-ASCII digit version", path):
+       "MLflow reads a version with Python's int(), which takes any Unicode digit ('\u0661' is version 1); Stratum "
+       "takes ASCII digits only, so one version has one spelling." for path in (".status", ".body.error_code",
+       ".body.message", ".body.error_class", ".body.model_version", ".body.sqlstate")},
+    **{("model_versions", "get version beyond 64 bits", path):
+       "MLflow fails with 500 INTERNAL_ERROR (its database cannot hold the number); Stratum answers 400 "
+       "INVALID_PARAMETER_VALUE." for path in (".status", ".body.error_code", ".body.message", ".body.error_class",
+                                                ".body.sqlstate")},
+    ("search_registered_models", "bad order key", ".body.message"):
+        "MLflow lists the valid keys from a Python set, whose order changes from one server process to the next; "
+        "Stratum names them in a fixed order. Same code and status.",
+    ("search_registered_models", "bad filter key", ".body.message"): "as above",
+    ("search_model_versions", "bad filter", ".body.message"): "as above",
+    ("search_model_versions", "bad order", ".body.message"): "as above",
+    ("search_registered_models", "bad filter", ".body.message"):
+        "Stratum parses MLflow's filter language with its own parser (never SQL text); a malformed filter gets "
+        "the same code and status with the parser's own wording.",
+    ("bad_requests", "body not JSON", ".body.error_code"):
+        "MLflow reads a body that is not JSON as an empty request; Stratum refuses it as MALFORMED_REQUEST (400 on "
+        "both) rather than guess what the caller meant.",
+    ("bad_requests", "body not JSON", ".body.message"): "as above",
+    ("bad_requests", "body not JSON", ".body.error_class"): "as above",
+    ("bad_requests", "body not JSON", ".body.sqlstate"): "as above",
+    ("bad_requests", "body a list", ".status"):
+        "MLflow fails with a 500 HTML page on a JSON body that is not an object; Stratum answers 400 "
+        "INVALID_PARAMETER_VALUE in MLflow's error shape.",
+    **{("bad_requests", label, path): "MLflow's server answers an unknown route or method with Flask's HTML page "
+       "(same 404 or 405); Stratum answers in MLflow's JSON error shape (ENDPOINT_NOT_FOUND), which the client "
+       "can read." for label in ("unknown route", "wrong method", "body a list")
+       for path in (".body.<non-json>", ".body.error_code", ".body.message", ".body.error_class", ".body.sqlstate")},
+}
