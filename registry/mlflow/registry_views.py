@@ -8,6 +8,7 @@ may change.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Any
 
 from rest_framework.request import Request
@@ -213,11 +214,24 @@ def _version_body(version: Any) -> dict[str, Any]:
 def model_version_create(request: Request, args: Args) -> dict[str, Any]:
     """POST model-versions/create: validate the source, inherit files and provenance from it, answer READY."""
     model = _model(request, _name(args))
+    source = args.str("source", required=True)
+    _check_run_named_by_source(source, args.str("run_id"))
     version = services.version_create_from_source(
-        model=model, actor=request.user, source_uri=args.str("source", required=True), run_id=args.str("run_id"),
+        model=model, actor=request.user, source_uri=source, run_id=args.str("run_id"),
         model_id=args.str("model_id"), description=args.str("description"), tags=args.tags(),
     )
     return {"model_version": shapes.version(version)}  # version_create hands back everything it wrote
+
+
+def _check_run_named_by_source(source: str, run_id: str) -> None:
+    """MLflow 3.17.2's rule: a runs:/ source comes with `run_id`, and it is the run the source names."""
+    if not source.startswith("runs:"):
+        return
+    parsed = urllib.parse.urlparse(source)
+    named = parsed.path.lstrip("/").split("/", 1)[0]
+    if parsed.netloc or not run_id or named != run_id:
+        raise InvalidInput(f"Invalid model version source: '{source}'. The run_id request parameter must identify "
+                           "the resource that contains the source.")
 
 
 @mlflow_view("GET")

@@ -6,6 +6,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db.models import Min
+
 from registry import selectors
 from registry.models import (
     Experiment,
@@ -150,6 +152,7 @@ def experiment(exp: Experiment) -> dict[str, Any]:
         "lifecycle_stage": exp.lifecycle_stage,
         "last_update_time": ms(exp.updated_at),
         "creation_time": ms(exp.created_at),
+        "workspace": "default",  # MLflow 3 names the workspace even with workspaces off; Stratum has the one
     }
     if exp.tags:
         out["tags"] = _tags(sorted(exp.tags.items()))
@@ -185,9 +188,12 @@ def metric(m: RunMetric) -> dict[str, Any]:
 def run(r: Run) -> dict[str, Any]:
     """A Run with its latest metrics, params, tags, dataset inputs and model outputs."""
     data: dict[str, Any] = {}
-    metrics = [metric(m) for m in tracking_runs.latest_metrics(r).values()]
-    params = _tags(RunParam.objects.filter(run=r).order_by("key").values_list("key", "value"))
-    tags = _tags(RunTag.objects.filter(run=r).order_by("key").values_list("key", "value"))
+    # MLflow lists a run's data in the order it was first logged.
+    latest = tracking_runs.latest_metrics(r)
+    first_logged = RunMetric.objects.filter(run=r).values("key").annotate(first=Min("pk")).order_by("first")
+    metrics = [metric(latest[row["key"]]) for row in first_logged if row["key"] in latest]
+    params = _tags(RunParam.objects.filter(run=r).order_by("pk").values_list("key", "value"))
+    tags = _tags(RunTag.objects.filter(run=r).order_by("pk").values_list("key", "value"))
     if metrics:
         data["metrics"] = metrics
     if params:

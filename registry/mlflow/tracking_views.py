@@ -15,7 +15,7 @@ from registry.artifacts.formats import content_type_for
 from registry.artifacts.storage import blob_open, iter_range, spool_stream
 from registry.errors import Forbidden, InvalidInput, NotFound, UploadTooLarge
 from registry.mlflow import shapes
-from registry.mlflow.common import Args, MlflowApi, mlflow_view, paged
+from registry.mlflow.common import Args, MlflowApi, missing, mlflow_view, paged
 from registry.models import LifecycleStage, LoggedModelStatus
 from registry.tracking import artifacts as tracking_artifacts
 from registry.tracking import experiments, logged_models, runs
@@ -51,7 +51,7 @@ def experiment_search(request: Request, args: Args) -> dict[str, Any]:
     qs = experiments.experiment_search(actor=request.user, filter_string=args.str("filter") or None,
                                     view_type=args.str("view_type", default="ACTIVE_ONLY"))
     rows, token = paged(qs, args, default=1000, high=MAX_EXPERIMENT_RESULTS)
-    out: dict[str, Any] = {"experiments": [shapes.experiment(e) for e in rows]}
+    out: dict[str, Any] = {"experiments": [shapes.experiment(e) for e in rows]} if rows else {}
     if token:
         out["next_page_token"] = token
     return out
@@ -109,7 +109,10 @@ def run_create(request: Request, args: Args) -> dict[str, Any]:
     exp = experiments.experiment_get(actor=request.user, experiment_id=args.str("experiment_id", default="0"))
     run = runs.run_create(actor=request.user, experiment=exp, start_time=args.get("start_time"),
                               run_name=args.str("run_name"), tags=args.tags())
-    return {"run": shapes.run(run)}
+    body = shapes.run(run)
+    if not body["outputs"]:
+        del body["outputs"]  # MLflow's runs/create answer has no outputs yet; runs/get shows them empty
+    return {"run": body}
 
 
 @mlflow_view("GET")
@@ -143,6 +146,9 @@ def run_restore(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("POST")
 def run_log_metric(request: Request, args: Args) -> dict[str, Any]:
     """POST runs/log-metric."""
+    for required in ("key", "value", "timestamp"):
+        if args.get(required) in (None, ""):
+            raise InvalidInput(missing(required))
     metric = {k: args.get(k) for k in ("key", "value", "timestamp", "step", "model_id")}
     runs.run_log_batch(actor=request.user, run=_run(request, args), metrics=[metric])
     return {}
@@ -174,8 +180,16 @@ def run_delete_tag(request: Request, args: Args) -> dict[str, Any]:
 @mlflow_view("POST")
 def run_log_batch(request: Request, args: Args) -> dict[str, Any]:
     """POST runs/log-batch."""
-    runs.run_log_batch(actor=request.user, run=_run(request, args), metrics=args.list("metrics"),
-                           params=args.list("params"), tags=args.list("tags"))
+    run = _run(request, args)
+    try:
+        runs.run_log_batch(actor=request.user, run=run, metrics=args.list("metrics"), params=args.list("params"),
+                           tags=args.list("tags"))
+    except InvalidInput as exc:
+        if not (isinstance(exc.details, dict) and "changed_params" in exc.details):
+            raise
+        # log-batch words it for all of them at once, as MLflow's log_batch does
+        raise InvalidInput(f"Changing param values is not allowed. Params were already logged="
+                           f"'{exc.details['changed_params']}' for run ID='{run.run_id}'.")
     return {}
 
 
@@ -202,7 +216,7 @@ def metric_history(request: Request, args: Args) -> dict[str, Any]:
     run = _run(request, args)
     points = runs.metric_history(run=run, key=args.str("metric_key", required=True))
     rows, token = paged(points, args, default=25_000, high=25_000)
-    out: dict[str, Any] = {"metrics": [shapes.metric(m) for m in rows]}
+    out: dict[str, Any] = {"metrics": [shapes.metric(m) for m in rows]} if rows else {}
     if token:
         out["next_page_token"] = token
     return out
@@ -276,13 +290,21 @@ def logged_model_search(request: Request, args: Args) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------------- artifacts
 
 
+def _resolve(request: Request, path: str) -> Any:
+    """The artifact root a path names; a path that breaks the path rules is MLflow's 400 "Invalid path"."""
+    try:
+        return tracking_artifacts.artifact_root_resolve(actor=request.user, path=path)
+    except InvalidInput:
+        raise InvalidInput("Invalid path")
+
+
 class ArtifactListApi(MlflowApi):
     """GET /api/2.0/mlflow-artifacts/artifacts?path=<dir>: the immediate children of a directory."""
 
     def get(self, request: Request) -> Response:
         path = request.query_params.get("path", "")
         try:
-            root = tracking_artifacts.artifact_root_resolve(actor=request.user, path=path)
+            root = _resolve(request, path)
         except NotFound:
             return Response({})
         files = tracking_artifacts.artifact_list(root)
@@ -295,8 +317,11 @@ class ArtifactFileApi(MlflowApi):
     parser_classes: list[Any] = []
 
     def get(self, request: Request, path: str) -> HttpResponse:
-        root = tracking_artifacts.artifact_root_resolve(actor=request.user, path=path)
-        row = tracking_artifacts.artifact_file(root)
+        root = _resolve(request, path)
+        try:
+            row = tracking_artifacts.artifact_file(root)
+        except NotFound:
+            raise NotFound(f"No such artifact: '{path}'")  # MLflow names the path as requested
         response = StreamingHttpResponse(iter_range(blob_open(row.blob), 0, row.size),
                                          content_type=content_type_for(row.format))
         response["Content-Length"] = str(row.size)
@@ -311,9 +336,9 @@ class ArtifactFileApi(MlflowApi):
             raise InvalidInput("Invalid Content-Length.")
         if length > settings.MAX_UPLOAD_BYTES:
             raise UploadTooLarge(f"Upload exceeds the limit of {settings.MAX_UPLOAD_BYTES} bytes.")
-        root = tracking_artifacts.artifact_root_resolve(actor=request.user, path=path)
+        root = _resolve(request, path)
         if root.version is not None:
             raise InvalidInput("A registered version's files are read-only here; upload through the native API.")
         upload = spool_stream(request)  # DRF passes read() through to the HttpRequest: the body streams
         tracking_artifacts.artifact_put(actor=request.user, root=root, upload=upload)
-        return Response({})
+        return HttpResponse(status=200)  # MLflow's upload answers 200 with an empty body

@@ -24,7 +24,7 @@ def parse_experiment_id(raw: Any) -> int:
     try:
         return validation.integer(raw if isinstance(raw, int) else str(raw), "Experiment id", low=0)
     except InvalidInput:
-        raise InvalidInput(f"Invalid experiment id {str(raw)[:50]!r}.")
+        raise InvalidInput(f"Invalid experiment ID '{str(raw)[:50]}'. Experiment ID must be a valid integer.")
 
 
 def clean_key(key: Any) -> str:

@@ -33,7 +33,7 @@ def run_get(*, actor: Any, run_id: Any) -> Run:
         raise InvalidInput("Missing value for required parameter 'run_id'.")
     run = runs_visible(actor).select_related("experiment", "user").filter(pk=run_id).first()
     if run is None:
-        raise NotFound(f"Run '{run_id}' not found")
+        raise NotFound(f"Run with id={run_id} not found")
     return run
 
 
@@ -98,12 +98,13 @@ def _param_rows(run: Run, params: Iterable[tuple[Any, Any]]) -> list[RunParam]:
     for key, value in params:
         rows[clean_key(key)] = clean_text(value, f"Param {key!r}", 6000)
     existing = dict(RunParam.objects.filter(run=run, key__in=list(rows)).values_list("key", "value"))
-    for key, value in rows.items():
-        if key in existing and existing[key] != value:
-            raise InvalidInput(
-                f"Changing param values is not allowed. Param with key='{key}' was already logged with "
-                f"value='{existing[key]}' for run ID='{run.run_id}'. Attempted logging new value '{value}'."
-            )
+    changed = [{"key": k, "old_value": existing[k], "new_value": v} for k, v in rows.items()
+               if k in existing and existing[k] != v]
+    if changed:
+        key, old, new = changed[0]["key"], changed[0]["old_value"], changed[0]["new_value"]
+        raise InvalidInput(f"Changing param values is not allowed. Param with key='{key}' was already logged with "
+                           f"value='{old}' for run ID='{run.run_id}'. Attempted logging new value '{new}'.",
+                           details={"changed_params": changed})
     return [RunParam(run=run, key=k, value=v) for k, v in rows.items() if k not in existing]
 
 

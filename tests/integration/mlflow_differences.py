@@ -26,6 +26,27 @@ KNOWN: dict[tuple[str, str, str], str] = {
        "MLflow fails with 500 INTERNAL_ERROR (its database cannot hold the number); Stratum answers 400 "
        "INVALID_PARAMETER_VALUE." for path in (".status", ".body.error_code", ".body.message", ".body.error_class",
                                                 ".body.sqlstate")},
+    ("experiments", "create duplicate", ".body.message"):
+        "MLflow appends its SQL error text to 'Experiment(name=...) already exists.'; Stratum says only that.",
+    **{("experiments", label, ".body.experiment.tags" if label.startswith("get") else ".body.experiments.tags"):
+       "Stratum keeps an experiment's tags as one JSON document (PostgreSQL's jsonb does not keep key order), so "
+       "they come sorted by key; MLflow lists them in the order they were set."
+       for label in ("search by name", "get deleted", "search deleted", "get restored")},
+    **{("experiments", "search by tag", path):
+       "Not yet: Stratum's experiment search filters by name only (name =, LIKE, ILIKE); tags.<key> is refused "
+       "with 400 rather than answered wrongly." for path in (".status", ".body.error_code", ".body.error_class",
+                                                              ".body.message", ".body.sqlstate", ".body.experiments")},
+    **{("runs", "search", path):
+       "Not yet: runs/search (mlflow.search_runs) is not served; it answers 404 ENDPOINT_NOT_FOUND."
+       for path in (".status", ".body.error_code", ".body.error_class", ".body.message", ".body.sqlstate",
+                    ".body.runs")},
+    ("artifacts_and_sources", "download uri", ".body.artifact_uri"):
+        "Stratum copies a version's files from its source when it is registered (they are then immutable, "
+        "scanned and signed), so the download URI names that copy (mlflow-artifacts:/registry/...); MLflow answers "
+        "the source. The client downloads the same files from either.",
+    ("logged_models", "run shows its output", ".body.run.outputs.model_outputs"):
+        "Stratum shows a logged model created with source_run_id as that run's output at once; MLflow only after "
+        "runs/outputs, which the stock client sends right after creating the model, so clients see the same.",
     ("search_registered_models", "bad order key", ".body.message"):
         "MLflow lists the valid keys from a Python set, whose order changes from one server process to the next; "
         "Stratum names them in a fixed order. Same code and status.",

@@ -7,6 +7,7 @@ body)`; ids that a server hands out are taken from its own answers, so the same 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 VERSION = "3.17.2"
@@ -225,5 +226,146 @@ def bad_requests(side: Any) -> None:
     side.call("wrong method", "GET", f"{REG}/create", {"name": "br"})
 
 
+EXP = "mlflow/experiments"
+RUNS = "mlflow/runs"
+ART = "mlflow-artifacts/artifacts"
+# Experiment names are never freed on MLflow (a deleted one keeps its name), so they carry this run's mark.
+MARK = uuid.uuid4().hex[:8]
+T0 = 1_760_000_000_000  # a fixed client-side time (ms) for runs and metrics
+
+
+def experiments(side: Any) -> None:
+    name = f"exp-{MARK}"
+    created = side.call("create", "POST", f"{EXP}/create",
+                        {"name": name, "tags": [{"key": "team", "value": "ml"}]})
+    exp_id = created.get("experiment_id", "")
+    side.call("create duplicate", "POST", f"{EXP}/create", {"name": name})
+    side.call("create without name", "POST", f"{EXP}/create", {})
+    side.call("get", "GET", f"{EXP}/get", {"experiment_id": exp_id})
+    side.call("get missing", "GET", f"{EXP}/get", {"experiment_id": "987654"})
+    side.call("get non-integer id", "GET", f"{EXP}/get", {"experiment_id": "abc"})
+    side.call("get by name", "GET", f"{EXP}/get-by-name", {"experiment_name": name})
+    side.call("get by missing name", "GET", f"{EXP}/get-by-name", {"experiment_name": f"nope-{MARK}"})
+    side.call("set tag", "POST", f"{EXP}/set-experiment-tag", {"experiment_id": exp_id, "key": "k", "value": "v"})
+    side.call("rename", "POST", f"{EXP}/update", {"experiment_id": exp_id, "new_name": f"{name}-renamed"})
+    side.call("search by name", "POST", f"{EXP}/search", {"filter": f"name LIKE 'exp-{MARK}%'", "max_results": 10})
+    side.call("search by tag", "POST", f"{EXP}/search", {"filter": f"name LIKE 'exp-{MARK}%' AND tags.team = 'ml'",
+                                                        "max_results": 10})
+    side.call("delete", "POST", f"{EXP}/delete", {"experiment_id": exp_id})
+    side.call("get deleted", "GET", f"{EXP}/get", {"experiment_id": exp_id})
+    side.call("search active", "POST", f"{EXP}/search", {"filter": f"name LIKE 'exp-{MARK}%'", "max_results": 10})
+    side.call("search deleted", "POST", f"{EXP}/search", {"filter": f"name LIKE 'exp-{MARK}%'", "max_results": 10,
+                                                         "view_type": "DELETED_ONLY"})
+    side.call("restore", "POST", f"{EXP}/restore", {"experiment_id": exp_id})
+    side.call("get restored", "GET", f"{EXP}/get", {"experiment_id": exp_id})
+
+
+def _experiment(side: Any, suffix: str) -> str:
+    return side.call("create experiment", "POST", f"{EXP}/create",
+                     {"name": f"{suffix}-{MARK}"}).get("experiment_id", "")
+
+
+def runs(side: Any) -> None:
+    exp_id = _experiment(side, "runs")
+    run = side.call("create", "POST", f"{RUNS}/create",
+                    {"experiment_id": exp_id, "start_time": T0, "run_name": "first",
+                     "tags": [{"key": "mlflow.user", "value": "alice"}, {"key": "team", "value": "ml"}]})
+    run_id = run.get("run", {}).get("info", {}).get("run_id", "")
+    side.call("create in missing experiment", "POST", f"{RUNS}/create", {"experiment_id": "987654",
+                                                                         "start_time": T0})
+    side.call("get", "GET", f"{RUNS}/get", {"run_id": run_id})
+    side.call("get missing", "GET", f"{RUNS}/get", {"run_id": "f" * 32})
+    side.call("log metric", "POST", f"{RUNS}/log-metric",
+              {"run_id": run_id, "key": "loss", "value": 0.5, "timestamp": T0, "step": 0})
+    side.call("log metric again", "POST", f"{RUNS}/log-metric",
+              {"run_id": run_id, "key": "loss", "value": 0.25, "timestamp": T0 + 1, "step": 1})
+    side.call("log metric without value", "POST", f"{RUNS}/log-metric",
+              {"run_id": run_id, "key": "loss", "timestamp": T0})
+    side.call("log param", "POST", f"{RUNS}/log-parameter", {"run_id": run_id, "key": "lr", "value": "0.1"})
+    side.call("log same param again", "POST", f"{RUNS}/log-parameter", {"run_id": run_id, "key": "lr",
+                                                                        "value": "0.1"})
+    side.call("change a param", "POST", f"{RUNS}/log-parameter", {"run_id": run_id, "key": "lr", "value": "0.2"})
+    side.call("set tag", "POST", f"{RUNS}/set-tag", {"run_id": run_id, "key": "k", "value": "v"})
+    side.call("delete tag", "POST", f"{RUNS}/delete-tag", {"run_id": run_id, "key": "k"})
+    side.call("delete absent tag", "POST", f"{RUNS}/delete-tag", {"run_id": run_id, "key": "nope"})
+    side.call("log batch", "POST", f"{RUNS}/log-batch", {
+        "run_id": run_id,
+        "metrics": [{"key": "acc", "value": 0.9, "timestamp": T0, "step": 0},
+                    {"key": "acc", "value": 0.95, "timestamp": T0 + 5, "step": 1}],
+        "params": [{"key": "depth", "value": "3"}],
+        "tags": [{"key": "stage", "value": "train"}],
+    })
+    side.call("log batch with a changed param", "POST", f"{RUNS}/log-batch",
+              {"run_id": run_id, "params": [{"key": "depth", "value": "4"}]})
+    side.call("log empty batch", "POST", f"{RUNS}/log-batch", {"run_id": run_id})
+    side.call("metric history", "GET", "mlflow/metrics/get-history", {"run_id": run_id, "metric_key": "acc"})
+    side.call("metric history of an unknown key", "GET", "mlflow/metrics/get-history",
+              {"run_id": run_id, "metric_key": "nope"})
+    side.call("finish", "POST", f"{RUNS}/update", {"run_id": run_id, "status": "FINISHED", "end_time": T0 + 60_000})
+    side.call("get finished", "GET", f"{RUNS}/get", {"run_id": run_id})
+    side.call("search", "POST", f"{RUNS}/search", {"experiment_ids": [exp_id]})
+    side.call("delete", "POST", f"{RUNS}/delete", {"run_id": run_id})
+    side.call("get deleted", "GET", f"{RUNS}/get", {"run_id": run_id})
+    side.call("restore", "POST", f"{RUNS}/restore", {"run_id": run_id})
+
+
+def artifacts_and_sources(side: Any) -> None:
+    exp_id = _experiment(side, "art")
+    run = side.call("create run", "POST", f"{RUNS}/create", {"experiment_id": exp_id, "start_time": T0,
+                                                             "run_name": "trainer"})
+    info = run.get("run", {}).get("info", {})
+    run_id = info.get("run_id", "")
+    base = f"{exp_id}/{run_id}/artifacts"
+    mlmodel = "artifact_path: model\nflavors:\n  python_function:\n    loader_module: mlflow.pyfunc.model\n"
+    side.call("upload MLmodel", "PUT", f"{ART}/{base}/model/MLmodel", mlmodel, raw=True)
+    side.call("upload data", "PUT", f"{ART}/{base}/model/data/notes.txt", "hello", raw=True)
+    side.call("list run root", "GET", ART, {"path": base})
+    side.call("list model dir", "GET", ART, {"path": f"{base}/model"})
+    side.call("list missing dir", "GET", ART, {"path": f"{base}/nope"})
+    side.call("list with ..", "GET", ART, {"path": "../x"})
+    side.call("list with inner ..", "GET", ART, {"path": f"{base}/../../x"})
+    side.call("download", "GET", f"{ART}/{base}/model/data/notes.txt", {})
+    side.call("download missing", "GET", f"{ART}/{base}/model/absent.txt", {})
+    side.call("create model", "POST", f"{REG}/create", {"name": "src"})
+    side.call("version from the run", "POST", f"{MV}/create",
+              {"name": "src", "source": f"runs:/{run_id}/model", "run_id": run_id})
+    side.call("version whose run_id is another run", "POST", f"{MV}/create",
+              {"name": "src", "source": f"runs:/{run_id}/model", "run_id": "e" * 32})
+    side.call("version from the artifact uri", "POST", f"{MV}/create",
+              {"name": "src", "source": f"{info.get('artifact_uri', '')}/model", "run_id": run_id})
+    side.call("download uri", "GET", f"{MV}/get-download-uri", {"name": "src", "version": "1"})
+
+
+def runs_held_elsewhere(side: Any) -> None:
+    side.call("create model", "POST", f"{REG}/create", {"name": "ext"})
+    side.call("version from a run this server does not hold", "POST", f"{MV}/create",
+              {"name": "ext", "source": f"runs:/{'a' * 32}/model", "run_id": "a" * 32})
+    side.call("version from an unknown run, run_id left out", "POST", f"{MV}/create",
+              {"name": "ext", "source": f"runs:/{'b' * 32}/model"})
+    side.call("download uri", "GET", f"{MV}/get-download-uri", {"name": "ext", "version": "1"})
+
+
+def logged_models(side: Any) -> None:
+    exp_id = _experiment(side, "lm")
+    run = side.call("create run", "POST", f"{RUNS}/create", {"experiment_id": exp_id, "start_time": T0,
+                                                             "run_name": "trainer"})
+    run_id = run.get("run", {}).get("info", {}).get("run_id", "")
+    created = side.call("create", "POST", "mlflow/logged-models",
+                        {"experiment_id": exp_id, "name": "clf", "source_run_id": run_id, "model_type": "sklearn",
+                         "tags": [{"key": "a", "value": "1"}], "params": [{"key": "C", "value": "1.0"}]})
+    model_id = created.get("model", {}).get("info", {}).get("model_id", "")
+    side.call("get", "GET", f"mlflow/logged-models/{model_id}", {})
+    side.call("get missing", "GET", f"mlflow/logged-models/m-{'0' * 32}", {})
+    side.call("set tags", "PATCH", f"mlflow/logged-models/{model_id}/tags",
+              {"tags": [{"key": "b", "value": "2"}]})
+    side.call("delete tag", "DELETE", f"mlflow/logged-models/{model_id}/tags/a", {})
+    side.call("finalize", "PATCH", f"mlflow/logged-models/{model_id}", {"model_id": model_id, "status": "LOGGED_MODEL_READY"})
+    side.call("search", "POST", "mlflow/logged-models/search", {"experiment_ids": [exp_id]})
+    side.call("run shows its output", "GET", f"{RUNS}/get", {"run_id": run_id})
+    side.call("create registry model", "POST", f"{REG}/create", {"name": "lm"})
+    side.call("version from the logged model", "POST", f"{MV}/create",
+              {"name": "lm", "source": f"models:/{model_id}", "model_id": model_id})
+
+
 ALL = [registered_models, model_versions, stages, aliases, search_registered_models, search_model_versions,
-       bad_requests]
+       bad_requests, experiments, runs, artifacts_and_sources, runs_held_elsewhere, logged_models]
