@@ -359,7 +359,8 @@ def logged_models(side: Any) -> None:
     side.call("set tags", "PATCH", f"mlflow/logged-models/{model_id}/tags",
               {"tags": [{"key": "b", "value": "2"}]})
     side.call("delete tag", "DELETE", f"mlflow/logged-models/{model_id}/tags/a", {})
-    side.call("finalize", "PATCH", f"mlflow/logged-models/{model_id}", {"model_id": model_id, "status": "LOGGED_MODEL_READY"})
+    side.call("finalize", "PATCH", f"mlflow/logged-models/{model_id}",
+              {"model_id": model_id, "status": "LOGGED_MODEL_READY"})
     side.call("search", "POST", "mlflow/logged-models/search", {"experiment_ids": [exp_id]})
     side.call("run shows its output", "GET", f"{RUNS}/get", {"run_id": run_id})
     side.call("create registry model", "POST", f"{REG}/create", {"name": "lm"})
