@@ -141,10 +141,12 @@ def metric_scatter_figure(x: str, y: str, points: Iterable[tuple[int, float, flo
 NODE_COLORS = {
     "dataset": "#0ea5e9", "feature_set": "#8b5cf6", "code_commit": "#64748b", "model_version": "#2563eb",
     "converted_artifact": "#14b8a6", "deployment": "#f59e0b", "prediction_batch": "#ec4899",
+    "external_run": "#94a3b8",
 }
 NODE_LABELS = {
     "dataset": "Dataset", "feature_set": "Feature set", "code_commit": "Code commit", "model_version": "Model version",
     "converted_artifact": "Converted artifact", "deployment": "Deployment", "prediction_batch": "Prediction batch",
+    "external_run": "Run held elsewhere (not verified by Stratum)",
 }
 LABELS_UP_TO = 120  # above this many nodes, names show on hover only
 

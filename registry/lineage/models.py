@@ -17,6 +17,7 @@ class NodeKind(models.TextChoices):
     CONVERTED_ARTIFACT = "converted_artifact", "Converted artifact"
     DEPLOYMENT = "deployment", "Deployment"
     PREDICTION_BATCH = "prediction_batch", "Prediction batch"
+    EXTERNAL_RUN = "external_run", "Run held elsewhere (not verified by Stratum)"
 
 
 class EdgeKind(models.TextChoices):
@@ -30,6 +31,7 @@ class EdgeKind(models.TextChoices):
     FINE_TUNED_FROM = "fine_tuned_from", "fine-tuned from"
     DEPLOYED_AS = "deployed_as", "deployed as"
     PRODUCED = "produced", "produced by"
+    TRAINED_IN = "trained_in", "trained in run"
 
 
 class LineageNode(models.Model):

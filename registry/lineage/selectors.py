@@ -9,6 +9,7 @@ hidden model never leaks through the graph.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from registry import charts, permissions, validation
 from registry.errors import InvalidInput, NotFound
 from registry.lineage.layout import layered_layout
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import ModelVersion, RegisteredModel, Run
 
 MAX_DEPTH = 25
 DEFAULT_DEPTH = 3
@@ -235,3 +236,16 @@ def graph_context(graph: Graph) -> dict[str, Any]:
             "depth_choices": sorted({1, 2, 3, 5, 8, 12, MAX_DEPTH, graph.depth}),
             "direction_choices": [("both", "Upstream and downstream"), ("upstream", "Upstream"),
                                   ("downstream", "Downstream")]}
+
+
+def run_held_elsewhere(version: ModelVersion) -> bool:
+    """Whether the version names a run that Stratum does not hold (registered from a run tracked elsewhere)."""
+    return bool(runs_held_elsewhere([version.run_id]))
+
+
+def runs_held_elsewhere(run_ids: Iterable[str]) -> set[str]:
+    """Those of `run_ids` that name no run Stratum holds, in one query: their versions' runs are not verified."""
+    wanted = {r for r in run_ids if r}
+    if not wanted:
+        return set()
+    return wanted - set(Run.objects.filter(pk__in=wanted).values_list("pk", flat=True))

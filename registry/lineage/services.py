@@ -19,15 +19,17 @@ from django.db.models import Q, QuerySet
 from registry import events, permissions, validation
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
-from registry.lineage.selectors import reaches
+from registry.lineage.selectors import reaches, run_held_elsewhere
 from registry.models import DatasetRole, ModelRole, ModelVersion, RegisteredModel, Role
 
-SCOPED_KINDS = {NodeKind.MODEL_VERSION, NodeKind.CONVERTED_ARTIFACT, NodeKind.DEPLOYMENT, NodeKind.PREDICTION_BATCH}
+SCOPED_KINDS = {NodeKind.MODEL_VERSION, NodeKind.CONVERTED_ARTIFACT, NodeKind.DEPLOYMENT, NodeKind.PREDICTION_BATCH,
+                NodeKind.EXTERNAL_RUN}
 
 # Which kinds of node each edge kind may join: (upstream kinds, downstream kinds).
 _DATA = {NodeKind.DATASET, NodeKind.FEATURE_SET}
 EDGE_RULES: dict[str, tuple[set[str], set[str]]] = {
     EdgeKind.DERIVED_FROM: ({*_DATA, NodeKind.PREDICTION_BATCH}, _DATA),
+    EdgeKind.TRAINED_IN: ({NodeKind.EXTERNAL_RUN}, {NodeKind.MODEL_VERSION}),
     EdgeKind.TRAINED_ON: (_DATA, {NodeKind.MODEL_VERSION}),
     EdgeKind.USES_FEATURES: ({NodeKind.FEATURE_SET}, {NodeKind.MODEL_VERSION}),
     EdgeKind.BUILT_FROM_CODE: ({NodeKind.CODE_COMMIT}, {*_DATA, NodeKind.MODEL_VERSION, NodeKind.CONVERTED_ARTIFACT}),
@@ -44,6 +46,7 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     NodeKind.CONVERTED_ARTIFACT: ("model", "name", "version", "digest"),
     NodeKind.DEPLOYMENT: ("model", "name", "external_id"),
     NodeKind.PREDICTION_BATCH: ("model", "name", "endpoint", "window_start", "window_end"),
+    NodeKind.EXTERNAL_RUN: ("model", "external_id"),
 }
 TEXT_LIMITS = {"name": 500, "version": 128, "uri": 2048, "digest": 128, "repository": 2048, "commit": 64,
                "transformation_ref": 2048, "external_id": 256, "endpoint": 256}
@@ -255,7 +258,25 @@ def lineage_fill_from_version(version: ModelVersion) -> int:
         added += _edge_insert(upstream=code, downstream=node, kind=EdgeKind.BUILT_FROM_CODE, role="", actor=None)[1]
     else:
         stale.delete()
+    added += _external_run_fill(version, node)
     return added
+
+
+def _external_run_fill(version: ModelVersion, node: LineageNode) -> int:
+    """Record a run held elsewhere as external provenance (a node of its own, unverified); once Stratum holds the
+    run (it was imported), the external edge goes: the version's run is then Stratum's own."""
+    external = LineageEdge.objects.filter(downstream=node, upstream__kind=NodeKind.EXTERNAL_RUN,
+                                          created_by__isnull=True)
+    if not run_held_elsewhere(version):
+        external.delete()
+        return 0
+    fields = {"model": version.model_id, "external_id": version.run_id}
+    key = _identity_key(NodeKind.EXTERNAL_RUN, fields)
+    run_node = LineageNode.objects.filter(kind=NodeKind.EXTERNAL_RUN, key=key).first() or LineageNode.objects.create(
+        kind=NodeKind.EXTERNAL_RUN, key=key, model_id=version.model_id, name=f"run {version.run_id}",
+        external_id=version.run_id, properties={"verified": False}, owner=version.creator)
+    external.exclude(upstream=run_node).delete()
+    return _edge_insert(upstream=run_node, downstream=node, kind=EdgeKind.TRAINED_IN, role="", actor=None)[1]
 
 
 def on_domain_event(sender: Any, event: events.DomainEvent, **kwargs: Any) -> None:
@@ -271,7 +292,8 @@ def on_domain_event(sender: Any, event: events.DomainEvent, **kwargs: Any) -> No
         if version is None:
             return
         # A version with no datasets and no commit has nothing upstream yet: its node is made when first needed.
-        if event.action == "model_version.created" and not version.code_commit and not version.datasets.all():
+        if (event.action == "model_version.created" and not version.code_commit and not version.datasets.all()
+                and not run_held_elsewhere(version)):
             return
         lineage_fill_from_version(version)
 

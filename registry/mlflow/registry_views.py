@@ -215,7 +215,8 @@ def model_version_create(request: Request, args: Args) -> dict[str, Any]:
     """POST model-versions/create: validate the source, inherit files and provenance from it, answer READY."""
     model = _model(request, _name(args))
     source = args.str("source", required=True)
-    _check_run_named_by_source(source, args.str("run_id"))
+    if not args.str("model_id"):  # with a model_id MLflow checks the source against the model instead
+        _check_run_named_by_source(source, args.str("run_id"))
     version = services.version_create_from_source(
         model=model, actor=request.user, source_uri=source, run_id=args.str("run_id"),
         model_id=args.str("model_id"), description=args.str("description"), tags=args.tags(),

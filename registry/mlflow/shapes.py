@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import Min
 
 from registry import selectors
+from registry.lineage import selectors as lineage_selectors
 from registry.models import (
     Experiment,
     LoggedModel,
@@ -45,8 +46,14 @@ def _float(value: float) -> Any:
     return value
 
 
-def version(v: ModelVersion, *, aliases: bool = True) -> dict[str, Any]:
-    """A ModelVersion; `aliases` is left out of search results, as MLflow does."""
+def unverified_message(run_id: str) -> str:
+    """The status message of a version whose run Stratum does not hold (registered from a run tracked elsewhere)."""
+    return f"Run {run_id} is held elsewhere: not verified by Stratum."
+
+
+def version(v: ModelVersion, *, aliases: bool = True, unverified: set[str] | None = None) -> dict[str, Any]:
+    """A ModelVersion; `aliases` is left out of search results, as MLflow does. `unverified` holds the run ids Stratum
+    does not hold, when the caller already knows them (else one query finds out)."""
     out: dict[str, Any] = {
         "name": v.model.name,
         "version": str(v.number),
@@ -61,8 +68,12 @@ def version(v: ModelVersion, *, aliases: bool = True) -> dict[str, Any]:
     }
     if v.creator_id is not None and v.creator is not None:
         out["user_id"] = v.creator.get_username()
+    if unverified is None:
+        unverified = lineage_selectors.runs_held_elsewhere([v.run_id])
     if v.status_message:
         out["status_message"] = v.status_message
+    elif v.run_id in unverified:
+        out["status_message"] = unverified_message(v.run_id)
     tags = [(t.key, t.value) for t in v.tags.all()]
     if tags:
         out["tags"] = _tags(tags)
@@ -93,6 +104,7 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
             tag_qs = VersionTag.objects.filter(version_id__in=[r[0] for r in rows])
         for version_id, key, value in tag_qs.order_by("key").values_list("version_id", "key", "value"):
             tags.setdefault(version_id, []).append({"key": key, "value": value})
+    unverified = lineage_selectors.runs_held_elsewhere(r[8] for r in rows)
     out = []
     for pk, name, number, created, updated, stage, description, source, run_id, status, message, user in rows:
         item: dict[str, Any] = {
@@ -104,6 +116,8 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
             item["user_id"] = user
         if message:
             item["status_message"] = message
+        elif run_id in unverified:
+            item["status_message"] = unverified_message(run_id)
         if pk in tags:
             item["tags"] = tags[pk]
         out.append(item)
@@ -123,6 +137,7 @@ def registered_models(models: list[RegisteredModel], *, search: bool = False) ->
     versioned = [m.pk for m in models if m.last_version_number]  # a model never given a version has no aliases
     latest = selectors.latest_versions_by_stage(model_ids=versioned)
     tags_of, aliases_of = selectors.model_tags_and_aliases(ids, versioned_ids=versioned)
+    unverified = lineage_selectors.runs_held_elsewhere(v.run_id for vs in latest.values() for v in vs)
     out = []
     for m in models:
         item: dict[str, Any] = {
@@ -134,7 +149,8 @@ def registered_models(models: list[RegisteredModel], *, search: bool = False) ->
             item["description"] = m.description
         if latest.get(m.pk):
             key = (lambda v: v.stage) if search else (lambda v: v.number)
-            item["latest_versions"] = [version(v, aliases=False) for v in sorted(latest[m.pk], key=key)]
+            item["latest_versions"] = [version(v, aliases=False, unverified=unverified)
+                                       for v in sorted(latest[m.pk], key=key)]
         if tags := tags_of.get(m.pk):
             item["tags"] = _tags(tags)
         if aliases := aliases_of.get(m.pk):

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from registry.models import Artifact, Blob, LoggedModel, Run, RunInput, RunParam, TrackedArtifact
 from registry.tracking.artifacts import artifact_root_resolve
-from registry.tracking.logged_models import logged_model_get, logged_models_visible
+from registry.tracking.logged_models import logged_models_visible
 from registry.tracking.runs import latest_metrics, run_get, runs_visible
 
 
@@ -24,6 +24,7 @@ class Provenance:
     metrics: dict[str, float] = field(default_factory=dict)
     datasets: list[dict[str, str]] = field(default_factory=list)
     logged_model: LoggedModel | None = None
+    external_run: bool = False  # the source names a run Stratum does not hold (or the actor may not see)
 
 
 def _files_under(rows: QuerySet, prefix: str) -> list[tuple[str, Blob, str]]:
@@ -66,14 +67,17 @@ def source_provenance(*, actor: Any, source: str, run_id: str = "", model_id: st
     run: Run | None = None
     if source.startswith("models:/m-") or model_id:
         lm_id = source[len("models:/"):] if source.startswith("models:/m-") else model_id
-        lm = logged_model_get(actor=actor, model_id=lm_id)
-        prov.logged_model = lm
-        if source.startswith("models:/m-"):
-            prov.files = _files_under(TrackedArtifact.objects.filter(logged_model=lm), "")
-        for key, value in lm.params.items():
-            if _safe_key(key):
-                prov.params[key] = str(value)[:6000]
-        run = lm.source_run
+        lm = logged_models_visible(actor).filter(pk=lm_id).first()
+        # None: a logged model tracked elsewhere (MLflow 3's client registers runs:/ sources as models:/m-<id>). The
+        # version inherits nothing from it; its run, which Stratum does not hold either, is external provenance.
+        if lm is not None:
+            prov.logged_model = lm
+            if source.startswith("models:/m-"):
+                prov.files = _files_under(TrackedArtifact.objects.filter(logged_model=lm), "")
+            for key, value in lm.params.items():
+                if _safe_key(key):
+                    prov.params[key] = str(value)[:6000]
+            run = lm.source_run
     if source.startswith("models:/") and not source.startswith("models:/m-"):
         rest = source[len("models:/"):]
         name, ref = rest.split("@", 1) if "@" in rest and "/" not in rest else rest.split("/", 1)
@@ -85,9 +89,15 @@ def source_provenance(*, actor: Any, source: str, run_id: str = "", model_id: st
         prov.run_id = prov.run_id or version.run_id
     elif source.startswith("runs:/"):
         rid, _, path = source[len("runs:/"):].partition("/")
-        run = run_get(actor=actor, run_id=rid)
-        prov.files = _files_under(TrackedArtifact.objects.filter(run=run), path)
-        if not prov.files and path:
+        run = runs_visible(actor).filter(pk=rid).first() if rid else run_get(actor=actor, run_id=rid)
+        if run is None:
+            # A run tracked elsewhere (a split tracking/registry setup): the version keeps its source and run id,
+            # inherits nothing, and lineage records the run as external provenance, not verified by Stratum.
+            prov.run_id = prov.run_id or rid
+            prov.external_run = True
+        else:
+            prov.files = _files_under(TrackedArtifact.objects.filter(run=run), path)
+        if run is not None and not prov.files and path:
             lm = logged_models_visible(actor).filter(source_run=run, name=path.split("/")[0]).order_by(
                 "-created_at").first()
             if lm is not None:

@@ -14,6 +14,7 @@ from django.views import View
 from registry import permissions, selectors, services
 from registry.artifacts.uploads import received_files
 from registry.errors import DomainError, UploadTooLarge
+from registry.lineage.selectors import run_held_elsewhere
 from registry.models import ModelVersion, RegisteredModel
 from registry.views.common import form_error, get_model, get_version
 from registry.views.forms import StageTransitionForm, VersionCreateForm
@@ -36,6 +37,7 @@ def _version_page(
         "signature_outputs": signature.get("outputs") or [],
         "can_maintain": can_maintain,
         "stage_form": stage_form,
+        "run_held_elsewhere": run_held_elsewhere(version),
     }
     return render(request, "registry/version_detail.html", context, status=status)
 

@@ -10,6 +10,10 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("*", "*", "user_id"):
         "Stratum authenticates every caller and records who created a version; an MLflow server without its auth "
         "app records nobody.",
+    ("*", "*", "status_message"):
+        "A version whose run_id names a run Stratum does not hold (tracked on another server) says so in its "
+        "status_message: 'Run <id> is held elsewhere: not verified by Stratum.' MLflow checks nothing and says "
+        "nothing.",
     ("registered_models", "rename onto existing", ".body.message"):
         "MLflow appends its SQL error text to 'Registered Model (name=...) already exists.'; Stratum says only that.",
     ("stages", "archive existing into Archived", ".status"):
@@ -40,6 +44,13 @@ KNOWN: dict[tuple[str, str, str], str] = {
        "Not yet: runs/search (mlflow.search_runs) is not served; it answers 404 ENDPOINT_NOT_FOUND."
        for path in (".status", ".body.error_code", ".body.error_class", ".body.message", ".body.sqlstate",
                     ".body.runs")},
+    **{("runs_held_elsewhere", "version from a logged model this server does not hold", path):
+       "MLflow 3's client registers a run's model as models:/m-<id> with its model_id; a registry that does not "
+       "hold that logged model (the tracking server does) fails with 500 on MLflow. Stratum registers it, records "
+       "the run as external provenance (not verified by Stratum), and hands the source back from get-download-uri, "
+       "so the client loads it from the tracking server." for path in (".status", ".body.error_code",
+                                                                      ".body.error_class", ".body.message",
+                                                                      ".body.sqlstate", ".body.model_version")},
     ("artifacts_and_sources", "download uri", ".body.artifact_uri"):
         "Stratum copies a version's files from its source when it is registered (they are then immutable, "
         "scanned and signed), so the download URI names that copy (mlflow-artifacts:/registry/...); MLflow answers "

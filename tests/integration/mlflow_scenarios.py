@@ -343,6 +343,8 @@ def runs_held_elsewhere(side: Any) -> None:
     side.call("version from an unknown run, run_id left out", "POST", f"{MV}/create",
               {"name": "ext", "source": f"runs:/{'b' * 32}/model"})
     side.call("download uri", "GET", f"{MV}/get-download-uri", {"name": "ext", "version": "1"})
+    side.call("version from a logged model this server does not hold", "POST", f"{MV}/create",
+              {"name": "ext", "source": f"models:/m-{'c' * 32}", "model_id": f"m-{'c' * 32}", "run_id": "d" * 32})
 
 
 def logged_models(side: Any) -> None:

@@ -181,3 +181,49 @@ def test_stratum_answers_as_mlflow_does(scenario, mlflow_url, stratum_side):
     assert not unexplained, f"Stratum answers differently from MLflow {mlflow_scenarios.VERSION}:\n{report}"
     assert not stale, f"listed as differences but now answered as MLflow does (remove from KNOWN): {stale}"
     assert time.monotonic() - started < 60
+
+
+def test_split_setup_runs_on_mlflow_registry_on_stratum(mlflow_url, live_server, owner, monkeypatch):
+    """Training logs to a real MLflow tracking server; the stock client registers into Stratum (set_registry_uri);
+    the version keeps its external run as unverified provenance, and loading it by alias works as against MLflow."""
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from registry.lineage.models import LineageEdge, NodeKind
+    from registry.models import ModelVersion
+
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    _, raw = access.token_create(user=owner, actor=owner, name="split")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", raw)  # the MLflow server ignores it; Stratum needs it
+    mlflow.set_tracking_uri(mlflow_url)
+    mlflow.set_registry_uri(live_server.url)
+    try:
+        mlflow.set_experiment(f"split-{mlflow_scenarios.MARK}")
+        X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
+        with mlflow.start_run() as run:
+            mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model")
+        registered = mlflow.register_model(f"runs:/{run.info.run_id}/model", "split-churn")
+        assert (registered.version, registered.run_id) == ("1", run.info.run_id)
+        assert registered.status_message == f"Run {run.info.run_id} is held elsewhere: not verified by Stratum."
+
+        version = ModelVersion.objects.get(model__name="split-churn")
+        # MLflow 3's client registers the run's logged model: source models:/m-<id>, which only MLflow holds.
+        logged = mlflow.MlflowClient(tracking_uri=mlflow_url).search_logged_models(
+            experiment_ids=[run.info.experiment_id])[0]
+        assert (version.source_uri, version.run_id) == (f"models:/{logged.model_id}", run.info.run_id)
+        upstream = LineageEdge.objects.get(downstream__model_version=version).upstream
+        assert (upstream.kind, upstream.external_id) == (NodeKind.EXTERNAL_RUN, run.info.run_id)
+
+        client = mlflow.MlflowClient(tracking_uri=mlflow_url, registry_uri=live_server.url)
+        client.set_registered_model_alias("split-churn", "champion", "1")
+        loaded = mlflow.sklearn.load_model("models:/split-churn@champion")  # get-download-uri, then MLflow's files
+        assert list(loaded.predict(X)) == [0, 0, 1, 1]
+    finally:
+        if mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.set_registry_uri(None)
+        mlflow.set_tracking_uri(None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -104,3 +106,47 @@ def test_prompt_tags_and_native_api_are_checked_too(api):
                   format="json")
     assert ok.status_code == 200 and ok.json()["model_version"]["source"] == "s3://bucket/a/model"
     assert ModelVersion.objects.get().source_uri == "s3://bucket/a/model"
+
+
+@pytest.mark.django_db
+def test_a_run_held_elsewhere_is_external_provenance_until_imported(api, owner, client):
+    from registry.lineage import services as lineage_services
+    from registry.lineage.models import LineageEdge, NodeKind
+    from registry.models import Experiment, Run
+
+    run_id = "a" * 32
+    source = f"runs:/{run_id}/model"
+    mismatch = api.post("/api/2.0/mlflow/model-versions/create",
+                        {"name": "churn", "source": source, "run_id": "b" * 32}, format="json")
+    assert mismatch.status_code == 400  # MLflow's rule: run_id is the run the source names
+    assert "must identify the resource that contains the source" in mismatch.json()["message"]
+
+    response = api.post("/api/2.0/mlflow/model-versions/create", {"name": "churn", "source": source,
+                                                                  "run_id": run_id}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()["model_version"]
+    assert (body["source"], body["run_id"], body["status"]) == (source, run_id, "READY")
+    assert body["status_message"] == f"Run {run_id} is held elsewhere: not verified by Stratum."
+    version = ModelVersion.objects.get()
+    assert not version.artifacts.exists() and version.params == {}  # nothing inherited from a run not seen
+    edge = LineageEdge.objects.select_related("upstream").get(downstream__model_version=version)
+    assert (edge.upstream.kind, edge.upstream.external_id, edge.upstream.model_id) == (
+        NodeKind.EXTERNAL_RUN, run_id, version.model_id)
+    searched = api.get("/api/2.0/mlflow/model-versions/search", {"filter": "name = 'churn'"}).json()
+    assert searched["model_versions"][0]["status_message"] == body["status_message"]
+    download = api.get("/api/2.0/mlflow/model-versions/get-download-uri", {"name": "churn", "version": "1"}).json()
+    assert download == {"artifact_uri": source}  # the client fetches it from the tracking server that holds the run
+    client.force_login(owner)
+    assert "not verified by Stratum" in client.get("/models/churn/versions/1/").content.decode()
+    lineage_page = client.get("/models/churn/versions/1/lineage/", follow=True)
+    assert lineage_page.status_code == 200 and "not verified by Stratum" in lineage_page.content.decode()
+    native = json.dumps(api.get("/api/v1/lineage/models/churn/versions/1").json())
+    assert "external_run" in native and run_id in native
+
+    # The run is imported later: the version's run is now Stratum's own, and the external edge goes.
+    Run.objects.create(run_id=run_id, experiment=Experiment.objects.create(name="imported", owner=owner))
+    lineage_services.lineage_fill_from_version(version)
+    assert not LineageEdge.objects.filter(downstream__model_version=version).exists()
+    got = api.get("/api/2.0/mlflow/model-versions/get", {"name": "churn", "version": "1"}).json()["model_version"]
+    assert "status_message" not in got
+    assert "not verified by Stratum" not in client.get("/models/churn/versions/1/").content.decode()
