@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,7 +157,6 @@ def run_both(scenario: Callable[[Side], None], mlflow_url: str, stratum: Side) -
 
 @pytest.mark.parametrize("scenario", mlflow_scenarios.ALL, ids=lambda s: s.__name__)
 def test_stratum_answers_as_mlflow_does(scenario, mlflow_url, stratum_side):
-    started = time.monotonic()
     found = run_both(scenario, mlflow_url, stratum_side)
     name = scenario.__name__
     known = {(label, path) for (scen, label, path) in KNOWN if scen == name}
@@ -180,7 +178,6 @@ def test_stratum_answers_as_mlflow_does(scenario, mlflow_url, stratum_side):
     report = "\n".join(unexplained)
     assert not unexplained, f"Stratum answers differently from MLflow {mlflow_scenarios.VERSION}:\n{report}"
     assert not stale, f"listed as differences but now answered as MLflow does (remove from KNOWN): {stale}"
-    assert time.monotonic() - started < 60
 
 
 def test_split_setup_runs_on_mlflow_registry_on_stratum(mlflow_url, live_server, owner, monkeypatch):
