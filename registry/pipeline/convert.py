@@ -117,6 +117,26 @@ class ConversionFailed(Exception):
     """The conversion could not be done; the reason is recorded on the job."""
 
 
+def _wait_for_scan(artifact: Any) -> None:
+    """Defer the conversion while the artifact's current content has no verdict and its scan is still to run;
+    fail it, with the reason, when that scan gave up."""
+    from registry.models import ArtifactScan, JobState
+    from registry.pipeline import jobs
+    from registry.pipeline.scan.services import scan_enqueue
+
+    if ArtifactScan.objects.filter(artifact=artifact, blob_id=artifact.blob_id).exists():
+        return
+    scan = scan_enqueue(artifact)  # the scan of this content (queued now if, somehow, it never was)
+    if scan.state == JobState.FAILED:
+        raise ConversionFailed(f"the scan of {artifact.path} failed ({scan.error or 'no reason recorded'}); "
+                               "an unscanned file is never loaded")
+    if scan.state == JobState.SUCCEEDED:  # it finished between the two reads: its verdict is there now
+        if ArtifactScan.objects.filter(artifact=artifact, blob_id=artifact.blob_id).exists():
+            return
+        raise ConversionFailed(f"the scan of {artifact.path} recorded no verdict; an unscanned file is never loaded")
+    raise jobs.Deferred(f"the scan of {artifact.path} has not finished", countdown=5)
+
+
 def artifact_convert_run(job: Any) -> dict[str, Any]:
     """Perform a conversion job: sandboxed load and convert, then store the ONNX file, report and lineage."""
     from django.conf import settings
@@ -137,6 +157,7 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
         return {"superseded": True}
     if artifact.format not in ("pickle", "joblib"):
         raise ConversionFailed(f"{artifact.path} is {artifact.format}, not a scikit-learn pickle or joblib file")
+    _wait_for_scan(artifact)
     if artifact_quarantined(artifact=artifact):
         raise ConversionFailed(f"{artifact.path} has not scanned clean; it is never loaded")
     actor = get_user_model().objects.filter(pk=job.params.get("actor")).first() or artifact.version.creator
