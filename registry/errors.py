@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -54,3 +55,15 @@ class UploadTooLarge(DomainError):
 
     code = "PAYLOAD_TOO_LARGE"
     status = 413
+
+
+class InsufficientStorage(DomainError):
+    """The artifact disk (or the spool beside it) is full or over quota; nothing of the upload was kept."""
+
+    code = "INSUFFICIENT_STORAGE"
+    status = 507
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether `exc` is a full disk (ENOSPC) or an exhausted quota (EDQUOT)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

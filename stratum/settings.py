@@ -266,6 +266,11 @@ STRATUM_WEBHOOK_ALLOWED_NETWORKS = env_list("STRATUM_WEBHOOK_ALLOWED_NETWORKS", 
 STRATUM_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("STRATUM_WEBHOOK_BACKOFF_SECONDS", "5"))
 CELERY_BEAT_SCHEDULE["pipeline-jobs-sweep"] = {
     "task": "registry.tasks.jobs_sweep", "schedule": STRATUM_JOB_SWEEP_SECONDS}
+# Spool files and job scratch folders (stratum-* in the temporary folder) untouched this long are removed by a sweep
+# every STRATUM_TEMP_SWEEP_SECONDS: what killed processes left behind.
+STRATUM_TEMP_MAX_AGE_SECONDS = float(os.environ.get("STRATUM_TEMP_MAX_AGE_SECONDS", "3600"))
+CELERY_BEAT_SCHEDULE["pipeline-temp-sweep"] = {
+    "task": "registry.tasks.temp_sweep", "schedule": float(os.environ.get("STRATUM_TEMP_SWEEP_SECONDS", "900"))}
 CELERY_BEAT_SCHEDULE["pipeline-signatures-verify"] = {
     "task": "registry.tasks.signatures_verify_all",
     "schedule": float(os.environ.get("STRATUM_SIGNATURE_VERIFY_SECONDS", "86400"))}
