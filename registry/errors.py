@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from typing import Any
 
@@ -57,6 +58,18 @@ class UploadTooLarge(DomainError):
 
     code = "PAYLOAD_TOO_LARGE"
     status = 413
+
+
+class InsufficientStorage(DomainError):
+    """The artifact disk (or the spool beside it) is full or over quota; nothing of the upload was kept."""
+
+    code = "INSUFFICIENT_STORAGE"
+    status = 507
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether `exc` is a full disk (ENOSPC) or an exhausted quota (EDQUOT)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 # PostgreSQL SQLSTATEs of a transaction that failed only because others were busy: lock_not_available (lock_timeout),

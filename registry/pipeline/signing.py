@@ -12,7 +12,6 @@ import io
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from django.db import transaction
 
 from registry import events, permissions
-from registry.artifacts.storage import artifact_storage, blob_open, blob_put, spool_stream
+from registry.artifacts.storage import artifact_storage, blob_open, blob_put, spool_stream, work_dir
 from registry.errors import InvalidState
 from registry.models import Artifact, Job, JobKind, ModelVersion, SignatureVerification, VersionSignature
 from registry.pipeline import jobs
@@ -87,7 +86,7 @@ def version_sign_run(job: Job) -> dict[str, Any]:
 
     version = ModelVersion.objects.select_related("model").get(pk=job.version_id)
     actor = get_user_model().objects.filter(pk=job.params.get("actor")).first()
-    with tempfile.TemporaryDirectory(prefix="sign-") as workdir:
+    with work_dir("sign") as workdir:
         root = os.path.join(workdir, "tree")
         os.makedirs(root)
         manifest = materialise_tree(version, root)
@@ -142,7 +141,7 @@ def signature_verify(*, version: ModelVersion, actor: Any = None) -> SignatureVe
     signature = VersionSignature.objects.filter(version=version).select_related("bundle").first()
     if signature is None:
         raise InvalidState(f"Version {version.number} has not been signed.")
-    with tempfile.TemporaryDirectory(prefix="verify-") as workdir:
+    with work_dir("verify") as workdir:
         root = os.path.join(workdir, "tree")
         os.makedirs(root)
         current = materialise_tree(version, root)
