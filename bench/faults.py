@@ -128,6 +128,15 @@ class Api:
                           headers={"Content-Type": content_type})
 
 
+def error_summary(response: Any) -> str:
+    """The error code and the start of the message of an error answer in the API's shape (else its first bytes)."""
+    try:
+        error = response.json()["error"]
+        return f"{error.get('code', '?')}: {' '.join(str(error.get('message', '')).split()[:8])}"
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return response.text[:60] if response is not None else "no answer"
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
     """Poll `predicate` until it returns something true; raise BenchError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -146,10 +155,15 @@ def version_jobs(api: Api, model: str, number: int) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ the stack
 
 
-def psql(sql: str) -> None:
-    """Run one statement on the maintenance database (the server's own `postgres`)."""
-    subprocess.run(["psql", f"{PG}/postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True,
-                   capture_output=True, text=True)
+def psql(sql: str, database: str = "postgres") -> str:
+    """Run one statement (by default on the maintenance database); return its unaligned output."""
+    return subprocess.run(["psql", f"{PG}/{database}", "-v", "ON_ERROR_STOP=1", "-qtAc", sql], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def deadlocks() -> int:
+    """Deadlocks PostgreSQL has detected in the bench's database so far (its cumulative statistics)."""
+    return int(psql("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()", DATABASE) or 0)
 
 
 @dataclass
@@ -303,6 +317,7 @@ def section_writes(stack: Stack, requests: int) -> list[Row]:
     clients = [("create endpoint", create_endpoint, 201), ("create endpoint", create_endpoint, 201),
                ("edit model", edit_model, 200), ("set tag", set_tag, 200)]
     statuses: list[Counter[int]] = [Counter() for _ in clients]
+    causes: Counter[str] = Counter()  # server errors by status, error code and the message's first words
     parts = [Latencies() for _ in clients]
     barrier = threading.Barrier(len(clients) + 1)
 
@@ -311,19 +326,24 @@ def section_writes(stack: Stack, requests: int) -> list[Row]:
         own = Api(stack.web_url, stack.token)
         barrier.wait()
         for i in range(requests):
-            elapsed, status, _ = call(own, index, i)
+            elapsed, status, response = call(own, index, i)
             statuses[index][status] += 1
+            if status >= 500:
+                causes[f"{status} {error_summary(response)}"] += 1
             parts[index].record(elapsed, status, ok=ok)
         own.session.close()
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(clients))]
     for thread in threads:
         thread.start()
+    deadlocks_before = deadlocks()
     barrier.wait()
     start = time.perf_counter()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - start
+    time.sleep(1.5)  # the server processes flush their statistics about once a second
+    deadlocked = deadlocks() - deadlocks_before
     total: Counter[int] = Counter()
     for (label, _, _), counter in zip(clients, statuses, strict=True):
         total.update(counter)
@@ -336,10 +356,14 @@ def section_writes(stack: Stack, requests: int) -> list[Row]:
     say(f"  successful requests: {merged.line(rate=False)}")
     say(f"  server errors: {server_errors} (500: {total.get(500, 0)}, 503 retryable: {total.get(503, 0)}, "
         f"other 5xx: {server_errors - total.get(500, 0) - total.get(503, 0)}); no answer: {no_answer}")
+    for cause, n in causes.most_common():
+        say(f"    {n} x {cause}")
+    say(f"  deadlocks PostgreSQL detected meanwhile (pg_stat_database): {deadlocked}")
     return [
         Row("1 mixed writes: server errors (5xx)", "0",
             f"{server_errors} of {sent} (500: {total.get(500, 0)}, 503: {total.get(503, 0)})",
             "pass" if server_errors == 0 and no_answer == 0 else "FAIL"),
+        Row("1 mixed writes: PostgreSQL deadlocks", "0", str(deadlocked), "pass" if deadlocked == 0 else "FAIL"),
         Row("1 mixed writes: throughput", "-", f"{sent / wall:.1f} req/s", ""),
         Row("1 mixed writes: total time", "-", f"{wall:.1f} s", ""),
     ]
@@ -565,12 +589,7 @@ def section_disk_full(stack: Stack) -> list[Row]:
     before = files_under(mount)
     size = usage.free + 4 * 1024 * 1024
     elapsed, status, response = api.upload(model, [("big.bin", os.urandom(size))])
-    error = ""
-    if response is not None:
-        try:
-            error = response.json().get("error", {}).get("code", "")
-        except ValueError:
-            error = response.text[:80]
+    error = error_summary(response).split(":")[0] if status != 201 else ""
     leftovers = sorted(files_under(mount) - before)
     say(f"  {size / 1024 / 1024:.1f} MiB upload with {usage.free / 1024 / 1024:.1f} MiB free: {status} {error} "
         f"in {elapsed:.2f}s")
