@@ -672,6 +672,9 @@ def main(argv: list[str] | None = None) -> int:
         print_table(("figure", "target", "measured", ""), [(r.figure, r.target, r.measured, r.verdict) for r in rows])
         say(f"\ntotal time {time.perf_counter() - started:.0f}s; {load_line()}")
         return 0 if all(r.verdict in ("pass", "", "skipped") for r in rows) else 1
+    except KeyboardInterrupt:
+        say("\ninterrupted: stopping everything the bench started")
+        return 130
     finally:
         stack.teardown(args.keep)
 
