@@ -5,17 +5,19 @@ outage during uploads, a full disk.
     .venv/bin/python bench/faults.py              # full run (about 8-10 minutes on 2 cores, most of it waiting)
     .venv/bin/python bench/faults.py --quick      # fewer requests, a smoke run
     .venv/bin/python bench/faults.py --only 1,5   # some sections only
+    .venv/bin/python bench/faults.py --only 3 --timeout 480   # wait for the killed worker's job however long
 
 Everything runs on PostgreSQL with Redis and a real Celery worker, set up from scratch: the PostgreSQL database
-`stratum_bench_faults` (127.0.0.1:5432, user postgres; dropped and re-created), a redis-server of its own on a free
-port (the broker and the cache; the bench stops and kills it, never the shared Redis), uWSGI from deploy/uwsgi.ini
-(4 processes), and `celery worker -B` (beat runs the job sweeper) with the project's default stale and sweep times.
-Artifacts go to a temporary directory. Sections:
+`stratum_bench_faults` (127.0.0.1:5432, user postgres, trust auth; dropped and re-created; --database picks
+another), a redis-server of its own on a free port (the broker and the cache; the bench kills and restarts it,
+never the shared Redis), uWSGI from deploy/uwsgi.ini (4 processes), and `celery worker -B` (beat runs the job
+sweeper) with the project's default job stale and sweep times. Artifacts go to a temporary directory. Sections:
   1  mixed concurrent writes through /api/v1, 4 client threads x N requests: 2 create endpoints on one model, 1
-     edits the model's description (PATCH), 1 sets a tag (PUT); server errors (500 and 503 apart), requests/s,
-     total seconds
+     edits the model's description (PATCH), 1 sets a tag (PUT); server errors (500 and 503 apart, with their
+     error codes), the deadlocks PostgreSQL detected meanwhile (pg_stat_database), requests/s, total seconds
   2  serving with Redis stopped: an iris LogisticRegression as ONNX, uploaded, scanned and signed by the worker
-     and deployed directly; redis-server killed; N predictions' success rate, and what /readyz says
+     and deployed directly; redis-server killed; N predictions' success rate, and what /readyz says (one Redis
+     is both the cache, which only degrades readiness, and the broker, which /readyz counts as a failure)
   3  killed worker: a scan job slowed by STRATUM_JOB_TEST_DELAY_SECONDS, the worker killed -9 mid-job and a new
      one started; seconds from the kill until the job is SUCCEEDED (given up after --timeout)
   4  upload latency with the broker stopped: redis-server killed, N small multipart version uploads (each queues
@@ -161,9 +163,9 @@ def psql(sql: str, database: str = "postgres") -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def deadlocks() -> int:
-    """Deadlocks PostgreSQL has detected in the bench's database so far (its cumulative statistics)."""
-    return int(psql("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()", DATABASE) or 0)
+def deadlocks(database: str) -> int:
+    """Deadlocks PostgreSQL has detected in `database` so far (its cumulative statistics)."""
+    return int(psql("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()", database) or 0)
 
 
 @dataclass
@@ -171,7 +173,7 @@ class Stack:
     """Everything the bench starts, so that teardown stops all of it."""
 
     workdir: Path
-    database_url: str = f"{PG}/{DATABASE}"
+    database: str = DATABASE
     redis_port: int = 0
     redis: subprocess.Popen | None = None
     web_url: str = ""
@@ -182,6 +184,10 @@ class Stack:
     others: list[subprocess.Popen] = field(default_factory=list)
     mounts: list[Path] = field(default_factory=list)
     database_created: bool = False
+
+    @property
+    def database_url(self) -> str:
+        return f"{PG}/{self.database}"
 
     @property
     def var_dir(self) -> Path:
@@ -198,8 +204,10 @@ class Stack:
     # ---- PostgreSQL
 
     def create_database(self) -> None:
-        psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        psql(f"CREATE DATABASE {DATABASE}")
+        if not self.database.replace("_", "").isalnum():
+            raise BenchError(f"{self.database!r}: a database name of letters, digits and underscores, please")
+        psql(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
+        psql(f"CREATE DATABASE {self.database}")
         self.database_created = True
 
     # ---- Redis (the bench's own)
@@ -284,11 +292,11 @@ class Stack:
             subprocess.run(["umount", str(mount)], capture_output=True)
         if self.database_created and not keep:
             try:
-                psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+                psql(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
             except subprocess.CalledProcessError as exc:
-                say(f"could not drop {DATABASE}: {exc.stderr.strip()}")
+                say(f"could not drop {self.database}: {exc.stderr.strip()}")
         if keep:
-            say(f"kept {self.workdir} and the database {DATABASE}")
+            say(f"kept {self.workdir} and the database {self.database}")
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -336,14 +344,14 @@ def section_writes(stack: Stack, requests: int) -> list[Row]:
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(clients))]
     for thread in threads:
         thread.start()
-    deadlocks_before = deadlocks()
+    deadlocks_before = deadlocks(stack.database)
     barrier.wait()
     start = time.perf_counter()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - start
     time.sleep(1.5)  # the server processes flush their statistics about once a second
-    deadlocked = deadlocks() - deadlocks_before
+    deadlocked = deadlocks(stack.database) - deadlocks_before
     total: Counter[int] = Counter()
     for (label, _, _), counter in zip(clients, statuses, strict=True):
         total.update(counter)
@@ -615,8 +623,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument("--requests", type=int, default=None,
-                        help="requests per client in 1 and predictions in 2 (default 100, quick 20); uploads in 4 "
-                             "are a fifth of it (at least 5)")
+                        help="requests per client in 1 (default 100, quick 20); predictions in 2 are twice it, "
+                             "uploads in 4 a fifth of it (at least 5)")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="3: seconds after the kill to wait for the job before reporting '>TIMEOUT s' "
                              "(default 120)")
@@ -624,6 +632,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="3: STRATUM_JOB_TEST_DELAY_SECONDS of the workers, how long the job runs (default 10)")
     parser.add_argument("--processes", type=int, default=4, help="uWSGI processes (default 4, as deployed)")
     parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated sections to run (default all)")
+    parser.add_argument("--database", default=DATABASE,
+                        help=f"PostgreSQL database to drop, create and use (default {DATABASE})")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) and the database")
     return parser.parse_args(argv)
 
@@ -637,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     requests = args.requests or (20 if args.quick else 100)
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
     signal.signal(signal.SIGTERM, _interrupted)
-    stack = Stack(workdir=Path(tempfile.mkdtemp(prefix="stratum-faults-bench-")))
+    stack = Stack(workdir=Path(tempfile.mkdtemp(prefix="stratum-faults-bench-")), database=args.database)
     rows: list[Row] = []
     started = time.perf_counter()
     try:
@@ -647,8 +657,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_redis()
         stack.start_web(args.processes)
         stack.start_worker()
-        say(f"set-up: PostgreSQL {DATABASE}, redis-server :{stack.redis_port}, uWSGI ({args.processes} processes) at "
-            f"{stack.web_url}, celery worker -B; {time.perf_counter() - started:.1f}s")
+        say(f"set-up: PostgreSQL {stack.database}, redis-server :{stack.redis_port}, uWSGI ({args.processes} "
+            f"processes) at {stack.web_url}, celery worker -B; {time.perf_counter() - started:.1f}s")
         steps: list[tuple[str, Callable[[], list[Row]]]] = [
             ("1", lambda: section_writes(stack, requests)),
             ("2", lambda: section_serving(stack, requests * 2)),
