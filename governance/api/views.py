@@ -120,7 +120,7 @@ class ProtectedTargetListApi(APIView):
         model = registry_selectors.model_get(actor=request.user, name=name)
         return Response(s.ProtectedTargetOutput(selectors.protected_target_list(model=model), many=True).data)
 
-    @extend_schema(request=s.ProtectedTargetInput, responses=s.ProtectedTargetOutput)
+    @extend_schema(request=s.ProtectedTargetInput, responses={201: s.ProtectedTargetOutput})
     def post(self, request: Request, name: str) -> Response:
         data = _valid(s.ProtectedTargetInput, request.data)
         model = registry_selectors.model_get(actor=request.user, name=name)
