@@ -112,7 +112,9 @@ def world(make_user) -> dict[str, Any]:
         "parameters": {
             "name": "churn", "ref": "1", "alias": "champion", "key": "team", "path": "MLmodel",
             "kind": "alias", "target": "champion", "grantee": "colleague", "action": "complete",
-            "node_id": str(node.pk), "prefix": token.prefix, "obligation_id": "1", "delivery_id": "1",
+            "node_id": str(node.pk), "prefix": token.prefix,
+            # No obligation (nothing in the lineage holds the subject) and no delivery (deliveries are made after
+            # commit, which this test's transaction never reaches): those two ids stay generated.
         },
         "ids": {"/api/v1/promotions": promotion.pk, "/api/v1/webhooks": hook.pk,
                 "/api/v1/erasure-requests": request.pk, "/api/v1/models/{name}/retrain-rules": rule.pk,
