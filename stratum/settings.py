@@ -312,6 +312,10 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"PromotionTargetKindEnum": "governance.models.TargetKind"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "registry.api.schema.document_error_responses",
+    ],
 }
 
 # Content-Security-Policy on every response (django-csp): scripts and styles from this origin only (no inline

@@ -1,5 +1,7 @@
 """OpenAPI descriptions of Stratum's authentication schemes."""
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -25,3 +27,42 @@ class SessionScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
+
+
+# The API's error shape (errors.error_body): what every 4xx and every 503 answers, whatever the operation.
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "description": "Machine-readable reason, e.g. RESOURCE_DOES_NOT_EXIST."},
+                "message": {"type": "string", "description": "What went wrong, for a person."},
+                "details": {"description": "Per-field messages or other detail; null when there is none.",
+                            "nullable": True},
+            },
+            "required": ["code", "message", "details"],
+        },
+    },
+    "required": ["error"],
+}
+ERROR_RESPONSES = {
+    "4XX": "The request was refused: bad input, no access, not found, a conflict with the current state, too large.",
+    "503": "The database was busy (a lock or statement timeout); retry after the Retry-After header's seconds.",
+}
+HTTP_METHODS = {"get", "put", "post", "patch", "delete"}
+
+
+def document_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Add the error shape as the `Error` component and as every operation's client-error and database-busy
+    response (a postprocessing hook: one description instead of an annotation on each of a hundred views)."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for item in result.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            for code, description in ERROR_RESPONSES.items():
+                responses.setdefault(code, {"description": description, "content": body})
+    return result
