@@ -20,6 +20,7 @@ from registry import events, permissions, validation
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
 from registry.lineage.selectors import reaches
+from registry.locking import model_lock
 from registry.models import DatasetRole, ModelRole, ModelVersion, RegisteredModel, Role
 
 SCOPED_KINDS = {NodeKind.MODEL_VERSION, NodeKind.CONVERTED_ARTIFACT, NodeKind.DEPLOYMENT, NodeKind.PREDICTION_BATCH}
@@ -151,6 +152,7 @@ def node_create(*, actor: Any, kind: str, model: RegisteredModel | None = None,
             if not permissions.can_view(actor, model_version.model):
                 raise NotFound(f"Registered model {model_version.model.name!r} not found.")
             raise Forbidden(f"You do not have permission to record lineage on model {model_version.model.name!r}.")
+        model_lock(model_version.model_id)  # the lock order of registry/locking.py: the model, then the graph's
         _lock_graph()
         node, created = version_node_ensure(model_version)
         return Registered(node, created)
@@ -161,6 +163,8 @@ def node_create(*, actor: Any, kind: str, model: RegisteredModel | None = None,
     clean = _clean_node_fields(kind, fields)
     probe = LineageNode(kind=kind, model=model)
     _check_write(actor, probe)
+    if model is not None:
+        model_lock(model)  # the lock order of registry/locking.py: the model, then the graph's lock
     _lock_graph()
     key = _identity_key(kind, {**clean, "model": model})
     existing = LineageNode.objects.filter(kind=kind, key=key).first()

@@ -21,6 +21,7 @@ from django.db import transaction
 from registry import events, permissions
 from registry.artifacts.storage import artifact_storage, blob_open, blob_put, spool_stream, work_dir
 from registry.errors import InvalidState
+from registry.locking import model_lock
 from registry.models import Artifact, Job, JobKind, ModelVersion, SignatureVerification, VersionSignature
 from registry.pipeline import jobs
 from registry.pipeline.keys import key_fingerprint, private_key, public_key_pem
@@ -98,6 +99,7 @@ def version_sign_run(job: Job) -> dict[str, Any]:
         with open(bundle_path, "rb") as fh:
             bundle = blob_put(spool_stream(fh))
     with transaction.atomic():
+        model_lock(version.model_id)  # the lock order of registry/locking.py: the model first
         signature = VersionSignature.objects.create(version=version, bundle=bundle, manifest=manifest,
                                                     key_fingerprint=key_fingerprint(), signer=actor)
         SignatureVerification.objects.create(signature=signature, ok=True, detail="Verified when signed.")
@@ -165,6 +167,7 @@ def signature_verify(*, version: ModelVersion, actor: Any = None) -> SignatureVe
              (("changed", changed), ("added", added), ("removed", removed)) if files]
     detail = "Signature verified." if ok else ("; ".join(parts) or error)[:5000]
     with transaction.atomic():
+        model_lock(version.model_id)  # the lock order of registry/locking.py: the model first
         result = SignatureVerification.objects.create(signature=signature, ok=ok, changed=changed, added=added,
                                                       removed=removed, detail=detail)
         events.emit("model_version.signature_verified" if ok else "model_version.signature_verification_failed",
