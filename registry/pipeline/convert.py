@@ -147,6 +147,7 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
     from registry.artifacts.storage import spool_stream, work_dir
     from registry.lineage import services as lineage
     from registry.lineage.models import EdgeKind, NodeKind
+    from registry.locking import model_lock
     from registry.models import Artifact
     from registry.pipeline import jobs
     from registry.pipeline.loader import run_sandboxed
@@ -182,6 +183,9 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
             spooled.append(spool_stream(io.BytesIO(json.dumps(report, indent=2).encode())))
             onnx_upload, report_upload = spooled
             with transaction.atomic():
+                # The lock order of registry/locking.py: the model, then the lineage graph's lock, before any event.
+                model_lock(version.model_id)
+                lineage.graph_lock()
                 onnx_artifact = services.artifact_add(version=version, actor=actor, path=onnx_path,
                                                       upload=onnx_upload)
                 services.artifact_add(version=version, actor=actor, path=report_path, upload=report_upload)
