@@ -10,7 +10,9 @@ Every audited write takes, in this order and only in this order:
 2. **Rows under that model**, parents before children (version, then artifact; endpoint, then deployment; card;
    promotion request; rule), and rows that belong to no model (environment, experiment, run, logged model, erasure
    request, manifest) for the writes that change them. Every row lock is `select_for_update(no_key=True)`
-   (`FOR NO KEY UPDATE`), never a plain `select_for_update()` (`FOR UPDATE`).
+   (`FOR NO KEY UPDATE`), never a plain `select_for_update()` (`FOR UPDATE`). Django's `update_or_create` takes
+   `FOR UPDATE` on the row it replaces (a tag, an alias, a role, an artifact); that is safe under the model's lock,
+   since whoever refers to those rows locked the model first.
 3. **Advisory locks, last**: the lineage graph's (registry/lineage/services.py) before the audit chain's
    (governance/audit.py `lock_chain`). `events.emit` takes the audit chain's lock, so the first event a write emits
    ends the order: after it, a write touches only rows under the models it locked in step 1 (locking one again

@@ -165,7 +165,7 @@ def test_a_lost_database_connection_answers_503_in_both_apis(contended):
     """The server ends the request's connection (a restart, a failover, an operator): 503 with Retry-After."""
     if connection.vendor != "postgresql":
         need_service("PostgreSQL", "DATABASE_URL does not point at PostgreSQL (CI sets it)")
-    model, api = contended
+    _, api = contended
     sends = (lambda: api.put("/api/v1/models/contended/aliases/champion", {"version": 2}, format="json"),
              lambda: api.post("/api/2.0/mlflow/registered-models/alias",
                               {"name": "contended", "alias": "champion", "version": "2"}, format="json"))

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.django_db(transaction=True)  # every thread writes on i
 PER_THREAD = 25
 
 
-def _writers(api_for: Callable[[], object]) -> dict[str, Callable[[object, int], object]]:
+def _writers() -> dict[str, Callable[[object, int], object]]:
     """One kind of write per thread, all on model "busy", each sent through the native API."""
     return {
         "endpoints-a": lambda api, i: api.post("/api/v1/endpoints", {
@@ -89,7 +89,7 @@ def busy_model(owner, staff, make_version, api_client_for):
     make_version(model)
     make_version(model)
     deployment_services.environment_create(actor=staff, name="prod")
-    clients = {name: api_client_for(owner) for name in _writers(lambda: None)}
+    clients = {name: api_client_for(owner) for name in _writers()}
     for api in clients.values():  # warm up: the first request imports the views, which is not what is measured
         assert api.get("/api/v1/models/busy").status_code == 200
     return model, clients
@@ -113,7 +113,7 @@ def test_mixed_writes_on_one_model_never_deadlock_on_postgresql(busy_model):
     if connection.vendor != "postgresql":
         need_service("PostgreSQL", "DATABASE_URL does not point at PostgreSQL (CI sets it)")
     model, clients = busy_model
-    statuses, failures, seconds = _run_mixed(_writers(lambda: None), clients)
+    statuses, failures, seconds = _run_mixed(_writers(), clients)
     print(f"mixed writes on PostgreSQL: {dict(statuses)} in {seconds:.1f} s")
     assert failures == []
     assert statuses == {200: 3 * PER_THREAD, 201: 3 * PER_THREAD}
@@ -123,7 +123,7 @@ def test_mixed_writes_on_one_model_never_deadlock_on_postgresql(busy_model):
 def test_mixed_writes_on_one_model_on_the_configured_database(busy_model):
     """The same race on whichever database runs the suite (SQLite's writers take turns): every write lands."""
     model, clients = busy_model
-    statuses, failures, _ = _run_mixed(_writers(lambda: None), clients)
+    statuses, failures, _ = _run_mixed(_writers(), clients)
     assert failures == []
     assert sum(statuses.values()) == 6 * PER_THREAD
     _assert_everything_landed(model)
