@@ -299,5 +299,9 @@ def start_stratum(*, var_dir: Path, workers: int, tree: Path = ROOT, server: str
     proc = subprocess.Popen(command, cwd=tree, env=env, stdout=open(var_dir / f"{server}.log", "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    wait_ready(f"{url}/healthz", proc, f"{server} from {tree}")
+    try:
+        wait_ready(f"{url}/healthz", proc, f"{server} from {tree}")
+    except BaseException:  # never leave a server that did not come up (or was interrupted) running
+        stop(proc)
+        raise
     return url, token, proc

@@ -25,6 +25,7 @@ from registry import events, validation
 from registry import permissions as registry_permissions
 from registry import services as registry_services
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from registry.locking import model_lock
 from registry.models import ModelVersion, RegisteredModel, Role, Stage, VersionSignature, VersionStatus
 from registry.pipeline import services as pipeline
 
@@ -32,13 +33,14 @@ PROTECTABLE_STAGES = (Stage.STAGING, Stage.PRODUCTION)
 
 
 def _lock_model(model_id: int) -> RegisteredModel:
-    """Lock the model first, as registry services do, so governance and registry writers queue in one order."""
-    return RegisteredModel.objects.select_for_update().get(pk=model_id)
+    """Lock the model first, as registry services do, so governance and registry writers queue in one order
+    (registry/locking.py)."""
+    return model_lock(model_id)
 
 
 def _lock_request(request: PromotionRequest) -> PromotionRequest:
     _lock_model(request.model_id)
-    return (PromotionRequest.objects.select_for_update(of=("self",))
+    return (PromotionRequest.objects.select_for_update(no_key=True, of=("self",))
             .select_related("model", "version", "requested_by").get(pk=request.pk))
 
 

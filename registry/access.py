@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from registry import events, permissions, validation
 from registry.errors import Forbidden, InvalidInput, NotFound
+from registry.locking import model_lock
 from registry.models import TOKEN_SCOPES, AccessToken, ModelRole, RegisteredModel, Role
-from registry.services import model_lock
 
 TOKEN_PREFIX = "stm_"  # noqa: S105 - a public prefix, not a secret
 

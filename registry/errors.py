@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from typing import Any
 
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 
 
 class DomainError(Exception):
@@ -59,21 +60,40 @@ class UploadTooLarge(DomainError):
     status = 413
 
 
+class InsufficientStorage(DomainError):
+    """The artifact disk (or the spool beside it) is full or over quota; nothing of the upload was kept."""
+
+    code = "INSUFFICIENT_STORAGE"
+    status = 507
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether `exc` is a full disk (ENOSPC) or an exhausted quota (EDQUOT)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 # PostgreSQL SQLSTATEs of a transaction that failed only because others were busy: lock_not_available (lock_timeout),
-# query_canceled (statement_timeout), deadlock_detected, serialization_failure. SQLite's BUSY and LOCKED the same.
-BUSY_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
+# query_canceled (statement_timeout), deadlock_detected, serialization_failure; or because the server went away or
+# is full: too_many_connections, admin/crash shutdown, cannot_connect_now, and class 08 (connection exception).
+# SQLite's BUSY and LOCKED the same.
+BUSY_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001", "53300", "57P01", "57P02", "57P03"})
+CONNECTION_SQLSTATE_CLASS = "08"
 BUSY_SQLITE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 RETRY_AFTER_SECONDS = 2
-BUSY_MESSAGE = "The database is busy with other work and this request gave up waiting for it; retry in a moment."
+BUSY_MESSAGE = ("The database is busy with other work or out of reach, and this request gave up on it; nothing was "
+                "changed; retry in a moment.")
 
 
 def database_busy(exc: BaseException) -> bool:
     """Whether `exc` is a database error that a retry may not meet: a lock or statement timeout, a deadlock, a
-    serialization failure (PostgreSQL), or a locked database (SQLite)."""
+    serialization failure, a lost or refused connection (PostgreSQL), or a locked database (SQLite)."""
+    if isinstance(exc, InterfaceError):  # the connection was closed under the request
+        return True
     if not isinstance(exc, OperationalError):
         return False
     cause = exc.__cause__  # the driver's own error, which Django's wraps
-    if getattr(cause, "sqlstate", None) in BUSY_SQLSTATES:  # psycopg 3
-        return True
+    if hasattr(cause, "sqlstate"):  # psycopg 3; no SQLSTATE at all when the server closed the connection
+        sqlstate = cause.sqlstate
+        return sqlstate is None or sqlstate in BUSY_SQLSTATES or sqlstate.startswith(CONNECTION_SQLSTATE_CLASS)
     code = getattr(cause, "sqlite_errorcode", None)
     return isinstance(code, int) and code & 0xFF in BUSY_SQLITE_CODES  # extended codes keep the primary in the low byte

@@ -13,6 +13,7 @@ from registry.artifacts import sources
 from registry.artifacts.paths import validate_artifact_path
 from registry.artifacts.storage import SpooledUpload, blob_put
 from registry.errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
+from registry.locking import model_lock, models_lock
 from registry.models import (
     Alias,
     Artifact,
@@ -26,16 +27,13 @@ from registry.models import (
     VersionTag,
 )
 
-
-def model_lock(model: RegisteredModel) -> RegisteredModel:
-    """Return the model as it is now, locked to the end of the transaction (writers of one model serialise on it)."""
-    return RegisteredModel.objects.select_for_update().get(pk=model.pk)
+# Every write here follows the lock order of registry/locking.py: the model's row first, then the version, events last.
 
 
 def _lock_version(version: ModelVersion) -> tuple[RegisteredModel, ModelVersion]:
     """Lock the version's model (writers serialise on it), then reload the version as it is now."""
-    model = model_lock(version.model)
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    model = model_lock(version.model_id)
+    version = ModelVersion.objects.select_for_update(no_key=True).get(pk=version.pk)
     version.model = model  # listeners of its events read the model as it is now, without a query
     return model, version
 
@@ -107,12 +105,14 @@ def model_rename(*, model: RegisteredModel, actor, new_name: str) -> RegisteredM
         return model
     _check_name_free(new_name, model=model)
     model.name = new_name
+    # The event first: changing a unique column locks the row FOR UPDATE, which belongs after the chain's lock
+    # (registry/locking.py). A refused save rolls the event back with the rest.
+    events.emit("registered_model.renamed", actor=actor, target=model, data={"before": old, "after": new_name})
     try:
         with transaction.atomic():
             model.save(update_fields=["name", "updated_at"])
     except IntegrityError:
         raise AlreadyExists(f"Registered model {new_name!r} already exists.")
-    events.emit("registered_model.renamed", actor=actor, target=model, data={"before": old, "after": new_name})
     return model
 
 
@@ -157,7 +157,8 @@ def model_deprecate(
     *, model: RegisteredModel, actor, reason: str, successor: RegisteredModel | None = None
 ) -> RegisteredModel:
     """Mark a model deprecated with a reason and an optional successor model."""
-    model = model_lock(model)
+    locked = models_lock([model, successor])  # the successor is referenced: both locked, in the one order
+    model = locked[model.pk]
     permissions.require(permissions.can_maintain, actor, model, action="deprecate")
     reason = validation.text(reason, "Reason", 5000).strip()
     if not reason:

@@ -24,6 +24,14 @@ def jobs_sweep() -> int:
 
 
 @shared_task(acks_late=True, ignore_result=True)
+def temp_sweep() -> int:
+    """Remove stale spool files and job scratch folders (periodic); return how many."""
+    from registry.artifacts.storage import temp_sweep as sweep
+
+    return len(sweep())
+
+
+@shared_task(acks_late=True, ignore_result=True)
 def signatures_verify_all() -> int:
     """Queue a verification of every signed version (periodic); return how many."""
     from registry.pipeline.signing import signatures_verify_all as verify_all

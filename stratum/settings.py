@@ -235,7 +235,10 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("STRATUM_BROKER_CONNECT_TIMEOUT", "3"))
+# A message that cannot be published fails at once instead of retrying the connection (about 6 s per call): the job
+# row is the queue and the sweeper sends it later (registry/pipeline/jobs.py). Workers reconnect on their own terms.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 0}
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("STRATUM_CELERY_QUEUE", "celery")  # tests isolate their workers by queue
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "governance.tasks.audit_checkpoint_create",
@@ -244,7 +247,15 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Artifact pipeline (registry/pipeline): job sweeper cadence and staleness, static scan limits, sandboxed loads.
-STRATUM_JOB_STALE_SECONDS = float(os.environ.get("STRATUM_JOB_STALE_SECONDS", "300"))
+# A running job's heartbeat is refreshed every STALE/6 seconds; silent for STALE, it is swept (every SWEEP seconds)
+# and run again, so a killed worker's job restarts within STALE + SWEEP. A dispatched job still queued after
+# REDISPATCH is sent again (its message may have been lost). After a failed dispatch a process sends nothing for
+# DISPATCH_PAUSE seconds. Transient database errors retry after RETRY_BASE * 2^(attempt-1) seconds.
+STRATUM_JOB_STALE_SECONDS = float(os.environ.get("STRATUM_JOB_STALE_SECONDS", "30"))
+STRATUM_JOB_SWEEP_SECONDS = float(os.environ.get("STRATUM_JOB_SWEEP_SECONDS", "15"))
+STRATUM_JOB_REDISPATCH_SECONDS = float(os.environ.get("STRATUM_JOB_REDISPATCH_SECONDS", "120"))
+STRATUM_JOB_DISPATCH_PAUSE_SECONDS = float(os.environ.get("STRATUM_JOB_DISPATCH_PAUSE_SECONDS", "10"))
+STRATUM_JOB_RETRY_BASE_SECONDS = float(os.environ.get("STRATUM_JOB_RETRY_BASE_SECONDS", "2"))
 STRATUM_JOB_TEST_DELAY_SECONDS = float(os.environ.get("STRATUM_JOB_TEST_DELAY_SECONDS", "0"))
 STRATUM_SCAN_MAX_BYTES = int(os.environ.get("STRATUM_SCAN_MAX_BYTES", str(2 * 1024**3)))
 STRATUM_SCAN_TIMEOUT_SECONDS = float(os.environ.get("STRATUM_SCAN_TIMEOUT_SECONDS", "120"))
@@ -255,7 +266,12 @@ STRATUM_CONVERT_ON_UPLOAD = env_bool("STRATUM_CONVERT_ON_UPLOAD", False)
 STRATUM_WEBHOOK_ALLOWED_NETWORKS = env_list("STRATUM_WEBHOOK_ALLOWED_NETWORKS", "")
 STRATUM_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("STRATUM_WEBHOOK_BACKOFF_SECONDS", "5"))
 CELERY_BEAT_SCHEDULE["pipeline-jobs-sweep"] = {
-    "task": "registry.tasks.jobs_sweep", "schedule": float(os.environ.get("STRATUM_JOB_SWEEP_SECONDS", "60"))}
+    "task": "registry.tasks.jobs_sweep", "schedule": STRATUM_JOB_SWEEP_SECONDS}
+# Spool files and job scratch folders (stratum-* in the temporary folder) untouched this long are removed by a sweep
+# every STRATUM_TEMP_SWEEP_SECONDS: what killed processes left behind.
+STRATUM_TEMP_MAX_AGE_SECONDS = float(os.environ.get("STRATUM_TEMP_MAX_AGE_SECONDS", "3600"))
+CELERY_BEAT_SCHEDULE["pipeline-temp-sweep"] = {
+    "task": "registry.tasks.temp_sweep", "schedule": float(os.environ.get("STRATUM_TEMP_SWEEP_SECONDS", "900"))}
 CELERY_BEAT_SCHEDULE["pipeline-signatures-verify"] = {
     "task": "registry.tasks.signatures_verify_all",
     "schedule": float(os.environ.get("STRATUM_SIGNATURE_VERIFY_SECONDS", "86400"))}
@@ -296,6 +312,10 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"PromotionTargetKindEnum": "governance.models.TargetKind"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "registry.api.schema.document_error_responses",
+    ],
 }
 
 # Content-Security-Policy on every response (django-csp): scripts and styles from this origin only (no inline

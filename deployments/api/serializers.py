@@ -190,7 +190,7 @@ class DeploymentOutput(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     last_evaluated_at = serializers.DateTimeField(allow_null=True)
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(serializers.DictField(allow_null=True, help_text="Null once every step is done."))
     def get_current_step(self, obj) -> dict[str, Any] | None:
         steps = obj.steps or []
         return steps[obj.step_index] if obj.step_index < len(steps) else None

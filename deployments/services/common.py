@@ -8,6 +8,7 @@ from typing import Any
 from deployments import permissions
 from deployments.models import Deployment, Endpoint
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from registry.locking import model_lock
 from registry.models import ModelVersion
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -47,8 +48,13 @@ def whole_number(value: Any, name: str, low: int, high: int) -> int:
 
 
 def lock_endpoint(endpoint: Endpoint) -> Endpoint:
-    """Lock the endpoint row for the rest of the transaction; every change of what it serves goes through here."""
-    return Endpoint.objects.select_for_update().select_related("environment", "model").get(pk=endpoint.pk)
+    """Lock the endpoint's model, then the endpoint row, for the rest of the transaction (the lock order of
+    registry/locking.py); every change of what it serves goes through here."""
+    model = model_lock(endpoint.model_id)
+    locked = (Endpoint.objects.select_for_update(no_key=True, of=("self",)).select_related("environment")
+              .get(pk=endpoint.pk))
+    locked.model = model
+    return locked
 
 
 def check_deployer(actor: Any, endpoint: Endpoint) -> None:

@@ -12,6 +12,7 @@ from deployments.services.common import scope, slug
 from registry import events, validation
 from registry import permissions as registry_permissions
 from registry.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
+from registry.locking import model_lock
 from registry.models import RegisteredModel, Stage
 
 
@@ -45,6 +46,7 @@ def environment_create(*, actor: Any, name: str, description: str = "", requires
 def endpoint_create(*, actor: Any, name: str, environment: Environment, model: RegisteredModel,
                     description: str = "") -> Endpoint:
     """Create an empty serving slot for `model` in `environment` (maintainers of the model)."""
+    model = model_lock(model)  # the lock order of registry/locking.py: the model first, though only referenced
     if not registry_permissions.can_view(actor, model):
         raise NotFound(f"Registered model {model.name!r} not found.")
     if not registry_permissions.can_maintain(actor, model):

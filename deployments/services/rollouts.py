@@ -28,6 +28,8 @@ def deployment_start(*, actor: Any, endpoint: Endpoint, strategy: str, version: 
                      ab_field: str = "", keep_warm_seconds: Any = 300, auto_promote: bool = True) -> Deployment:
     """Start rolling `version` out on `endpoint` under `strategy`; validate everything before changing anything."""
     endpoint = lock_endpoint(endpoint)
+    # The lineage graph's lock before any event (re-verifying the signature emits one): registry/locking.py.
+    lineage.graph_lock()
     check_deployer(actor, endpoint)
     if strategy not in Strategy.values:
         raise InvalidInput(f"Unknown strategy {strategy!r}; use one of {', '.join(Strategy.values)}.")

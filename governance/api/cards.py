@@ -62,7 +62,9 @@ class CardApi(APIView):
 
     @extend_schema(operation_id="model_card_get", parameters=[OpenApiParameter("format", str,
                    enum=list(exports.FORMATS), description="json (default), mct, md or pdf")],
-                   responses={200: OpenApiTypes.OBJECT})
+                   responses={(200, "application/json"): OpenApiTypes.OBJECT,
+                              (200, "text/markdown"): OpenApiTypes.STR,
+                              (200, "application/pdf"): OpenApiTypes.BINARY})
     def get(self, request: Request, name: str, ref: str) -> Any:
         fmt = request.query_params.get("format", "json")
         if fmt not in exports.FORMATS:
@@ -72,7 +74,8 @@ class CardApi(APIView):
             return Response(exports.card_json(card))
         return exports.export_response(card, fmt, request.user)
 
-    @extend_schema(operation_id="model_card_put", request=CardWriteInput, responses=CARD_OUTPUT)
+    @extend_schema(operation_id="model_card_put", request=CardWriteInput,
+                   responses={200: CARD_OUTPUT, 201: CARD_OUTPUT})
     def put(self, request: Request, name: str, ref: str) -> Response:
         data = CardWriteInput(data=request.data)
         data.is_valid(raise_exception=True)

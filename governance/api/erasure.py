@@ -92,7 +92,8 @@ class ErasureListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         return Response({"results": [_request_out(r) for r in selectors.erasure_list(actor=request.user)]})
 
-    @extend_schema(operation_id="erasure_requests_create", request=ErasureCreateInput, responses=ERASURE_OUTPUT)
+    @extend_schema(operation_id="erasure_requests_create", request=ErasureCreateInput,
+                   responses={201: ERASURE_OUTPUT})
     def post(self, request: Request) -> Response:
         data = ErasureCreateInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from governance import exports
 from governance.models import AuditEvent, PromotionDecision, PromotionRequest, ProtectedTarget, TargetKind
 
 
@@ -89,3 +90,11 @@ def history_output(state: Any) -> dict[str, Any]:
         "stages": state.stages,
         "events": AuditEventOutput(state.events, many=True).data,
     }
+
+
+class AuditExportRowOutput(serializers.ModelSerializer):
+    """One event of the JSON export (`export=json`): the exported columns, as the CSV has them."""
+
+    class Meta:
+        model = AuditEvent
+        fields = list(exports.COLUMNS)

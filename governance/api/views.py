@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -120,7 +121,7 @@ class ProtectedTargetListApi(APIView):
         model = registry_selectors.model_get(actor=request.user, name=name)
         return Response(s.ProtectedTargetOutput(selectors.protected_target_list(model=model), many=True).data)
 
-    @extend_schema(request=s.ProtectedTargetInput, responses=s.ProtectedTargetOutput)
+    @extend_schema(request=s.ProtectedTargetInput, responses={201: s.ProtectedTargetOutput})
     def post(self, request: Request, name: str) -> Response:
         data = _valid(s.ProtectedTargetInput, request.data)
         model = registry_selectors.model_get(actor=request.user, name=name)
@@ -177,11 +178,19 @@ def audit_queryset(request: Request) -> Any:
     )
 
 
+AUDIT_PAGE = inline_serializer("AuditPage", {"results": s.AuditEventOutput(many=True),
+                                             "next_cursor": serializers.CharField(allow_null=True)})
+
+
 class AuditListApi(APIView):
     """Audit events, newest first, filtered by model, actor, action and time; `export=csv|json` downloads them."""
 
-    @extend_schema(parameters=AUDIT_PARAMS, responses=inline_serializer("AuditPage", {
-        "results": s.AuditEventOutput(many=True), "next_cursor": serializers.CharField(allow_null=True)}))
+    @extend_schema(parameters=AUDIT_PARAMS, responses={
+        (200, "application/json"): PolymorphicProxySerializer(
+            component_name="AuditPageOrExport", resource_type_field_name=None, many=False,
+            serializers=[AUDIT_PAGE, s.AuditExportRowOutput(many=True)],
+            help_text="A page of events; with export=json, the whole filtered range as one array."),
+        (200, "text/csv"): OpenApiTypes.STR})
     def get(self, request: Request) -> Any:
         qs = audit_queryset(request)
         kind = request.query_params.get("export")

@@ -13,14 +13,16 @@ from governance.models import CardState, ModelCard, ModelCardRevision
 from registry import events, validation
 from registry import permissions as registry_permissions
 from registry.errors import Forbidden, InvalidInput, InvalidState
-from registry.models import ModelVersion, RegisteredModel
+from registry.locking import model_lock
+from registry.models import ModelVersion
 
 EDITABLE = (CardState.DRAFT,)
 
 
 def _lock(card: ModelCard) -> ModelCard:
-    RegisteredModel.objects.select_for_update().get(pk=card.model_id)
-    return ModelCard.objects.select_for_update(of=("self",)).select_related("model", "version").get(pk=card.pk)
+    model_lock(card.model_id)  # the lock order of registry/locking.py: the model, then its card
+    return (ModelCard.objects.select_for_update(no_key=True, of=("self",)).select_related("model", "version")
+            .get(pk=card.pk))
 
 
 
@@ -54,7 +56,7 @@ def _save(card: ModelCard, actor: Any, action: str, note: str = "", data: dict[s
 @transaction.atomic
 def card_create(*, version: ModelVersion, actor: Any) -> ModelCard:
     """Create the version's card as a draft pre-filled from the registry (or return the existing one)."""
-    RegisteredModel.objects.select_for_update().get(pk=version.model_id)
+    model_lock(version.model_id)
     existing = ModelCard.objects.filter(version=version).first()
     if existing is not None:
         return existing

@@ -64,7 +64,7 @@ def manifest_upload(*, node: LineageNode, actor: Any, identifiers: Iterable[str]
         digests.add(hashing.subject_hash(str(identifier)))
         if len(digests) > MAX_MANIFEST:
             raise InvalidInput(f"A manifest holds at most {MAX_MANIFEST:,} subjects.")
-    manifest, _ = SubjectManifest.objects.select_for_update().get_or_create(
+    manifest, _ = SubjectManifest.objects.select_for_update(no_key=True).get_or_create(
         node=node, defaults={"key_id": hashing.key_id(), "uploaded_by": actor})
     manifest.hashes.all().delete()
     SubjectHash.objects.bulk_create([SubjectHash(manifest=manifest, digest=d) for d in sorted(digests)],
@@ -144,7 +144,7 @@ def erasure_request_create(*, actor: Any, identifier: str, received_on: date | N
 
 
 def _lock(request: ErasureRequest) -> ErasureRequest:
-    return ErasureRequest.objects.select_for_update().get(pk=request.pk)
+    return ErasureRequest.objects.select_for_update(no_key=True).get(pk=request.pk)
 
 
 @transaction.atomic

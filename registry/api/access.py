@@ -24,7 +24,7 @@ from registry.models import AccessToken, ModelRole, Role
 class RoleListApi(APIView):
     """List who holds which role on a model, or grant one (owners only)."""
 
-    @extend_schema(responses=s.RoleOutput(many=True))
+    @extend_schema(operation_id="models_roles_list", responses=s.RoleListOutput)
     def get(self, request: Request, name: str) -> Response:
         model = selectors.model_get(actor=request.user, name=name)
         grants = ModelRole.objects.filter(model=model).select_related("user", "group").order_by("-role", "pk")
@@ -72,7 +72,7 @@ def _grantee(username: str | None, group_name: str | None) -> tuple[Any, Group |
 class TokenListApi(APIView):
     """List your tokens or create one (its secret is returned once)."""
 
-    @extend_schema(responses=s.TokenOutput(many=True))
+    @extend_schema(operation_id="tokens_list", responses=s.TokenListOutput)
     def get(self, request: Request) -> Response:
         tokens = AccessToken.objects.filter(user=request.user)
         return Response({"tokens": s.TokenOutput(tokens, many=True).data})
@@ -91,7 +91,7 @@ class TokenListApi(APIView):
 class TokenDetailApi(APIView):
     """Revoke one of your tokens."""
 
-    @extend_schema(responses=s.TokenOutput)
+    @extend_schema(responses={200: s.TokenOutput})
     def delete(self, request: Request, prefix: str) -> Response:
         token = AccessToken.objects.filter(user=request.user, prefix=prefix).first()
         if token is None:

@@ -16,7 +16,8 @@ from rest_framework.response import Response
 from registry import selectors, services
 from registry.api import serializers as s
 from registry.api.common import UploadApi, check_upload_length, declared_length, uploaded_files
-from registry.artifacts.formats import content_type_for
+from registry.api.errors import error_body
+from registry.artifacts.formats import CONTENT_TYPES, content_type_for
 from registry.artifacts.storage import SpooledUpload, blob_open, iter_range, spool_stream
 from registry.artifacts.uploads import MalformedUpload
 from registry.errors import InvalidInput
@@ -48,7 +49,7 @@ def _spool_body(request: Request) -> SpooledUpload:
 class ArtifactListApi(UploadApi):
     """List a version's files, or add files with a multipart upload."""
 
-    @extend_schema(responses=s.ArtifactOutput(many=True))
+    @extend_schema(operation_id="models_versions_artifacts_list", responses=s.ArtifactListOutput)
     def get(self, request: Request, name: str, ref: str) -> Response:
         model = selectors.model_get(actor=request.user, name=name)
         version = selectors.version_resolve(model=model, ref=ref)
@@ -57,7 +58,7 @@ class ArtifactListApi(UploadApi):
     @extend_schema(request={"multipart/form-data": inline_serializer(
         "ArtifactUpload", {"file": serializers.ListField(child=serializers.FileField()),
                            "path": serializers.ListField(child=serializers.CharField(), required=False)})},
-        responses={201: s.ArtifactOutput(many=True)})
+        responses={201: s.ArtifactListOutput})
     def post(self, request: Request, name: str, ref: str) -> Response:
         if not request.content_type.startswith("multipart/"):
             raise InvalidInput("Upload files as multipart/form-data 'file' parts (or PUT one raw file to its path).")
@@ -83,6 +84,8 @@ class ArtifactListApi(UploadApi):
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# What a download is served as (the Content-Type follows the detected format), without parameters such as charset.
+DOWNLOAD_MEDIA_TYPES = sorted({t.split(";")[0] for t in CONTENT_TYPES.values()} | {"application/octet-stream"})
 
 
 class ArtifactFileApi(UploadApi):
@@ -90,8 +93,8 @@ class ArtifactFileApi(UploadApi):
 
     parser_classes = [RawBodyParser]
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
-                              (206, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(code, media_type): OpenApiTypes.BINARY for code in (200, 206)
+                              for media_type in DOWNLOAD_MEDIA_TYPES})
     def get(self, request: Request, name: str, ref: str, path: str) -> HttpResponse:
         model = selectors.model_get(actor=request.user, name=name)
         version = selectors.version_resolve(model=model, ref=ref)
@@ -116,7 +119,8 @@ class ArtifactFileApi(UploadApi):
                 else:
                     first, last = max(size - int(match.group(2)), 0), size - 1
             if first is None or first >= size or last < first:
-                response = HttpResponse(status=416)
+                response = Response(error_body("INVALID_RANGE", f"The range {range_header!r} is not within the "
+                                                f"file's {size} bytes."), status=416)
                 response["Content-Range"] = f"bytes */{size}"
                 return response
             last = min(last, size - 1)

@@ -94,7 +94,7 @@ class ModelDeprecateApi(APIView):
         model = services.model_deprecate(model=model, actor=request.user, reason=data["reason"], successor=successor)
         return Response(_model_output(model))
 
-    @extend_schema(responses=s.ModelOutput)
+    @extend_schema(responses={200: s.ModelOutput})
     def delete(self, request: Request, name: str) -> Response:
         model = services.model_undeprecate(model=selectors.model_get(actor=request.user, name=name),
                                            actor=request.user)
@@ -124,7 +124,7 @@ class ModelTagApi(APIView):
 class AliasListApi(APIView):
     """List a model's aliases."""
 
-    @extend_schema(responses=s.AliasOutput(many=True))
+    @extend_schema(operation_id="models_aliases_list", responses=s.AliasListOutput)
     def get(self, request: Request, name: str) -> Response:
         model = selectors.model_get(actor=request.user, name=name)
         aliases = Alias.objects.filter(model=model).select_related("model", "version")

@@ -115,7 +115,7 @@ class ModelOutput(serializers.Serializer):
 
     name = serializers.CharField()
     description = serializers.CharField()
-    owner = serializers.CharField(source="owner.username", default=None)
+    owner = serializers.CharField(source="owner.username", default=None, allow_null=True)
     tags = serializers.SerializerMethodField()
     aliases = serializers.SerializerMethodField()
     latest_version = serializers.IntegerField(source="last_version_number")
@@ -123,7 +123,7 @@ class ModelOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     deprecated = serializers.BooleanField()
     deprecation_reason = serializers.CharField()
-    successor = serializers.CharField(source="successor.name", default=None)
+    successor = serializers.CharField(source="successor.name", default=None, allow_null=True)
 
     def get_tags(self, obj: RegisteredModel) -> dict[str, str]:
         return {t.key: t.value for t in obj.tags.all()}
@@ -151,7 +151,7 @@ class VersionOutput(serializers.Serializer):
     source_uri = serializers.CharField()
     run_id = serializers.CharField()
     description = serializers.CharField()
-    creator = serializers.CharField(source="creator.username", default=None)
+    creator = serializers.CharField(source="creator.username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     metrics = serializers.DictField(child=serializers.FloatField())
@@ -230,8 +230,8 @@ class AliasOutput(serializers.Serializer):
 
 
 class RoleOutput(serializers.ModelSerializer):
-    user = serializers.CharField(source="user.username", default=None, read_only=True)
-    group = serializers.CharField(source="group.name", default=None, read_only=True)
+    user = serializers.CharField(source="user.username", default=None, allow_null=True, read_only=True)
+    group = serializers.CharField(source="group.name", default=None, allow_null=True, read_only=True)
     role = serializers.CharField(source="get_role_display", read_only=True)
 
     class Meta:
@@ -250,3 +250,22 @@ class TokenCreatedOutput(TokenOutput):
 
     class Meta(TokenOutput.Meta):
         fields = [*TokenOutput.Meta.fields, "token"]
+
+
+# List answers wrap their rows in a named key (room for more keys later without breaking clients); these describe
+# the wrappers so the schema says what the body is.
+class AliasListOutput(serializers.Serializer):
+    aliases = AliasOutput(many=True)
+
+
+class RoleListOutput(serializers.Serializer):
+    owner = serializers.CharField(allow_null=True, help_text="The model's owner, who holds every role.")
+    roles = RoleOutput(many=True)
+
+
+class ArtifactListOutput(serializers.Serializer):
+    files = ArtifactOutput(many=True)
+
+
+class TokenListOutput(serializers.Serializer):
+    tokens = TokenOutput(many=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,10 +17,11 @@ from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, transaction
 
 from registry.artifacts.formats import SNIFF_BYTES, detect_format
-from registry.errors import UploadTooLarge
+from registry.errors import InsufficientStorage, UploadTooLarge, out_of_space
 from registry.models import Blob
 
 CHUNK = 1024 * 1024
+NO_SPACE_MESSAGE = "The artifact store is out of space; nothing of this upload was kept. Try again later."
 
 
 def artifact_storage() -> Storage:
@@ -32,6 +34,53 @@ def spool_dir() -> str:
     path = os.path.join(settings.ARTIFACT_ROOT, "tmp")
     os.makedirs(path, exist_ok=True)
     return path
+
+
+WORK_DIR_PREFIX = "stratum-"
+
+
+def work_dir(purpose: str) -> tempfile.TemporaryDirectory:
+    """Return a scratch folder for a job (removed when its `with` block ends, swept by `temp_sweep` if the process
+    dies first)."""
+    return tempfile.TemporaryDirectory(prefix=f"{WORK_DIR_PREFIX}{purpose}-")
+
+
+def _last_touched(path: str) -> float:
+    """The newest modification time of a file, or of a folder and anything in it."""
+    newest = os.lstat(path).st_mtime
+    if os.path.isdir(path) and not os.path.islink(path):
+        for folder, dirs, files in os.walk(path):
+            for name in dirs + files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+                except FileNotFoundError:
+                    pass
+    return newest
+
+
+def temp_sweep(*, older_than: float | None = None) -> list[str]:
+    """Remove spool files and job scratch folders untouched for `older_than` seconds (STRATUM_TEMP_MAX_AGE_SECONDS):
+    what a killed process left behind. Anything in use is written to, so it is younger; return what was removed."""
+    import shutil
+
+    age = float(getattr(settings, "STRATUM_TEMP_MAX_AGE_SECONDS", 3600) if older_than is None else older_than)
+    cutoff = time.time() - age
+    candidates = [os.path.join(spool_dir(), name) for name in os.listdir(spool_dir())]
+    scratch = tempfile.gettempdir()
+    candidates += [os.path.join(scratch, name) for name in os.listdir(scratch) if name.startswith(WORK_DIR_PREFIX)]
+    removed = []
+    for path in candidates:
+        try:
+            if _last_touched(path) >= cutoff:
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except FileNotFoundError:  # removed meanwhile by its owner
+            continue
+        removed.append(path)
+    return removed
 
 
 @dataclass
@@ -80,20 +129,36 @@ class HashingWriter:
         if len(self.head) < SNIFF_BYTES:
             self.head += chunk[: SNIFF_BYTES - len(self.head)]
         self.hasher.update(chunk)
-        self.file.write(chunk)
+        try:
+            self.file.write(chunk)
+        except OSError as exc:
+            self._fail(exc)
 
     def finish(self) -> SpooledUpload:
-        self.file.close()
+        try:
+            self.file.close()  # flushes the last buffered bytes: a full disk may show only here
+        except OSError as exc:
+            self._fail(exc)
         self.closed = True
         self._cleanup.detach()  # from here the SpooledUpload's holder owns the file
         return SpooledUpload(self.path, self.hasher.hexdigest(), self.size, detect_format(self.head))
 
     def abort(self) -> None:
         """Close and remove the spool file (again is harmless)."""
-        if not self.closed:
-            self.file.close()
-            self.closed = True
-        _remove(self.path)
+        try:
+            if not self.closed:
+                self.closed = True
+                self.file.close()
+        except OSError:  # the buffered tail could not be written (a full disk): the file goes anyway
+            pass
+        finally:
+            _remove(self.path)
+
+    def _fail(self, exc: OSError) -> None:
+        self.abort()
+        if out_of_space(exc):
+            raise InsufficientStorage(NO_SPACE_MESSAGE) from exc
+        raise exc
 
 
 def spool_stream(stream: IO[bytes], *, max_bytes: int | None = None) -> SpooledUpload:
@@ -127,8 +192,14 @@ def blob_put(upload: SpooledUpload) -> Blob:
         if blob is not None and storage.exists(name):
             return blob
         if not storage.exists(name):
-            with open(upload.path, "rb") as fh:
-                saved = storage.save(name, _SpoolFile(fh, name=upload.path))
+            try:
+                with open(upload.path, "rb") as fh:
+                    saved = storage.save(name, _SpoolFile(fh, name=upload.path))
+            except OSError as exc:
+                _remove_partial(storage, name, upload.size)
+                if out_of_space(exc):
+                    raise InsufficientStorage(NO_SPACE_MESSAGE) from exc
+                raise
             if saved != name:  # a concurrent writer stored the same content first
                 storage.delete(saved)
         if blob is None:
@@ -140,6 +211,15 @@ def blob_put(upload: SpooledUpload) -> Blob:
         return blob
     finally:
         upload.discard()
+
+
+def _remove_partial(storage: Storage, name: str, size: int) -> None:
+    """Remove what a failed save left under a blob's name unless it is whole (a concurrent writer's copy)."""
+    try:
+        if storage.exists(name) and storage.size(name) != size:
+            storage.delete(name)
+    except OSError:
+        pass
 
 
 def blob_open(blob: Blob) -> IO[bytes]:

@@ -12,7 +12,7 @@ from django.http import HttpRequest, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 
 from registry.artifacts.storage import HashingWriter, SpooledUpload
-from registry.errors import DomainError, UploadTooLarge
+from registry.errors import DomainError, InsufficientStorage, UploadTooLarge
 
 
 class MalformedUpload(DomainError):
@@ -43,7 +43,8 @@ class HashingUploadHandler(FileUploadHandler):
     """Spool every multipart file to disk while hashing it; too large marks the handler and stops parsing.
 
     Django builds one handler per request, so its flags say how that request's body went: `too_large` (a file
-    passed the limit) and `interrupted` (a file part started and never reached its closing boundary).
+    passed the limit), `no_space` (the disk filled while spooling) and `interrupted` (a file part started and never
+    reached its closing boundary).
     """
 
     chunk_size = 256 * 1024
@@ -52,6 +53,7 @@ class HashingUploadHandler(FileUploadHandler):
         super().__init__(request)
         self.writer: HashingWriter | None = None
         self.too_large = False
+        self.no_space: InsufficientStorage | None = None
         self.interrupted = False
         self.boundary = b""
 
@@ -76,6 +78,10 @@ class HashingUploadHandler(FileUploadHandler):
             # Read the rest of the body (at most the declared length, which check_upload_length bounds) so that
             # the client, still sending, receives the 413 instead of a reset connection.
             raise StopUpload(connection_reset=False)
+        except InsufficientStorage as exc:  # the writer removed its file; read the rest so the client hears 507
+            self.writer = None
+            self.no_space = exc
+            raise StopUpload(connection_reset=False) from None
         return None
 
     def file_complete(self, file_size: int) -> HashedUploadedFile:
@@ -142,6 +148,8 @@ def _refusal(request: Any, handler: HashingUploadHandler | None, fields: Any, fi
              ) -> DomainError | None:
     if handler is not None and handler.too_large:
         return UploadTooLarge(f"Upload exceeds the limit of {settings.MAX_UPLOAD_BYTES} bytes.")
+    if handler is not None and handler.no_space is not None:
+        return handler.no_space
     if handler is not None and handler.interrupted:
         return MalformedUpload("The multipart body ended inside a file part (its closing boundary never came).")
     # An empty form is the close delimiter alone ("--" boundary "--" and line breaks); anything longer that yields

@@ -20,6 +20,7 @@ from registry import events, permissions, validation
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
 from registry.lineage.selectors import reaches, run_held_elsewhere
+from registry.locking import model_lock
 from registry.models import DatasetRole, ModelRole, ModelVersion, RegisteredModel, Role
 
 SCOPED_KINDS = {NodeKind.MODEL_VERSION, NodeKind.CONVERTED_ARTIFACT, NodeKind.DEPLOYMENT, NodeKind.PREDICTION_BATCH,
@@ -76,8 +77,11 @@ def _check_write(actor: Any, node: LineageNode) -> None:
         raise Forbidden("Only contributors of a model may register lineage.")
 
 
-def _lock_graph() -> None:
-    """Serialise lineage writes so two concurrent edges can never close a cycle together (SQLite already does)."""
+def graph_lock() -> None:
+    """Serialise lineage writes so two concurrent edges can never close a cycle together (SQLite already does).
+
+    An advisory lock, taken before the audit chain's (registry/locking.py): a write that emits an event before it
+    records lineage takes this first."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x5354524C494E])  # "STRLIN"
@@ -154,7 +158,8 @@ def node_create(*, actor: Any, kind: str, model: RegisteredModel | None = None,
             if not permissions.can_view(actor, model_version.model):
                 raise NotFound(f"Registered model {model_version.model.name!r} not found.")
             raise Forbidden(f"You do not have permission to record lineage on model {model_version.model.name!r}.")
-        _lock_graph()
+        model_lock(model_version.model_id)  # the lock order of registry/locking.py: the model, then the graph's
+        graph_lock()
         node, created = version_node_ensure(model_version)
         return Registered(node, created)
     if model_version is not None:
@@ -164,7 +169,9 @@ def node_create(*, actor: Any, kind: str, model: RegisteredModel | None = None,
     clean = _clean_node_fields(kind, fields)
     probe = LineageNode(kind=kind, model=model)
     _check_write(actor, probe)
-    _lock_graph()
+    if model is not None:
+        model_lock(model)  # the lock order of registry/locking.py: the model, then the graph's lock
+    graph_lock()
     key = _identity_key(kind, {**clean, "model": model})
     existing = LineageNode.objects.filter(kind=kind, key=key).first()
     if existing is not None:
@@ -181,7 +188,7 @@ def edge_create(*, actor: Any, upstream: LineageNode, downstream: LineageNode, k
     """Record that `downstream` <kind> `upstream` (e.g. a version trained_on a dataset); cycles are refused."""
     for node in sorted((upstream, downstream), key=lambda n: n.model_id is None):  # hidden models answer 404 first
         _check_write(actor, node)
-    _lock_graph()
+    graph_lock()
     edge, created = _edge_insert(upstream=upstream, downstream=downstream, kind=kind, role=role, actor=actor)
     if created:
         events.emit("lineage_edge.created", actor=actor, target=edge, data={
@@ -243,7 +250,7 @@ def lineage_fill_from_version(version: ModelVersion) -> int:
     Filled edges have no creator (that marks them as derived from the version), and no event of their own: the
     version's own created/updated event is the audited fact they follow from.
     """
-    _lock_graph()
+    graph_lock()
     node, _ = version_node_ensure(version)
     added = 0
     for ds in version.datasets.all():

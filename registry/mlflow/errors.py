@@ -29,7 +29,7 @@ STATUS = {
     "TEMPORARILY_UNAVAILABLE": 503,
 }
 # Domain codes that are not MLflow ErrorCode names.
-DOMAIN_CODES = {"PAYLOAD_TOO_LARGE": "RESOURCE_LIMIT_EXCEEDED"}
+DOMAIN_CODES = {"PAYLOAD_TOO_LARGE": "RESOURCE_LIMIT_EXCEEDED", "INSUFFICIENT_STORAGE": "RESOURCE_EXHAUSTED"}
 DRF_CODES: list[tuple[type[Exception], str, int]] = [
     (exceptions.NotAuthenticated, "UNAUTHENTICATED", 401),
     (exceptions.AuthenticationFailed, "UNAUTHENTICATED", 401),

@@ -7,9 +7,9 @@ and links them in lineage as converted_from the version.
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
 from typing import Any
 
 SAMPLE_ROWS = 64
@@ -117,6 +117,26 @@ class ConversionFailed(Exception):
     """The conversion could not be done; the reason is recorded on the job."""
 
 
+def _wait_for_scan(artifact: Any) -> None:
+    """Defer the conversion while the artifact's current content has no verdict and its scan is still to run;
+    fail it, with the reason, when that scan gave up."""
+    from registry.models import ArtifactScan, JobState
+    from registry.pipeline import jobs
+    from registry.pipeline.scan.services import scan_enqueue
+
+    if ArtifactScan.objects.filter(artifact=artifact, blob_id=artifact.blob_id).exists():
+        return
+    scan = scan_enqueue(artifact)  # the scan of this content (queued now if, somehow, it never was)
+    if scan.state == JobState.FAILED:
+        raise ConversionFailed(f"the scan of {artifact.path} failed ({scan.error or 'no reason recorded'}); "
+                               "an unscanned file is never loaded")
+    if scan.state == JobState.SUCCEEDED:  # it finished between the two reads: its verdict is there now
+        if ArtifactScan.objects.filter(artifact=artifact, blob_id=artifact.blob_id).exists():
+            return
+        raise ConversionFailed(f"the scan of {artifact.path} recorded no verdict; an unscanned file is never loaded")
+    raise jobs.Deferred(f"the scan of {artifact.path} has not finished", countdown=5)
+
+
 def artifact_convert_run(job: Any) -> dict[str, Any]:
     """Perform a conversion job: sandboxed load and convert, then store the ONNX file, report and lineage."""
     from django.conf import settings
@@ -124,9 +144,10 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
     from django.db import transaction
 
     from registry import services
-    from registry.artifacts.storage import spool_stream
+    from registry.artifacts.storage import spool_stream, work_dir
     from registry.lineage import services as lineage
     from registry.lineage.models import EdgeKind, NodeKind
+    from registry.locking import model_lock
     from registry.models import Artifact
     from registry.pipeline import jobs
     from registry.pipeline.loader import run_sandboxed
@@ -137,11 +158,12 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
         return {"superseded": True}
     if artifact.format not in ("pickle", "joblib"):
         raise ConversionFailed(f"{artifact.path} is {artifact.format}, not a scikit-learn pickle or joblib file")
+    _wait_for_scan(artifact)
     if artifact_quarantined(artifact=artifact):
         raise ConversionFailed(f"{artifact.path} has not scanned clean; it is never loaded")
     actor = get_user_model().objects.filter(pk=job.params.get("actor")).first() or artifact.version.creator
     version = artifact.version
-    with tempfile.TemporaryDirectory(prefix="convert-") as workdir:
+    with work_dir("convert") as workdir:
         out = os.path.join(workdir, "model.onnx")
         result = run_sandboxed(
             ["convert", _local_copy(artifact, workdir), artifact.format, out, _sample_file(version, workdir),
@@ -154,20 +176,31 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
         stem = artifact.path.rsplit(".", 1)[0] if "." in artifact.path.rsplit("/", 1)[-1] else artifact.path
         onnx_path, report_path = f"{stem}.onnx", f"{stem}.onnx.parity.json"
         report = {**result.data, "source": artifact.path, "source_sha256": artifact.blob_id}
-        with open(out, "rb") as fh:
-            onnx_upload = spool_stream(fh)
-        report_upload = spool_stream(__import__("io").BytesIO(json.dumps(report, indent=2).encode()))
-        with transaction.atomic():
-            onnx_artifact = services.artifact_add(version=version, actor=actor, path=onnx_path, upload=onnx_upload)
-            services.artifact_add(version=version, actor=actor, path=report_path, upload=report_upload)
-            version_node, _ = lineage.version_node_ensure(version)
-            node = lineage.node_create(actor=actor, kind=NodeKind.CONVERTED_ARTIFACT, model=version.model,
-                                       name=f"{version.model.name}/{onnx_path}", version=str(version.number),
-                                       digest=f"sha256:{onnx_artifact.blob_id}").obj
-            if node.properties != {"parity": report, "path": onnx_path}:
-                node.properties = {"parity": report, "path": onnx_path}
-                node.save(update_fields=["properties"])
-            lineage.edge_create(actor=actor, upstream=version_node, downstream=node, kind=EdgeKind.CONVERTED_FROM)
+        spooled = []
+        try:  # every failure (a full disk, a refused path, a database error) removes what was spooled
+            with open(out, "rb") as fh:
+                spooled.append(spool_stream(fh))
+            spooled.append(spool_stream(io.BytesIO(json.dumps(report, indent=2).encode())))
+            onnx_upload, report_upload = spooled
+            with transaction.atomic():
+                # The lock order of registry/locking.py: the model, then the lineage graph's lock, before any event.
+                model_lock(version.model_id)
+                lineage.graph_lock()
+                onnx_artifact = services.artifact_add(version=version, actor=actor, path=onnx_path,
+                                                      upload=onnx_upload)
+                services.artifact_add(version=version, actor=actor, path=report_path, upload=report_upload)
+                version_node, _ = lineage.version_node_ensure(version)
+                node = lineage.node_create(actor=actor, kind=NodeKind.CONVERTED_ARTIFACT, model=version.model,
+                                           name=f"{version.model.name}/{onnx_path}", version=str(version.number),
+                                           digest=f"sha256:{onnx_artifact.blob_id}").obj
+                if node.properties != {"parity": report, "path": onnx_path}:
+                    node.properties = {"parity": report, "path": onnx_path}
+                    node.save(update_fields=["properties"])
+                lineage.edge_create(actor=actor, upstream=version_node, downstream=node,
+                                    kind=EdgeKind.CONVERTED_FROM)
+        finally:
+            for upload in spooled:
+                upload.discard()  # harmless for what the store already took
     return {"onnx": onnx_path, "sha256": onnx_artifact.blob_id, "lineage_node": node.pk, "parity": report}
 
 

@@ -12,7 +12,6 @@ import io
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from django.db import transaction
 
 from registry import events, permissions
-from registry.artifacts.storage import artifact_storage, blob_open, blob_put, spool_stream
+from registry.artifacts.storage import artifact_storage, blob_open, blob_put, spool_stream, work_dir
 from registry.errors import InvalidState
+from registry.locking import model_lock
 from registry.models import Artifact, Job, JobKind, ModelVersion, SignatureVerification, VersionSignature
 from registry.pipeline import jobs
 from registry.pipeline.keys import key_fingerprint, private_key, public_key_pem
@@ -87,7 +87,7 @@ def version_sign_run(job: Job) -> dict[str, Any]:
 
     version = ModelVersion.objects.select_related("model").get(pk=job.version_id)
     actor = get_user_model().objects.filter(pk=job.params.get("actor")).first()
-    with tempfile.TemporaryDirectory(prefix="sign-") as workdir:
+    with work_dir("sign") as workdir:
         root = os.path.join(workdir, "tree")
         os.makedirs(root)
         manifest = materialise_tree(version, root)
@@ -99,6 +99,7 @@ def version_sign_run(job: Job) -> dict[str, Any]:
         with open(bundle_path, "rb") as fh:
             bundle = blob_put(spool_stream(fh))
     with transaction.atomic():
+        model_lock(version.model_id)  # the lock order of registry/locking.py: the model first
         signature = VersionSignature.objects.create(version=version, bundle=bundle, manifest=manifest,
                                                     key_fingerprint=key_fingerprint(), signer=actor)
         SignatureVerification.objects.create(signature=signature, ok=True, detail="Verified when signed.")
@@ -142,7 +143,7 @@ def signature_verify(*, version: ModelVersion, actor: Any = None) -> SignatureVe
     signature = VersionSignature.objects.filter(version=version).select_related("bundle").first()
     if signature is None:
         raise InvalidState(f"Version {version.number} has not been signed.")
-    with tempfile.TemporaryDirectory(prefix="verify-") as workdir:
+    with work_dir("verify") as workdir:
         root = os.path.join(workdir, "tree")
         os.makedirs(root)
         current = materialise_tree(version, root)
@@ -166,6 +167,7 @@ def signature_verify(*, version: ModelVersion, actor: Any = None) -> SignatureVe
              (("changed", changed), ("added", added), ("removed", removed)) if files]
     detail = "Signature verified." if ok else ("; ".join(parts) or error)[:5000]
     with transaction.atomic():
+        model_lock(version.model_id)  # the lock order of registry/locking.py: the model first
         result = SignatureVerification.objects.create(signature=signature, ok=ok, changed=changed, added=added,
                                                       removed=removed, detail=detail)
         events.emit("model_version.signature_verified" if ok else "model_version.signature_verification_failed",

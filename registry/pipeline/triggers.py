@@ -20,6 +20,7 @@ from django.utils import timezone
 from registry import events, permissions, validation
 from registry.errors import Forbidden, InvalidInput, NotFound
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
+from registry.locking import model_lock
 from registry.models import Alias, ModelVersion, RegisteredModel, RetrainRequest, RetrainRule, RetrainTrigger, Stage
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def next_due(expression: str, after: datetime) -> datetime:
 @transaction.atomic
 def retrain_rule_create(*, model: RegisteredModel, actor, trigger: str, cron: str = "") -> RetrainRule:
     """Add a versioning trigger to a model (maintainers)."""
+    model = model_lock(model)  # the lock order of registry/locking.py: the model first
     if not permissions.can_view(actor, model):
         raise NotFound(f"Registered model {model.name!r} not found.")
     if not permissions.can_maintain(actor, model):
@@ -77,7 +79,7 @@ def retrain_rule_create(*, model: RegisteredModel, actor, trigger: str, cron: st
 @transaction.atomic
 def retrain_rule_delete(*, rule: RetrainRule, actor) -> None:
     """Remove a versioning trigger (maintainers); its past firings stay."""
-    model = rule.model
+    model = model_lock(rule.model_id)
     if not permissions.can_maintain(actor, model):
         raise Forbidden(f"Only maintainers of {model.name!r} may change its versioning triggers.")
     events.emit("retrain_rule.deleted", actor=actor, target=model,
@@ -103,8 +105,9 @@ def _suggested(model: RegisteredModel, bump: str) -> str:
 def retrain_fire(*, rule: RetrainRule, reason: str, bump: str, details: dict[str, Any] | None = None,
                  actor=None, now: datetime | None = None) -> RetrainRequest:
     """Record that `rule`'s model is due for a new version and announce it (`model.retrain_requested`)."""
-    rule = RetrainRule.objects.select_for_update().select_related("model").get(pk=rule.pk)
-    model = rule.model
+    model = model_lock(rule.model_id)  # the lock order of registry/locking.py: the model, then the rule
+    rule = RetrainRule.objects.select_for_update(no_key=True).get(pk=rule.pk)
+    rule.model = model
     now = max(now or timezone.now(), timezone.now())
     serving = _serving_version(model)
     request = RetrainRequest.objects.create(

@@ -125,6 +125,6 @@ def experiment_update(*, actor: Any, experiment: Experiment, new_name: str | Non
 @transaction.atomic
 def experiment_tag_set(*, actor: Any, experiment: Experiment, key: str, value: str) -> None:
     """Set a tag on an experiment."""
-    exp = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    exp = Experiment.objects.select_for_update(no_key=True).get(pk=experiment.pk)
     exp.tags = {**exp.tags, clean_key(key): clean_text(value, "Tag value", 5000)}
     exp.save(update_fields=["tags", "updated_at"])

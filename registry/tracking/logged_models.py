@@ -57,7 +57,7 @@ def logged_model_finalize(*, actor: Any, logged_model: LoggedModel, status: str)
     """Mark a logged model's upload READY or FAILED."""
     if status not in (LoggedModelStatus.READY, LoggedModelStatus.FAILED):
         raise InvalidInput(f"Invalid logged model status {status!r}.")
-    lm = LoggedModel.objects.select_for_update().get(pk=logged_model.pk)
+    lm = LoggedModel.objects.select_for_update(no_key=True).get(pk=logged_model.pk)
     lm.status = status
     lm.save(update_fields=["status", "updated_at"])
     events.emit("logged_model.finalized", actor=actor, target=lm, data={"status": status})
@@ -68,7 +68,7 @@ def logged_model_finalize(*, actor: Any, logged_model: LoggedModel, status: str)
 def logged_model_update(*, actor: Any, logged_model: LoggedModel, set_tags: dict[str, str] | None = None,
                         delete_tag: str | None = None, params: dict[str, str] | None = None) -> LoggedModel:
     """Set or delete tags, or add params, on a logged model."""
-    lm = LoggedModel.objects.select_for_update().get(pk=logged_model.pk)
+    lm = LoggedModel.objects.select_for_update(no_key=True).get(pk=logged_model.pk)
     if set_tags:
         lm.tags = {**lm.tags, **{clean_key(k): clean_text(v, "Tag value", 8000) for k, v in set_tags.items()}}
     if delete_tag is not None:

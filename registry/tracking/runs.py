@@ -66,7 +66,7 @@ def run_create(*, actor: Any, experiment: Experiment, start_time: Any = None, ru
 def run_update(*, actor: Any, run: Run, status: str | None = None, end_time: Any = None, run_name: str | None = None
                ) -> Run:
     """Change a run's status, end time or name."""
-    run = Run.objects.select_for_update().get(pk=run.pk)
+    run = Run.objects.select_for_update(no_key=True).get(pk=run.pk)
     data: dict[str, Any] = {}
     if status:
         if status not in RunStatus.values:
@@ -135,7 +135,7 @@ def run_log_batch(*, actor: Any, run: Run, metrics: list[dict[str, Any]] | None 
     if len(metrics) > MAX_BATCH_METRICS or len(params) > MAX_BATCH_PARAMS or len(tags) > MAX_BATCH_TAGS:
         raise InvalidInput(f"A batch may hold at most {MAX_BATCH_METRICS} metrics, {MAX_BATCH_PARAMS} params "
                            f"and {MAX_BATCH_TAGS} tags.")
-    run = Run.objects.select_for_update().get(pk=run.pk)
+    run = Run.objects.select_for_update(no_key=True).get(pk=run.pk)
     require_active(run)
     for item in (*params, *tags):
         if not isinstance(item, dict):

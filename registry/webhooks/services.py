@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from registry import events, permissions
 from registry.errors import Forbidden, InvalidInput, NotFound
+from registry.locking import model_lock
 from registry.models import Job, JobKind, ModelVersion, RegisteredModel, WebhookDelivery, WebhookSubscription
 from registry.pipeline import jobs
 from registry.webhooks.delivery import MAX_ATTEMPTS, Refused, RetryLater, check_url, new_secret, post, sign
@@ -37,6 +38,8 @@ def subscription_create(*, actor: Any, url: str, event_types: list[str] | None =
         raise InvalidInput("Event types are non-empty names such as model_version.created.")
     secret = new_secret()
     with transaction.atomic():
+        if model is not None:
+            model = model_lock(model)  # the lock order of registry/locking.py: the model first
         sub = WebhookSubscription.objects.create(model=model, url=url, event_types=types, secret=secret,
                                                  created_by=actor)
         events.emit("webhook.created", actor=actor, target=sub,

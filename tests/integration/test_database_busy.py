@@ -1,5 +1,6 @@
 """A write that waits too long for a lock held by another transaction fails fast with 503 and Retry-After, in both
-APIs' error shapes, never a 500 and never after minutes: PostgreSQL's lock_timeout, SQLite's busy timeout."""
+APIs' error shapes, never a 500 and never after minutes: PostgreSQL's lock_timeout, SQLite's busy timeout. A lost
+database connection answers the same."""
 
 from __future__ import annotations
 
@@ -157,3 +158,39 @@ def test_sqlite_busy_database_is_a_readable_503_page(contended, client):
     _assert_busy_page(response)
     assert slowest < 2.0, slowest
     assert model.aliases.count() == 0
+
+
+@pytest.mark.postgres
+def test_a_lost_database_connection_answers_503_in_both_apis(contended):
+    """The server ends the request's connection (a restart, a failover, an operator): 503 with Retry-After."""
+    if connection.vendor != "postgresql":
+        need_service("PostgreSQL", "DATABASE_URL does not point at PostgreSQL (CI sets it)")
+    _, api = contended
+    sends = (lambda: api.put("/api/v1/models/contended/aliases/champion", {"version": 2}, format="json"),
+             lambda: api.post("/api/2.0/mlflow/registered-models/alias",
+                              {"name": "contended", "alias": "champion", "version": "2"}, format="json"))
+    responses = []
+    try:
+        for send in sends:
+            connection.ensure_connection()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pid = cursor.fetchone()[0]
+            killer = threading.Thread(target=_terminate, args=(pid,))
+            killer.start()
+            killer.join(10)
+            responses.append(send())
+            connection.close()  # Django drops the dead connection at the next request; the test's own use is next
+    finally:
+        connection.close()
+    _assert_busy(responses)
+    assert api.put("/api/v1/models/contended/aliases/champion", {"version": 2}, format="json").status_code == 200
+
+
+def _terminate(pid: int) -> None:
+    """End backend `pid` from another connection, as a server restart would."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        connections.close_all()

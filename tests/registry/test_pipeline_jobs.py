@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from registry import services, tasks
-from registry.models import ArtifactScan, Job, JobState
+from registry.models import ArtifactScan, Job, JobKind, JobState
 from registry.pipeline import jobs
 from registry.pipeline.selectors import version_scan_status
 from tests.conftest import spooled
@@ -194,3 +194,83 @@ def test_only_registered_job_kinds_are_queued_and_each_shows_its_label(registere
     # The registry's own kinds keep their labels; a stored kind no app registers any more shows its value.
     assert Job(kind="scan").get_kind_display() == "Scan artifact"
     assert Job(kind="retired").get_kind_display() == "retired"
+
+
+def test_a_conversion_run_before_its_scan_waits_and_runs_once_the_scan_ends(registered_model, make_version, owner,
+                                                                          monkeypatch,
+                                                                          django_capture_on_commit_callbacks):
+    from registry.models import Artifact
+    from registry.pipeline.convert import convert_enqueue
+
+    # The broker is down while both are queued: the rows are all there is, and the convert message arrives first.
+    monkeypatch.setattr(tasks.job_execute, "apply_async", lambda *a, **k: None)
+    version = upload(make_version, registered_model, {"m.pkl": pickle.dumps(benign_models()["logreg"])},
+                     django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        convert = convert_enqueue(artifact=Artifact.objects.get(version=version), actor=owner)
+    scan = Job.objects.get(kind="scan")
+    waited = jobs.job_run(convert.pk)
+    assert waited.state == JobState.QUEUED and waited.attempts == 0  # waiting spends no attempt
+    assert waited.error.startswith("Waiting: the scan of m.pkl has not finished")
+    monkeypatch.undo()  # the broker is back: finishing the scan sends the conversion waiting on it
+    assert jobs.job_run(scan.pk).state == JobState.SUCCEEDED
+    convert.refresh_from_db()
+    assert convert.state == JobState.SUCCEEDED and convert.attempts == 1, convert.error
+    assert Artifact.objects.filter(version=version, path="m.onnx").exists()
+
+
+def test_a_conversion_whose_scan_gave_up_fails_with_the_reason(registered_model, make_version, owner, monkeypatch,
+                                                               django_capture_on_commit_callbacks):
+    from registry.models import Artifact
+    from registry.pipeline.convert import convert_enqueue
+
+    monkeypatch.setattr(tasks.job_execute, "apply_async", lambda *a, **k: None)
+    version = upload(make_version, registered_model, {"m.pkl": pickle.dumps(benign_models()["logreg"])},
+                     django_capture_on_commit_callbacks)
+    scan = Job.objects.get(kind="scan")
+    Job.objects.filter(pk=scan.pk).update(state=JobState.RUNNING, attempts=3,
+                                          heartbeat_at=timezone.now() - timedelta(days=1))
+    assert jobs.job_run(scan.pk) is None  # it killed its workers three times: given up
+    convert = convert_enqueue(artifact=Artifact.objects.get(version=version), actor=owner)
+    convert = jobs.job_run(convert.pk)
+    assert convert.state == JobState.FAILED
+    assert "the scan of m.pkl failed (Gave up after 3 attempts" in convert.error
+
+
+def test_a_failed_dispatch_pauses_dispatching_so_requests_do_not_wait_on_the_broker(registered_model, settings,
+                                                                                   monkeypatch):
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # as with REDIS_URL set
+    settings.STRATUM_JOB_DISPATCH_PAUSE_SECONDS = 60
+    calls = []
+
+    def broker_down(*args, **kwargs):
+        calls.append(args)
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.job_execute, "apply_async", broker_down)
+    monkeypatch.setattr(jobs, "_dispatch_pause", jobs._DispatchPause())  # a fresh process
+    first = jobs.job_enqueue(kind=JobKind.SCAN, key="scan:pause:1")
+    assert not jobs.job_dispatch(first.pk) and len(calls) == 1
+    assert not jobs.job_dispatch(first.pk) and len(calls) == 1  # paused: not even tried
+    assert jobs.jobs_sweep() == 1 and len(calls) == 1
+    assert Job.objects.get(pk=first.pk).dispatched_at is None  # the row waits for the sweeper
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_job_keeps_its_heartbeat_fresh(settings):
+    import time
+
+    settings.STRATUM_JOB_STALE_SECONDS = 1.2  # a beat every 0.2 s
+    beats = []
+
+    def slow(job):
+        for _ in range(8):
+            time.sleep(0.2)
+            beats.append(Job.objects.get(pk=job.pk).heartbeat_at)
+        return {}
+
+    jobs.register_handler("test_slow", slow, label="Slow work")
+    job = jobs.job_enqueue(kind="test_slow", key="test_slow:1")
+    assert Job.objects.get(pk=job.pk).state == JobState.SUCCEEDED  # ran eagerly after its commit
+    assert len(set(beats)) >= 4  # the handler never reported progress: the heartbeat thread did
+    assert jobs.jobs_sweep() == 0

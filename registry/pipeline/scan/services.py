@@ -9,6 +9,7 @@ from django.db import transaction
 
 from registry import events
 from registry.artifacts.storage import blob_open
+from registry.locking import model_lock
 from registry.models import Artifact, ArtifactScan, Job, JobKind
 from registry.pipeline import jobs
 from registry.pipeline.scan.analysis import scan_file
@@ -52,6 +53,7 @@ def artifact_scan_run(job: Job) -> dict[str, Any]:
             report = scan_file(fh, fmt=artifact.format, max_bytes=max_bytes, timeout=timeout)
     jobs.job_progress(job, 90)
     with transaction.atomic():
+        model_lock(artifact.version.model_id)  # the lock order of registry/locking.py: the model first
         scan, created = ArtifactScan.objects.get_or_create(
             artifact=artifact, blob_id=sha256,
             defaults={"verdict": report.verdict, "quarantined": report.quarantined, "globals_found": report.globals,
@@ -78,6 +80,7 @@ def version_scan_request(*, version: Any, actor: Any) -> list[Job]:
     if not permissions.can_contribute(actor, version.model):
         raise Forbidden(f"You do not have permission to rescan files of model {version.model.name!r}.")
     with transaction.atomic():
+        model_lock(version.model_id)  # the lock order of registry/locking.py: the model first
         queued = []
         for artifact in Artifact.objects.filter(version=version).select_related("version__model"):
             ArtifactScan.objects.filter(artifact=artifact, blob_id=artifact.blob_id).delete()
