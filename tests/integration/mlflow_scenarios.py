@@ -317,11 +317,12 @@ def runs(side: Any) -> None:
 
 
 def search_runs(side: Any, first_exp: str) -> None:
-    """runs/search over a second experiment of three runs, then across both experiments."""
+    """runs/search over a second experiment of three runs, then across both (no two runs share a start time:
+    ties fall to run ids, which each server draws at random)."""
     exp_id = _experiment(side, "sruns")
     for i in range(3):
         run = side.call(f"create run {i}", "POST", f"{RUNS}/create",
-                        {"experiment_id": exp_id, "start_time": T0 + 10 * i, "run_name": f"r{i}",
+                        {"experiment_id": exp_id, "start_time": T0 + 10 * i + 1, "run_name": f"r{i}",
                          "tags": [{"key": "parity", "value": "odd" if i % 2 else "even"}]})
         run_id = run.get("run", {}).get("info", {}).get("run_id", "")
         side.call(f"log run {i}", "POST", f"{RUNS}/log-batch", {
@@ -349,7 +350,7 @@ def search_runs(side: Any, first_exp: str) -> None:
     search("tag ILIKE", {"filter": "tags.parity ILIKE 'EV%'"})
     search("run name", {"filter": "attributes.run_name = 'r1'"})
     search("status", {"filter": "attributes.status = 'FINISHED'"})
-    search("start_time", {"filter": f"attributes.start_time >= {T0 + 10}"})
+    search("start_time", {"filter": f"attributes.start_time >= {T0 + 11}"})
     search("metric and param", {"filter": "metrics.auc < 0.85 AND params.depth != '4'"})
     search("order by metric", {"order_by": ["metrics.auc ASC"]})
     search("order by param DESC", {"order_by": ["params.depth DESC"]})
