@@ -15,10 +15,10 @@ from registry.artifacts.formats import content_type_for
 from registry.artifacts.storage import blob_open, iter_range, spool_stream
 from registry.errors import Forbidden, InvalidInput, NotFound, UploadTooLarge
 from registry.mlflow import shapes
-from registry.mlflow.common import Args, MlflowApi, missing, mlflow_view, paged
+from registry.mlflow.common import Args, MlflowApi, invalid, missing, mlflow_view, paged
 from registry.models import LifecycleStage, LoggedModelStatus
 from registry.tracking import artifacts as tracking_artifacts
-from registry.tracking import experiments, logged_models, runs
+from registry.tracking import experiments, logged_models, run_search, runs
 
 MAX_EXPERIMENT_RESULTS = 50_000
 
@@ -119,6 +119,24 @@ def run_create(request: Request, args: Args) -> dict[str, Any]:
 def run_get(request: Request, args: Args) -> dict[str, Any]:
     """GET runs/get."""
     return {"run": shapes.run(_run(request, args))}
+
+
+@mlflow_view("POST", "GET")
+def run_search_view(request: Request, args: Args) -> dict[str, Any]:
+    """POST runs/search (mlflow.search_runs)."""
+    if args.get("max_results") not in (None, "") and str(args.get("max_results")).strip() in ("0", "-0"):
+        raise InvalidInput("Invalid value 0 for parameter 'max_results' supplied. It must be a positive integer")
+    order_by = args.list("order_by")
+    if not all(isinstance(clause, str) for clause in order_by):
+        raise InvalidInput(invalid("order_by", order_by))
+    qs = run_search.run_search(actor=request.user, experiment_ids=args.list("experiment_ids"),
+                               filter_string=args.str("filter") or None,
+                               run_view_type=args.str("run_view_type", default="ACTIVE_ONLY"), order_by=order_by)
+    rows, token = paged(qs, args, default=run_search.DEFAULT_RUN_RESULTS, high=run_search.MAX_RUN_RESULTS)
+    out: dict[str, Any] = {"runs": [shapes.run(r) for r in rows]} if rows else {}
+    if token:
+        out["next_page_token"] = token
+    return out
 
 
 @mlflow_view("POST")

@@ -36,6 +36,7 @@ mlflow_patterns = [
     path("experiments/set-experiment-tag", tv.experiment_set_tag),
     path("runs/create", tv.run_create),
     path("runs/get", tv.run_get),
+    path("runs/search", tv.run_search_view),
     path("runs/update", tv.run_update),
     path("runs/delete", tv.run_delete),
     path("runs/restore", tv.run_restore),

@@ -29,11 +29,11 @@ def _unquote_key(key: str) -> str:
     return key
 
 
-def _json_key(key: str) -> str:
+def json_key(key: str) -> str:
     """Return a metric/param name safe to use as a JSON key lookup, or raise FilterError."""
     key = _unquote_key(key)
     if not _SAFE_JSON_KEY.match(key) or "__" in key:
-        raise FilterError(f"Invalid metric or param name {key!r} in filter.")
+        raise FilterError(f"Invalid metric, param or tag name {key!r} in filter.")
     return key
 
 
@@ -143,7 +143,7 @@ def compile_model_filter(text: str | None) -> Q:
             return _tag_q(ModelTag, "model", _unquote_key(rest), op, value)
         if prefix_l in {"metric", "metrics"} and rest:
             versions = ModelVersion.objects.filter(model=OuterRef("pk")).filter(
-                _number_lookup(f"metrics__{_json_key(rest)}", op if op != "!=" else "=", value, field)
+                _number_lookup(f"metrics__{json_key(rest)}", op if op != "!=" else "=", value, field)
             )
             return ~Q(Exists(versions)) if op == "!=" else Q(Exists(versions))
         raise FilterError(
@@ -176,11 +176,11 @@ def compile_version_filter(text: str | None) -> Q:
         if prefix_l in {"tag", "tags"} and rest:
             return _tag_q(VersionTag, "version", _unquote_key(rest), op, value)
         if prefix_l in {"metric", "metrics"} and rest:
-            key = _json_key(rest)
+            key = json_key(rest)
             q = _number_lookup(f"metrics__{key}", op, value, field)
             return q & Q(**{"metrics__has_key": key}) if op == "!=" else q
         if prefix_l in {"param", "params"} and rest:
-            return string_lookup(f"params__{_json_key(rest)}", op, value)
+            return string_lookup(f"params__{json_key(rest)}", op, value)
         raise FilterError(
             f"Unknown field {field!r} in version filter; use name, version_number, run_id, source_path, stage, "
             "tags.<key>, metrics.<name> or params.<name>."

@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 from registry import events, permissions
 from registry.errors import AlreadyExists, InvalidInput, NotFound
 from registry.models import Experiment, LifecycleStage
-from registry.search.compiler import compile_filter, string_lookup
+from registry.search.compiler import compile_filter, json_key, string_lookup
 from registry.search.parser import FilterError
 from registry.tracking.common import clean_key, clean_text, parse_experiment_id, sees_everything
 
@@ -60,15 +60,29 @@ def experiment_get_by_name(*, actor: Any, name: str) -> Experiment:
     return exp
 
 
+def _tag_lookup(key: str, op: str, value: Any) -> Q:
+    """`tags.<key> op value` as MLflow means it: only experiments that have the tag match, `!=` included."""
+    if len(key) >= 2 and key[0] == key[-1] and key[0] in "`\"":
+        key = key[1:-1]
+    if op not in ("=", "!=", "LIKE", "ILIKE"):
+        raise FilterError(f"Invalid comparator '{op}' not one of '['!=', '=', 'ILIKE', 'LIKE']'")
+    if not isinstance(value, str):
+        raise FilterError(f"Expected a quoted string value for tag (e.g. 'my-value'). Got value {value}")
+    return Q(tags__has_key=key) & string_lookup(f"tags__{json_key(key)}", op, value)
+
+
 def experiment_search(*, actor: Any, filter_string: str | None = None, view_type: str = "ACTIVE_ONLY"
                       ) -> QuerySet[Experiment]:
-    """Visible experiments matching a name filter (name = / LIKE / ILIKE), oldest first."""
+    """Visible experiments matching a name or tag filter (=, !=, LIKE, ILIKE), oldest first."""
     default_experiment()
 
     def cmp(field_name: str, op: str, value: Any) -> Q:
         if field_name.lower() == "name":
             return string_lookup("name", op, value)
-        raise FilterError(f"Unknown field {field_name!r} in experiment filter; use name.")
+        prefix, dot, key = field_name.partition(".")
+        if dot and prefix in ("tag", "tags"):
+            return _tag_lookup(key, op, value)
+        raise FilterError(f"Unknown field {field_name!r} in experiment filter; use name or tags.<key>.")
 
     qs = experiments_visible(actor).filter(compile_filter(filter_string, cmp))
     if view_type in ("ACTIVE_ONLY", "", None):

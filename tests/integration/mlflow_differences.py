@@ -35,15 +35,8 @@ KNOWN: dict[tuple[str, str, str], str] = {
     **{("experiments", label, ".body.experiment.tags" if label.startswith("get") else ".body.experiments.tags"):
        "Stratum keeps an experiment's tags as one JSON document (PostgreSQL's jsonb does not keep key order), so "
        "they come sorted by key; MLflow lists them in the order they were set."
-       for label in ("search by name", "get deleted", "search deleted", "get restored")},
-    **{("experiments", "search by tag", path):
-       "Not yet: Stratum's experiment search filters by name only (name =, LIKE, ILIKE); tags.<key> is refused "
-       "with 400 rather than answered wrongly." for path in (".status", ".body.error_code", ".body.error_class",
-                                                              ".body.message", ".body.sqlstate", ".body.experiments")},
-    **{("runs", "search", path):
-       "Not yet: runs/search (mlflow.search_runs) is not served; it answers 404 ENDPOINT_NOT_FOUND."
-       for path in (".status", ".body.error_code", ".body.error_class", ".body.message", ".body.sqlstate",
-                    ".body.runs")},
+       for label in ("search by name", "get deleted", "search deleted", "get restored", "search by tag",
+                     "search by tag LIKE", "search by tag ILIKE", "search by tag !=", "search by backquoted tag")},
     **{("runs_held_elsewhere", "version from a logged model this server does not hold", path):
        "MLflow 3's client registers a run's model as models:/m-<id> with its model_id; a registry that does not "
        "hold that logged model (the tracking server does) fails with 500 on MLflow. Stratum registers it, records "

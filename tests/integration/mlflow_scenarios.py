@@ -251,6 +251,12 @@ def experiments(side: Any) -> None:
     side.call("search by name", "POST", f"{EXP}/search", {"filter": f"name LIKE 'exp-{MARK}%'", "max_results": 10})
     side.call("search by tag", "POST", f"{EXP}/search", {"filter": f"name LIKE 'exp-{MARK}%' AND tags.team = 'ml'",
                                                         "max_results": 10})
+    for label, flt in (("search by tag LIKE", "tags.team LIKE 'm%'"),
+                       ("search by tag ILIKE", "tags.team ILIKE 'M%'"),
+                       ("search by tag !=", "tags.team != 'ops'"), ("search by absent tag", "tags.nope = 'ml'"),
+                       ("search by tag, no match", "tags.team = 'ops'"),
+                       ("search by backquoted tag", "tags.`k` = 'v'")):
+        side.call(label, "POST", f"{EXP}/search", {"filter": f"name LIKE 'exp-{MARK}%' AND {flt}", "max_results": 10})
     side.call("delete", "POST", f"{EXP}/delete", {"experiment_id": exp_id})
     side.call("get deleted", "GET", f"{EXP}/get", {"experiment_id": exp_id})
     side.call("search active", "POST", f"{EXP}/search", {"filter": f"name LIKE 'exp-{MARK}%'", "max_results": 10})
@@ -304,9 +310,66 @@ def runs(side: Any) -> None:
     side.call("finish", "POST", f"{RUNS}/update", {"run_id": run_id, "status": "FINISHED", "end_time": T0 + 60_000})
     side.call("get finished", "GET", f"{RUNS}/get", {"run_id": run_id})
     side.call("search", "POST", f"{RUNS}/search", {"experiment_ids": [exp_id]})
+    search_runs(side, exp_id)
     side.call("delete", "POST", f"{RUNS}/delete", {"run_id": run_id})
     side.call("get deleted", "GET", f"{RUNS}/get", {"run_id": run_id})
     side.call("restore", "POST", f"{RUNS}/restore", {"run_id": run_id})
+
+
+def search_runs(side: Any, first_exp: str) -> None:
+    """runs/search over a second experiment of three runs, then across both (no two runs share a start time:
+    ties fall to run ids, which each server draws at random)."""
+    exp_id = _experiment(side, "sruns")
+    for i in range(3):
+        run = side.call(f"create run {i}", "POST", f"{RUNS}/create",
+                        {"experiment_id": exp_id, "start_time": T0 + 10 * i + 1, "run_name": f"r{i}",
+                         "tags": [{"key": "parity", "value": "odd" if i % 2 else "even"}]})
+        run_id = run.get("run", {}).get("info", {}).get("run_id", "")
+        side.call(f"log run {i}", "POST", f"{RUNS}/log-batch", {
+            "run_id": run_id,
+            "metrics": [{"key": "auc", "value": 0.5 + i / 10, "timestamp": T0, "step": 0},
+                        {"key": "auc", "value": 0.9 - i / 10, "timestamp": T0 + 1, "step": 1}],
+            "params": [{"key": "depth", "value": str(i + 2)}] + ([{"key": "odd", "value": "yes"}] if i % 2 else []),
+        })
+        if i == 2:
+            side.call("finish run 2", "POST", f"{RUNS}/update", {"run_id": run_id, "status": "FINISHED",
+                                                                 "end_time": T0 + 100})
+
+    def search(label: str, body: dict) -> dict:
+        return side.call(f"search {label}", "POST", f"{RUNS}/search", {"experiment_ids": [exp_id], **body})
+
+    search("all (default order)", {})
+    search("latest metric >", {"filter": "metrics.auc > 0.75"})
+    search("latest metric =", {"filter": "metrics.auc = 0.8"})
+    search("metric !=", {"filter": "metrics.auc != 0.8"})
+    search("absent metric", {"filter": "metrics.nope > 0"})
+    search("param =", {"filter": "params.depth = '3'"})
+    search("param !=", {"filter": "params.odd != 'no'"})
+    search("param LIKE", {"filter": "params.depth LIKE '%3%'"})
+    search("tag =", {"filter": "tags.parity = 'even'"})
+    search("tag ILIKE", {"filter": "tags.parity ILIKE 'EV%'"})
+    search("run name", {"filter": "attributes.run_name = 'r1'"})
+    search("status", {"filter": "attributes.status = 'FINISHED'"})
+    search("start_time", {"filter": f"attributes.start_time >= {T0 + 11}"})
+    search("metric and param", {"filter": "metrics.auc < 0.85 AND params.depth != '4'"})
+    search("order by metric", {"order_by": ["metrics.auc ASC"]})
+    search("order by param DESC", {"order_by": ["params.depth DESC"]})
+    search("order by absent tag", {"order_by": ["tags.nope ASC"]})
+    search("order by start_time ASC", {"order_by": ["attributes.start_time ASC"]})
+    search("order by run_name DESC", {"order_by": ["run_name DESC"]})
+    first = search("page 1", {"max_results": 2})
+    search("page 2", {"max_results": 2, "page_token": first.get("next_page_token", "")})
+    search("metric compared with text", {"filter": "metrics.auc > 'x'"})
+    search("param compared with a number", {"filter": "params.depth = 3"})
+    search("unknown entity", {"filter": "foo.auc > 1"})
+    search("max_results 0", {"max_results": 0})
+    search("max_results too large", {"max_results": 50_001})
+    search("bad page token", {"page_token": "xyz"})
+    side.call("search unknown experiment", "POST", f"{RUNS}/search", {"experiment_ids": ["987654"]})
+    side.call("search non-integer experiment", "POST", f"{RUNS}/search", {"experiment_ids": ["abc"]})
+    side.call("search no experiments", "POST", f"{RUNS}/search", {})
+    side.call("search two experiments", "POST", f"{RUNS}/search",
+              {"experiment_ids": [exp_id, first_exp], "filter": "params.depth != '9'"})
 
 
 def artifacts_and_sources(side: Any) -> None:
