@@ -94,7 +94,8 @@ def parse_inputs(payload: Any, route: dict[str, Any], loaded: LoadedModel) -> np
                 label = names[j] if names and j < len(names) else f"column {j}"
                 raise GatewayError(400, "INVALID_PARAMETER_VALUE",
                                    f"Row {i}, {label}: expected a number, got {_json_type(value)}.")
-    x = np.asarray(rows, dtype=np.float32)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes infinity, refused just below
+        x = np.asarray(rows, dtype=np.float32)
     if x.ndim != 2:
         raise GatewayError(400, "INVALID_PARAMETER_VALUE", "Rows must all have the same number of features.")
     if not np.isfinite(x).all():
