@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from registry.lineage.selectors import runs_held_elsewhere
 from registry.models import AccessToken, Artifact, ModelRole, ModelVersion, RegisteredModel, Role
 from registry.validation import json_loads
 
@@ -139,8 +140,25 @@ def _iso(value: Any) -> str | None:
     return None if value is None else _DATETIME.to_representation(value)
 
 
+class VersionListOutput(serializers.ListSerializer):
+    """A page of versions: which of their runs Stratum holds is one query for the page, not one per version."""
+
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        rows = list(data.all() if hasattr(data, "all") else data)
+        self.child.runs_elsewhere = runs_held_elsewhere(v.run_id for v in rows)
+        try:
+            return [self.child.to_representation(v) for v in rows]
+        finally:
+            self.child.runs_elsewhere = None
+
+
 class VersionOutput(serializers.Serializer):
     """A model version with its provenance (plain fields, for speed)."""
+
+    runs_elsewhere: set[str] | None = None  # set by VersionListOutput for a page
+
+    class Meta:
+        list_serializer_class = VersionListOutput
 
     model = serializers.CharField(source="model.name")
     version = serializers.IntegerField(source="number")
@@ -150,6 +168,9 @@ class VersionOutput(serializers.Serializer):
     status_message = serializers.CharField()
     source_uri = serializers.CharField()
     run_id = serializers.CharField()
+    run_verified = serializers.SerializerMethodField(
+        help_text="Whether Stratum holds the run the version names: false for a run tracked on another server (not "
+                  "verified by Stratum), null when the version names no run.")
     description = serializers.CharField()
     creator = serializers.CharField(source="creator.username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
@@ -180,6 +201,7 @@ class VersionOutput(serializers.Serializer):
             "status_message": str(obj.status_message),
             "source_uri": str(obj.source_uri),
             "run_id": str(obj.run_id),
+            "run_verified": self.get_run_verified(obj),
             "description": str(obj.description),
             "creator": None if creator is None else str(creator.username),
             "created_at": _iso(obj.created_at),
@@ -196,6 +218,13 @@ class VersionOutput(serializers.Serializer):
             "deprecation_reason": str(obj.deprecation_reason),
             "successor": self.get_successor(obj),
         }
+
+    @extend_schema_field({"type": "boolean", "nullable": True})
+    def get_run_verified(self, obj: ModelVersion) -> bool | None:
+        if not obj.run_id:
+            return None
+        elsewhere = self.runs_elsewhere if self.runs_elsewhere is not None else runs_held_elsewhere([obj.run_id])
+        return obj.run_id not in elsewhere
 
     def get_tags(self, obj: ModelVersion) -> dict[str, str]:
         return {t.key: t.value for t in obj.tags.all()}

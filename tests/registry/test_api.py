@@ -429,3 +429,21 @@ def test_version_output_renders_exactly_as_drf_would(owner, make_version):
         assert ours == drf
     assert ours["successor"] == {"model": "shapes", "version": 2} and ours["aliases"] == ["backup", "champion"]
     assert ours["created_at"].endswith("Z") and ours["metrics"] == {"auc": 0.91, "n": 3.0}
+
+
+def test_a_page_of_versions_asks_once_which_runs_stratum_holds(api, registered_model, make_version,
+                                                               django_assert_num_queries):
+    """run_verified: null without a run, false for a run held elsewhere; a page costs one lookup, not one a row."""
+    from rest_framework.test import APIRequestFactory
+
+    from registry import selectors
+    from registry.api.serializers import VersionOutput
+
+    make_version(registered_model)
+    for i in range(3):
+        make_version(registered_model, run_id=f"{i:032x}")
+    rows = list(selectors.version_queryset().filter(model=registered_model).order_by("number"))
+    APIRequestFactory()  # DRF set up before counting
+    with django_assert_num_queries(1):
+        data = VersionOutput(rows, many=True).data
+    assert [v["run_verified"] for v in data] == [None, False, False, False]

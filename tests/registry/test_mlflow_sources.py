@@ -142,6 +142,10 @@ def test_a_run_held_elsewhere_is_external_provenance_until_imported(api, owner, 
     assert lineage_page.status_code == 200 and "not verified by Stratum" in lineage_page.content.decode()
     native = json.dumps(api.get("/api/v1/lineage/models/churn/versions/1").json())
     assert "external_run" in native and run_id in native
+    version_json = api.get("/api/v1/models/churn/versions/1").json()
+    assert (version_json["run_id"], version_json["run_verified"]) == (run_id, False)
+    listed = api.get("/api/v1/models/churn/versions").json()["results"]
+    assert [(v["version"], v["run_verified"]) for v in listed] == [(1, False)]
 
     # The run is imported later: the version's run is now Stratum's own, and the external edge goes.
     Run.objects.create(run_id=run_id, experiment=Experiment.objects.create(name="imported", owner=owner))
@@ -150,3 +154,4 @@ def test_a_run_held_elsewhere_is_external_provenance_until_imported(api, owner, 
     got = api.get("/api/2.0/mlflow/model-versions/get", {"name": "churn", "version": "1"}).json()["model_version"]
     assert "status_message" not in got
     assert "not verified by Stratum" not in client.get("/models/churn/versions/1/").content.decode()
+    assert api.get("/api/v1/models/churn/versions/1").json()["run_verified"] is True
