@@ -21,8 +21,9 @@ def test_a_job_whose_connection_is_dropped_is_retried_on_a_fresh_one(settings):
     seen = []
 
     def drops_its_connection_once(job: Job) -> dict:
-        connection.ensure_connection()
-        pid = connection.connection.info.backend_pid
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
         seen.append(pid)
         if len(seen) == 1:  # the server goes away under the first attempt (an administrator, a failover)
             with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
