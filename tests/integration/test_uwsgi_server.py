@@ -11,65 +11,22 @@ import http.client
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.integration.uwsgi_support import uwsgi_stratum
 from tests.registry.mlflow_support import require_mlflow
-
-ROOT = Path(__file__).resolve().parents[2]
-UWSGI = Path(sys.executable).with_name("uwsgi")
-
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """(port, token) of uWSGI serving a fresh SQLite Stratum with deploy/uwsgi.ini."""
-    if not UWSGI.exists():
-        pytest.fail(f"{UWSGI} is missing: pyuwsgi is a dependency (pip install -e .)")
     var = tmp_path_factory.mktemp("uwsgi-var")
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
-    port = free_port()
-    env.update({"STRATUM_VAR_DIR": str(var), "DJANGO_SETTINGS_MODULE": "stratum.settings", "STRATUM_HTTPS": "false",
-                "STRATUM_BIND": f"127.0.0.1:{port}", "STRATUM_WEB_PROCESSES": "2"})
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
-    script = ("from django.contrib.auth import get_user_model; from registry import access; "
-              "u = get_user_model().objects.create_user('web', password='web-pw-123456-x'); "
-              "print(access.token_create(user=u, actor=u, name='web')[1])")
-    token = subprocess.run([*manage, "shell", "-c", script], env=env, cwd=ROOT, check=True, capture_output=True,
-                           text=True, timeout=120).stdout.strip().splitlines()[-1]
-    log = open(var / "uwsgi.log", "wb")
-    proc = subprocess.Popen([str(UWSGI), "--ini", str(ROOT / "deploy" / "uwsgi.ini")], env=env, cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"uWSGI exited with {proc.returncode}: {(var / 'uwsgi.log').read_text()[-2000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("uWSGI did not answer /healthz within 90 s")
-            time.sleep(0.3)
-        yield port, token
+        with uwsgi_stratum(var, processes=2) as (port, token):
+            yield port, token
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
         shutil.rmtree(var, ignore_errors=True)
 
 
