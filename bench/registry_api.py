@@ -11,6 +11,8 @@ Sections (all on by default; --only a,c to pick):
   b  alias resolutions: one client for N requests, then C concurrent clients for S seconds
   c  search latency over >= 1,000 registered models (created once, reused by later runs)
   d  concurrency check: T threads x K creates on one fresh model; numbers must be exactly 1..T*K
+  w  plain-word search (`q=`), 100-row pages over 10,000 models and 100,000 versions (seed them once with
+     bench/seed_scale.py in the server's environment, or pass --seed-scale when this runs beside the server)
   e  ceiling: the same 1-client and C-client harness on GET /healthz (no work behind it), for what the machine
      carries at all; a throughput target above this ceiling cannot be met on that machine
 
@@ -222,6 +224,33 @@ def bench_search(api: Api, prefix: str, count: int, teams: int, repeats: int) ->
     return out
 
 
+def bench_word_search(api: Api, repeats: int) -> dict[str, tuple[Latencies, int]]:
+    """(w) Time 100-row pages of plain-word searches over the scale corpus; return latencies and result counts."""
+    probe = api.call("GET", api.url("models"), params={"filter": "name = 'scale-09999'"})
+    if not probe["results"]:
+        raise BenchError("the scale corpus is missing: run bench/seed_scale.py with the server's environment first")
+    queries = {
+        "models q=wine": (api.url("models"), {"q": "wine"}),
+        "models q=wine region": (api.url("models"), {"q": "wine region"}),
+        "models q=wine + filter": (api.url("models"), {"q": "wine", "filter": "name LIKE 'scale-0%'"}),
+        "versions q=wine": (api.url("versions"), {"q": "wine"}),
+        "versions q=retrain scale-05": (api.url("versions"), {"q": "retrain scale-05"}),
+        "one model's versions q=retrain": (api.url("models", "scale-05000", "versions"), {"q": "retrain"}),
+    }
+    out: dict[str, tuple[Latencies, int]] = {}
+    for label, (url, params) in queries.items():
+        params = {**params, "max_results": 100}
+        hits = len(api.call("GET", url, params=params)["results"])
+        result = Latencies()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            elapsed, response = api.timed("GET", url, params=params)
+            result.record(elapsed, response.status_code)
+        result.wall = time.perf_counter() - start
+        out[label] = (result, hits)
+    return out
+
+
 @dataclass
 class ConcurrencyResult:
     """What the concurrent-create check saw."""
@@ -325,6 +354,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--search-prefix", default=None,
                         help="(c) stable corpus prefix, so the corpus is created once (default bench-search-N)")
     parser.add_argument("--search-repeats", type=int, help="(c) runs of each query (default 100; quick 20)")
+    parser.add_argument("--seed-scale", action="store_true",
+                        help="(w) seed the 10,000-model corpus first, here (needs the server's DATABASE_URL)")
     parser.add_argument("--threads", type=int, default=16, help="(d) concurrent creators (default 16)")
     parser.add_argument("--per-thread", type=int, help="(d) creates per thread (default 100; quick 10)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
@@ -380,6 +411,20 @@ def run_sections(args: argparse.Namespace, make_api: Callable[[], Api]) -> tuple
                                          args.search_repeats)
         for label, (lat, hits) in results["search"].items():
             say(f"  {label:<28} {hits:>3} hits: p50 {lat.ms(50):.2f} ms, p99 {lat.ms(99):.2f} ms"
+                f"{', ' + str(lat.failed) + ' errors' if lat.failed else ''}")
+            ok &= lat.failed == 0
+    if "w" in args.only:
+        say("\n(w) plain-word search, 100-row pages, over 10,000 models / 100,000 versions (target p50 < 50 ms)")
+        if args.seed_scale:
+            from seed_scale import ensure_scale_corpus
+
+            spent = ensure_scale_corpus()
+            if spent:
+                say(f"  corpus seeded in {spent:.1f}s")
+        results["words"] = bench_word_search(api, args.search_repeats)
+        for label, (lat, hits) in results["words"].items():
+            verdict = "meets" if lat.ms(50) < 50 else "MISSES"
+            say(f"  {label:<32} {hits:>3} rows: p50 {lat.ms(50):.2f} ms, p99 {lat.ms(99):.2f} ms ({verdict} 50 ms)"
                 f"{', ' + str(lat.failed) + ' errors' if lat.failed else ''}")
             ok &= lat.failed == 0
     if "d" in args.only:

@@ -10,19 +10,27 @@ from django.db.models import QuerySet
 
 from registry.models import RegisteredModel, Stage
 from registry.search.compiler import compile_model_filter
+from registry.search.words import model_words_q, split_words
 
 ORDER_CHOICES = [("name", "Name"), ("-updated", "Recently updated"), ("-created", "Newest")]
 ORDERING = {"name": "name", "-created": "-created_at", "-updated": "-updated_at"}
 
 
 class ModelFilter(django_filters.FilterSet):
-    """Filter-language expression, a stage some version holds, a tag (`key` or `key=value`), and an ordering."""
+    """Filter-language expression, plain words, a stage some version holds, a tag (`key` or `key=value`), an order."""
 
     filter = django_filters.CharFilter(
         method="by_expression", label="Filter",  # the language checks its own length and depth
         widget=forms.TextInput(attrs={
             "placeholder": "name LIKE 'churn%' AND tags.team = 'ml'", "type": "search",
             "aria-label": "Filter", "autocomplete": "off", "spellcheck": "false", "class": "mono",
+        }),
+    )
+    q = django_filters.CharFilter(
+        method="by_words", label="Search",  # split_words checks the length and the number of words
+        widget=forms.TextInput(attrs={
+            "placeholder": "wine quality   or   name LIKE 'churn%' AND tags.team = 'ml'", "type": "search",
+            "aria-label": "Search", "autocomplete": "off", "spellcheck": "false",
         }),
     )
     stage = django_filters.ChoiceFilter(
@@ -45,6 +53,10 @@ class ModelFilter(django_filters.FilterSet):
     def by_expression(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         """Models matching a filter-language expression (errors are the language's InvalidInput)."""
         return queryset.filter(compile_model_filter(value))
+
+    def by_words(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        """Models whose name, description or a tag value holds every word, case-insensitively."""
+        return queryset.filter(model_words_q(split_words(value)))
 
     def by_stage(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         """Models with at least one version in the stage."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db.models import Count, Max, Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import Count, Max, OuterRef, Prefetch, QuerySet, Subquery, prefetch_related_objects
+from django.db.models.functions import Coalesce
 
 from registry import caching, permissions, validation
 from registry.artifacts.paths import validate_artifact_path
@@ -23,6 +24,7 @@ from registry.models import (
     VersionTag,
 )
 from registry.search.compiler import compile_model_filter, compile_version_filter
+from registry.search.words import split_words, version_words_q
 
 
 def _one(qs: QuerySet) -> Any:
@@ -34,9 +36,13 @@ def _one(qs: QuerySet) -> Any:
 def model_list(*, actor, filters: Mapping[str, Any] | None = None) -> QuerySet[RegisteredModel]:
     """Return the models `actor` may see matching `filters` (the ModelFilter fields: filter, stage, tag, order),
     with what list pages show, prefetched; invalid filters raise InvalidInput."""
+    # Per-row subqueries, not a join and GROUP BY: a page of 100 needs only its own rows counted, so a search that
+    # matches thousands of models walks the name index and stops at the page's end.
+    versions = ModelVersion.objects.filter(model=OuterRef("pk")).order_by().values("model")
     qs = (
         permissions.visible_models(actor)
-        .annotate(version_count=Count("versions", distinct=True), latest_version=Max("versions__number"))
+        .annotate(version_count=Coalesce(Subquery(versions.annotate(n=Count("pk")).values("n")), 0),
+                  latest_version=Subquery(versions.annotate(top=Max("number")).values("top")))
         .select_related("owner", "successor")
         .prefetch_related("tags", Prefetch("aliases", queryset=Alias.objects.select_related("version")))
         .order_by("name", "pk")
@@ -70,12 +76,16 @@ def version_queryset() -> QuerySet[ModelVersion]:
     )
 
 
-def version_list(*, actor, model: RegisteredModel | None = None, filter_string: str | None = None
-                 ) -> QuerySet[ModelVersion]:
-    """Return versions `actor` may see (of one model, or across models), newest first."""
+def version_list(*, actor, model: RegisteredModel | None = None, filter_string: str | None = None,
+                 words: str | None = None) -> QuerySet[ModelVersion]:
+    """Return versions `actor` may see (of one model, or across models) matching a filter expression and plain
+    words (model name, description or tag value, case-insensitive), newest first."""
     visible = permissions.visible_models(actor)
     qs = version_queryset().filter(model__in=visible) if model is None else version_queryset().filter(model=model)
-    return qs.filter(compile_version_filter(filter_string)).order_by("model__name", "-number")
+    qs = qs.filter(compile_version_filter(filter_string))
+    if words:
+        qs = qs.filter(version_words_q(split_words(words)))
+    return qs.order_by("model__name", "-number")
 
 
 def version_get(*, model: RegisteredModel, number: int | str) -> ModelVersion:

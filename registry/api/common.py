@@ -18,6 +18,10 @@ from registry.errors import InvalidInput, UploadTooLarge
 FILTER_PARAM = OpenApiParameter(
     "filter", str, description="Search filter, e.g. name LIKE 'churn%' AND tags.team = 'ml'"
 )
+WORDS_PARAM = OpenApiParameter(
+    "q", str, description="Plain words, each of which must appear (case-insensitive) in the name, the description or "
+                          "a tag value, e.g. `wine quality`; combines with `filter`"
+)
 PAGE_PARAMS = [
     OpenApiParameter("max_results", int, description="Page size, 1..1000 (default 100)"),
     OpenApiParameter("cursor", str, description="Opaque cursor from the previous page's next_cursor"),

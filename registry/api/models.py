@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.common import FILTER_PARAM, PAGE_PARAMS, page, valid
+from registry.api.common import FILTER_PARAM, PAGE_PARAMS, WORDS_PARAM, page, valid
 from registry.models import Alias, RegisteredModel, Stage
 from registry.pagination import paginate
 
@@ -37,7 +37,7 @@ MODEL_LIST_PARAMS = [
 class ModelListCreateApi(APIView):
     """List visible models (filter language, cursor pagination) or create one."""
 
-    @extend_schema(operation_id="models_list", parameters=[FILTER_PARAM, *MODEL_LIST_PARAMS, *PAGE_PARAMS],
+    @extend_schema(operation_id="models_list", parameters=[FILTER_PARAM, WORDS_PARAM, *MODEL_LIST_PARAMS, *PAGE_PARAMS],
                    responses=inline_serializer("ModelPage", {"results": s.ModelOutput(many=True),
                                                              "next_cursor": serializers.CharField(allow_null=True)}))
     def get(self, request: Request) -> Response:

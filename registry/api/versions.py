@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from registry import selectors, services
 from registry.api import serializers as s
-from registry.api.common import FILTER_PARAM, PAGE_PARAMS, UploadApi, page, uploaded_files, valid
+from registry.api.common import FILTER_PARAM, PAGE_PARAMS, WORDS_PARAM, UploadApi, page, uploaded_files, valid
 from registry.models import ModelVersion
 from registry.pagination import paginate
 
@@ -28,11 +28,12 @@ VERSION_PAGE = inline_serializer("VersionPage", {"results": s.VersionOutput(many
 class VersionListCreateApi(UploadApi):
     """List a model's versions, or register a new one (JSON, or multipart with `file` parts)."""
 
-    @extend_schema(operation_id="model_versions_list", parameters=[FILTER_PARAM, *PAGE_PARAMS],
+    @extend_schema(operation_id="model_versions_list", parameters=[FILTER_PARAM, WORDS_PARAM, *PAGE_PARAMS],
                    responses=VERSION_PAGE)
     def get(self, request: Request, name: str) -> Response:
         model = selectors.model_get(actor=request.user, name=name)
-        qs = selectors.version_list(actor=request.user, model=model, filter_string=request.query_params.get("filter"))
+        qs = selectors.version_list(actor=request.user, model=model, filter_string=request.query_params.get("filter"),
+                                     words=request.query_params.get("q"))
         rows, nxt = paginate(qs, request.query_params, [("number", True)])
         return Response(page(s.VersionOutput(rows, many=True).data, nxt))
 
@@ -59,9 +60,10 @@ class VersionListCreateApi(UploadApi):
 class VersionSearchApi(APIView):
     """Search versions across every visible model."""
 
-    @extend_schema(parameters=[FILTER_PARAM, *PAGE_PARAMS], responses=VERSION_PAGE)
+    @extend_schema(parameters=[FILTER_PARAM, WORDS_PARAM, *PAGE_PARAMS], responses=VERSION_PAGE)
     def get(self, request: Request) -> Response:
-        qs = selectors.version_list(actor=request.user, filter_string=request.query_params.get("filter"))
+        qs = selectors.version_list(actor=request.user, filter_string=request.query_params.get("filter"),
+                                     words=request.query_params.get("q"))
         rows, nxt = paginate(qs, request.query_params, [("model__name", False), ("number", True)])
         return Response(page(s.VersionOutput(rows, many=True).data, nxt))
 

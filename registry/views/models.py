@@ -17,6 +17,7 @@ from registry.errors import DomainError
 from registry.filters import ModelFilter
 from registry.models import RegisteredModel
 from registry.pipeline import triggers
+from registry.search.words import Understood, understand
 from registry.views.common import form_error, get_model, get_version
 from registry.views.forms import AliasSetForm, ModelCreateForm, RetrainRuleForm
 
@@ -31,10 +32,20 @@ class ModelListView(LoginRequiredMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         """Render the page, or only the results partial for an htmx request."""
-        form = ModelFilter(request.GET).form
+        # One box takes plain words or a filter expression (an old `?filter=` address still works); the page says
+        # which it understood.
+        params = request.GET.copy()
+        words, expression = params.pop("q", [""])[-1].strip(), params.pop("filter", [""])[-1].strip()
+        form_params = params.copy()
+        form_params["q"] = words or expression
+        form = ModelFilter(form_params).form
         page, error, status = None, None, 200
+        understood = Understood(kind="filter", text=expression) if expression and not words else None
         try:
-            models = selectors.model_list(actor=request.user, filters=request.GET)
+            understood = understand(words) if words else understood
+            if understood is not None:
+                params["filter" if understood.kind == "filter" else "q"] = understood.text
+            models = selectors.model_list(actor=request.user, filters=params)
             page = Paginator(models, MODELS_PER_PAGE).get_page(request.GET.get("page"))
             page.object_list = list(page.object_list)  # evaluate here, where filter errors are caught
         except DomainError as exc:
@@ -43,7 +54,8 @@ class ModelListView(LoginRequiredMixin, View):
             "form": form,
             "page": page,
             "error": error,
-            "searching": any(request.GET.get(key) for key in ("filter", "stage", "tag")),
+            "searching": any(request.GET.get(key) for key in ("q", "filter", "stage", "tag")),
+            "understood": understood,
             "can_create": permissions.can_create_model(request.user),
         }
         template = self.partial_template_name if request.htmx else self.template_name

@@ -99,13 +99,21 @@ def test_registry_flow_in_the_browser(page: Page, live_server, make_user, tmp_pa
     # Search the model list with the filter language (htmx swaps only the results).
     page.get_by_role("link", name="Models", exact=True).first.click()
     expect(page.locator(".model-row")).to_have_count(2)
-    search = page.get_by_label("Filter")
+    search = page.get_by_label("Search", exact=True)
     search.fill("tags.team = 'ml' AND metrics.auc > 0.85")
     search.press("Enter")
     expect(page.locator(".model-row")).to_have_count(1)
     expect(page.locator(".model-row .model-name")).to_have_text("churn")
-    expect(page).to_have_url(re.compile(r"filter=tags\.team"))
+    expect(page).to_have_url(re.compile(r"q=tags\.team"))
+    expect(page.locator(".search-understood")).to_contain_text("filter expression")
     expect(page.locator(".model-row")).to_contain_text("@champion → v2")
+
+    # Plain words need no syntax: any case, in names, descriptions and tag values; the page says what it did.
+    search.fill("CHURN")
+    search.press("Enter")
+    expect(page.locator(".search-understood")).to_contain_text("Searched for the word “CHURN”")
+    expect(page.locator(".model-row")).to_have_count(1)
+    expect(page.locator(".model-row .model-name")).to_have_text("churn")
 
     # A bad filter shows the message in place, never a blank page.
     search.fill("colour = 'red'")

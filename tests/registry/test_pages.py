@@ -154,7 +154,7 @@ def test_bad_filter_is_a_readable_400_on_the_page(owner_client, registered_model
     body = text_of(response)
     assert response.status_code == 400
     assert message in body
-    assert "Registered models" in body and 'name="filter"' in body  # the page itself still renders
+    assert "Registered models" in body and 'name="q"' in body  # the page itself still renders
 
 
 def test_htmx_search_gets_only_the_results_partial(owner_client, registered_model):
