@@ -11,11 +11,11 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from registry import lockouts
+from registry import caching, lockouts
 from registry.access import TOKEN_PREFIX, token_hash
 from registry.models import AccessToken
 
-LAST_USED_RESOLUTION = timedelta(minutes=5)
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 # Checked tokens, briefly: a hot client is not looked up on every request. A revocation made in this process
@@ -61,10 +61,12 @@ def user_for_token(raw: str, scope: str = "api"):
         return None
     if not token.user.is_active or scope not in (token.scopes or ()):
         return None
-    # Record use at coarse resolution so a hot token does not write on every request.
+    # Record use at most once a minute per token: each process checks its own copy first (no cache round trip on a
+    # hot token), then the shared cache lets one process of all write.
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
+        if caching.claim_once(f"token-used:{token.prefix}", LAST_USED_RESOLUTION.total_seconds()):
+            AccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
     user = copy.copy(token.user)  # per request: role caches on the user object never outlive it
     user.__dict__.pop("_stratum_roles", None)
     user.stratum_token = token

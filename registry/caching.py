@@ -86,6 +86,18 @@ def _usable() -> bool:
     return True
 
 
+def claim_once(name: str, seconds: float) -> bool:
+    """Whether this caller is the first, across every process sharing the cache, to claim `name` in the last
+    `seconds` (an atomic add). Without a working cache every caller may go ahead: the claim only saves writes."""
+    if not _usable():
+        return True
+    try:
+        return bool(cache.add(_key("claim", name), 1, timeout=seconds))
+    except CACHE_ERRORS as exc:
+        _failed(exc)
+        return True
+
+
 def forget_outage() -> None:
     """Forget that the cache failed, without retiring anything (tests that restore a working cache)."""
     _Outage.retry_at, _Outage.down = 0.0, False

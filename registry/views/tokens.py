@@ -19,6 +19,9 @@ from registry.views.common import form_error, raise_http
 from registry.views.forms import TokenCreateForm
 
 
+JUST_CREATED = "stratum.token_just_created"
+
+
 class TokenListView(LoginRequiredMixin, View):
     """The user's personal API tokens; creating one shows its secret exactly once."""
 
@@ -34,11 +37,18 @@ class TokenListView(LoginRequiredMixin, View):
         return response
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        """List the tokens with an empty creation form."""
-        return self._render(request, TokenCreateForm())
+        """List the tokens with an empty creation form; right after a creation, its secret once."""
+        created = request.session.pop(JUST_CREATED, None)  # popped: a refresh shows the list without the secret
+        extra: dict[str, Any] = {}
+        if created:
+            token = next((t for t in selectors.token_list(actor=request.user) if t.pk == created["id"]), None)
+            if token is not None:
+                extra = {"created": token, "raw_token": created["raw"]}
+        return self._render(request, TokenCreateForm(), **extra)
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        """Create a token and show its raw secret in this response only."""
+        """Create a token, then redirect to the list (post/redirect/get: a refresh never creates a second one),
+        which shows its raw secret once."""
         form = TokenCreateForm(request.POST)
         status = 400
         if form.is_valid():
@@ -52,7 +62,9 @@ class TokenListView(LoginRequiredMixin, View):
             except DomainError as error:
                 status = form_error(form, error)
             else:
-                return self._render(request, TokenCreateForm(), created=token, raw_token=raw)
+                # The secret rides in the server-side session across the redirect and is removed when first shown.
+                request.session[JUST_CREATED] = {"id": token.pk, "raw": raw}
+                return redirect("registry:token-list")
         return self._render(request, form, status=status)
 
 

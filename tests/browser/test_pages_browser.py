@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from registry import services
-from registry.models import Alias, Artifact
+from registry.models import AccessToken, Alias, Artifact
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -147,8 +147,29 @@ def test_token_page_shows_the_secret_once(page: Page, live_server, make_user):
     page.get_by_role("button", name="Create token").click()
     secret = page.locator("#raw-token").inner_text()
     assert secret.startswith("stm_")
-    page.goto(f"{base}/tokens/")
-    expect(page.locator(".token-table")).to_contain_text("ci")
+    expect(page).to_have_url(f"{base}/tokens/")  # post/redirect/get
+
+    # The copy button puts the secret on the clipboard and says so.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    page.get_by_role("button", name="Copy").click()
+    expect(page.locator("#copy-status")).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+
+    # A refresh neither creates a second token nor shows the secret again.
+    page.reload()
     expect(page.locator("#raw-token")).to_have_count(0)
+    expect(page.locator(".token-table tbody tr")).to_have_count(1)
+    assert AccessToken.objects.filter(user__username="bob").count() == 1
+    expect(page.locator(".token-table")).to_contain_text("ci")
+
+    # Revoking asks first, in a dialog; Cancel changes nothing, the confirming button revokes.
     page.get_by_role("button", name="Revoke token ci").click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_contain_text("this cannot be undone")
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator(".token-table .badge-active")).to_be_visible()
+    page.get_by_role("button", name="Revoke token ci").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Revoke token").click()
     expect(page.locator(".token-table .badge-revoked")).to_be_visible()

@@ -575,6 +575,8 @@ def test_csrf_token_in_the_form_is_accepted(client_for, owner):
 def test_token_page_shows_the_raw_token_once(owner_client, owner):
     assert "No tokens yet." in text_of(owner_client.get("/tokens/"))
     response = owner_client.post("/tokens/", {"name": "ci", "expires_in_days": "30"})
+    assert response.status_code == 302 and response["Location"] == "/tokens/"  # post/redirect/get
+    response = owner_client.get("/tokens/")
     body = text_of(response)
     assert response.status_code == 200
     raw = re.search(r'<code id="raw-token">(stm_[^<]+)</code>', body).group(1)
@@ -584,6 +586,31 @@ def test_token_page_shows_the_raw_token_once(owner_client, owner):
     assert "no-store" in response["Cache-Control"]
     later = text_of(owner_client.get("/tokens/"))
     assert raw not in later and token.prefix in later and "ci" in later and "Active" in later
+    assert AccessToken.objects.filter(user=owner).count() == 1
+
+
+def test_last_use_is_written_at_most_once_a_minute(owner, api_client_for):
+    from datetime import timedelta
+
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from registry import authentication
+
+    api = api_client_for(owner)
+    assert api.get("/api/v1/models").status_code == 200
+    token = AccessToken.objects.get(user=owner)
+    first = token.last_used_at
+    assert first is not None
+    for _ in range(3):
+        assert api.get("/api/v1/models").status_code == 200
+    assert AccessToken.objects.get(pk=token.pk).last_used_at == first  # no write within the minute
+    # Two minutes on (the stored time moved back, the process's copy and the shared claim gone) it is written again.
+    AccessToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now() - timedelta(minutes=2))
+    authentication.forget_checked_tokens()
+    cache.clear()
+    assert api.get("/api/v1/models").status_code == 200
+    assert AccessToken.objects.get(pk=token.pk).last_used_at > first
 
 
 def test_token_errors_are_readable(owner_client):
