@@ -18,7 +18,6 @@ from registry.errors import DomainError
 from registry.views.common import form_error, raise_http
 from registry.views.forms import TokenCreateForm
 
-
 JUST_CREATED = "stratum.token_just_created"
 
 
