@@ -137,11 +137,16 @@ def _controls(deployment: Deployment | None, latest_pk: int | None, can_deploy: 
         out.append({"action": "promote-full", "label": "Promote fully", "style": "btn-primary"})
     if phase == Phase.PROMOTING:  # switched; the old version is still warm
         out.append({"action": "promote-full", "label": "Finish now (release old version)", "style": "btn-primary"})
+    candidate = f"v{deployment.candidate_version.number}"
+    rollback = {"action": "rollback", "label": "Roll back", "style": "btn-danger",
+                "confirm": f"Roll back {candidate}? Every request goes back to the last good version at once."}
     if phase in ACTIVE_PHASES:
-        out.append({"action": "abort", "label": "Abort", "style": "btn-danger"})
-        out.append({"action": "rollback", "label": "Roll back", "style": "btn-danger"})
+        out.append({"action": "abort", "label": "Abort", "style": "btn-danger",
+                    "confirm": f"Abort the rollout of {candidate}? Its traffic returns to the stable version and the "
+                               "rollout cannot be resumed."})
+        out.append(rollback)
     elif phase == Phase.SUCCEEDED and deployment.pk == latest_pk and deployment.stable_version_id:
-        out.append({"action": "rollback", "label": "Roll back", "style": "btn-danger"})
+        out.append(rollback)
     return out
 
 

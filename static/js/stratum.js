@@ -72,8 +72,12 @@
     box.returnValue = "";
     box.onclose = function () {
       if (box.returnValue === "confirm") {
-        form.dataset.confirmed = "yes";
-        form.requestSubmit(submitter && submitter.form === form ? submitter : undefined);
+        // A polled part of the page may have been swapped while the dialog was open: send its current twin.
+        var live = form.isConnected ? form : document.querySelector('form[action="' + form.getAttribute("action") + '"]');
+        if (!live) { return; }
+        var button = submitter && submitter.name ? live.querySelector('[name="' + submitter.name + '"][value="' + submitter.value + '"]') : null;
+        live.dataset.confirmed = "yes";
+        live.requestSubmit(button || undefined);
       } else if (submitter) {
         submitter.focus();
       }

@@ -82,8 +82,11 @@ def test_canary_promote_and_roll_back_in_the_browser(page: Page, live_server, ow
     expect(page.locator(".rollout-phase")).to_have_text("Paused")
     expect(page.get_by_role("button", name="Resume")).to_be_visible()
 
-    # One click rolls back: the stable version serves everything again.
+    # Roll back asks first; once confirmed, the stable version serves everything again.
     page.get_by_role("button", name="Roll back").click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_contain_text("Every request goes back to the last good version")
+    dialog.get_by_role("button", name="Roll back").click()
     expect(page.locator(".rollout-phase")).to_have_text("Failed (rolled back)")
     expect(page.locator("#routing")).to_have_text(re.compile(r"^\s*v1 100%\s*$"))
     expect(page.get_by_role("button", name="Roll back")).to_have_count(0)

@@ -30,6 +30,7 @@ def test_officer_traces_resolves_and_certifies_an_erasure(page: Page, live_serve
     assert SUBJECT not in page.content()
 
     page.get_by_role("button", name="Close request").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Close request").click()
     expect(page.locator(".messages")).to_contain_text("unresolved")
 
     for _ in range(6):
@@ -40,6 +41,9 @@ def test_officer_traces_resolves_and_certifies_an_erasure(page: Page, live_serve
         row.get_by_role("button", name="Save").click()
         expect(page.get_by_text("Obligation resolved.")).to_be_visible()
     page.get_by_role("button", name="Close request").click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_contain_text("become final")
+    dialog.get_by_role("button", name="Close request").click()
     expect(page.get_by_text("Request closed")).to_be_visible()
     assert ErasureRequest.objects.get().state == "closed"
 
