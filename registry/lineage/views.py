@@ -68,10 +68,9 @@ class VersionLineageView(LoginRequiredMixin, View):
         model = get_model(request, name)
         version = get_version(model, number)
         node = lineage.node_for_version(version=version)
-        if node is None:
-            if request.htmx:
-                return render(request, "registry/_lineage_graph.html", {"node": None})
-            raise Http404(f"Version {number} of {model.name!r} has no lineage yet.")
+        if node is None:  # nothing links to it yet: its own node, alone, and what would give it lineage
+            template = "registry/_lineage_graph.html" if request.htmx else "registry/version_lineage_empty.html"
+            return render(request, template, {"node": None, "model": model, "version": version})
         if not request.htmx:
             return redirect("registry:lineage-node", pk=node.pk)
         node = _node_or_404(request, node.pk)

@@ -302,3 +302,15 @@ def test_layout_of_200_nodes_is_readable():
     layout = layered_layout(nodes, edges)
     assert len(layout.positions) == 200
     assert len({layout.positions[n] for n in nodes}) == 200  # no two nodes on the same spot
+
+
+def test_a_version_without_lineage_shows_its_own_node_and_why_not_a_404(version, owner, client):
+    LineageNode.objects.filter(model_version=version).delete()  # as for versions registered before lineage existed
+    client.force_login(owner)
+    response = client.get("/models/churn/versions/1/lineage/")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "churn v1" in body and "No lineage is recorded for this version yet" in body
+    assert 'href="/models/churn/versions/1/"' in body
+    partial = client.get("/models/churn/versions/1/lineage/", headers={"HX-Request": "true"})
+    assert partial.status_code == 200 and "No lineage recorded for this version yet." in partial.content.decode()
