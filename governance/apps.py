@@ -18,9 +18,11 @@ class GovernanceConfig(AppConfig):
         events.domain_event.connect(record_domain_event, dispatch_uid="governance.audit")
         gates.register_gate(promotion_gate)
         compare.register_metric_policy(champion_metric_rules)
+        from governance.cards import bom
         from governance.cards import jobs as card_jobs
         from registry.pipeline import services as pipeline
 
+        pipeline.register_signed_document(bom.SIGNED_NAME, bom.bom_for_signing)
         pipeline.register_handler(card_jobs.PDF_JOB_KIND, card_jobs.card_export_job_run, label=card_jobs.PDF_JOB_LABEL)
 
 

@@ -261,6 +261,9 @@ STRATUM_SCAN_MAX_BYTES = int(os.environ.get("STRATUM_SCAN_MAX_BYTES", str(2 * 10
 STRATUM_SCAN_TIMEOUT_SECONDS = float(os.environ.get("STRATUM_SCAN_TIMEOUT_SECONDS", "120"))
 STRATUM_LOAD_CPU_SECONDS = int(os.environ.get("STRATUM_LOAD_CPU_SECONDS", "60"))
 STRATUM_LOAD_MEMORY_BYTES = int(os.environ.get("STRATUM_LOAD_MEMORY_BYTES", str(4 * 1024**3)))
+# The sandbox child's largest file (its copy of the input, the ONNX it writes) and its wall-clock limit.
+STRATUM_LOAD_FILE_BYTES = int(os.environ.get("STRATUM_LOAD_FILE_BYTES", str(4 * 1024**3)))
+STRATUM_LOAD_WALL_SECONDS = float(os.environ.get("STRATUM_LOAD_WALL_SECONDS", str(2 * STRATUM_LOAD_CPU_SECONDS)))
 STRATUM_CONVERT_ON_UPLOAD = env_bool("STRATUM_CONVERT_ON_UPLOAD", False)
 # Webhook targets on loopback/private/link-local networks are refused unless listed here (CIDRs, comma-separated).
 STRATUM_WEBHOOK_ALLOWED_NETWORKS = env_list("STRATUM_WEBHOOK_ALLOWED_NETWORKS", "")

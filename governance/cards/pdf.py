@@ -14,7 +14,7 @@ from django.utils import timezone
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-from governance.cards import prefill, selectors, svg
+from governance.cards import bom, prefill, selectors, svg
 from governance.cards.schema import SECTIONS
 from governance.models import ModelCard
 from registry.lineage import selectors as lineage
@@ -134,13 +134,14 @@ def card_document(card: ModelCard, actor: Any) -> dict[str, Any]:
                                   "lo": s.get("ci_lower"), "hi": s.get("ci_upper")} for s in slices],
                                 title="Results by slice (whiskers: confidence interval)")
     lineage_svg = _lineage_svg(card, actor)
+    bom_data, bom_signed = bom.bom_get(version=card.version)
     return {
         "card": card, "content": c, "details": c.get("model_details", {}), "sections": _sections(c),
         "metric_chart": svg_data_uri(metric_chart) if metric_chart else "",
         "slice_chart": svg_data_uri(slice_chart) if slice_chart else "",
         "lineage_chart": svg_data_uri(lineage_svg) if lineage_svg else "",
         "promotion_record": prefill.approvals(card.version), "review_record": _review_record(card),
-        "anchor": f"card-{card.pk}",
+        "anchor": f"card-{card.pk}", "bom": bom.bom_summary(bom_data), "bom_signed": bom_signed,
     }
 
 

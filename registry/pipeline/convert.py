@@ -25,7 +25,8 @@ def _outputs(model: Any, x: Any) -> tuple[Any, Any]:
 
 
 def convert_in_child(src: str, fmt: str, out: str, sample: str = "", signature_columns: str = "0") -> dict[str, Any]:
-    """Load `src` through the allowlist, convert it (zipmap off, float32), check it, and compare outputs."""
+    """Load `src` through the allowlist, convert it (zipmap off, float32), check it, and compare outputs (call only
+    inside the sandbox child, whose working folder holds `src`, `sample` and receives `out`)."""
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -164,14 +165,16 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
     actor = get_user_model().objects.filter(pk=job.params.get("actor")).first() or artifact.version.creator
     version = artifact.version
     with work_dir("convert") as workdir:
-        out = os.path.join(workdir, "model.onnx")
+        sample = _sample_file(version, workdir)
         result = run_sandboxed(
-            ["convert", _local_copy(artifact, workdir), artifact.format, out, _sample_file(version, workdir),
-             str(len((version.signature or {}).get("inputs") or []))],
+            "convert", inputs={"model": _local_copy(artifact, workdir), **({"sample.npy": sample} if sample else {})},
+            args=[artifact.format, str(len((version.signature or {}).get("inputs") or []))],
+            outputs=["model.onnx"], output_dir=workdir,
             cpu_seconds=settings.STRATUM_LOAD_CPU_SECONDS, memory_bytes=settings.STRATUM_LOAD_MEMORY_BYTES,
-            timeout=settings.STRATUM_LOAD_CPU_SECONDS * 2, output_dir=workdir)
+            file_bytes=settings.STRATUM_LOAD_FILE_BYTES, timeout=settings.STRATUM_LOAD_WALL_SECONDS)
         if not result.ok:
-            raise ConversionFailed(result.error)
+            raise ConversionFailed(f"{result.error} [sandbox: {result.confinement or 'did not start'}]")
+        out = result.outputs["model.onnx"]
         jobs.job_progress(job, 70)
         stem = artifact.path.rsplit(".", 1)[0] if "." in artifact.path.rsplit("/", 1)[-1] else artifact.path
         onnx_path, report_path = f"{stem}.onnx", f"{stem}.onnx.parity.json"
@@ -201,7 +204,8 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
         finally:
             for upload in spooled:
                 upload.discard()  # harmless for what the store already took
-    return {"onnx": onnx_path, "sha256": onnx_artifact.blob_id, "lineage_node": node.pk, "parity": report}
+    return {"onnx": onnx_path, "sha256": onnx_artifact.blob_id, "lineage_node": node.pk, "parity": report,
+            "sandbox": result.confinement}
 
 
 def convert_enqueue(*, artifact: Any, actor: Any) -> Any:

@@ -1,30 +1,32 @@
-"""The only place a pickle is loaded: a child process with CPU and memory limits and an allowlisting unpickler.
+"""The only place a pickle is loaded: the sealed sandbox child (sandbox.py) through an allowlisting unpickler.
 
-The parent (a Celery worker, never the web process) calls `load_in_sandbox`; the child runs this module as a
-script with a clean environment, sets RLIMIT_CPU / RLIMIT_AS before it reads a byte, loads through
-`RestrictedUnpickler` (whose find_class admits only the scanner's allowlist), and prints one JSON line.
+The parent (a Celery worker, never the web process) calls `load_in_sandbox` or `run_sandboxed`; the child sets its
+own limits, confines itself (Landlock + seccomp, see sandbox.py), receives the file through a pipe, loads it
+through `RestrictedUnpickler` (whose find_class admits only the scanner's allowlist), and prints one JSON line.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
-import subprocess
-import sys
-import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
+from registry.pipeline.sandbox import SandboxResult, run_sandboxed
 from registry.pipeline.scan.analysis import global_is_safe
+
+__all__ = ["RestrictedUnpickler", "SandboxResult", "describe", "load_in_sandbox", "restricted_load", "run_sandboxed"]
 
 
 class Refused(pickle.UnpicklingError):
     """The pickle asked for a global outside the allowlist."""
 
 
+_EXTRA_GLOBALS: frozenset[str] = frozenset()
+
+
 def _find_class(module: str, name: str, default: Any) -> Any:
-    if not global_is_safe(module, name):
+    if not global_is_safe(module, name) and f"{module}.{name}" not in _EXTRA_GLOBALS:
         raise Refused(f"global {module}.{name} is not on the allowlist")
     return default(module, name)
 
@@ -36,8 +38,14 @@ class RestrictedUnpickler(pickle.Unpickler):
         return _find_class(module, name, super().find_class)
 
 
-def restricted_load(path: str, fmt: str) -> Any:
-    """Load a pickle or joblib file through the allowlist (call only inside the sandbox child)."""
+def restricted_load(path: str, fmt: str, *, extra_globals: Sequence[str] = ()) -> Any:
+    """Load a pickle or joblib file through the allowlist (call only inside the sandbox child).
+
+    `extra_globals` ("module.name") widens the allowlist for this child only: the confinement tests use it to run
+    code that the allowlist would have stopped, to show the kernel stops it too.
+    """
+    global _EXTRA_GLOBALS
+    _EXTRA_GLOBALS = frozenset(extra_globals)
     if fmt == "joblib":
         from joblib import numpy_pickle
 
@@ -68,84 +76,26 @@ def describe(obj: Any) -> dict[str, Any]:
     return out
 
 
-@dataclass
-class SandboxResult:
-    """What the child reported, or why it did not."""
+def load_in_sandbox(path: str, fmt: str, *, cpu_seconds: int = 60, memory_bytes: int = 4 * 1024**3,
+                    timeout: float = 120, file_bytes: int | None = None,
+                    extra_globals: Sequence[str] = ()) -> SandboxResult:
+    """Load a scanned-clean pickle/joblib file in the sealed child and describe what it holds."""
+    return run_sandboxed("load", inputs={"model": path}, args=[fmt], cpu_seconds=cpu_seconds,
+                         memory_bytes=memory_bytes, file_bytes=file_bytes, timeout=timeout,
+                         extra_globals=extra_globals)
 
-    ok: bool
-    data: dict[str, Any]
-    error: str = ""
-    returncode: int = 0
 
-
-def _limits(cpu_seconds: int, memory_bytes: int):
-    def apply() -> None:
+def run_command(command: str, args: list[str], *, extra_globals: Sequence[str], convert: Any) -> dict[str, Any]:
+    """Run one sandbox command on the files in the working folder (call only inside the sandbox child)."""
+    if command == "limits":
         import resource
 
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.setsid()
-
-    return apply
-
-
-def run_sandboxed(args: list[str], *, cpu_seconds: int, memory_bytes: int, timeout: float,
-                  output_dir: str | None = None) -> SandboxResult:
-    """Run this module in a limited child with `args`; return its JSON report."""
-    env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-           "HOME": output_dir or tempfile.gettempdir()}
-    try:
-        proc = subprocess.run([sys.executable, "-s", "-m", "registry.pipeline.loader", *args], env=env,
-                              capture_output=True, timeout=timeout, preexec_fn=_limits(cpu_seconds, memory_bytes),
-                              cwd=output_dir or tempfile.gettempdir(), check=False)
-    except subprocess.TimeoutExpired:
-        return SandboxResult(False, {}, f"timed out after {timeout:g} s", -9)
-    lines = proc.stdout.decode("utf-8", "replace").strip().splitlines()
-    try:
-        report = json.loads(lines[-1]) if lines else {}
-    except ValueError:
-        report = {}
-    if proc.returncode == 0 and report.get("ok"):
-        return SandboxResult(True, report.get("data", {}), "", 0)
-    if proc.returncode < 0:
-        import signal
-
-        error = f"killed by {signal.Signals(-proc.returncode).name} (resource limit)"
-    else:
-        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        error = report.get("error") or tail[0] or f"exit status {proc.returncode}"
-    return SandboxResult(False, report.get("data", {}), error[:2000], proc.returncode)
-
-
-def load_in_sandbox(path: str, fmt: str, *, cpu_seconds: int = 60, memory_bytes: int = 4 * 1024**3,
-                    timeout: float = 120) -> SandboxResult:
-    """Load a scanned-clean pickle/joblib file in a limited child and describe what it holds."""
-    return run_sandboxed(["load", path, fmt], cpu_seconds=cpu_seconds, memory_bytes=memory_bytes, timeout=timeout)
-
-
-def _main(argv: list[str]) -> int:
-    command = argv[0] if argv else ""
-    try:
-        if command == "limits":
-            import resource
-
-            data = {"cpu": resource.getrlimit(resource.RLIMIT_CPU)[0], "as": resource.getrlimit(resource.RLIMIT_AS)[0]}
-        elif command == "load":
-            data = describe(restricted_load(argv[1], argv[2]))
-        elif command == "convert":
-            from registry.pipeline.convert import convert_in_child
-
-            data = convert_in_child(*argv[1:])
-        else:
-            raise SystemExit(f"unknown command {command!r}")
-    except Exception as exc:  # reported to the parent as data; the child never raises past here
-        print(json.dumps({"ok": False, "error": f"{exc.__class__.__name__}: {exc}"[:2000]}))
-        return 1
-    print(json.dumps({"ok": True, "data": data}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+        return {"cpu": resource.getrlimit(resource.RLIMIT_CPU)[0], "as": resource.getrlimit(resource.RLIMIT_AS)[0],
+                "fsize": resource.getrlimit(resource.RLIMIT_FSIZE)[0], "cwd_entries": sorted(os.listdir(".")),
+                "environ": sorted(k for k in os.environ if not k.endswith("_NUM_THREADS"))}
+    if command == "load":
+        return describe(restricted_load("model", args[0], extra_globals=extra_globals))
+    if command == "convert":
+        return convert.convert_in_child("model", args[0], "model.onnx", "sample.npy" if os.path.exists("sample.npy")
+                                        else "", args[1] if len(args) > 1 else "0")
+    raise ValueError(f"unknown command {command!r}")

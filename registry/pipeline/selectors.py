@@ -54,13 +54,18 @@ def version_signature_status(*, version: ModelVersion) -> dict[str, Any]:
     if signature is None:
         return {"status": "unsigned", "detail": "The version has not been signed.", "signature": None}
     last = signature.verifications.first()
+    from registry.pipeline.signing import SIGNED_DOCUMENT_DIR
+
     current = dict(Artifact.objects.filter(version=version).values_list("path", "blob_id"))
-    signed = signature.manifest
+    # The documents a signature covers besides the files (the AI-BOM) are checked by verification, not here.
+    documents = sorted(p for p in signature.manifest if p.split("/")[0] == SIGNED_DOCUMENT_DIR)
+    signed = {p: sha for p, sha in signature.manifest.items() if p not in documents}
     changed = sorted(p for p in signed if p in current and current[p] != signed[p])
     added, removed = sorted(set(current) - set(signed)), sorted(set(signed) - set(current))
     info = {"id": signature.pk, "key_fingerprint": signature.key_fingerprint,
             "signed_at": signature.signed_at.isoformat(), "bundle_sha256": signature.bundle_id,
-            "files": len(signed), "last_verified_at": last.verified_at.isoformat() if last else None}
+            "files": len(signed), "documents": documents,
+            "last_verified_at": last.verified_at.isoformat() if last else None}
     if changed or added or removed:
         parts = [f"{label}: {', '.join(f)}" for label, f in
                  (("changed", changed), ("added", added), ("removed", removed)) if f]

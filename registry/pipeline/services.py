@@ -10,9 +10,16 @@ from registry.pipeline.convert import convert_enqueue
 from registry.pipeline.jobs import job_enqueue, job_progress, job_run, register_handler
 from registry.pipeline.keys import key_fingerprint, private_key, public_key_pem
 from registry.pipeline.scan.services import scan_enqueue
-from registry.pipeline.signing import sign_enqueue, signature_verify
+from registry.pipeline.signing import (
+    SIGNED_DOCUMENT_DIR,
+    register_signed_document,
+    sign_enqueue,
+    signature_verify,
+    signed_document,
+)
 
 __all__ = [
+    "SIGNED_DOCUMENT_DIR",
     "convert_enqueue",
     "job_enqueue",
     "job_progress",
@@ -21,7 +28,9 @@ __all__ = [
     "private_key",
     "public_key_pem",
     "register_handler",
+    "register_signed_document",
     "scan_enqueue",
     "sign_enqueue",
     "signature_verify",
+    "signed_document",
 ]

@@ -12,6 +12,7 @@ import io
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,48 @@ from registry.locking import model_lock
 from registry.models import Artifact, Job, JobKind, ModelVersion, SignatureVerification, VersionSignature
 from registry.pipeline import jobs
 from registry.pipeline.keys import key_fingerprint, private_key, public_key_pem
+
+# Documents that other apps derive from a version and want covered by its signature (governance's CycloneDX
+# AI-BOM): built when the version is signed, laid into the signed tree under this folder, stored as blobs, and laid
+# in again, from those blobs, when the signature is verified, so a changed document fails verification.
+SIGNED_DOCUMENT_DIR = ".stratum"
+_SIGNED_DOCUMENTS: dict[str, Callable[[ModelVersion, dict[str, str]], bytes]] = {}
+
+
+def register_signed_document(name: str, build: Callable[[ModelVersion, dict[str, str]], bytes]) -> str:
+    """Have every signature cover `build(version, files)` (files: path -> sha256) as `.stratum/<name>`."""
+    path = f"{SIGNED_DOCUMENT_DIR}/{name}"
+    _SIGNED_DOCUMENTS[path] = build
+    return path
+
+
+def signed_document(signature: VersionSignature, path: str) -> bytes | None:
+    """Return the bytes of a document a signature covers, as signed, or None when it covers none at `path`."""
+    from registry.models import Blob
+
+    sha = (signature.manifest or {}).get(path)
+    blob = Blob.objects.filter(pk=sha).first() if sha and path in _SIGNED_DOCUMENTS else None
+    if blob is None:
+        return None
+    with blob_open(blob) as fh:
+        return fh.read()
+
+
+def _lay_signed_documents(root: str, documents: dict[str, str]) -> dict[str, str]:
+    """Write the stored signed documents (path -> blob sha256) into the tree; return those that exist."""
+    from registry.models import Blob
+
+    laid: dict[str, str] = {}
+    for path, sha in documents.items():
+        blob = Blob.objects.filter(pk=sha).first()
+        if blob is None:
+            continue
+        dest = os.path.join(root, *path.split("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with blob_open(blob) as src, open(dest, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        laid[path] = sha
+    return laid
 
 
 def _write_key_files(workdir: str) -> tuple[str, str]:
@@ -91,6 +134,14 @@ def version_sign_run(job: Job) -> dict[str, Any]:
         root = os.path.join(workdir, "tree")
         os.makedirs(root)
         manifest = materialise_tree(version, root)
+        clash = sorted(p for p in manifest if p.split("/")[0] == SIGNED_DOCUMENT_DIR)
+        if clash:
+            raise InvalidState(f"{', '.join(clash)}: the folder {SIGNED_DOCUMENT_DIR}/ holds the documents a "
+                               "signature covers; rename these files to sign the version.")
+        files = dict(manifest)
+        for path, build in sorted(_SIGNED_DOCUMENTS.items()):
+            manifest[path] = blob_put(spool_stream(io.BytesIO(build(version, files)))).sha256
+        _lay_signed_documents(root, {p: manifest[p] for p in _SIGNED_DOCUMENTS})
         priv, _ = _write_key_files(workdir)
         bundle_path = os.path.join(workdir, "model.sig")
         model_signing.signing.Config().use_elliptic_key_signer(private_key=priv).set_hashing_config(
@@ -147,6 +198,8 @@ def signature_verify(*, version: ModelVersion, actor: Any = None) -> SignatureVe
         root = os.path.join(workdir, "tree")
         os.makedirs(root)
         current = materialise_tree(version, root)
+        current.update(_lay_signed_documents(root, {p: sha for p, sha in signature.manifest.items()
+                                                    if p.split("/")[0] == SIGNED_DOCUMENT_DIR}))
         _, pub = _write_key_files(workdir)
         bundle_path = os.path.join(workdir, "model.sig")
         with blob_open(signature.bundle) as src, open(bundle_path, "wb") as dst:

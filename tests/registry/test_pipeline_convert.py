@@ -42,8 +42,8 @@ def test_sandbox_loads_clean_models_and_refuses_everything_off_the_allowlist(tmp
 
 
 def test_sandbox_applies_cpu_and_memory_limits(tmp_path):
-    probe = run_sandboxed(["limits"], cpu_seconds=7, memory_bytes=3 * 1024**3, timeout=30)
-    assert probe.ok and probe.data == {"cpu": 7, "as": 3 * 1024**3}
+    probe = run_sandboxed("limits", cpu_seconds=7, memory_bytes=3 * 1024**3, file_bytes=5 * 1024**2, timeout=30)
+    assert probe.ok and (probe.data["cpu"], probe.data["as"], probe.data["fsize"]) == (7, 3 * 1024**3, 5 * 1024**2)
     (tmp_path / "m.pkl").write_bytes(pickle.dumps(benign_models()["forest"]))
     starved = load_in_sandbox(str(tmp_path / "m.pkl"), "pickle", memory_bytes=64 * 1024**2)
     assert not starved.ok  # 64 MiB of address space is not enough to import numpy: the limit bites

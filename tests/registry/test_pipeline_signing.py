@@ -48,6 +48,8 @@ def verify(client, hooks):
 def test_sign_then_verify_with_the_model_signing_cli(signed, tmp_path, client, signing_key):
     body = signed["client"].get("/api/v1/models/churn/versions/1/signature").json()
     assert body["status"] == "verified" and body["signature"]["files"] == 3
+    # Besides the files, the signature covers the AI-BOM that governance registers (.stratum/bom.cdx.json).
+    assert body["signature"]["documents"] == [".stratum/bom.cdx.json"]
     pub = client.get("/api/v1/signing-key")
     assert pub.status_code == 200 and pub.content.decode().startswith("-----BEGIN PUBLIC KEY-----")
     assert pub["X-Key-Fingerprint"] == body["signature"]["key_fingerprint"]
@@ -60,6 +62,9 @@ def test_sign_then_verify_with_the_model_signing_cli(signed, tmp_path, client, s
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(signed["client"].get(f"/api/v1/models/churn/versions/1/artifacts/{artifact.path}")
                          .getvalue())
+    (tree / ".stratum").mkdir()
+    (tree / ".stratum" / "bom.cdx.json").write_bytes(signed["client"].get("/api/v1/models/churn/versions/1/bom")
+                                                    .content)
     (tmp_path / "model.sig").write_bytes(bundle.content)
     (tmp_path / "pub.pem").write_bytes(pub.content)
     cli = [sys.executable, "-m", "model_signing", "verify", "key", "--signature", str(tmp_path / "model.sig"),
