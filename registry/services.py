@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -218,7 +218,7 @@ def version_create(
     """
     files = list(files)
     try:
-        fields = _version_fields(source_uri=source_uri, run_id=run_id, description=description, semver=semver,
+        fields = version_fields_validate(source_uri=source_uri, run_id=run_id, description=description, semver=semver,
                                  metrics=metrics, params=params, signature=signature,
                                  code_repository=code_repository, code_commit=code_commit, environment=environment)
         dataset_rows = validation.datasets(datasets)
@@ -256,22 +256,33 @@ def version_create(
     return version
 
 
-def _version_fields(*, source_uri: str, run_id: str, description: str, semver: str | None, metrics: Any,
+def version_fields_validate(*, source_uri: str, run_id: str, description: str, semver: str | None, metrics: Any,
                     params: Any, signature: Any, code_repository: str, code_commit: str,
                     environment: Any) -> dict[str, Any]:
-    """The new version's own columns, validated."""
-    return {
-        "source_uri": sources.validate_source(source_uri) if source_uri else "",
-        "run_id": validation.text(run_id, "Run id", 64),
-        "description": validation.text(description, "Description", 100_000),
-        "semver": validation.semver(semver),
-        "metrics": validation.metrics(metrics),
-        "params": validation.params(params),
-        "signature": validation.signature(signature),
-        "code_repository": validation.text(code_repository, "Code repository", 2048),
-        "code_commit": validation.text(code_commit, "Code commit", 64),
-        "environment": validation.environment(environment),
+    """The new version's own columns, validated; every field is checked, and an InvalidInput names each bad one
+    (its details map field -> message, so a form shows them all at once)."""
+    checks: dict[str, Callable[[], Any]] = {
+        "source_uri": lambda: sources.validate_source(source_uri) if source_uri else "",
+        "run_id": lambda: validation.text(run_id, "Run id", 64),
+        "description": lambda: validation.text(description, "Description", 100_000),
+        "semver": lambda: validation.semver(semver),
+        "metrics": lambda: validation.metrics(metrics),
+        "params": lambda: validation.params(params),
+        "signature": lambda: validation.signature(signature),
+        "code_repository": lambda: validation.text(code_repository, "Code repository", 2048),
+        "code_commit": lambda: validation.text(code_commit, "Code commit", 64),
+        "environment": lambda: validation.environment(environment),
     }
+    fields: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            fields[name] = check()
+        except InvalidInput as error:
+            errors[name] = error.message
+    if errors:
+        raise InvalidInput(" ".join(errors.values()), details={"fields": errors})
+    return fields
 
 
 def _version_allocate(model: RegisteredModel, *, actor, fields: dict[str, Any], semver_bump: str | None,

@@ -20,9 +20,15 @@ def raise_http(error: DomainError) -> None:
 
 
 def form_error(form: Form, error: DomainError) -> int:
-    """Show a domain error on `form` (403 and 404 get their own page) and return the status to answer with."""
+    """Show a domain error on `form` (403 and 404 get their own page) and return the status to answer with; an error
+    naming several fields (details {"fields": {name: message}}) shows each beside its field."""
     raise_http(error)
-    form.add_error(None, error.message)
+    fields = error.details.get("fields") if isinstance(error.details, dict) else None
+    if isinstance(fields, dict) and fields:
+        for name, message in fields.items():
+            form.add_error(name if name in form.fields else None, message)
+    else:
+        form.add_error(None, error.message)
     return error.status
 
 

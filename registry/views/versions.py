@@ -76,6 +76,11 @@ class VersionStageView(LoginRequiredMixin, View):
         return _version_page(request, model, version, stage_form=form, status=status)
 
 
+# The version form's fields that services.version_fields_validate checks, with the value meaning "not given".
+VERSION_FIELDS = {"source_uri": "", "run_id": "", "description": "", "semver": None, "metrics": {}, "params": {},
+                  "signature": None, "code_repository": "", "code_commit": "", "environment": ""}
+
+
 class VersionCreateView(LoginRequiredMixin, View):
     """Register a new version from the browser, uploading its files (contributors)."""
 
@@ -112,8 +117,16 @@ class VersionCreateView(LoginRequiredMixin, View):
             return self._render(request, model, form, status=error.status)
         form = VersionCreateForm(request.POST, request.FILES)
         status = 400
-        if form.is_valid():
-            data = form.cleaned_data
+        parsed = form.is_valid()
+        # Every field error at once: what the form could parse also goes through the service's own checks (the
+        # fields the form refused are left out so that each shows one message).
+        data = form.cleaned_data
+        try:
+            services.version_fields_validate(**{
+                field: data.get(field) or default for field, default in VERSION_FIELDS.items()})
+        except DomainError as error:
+            status, parsed = form_error(form, error), False
+        if parsed:
             try:
                 version = services.version_create(
                     model=model, actor=request.user,

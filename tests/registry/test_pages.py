@@ -456,6 +456,21 @@ def test_upload_form_errors_are_readable_and_store_nothing(owner_client, registe
     assert not ModelVersion.objects.exists() and not Artifact.objects.exists()
 
 
+def test_upload_form_shows_every_field_error_at_once(owner_client, registered_model):
+    response = owner_client.post("/models/churn/versions/new/", {
+        "files": [SimpleUploadedFile("model.pkl", PICKLE)], "semver": "1.0", "metrics": "auc",
+        "source_uri": "file:///etc/passwd", "code_commit": "x" * 65, "params": "depth=3",
+    })
+    body = text_of(response)
+    assert response.status_code == 400
+    # one from the form's parsing (metrics), the others from the service's checks, each beside its field
+    for message in ("is not a semantic version", "is not of the form name=value", "at most 64 characters",
+                    "file:///etc/passwd"):
+        assert message in body, message
+    assert body.count('class="field-error') >= 4 or body.count("errorlist") >= 4
+    assert not ModelVersion.objects.exists() and not Artifact.objects.exists()
+
+
 def test_duplicate_semver_is_a_readable_error(owner_client, registered_model, make_version):
     make_version(registered_model, semver="1.0.0")
     response = owner_client.post("/models/churn/versions/new/", {"semver": "1.0.0"})
