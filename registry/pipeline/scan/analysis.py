@@ -62,6 +62,9 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset({
     ("torch", "ByteStorage"), ("torch", "BoolStorage"), ("torch", "BFloat16Storage"), ("torch", "float32"),
     ("torch", "float16"), ("torch", "bfloat16"), ("torch", "int64"), ("torch.storage", "UntypedStorage"),
     ("torch", "Size"),
+    # A persistent id imports nothing: the loader's own persistent_load maps it (torch: to a storage record in the
+    # same zip); plain pickle.load refuses it.
+    ("<persistent_load>", "persistent_id"),
     # XGBoost's scikit-learn wrappers: the booster pickles as its raw model bytes (a bytearray) and parameters.
     ("xgboost.sklearn", "XGBClassifier"), ("xgboost.sklearn", "XGBRegressor"), ("xgboost.sklearn", "XGBRanker"),
     ("xgboost.sklearn", "XGBRFClassifier"), ("xgboost.sklearn", "XGBRFRegressor"), ("xgboost.core", "Booster"),
