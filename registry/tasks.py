@@ -45,3 +45,11 @@ def retrain_schedules_tick() -> int:
     from registry.pipeline.triggers import retrain_schedules_tick as tick
 
     return tick()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def scanner_rescan_tick() -> int:
+    """Rescan stored files scanned by an older scanner version, in batches (beat); return how many were queued."""
+    from registry.pipeline.scan.rescan import rescan_tick
+
+    return rescan_tick()

@@ -34,6 +34,7 @@ urlpatterns = [
         views_pipeline.VersionPipelineView.as_view(),
         name="version-pipeline",
     ),
+    path("scanner/", views_pipeline.ScannerView.as_view(), name="scanner"),
     path("webhooks/", views_webhooks.WebhookListView.as_view(), name="webhook-list"),
     path("webhooks/<int:pk>/", views_webhooks.WebhookDetailView.as_view(), name="webhook-detail"),
     path("compare/", views_compare.VersionCompareView.as_view(), name="compare"),

@@ -275,6 +275,11 @@ CELERY_BEAT_SCHEDULE["pipeline-jobs-sweep"] = {
 STRATUM_TEMP_MAX_AGE_SECONDS = float(os.environ.get("STRATUM_TEMP_MAX_AGE_SECONDS", "3600"))
 CELERY_BEAT_SCHEDULE["pipeline-temp-sweep"] = {
     "task": "registry.tasks.temp_sweep", "schedule": float(os.environ.get("STRATUM_TEMP_SWEEP_SECONDS", "900"))}
+# When the scanner's rules change (its version string), stored files are rescanned in batches of RESCAN_BATCH jobs.
+STRATUM_RESCAN_BATCH = int(os.environ.get("STRATUM_RESCAN_BATCH", "500"))
+CELERY_BEAT_SCHEDULE["pipeline-scanner-rescan"] = {
+    "task": "registry.tasks.scanner_rescan_tick",
+    "schedule": float(os.environ.get("STRATUM_RESCAN_TICK_SECONDS", "60"))}
 CELERY_BEAT_SCHEDULE["pipeline-signatures-verify"] = {
     "task": "registry.tasks.signatures_verify_all",
     "schedule": float(os.environ.get("STRATUM_SIGNATURE_VERIFY_SECONDS", "86400"))}

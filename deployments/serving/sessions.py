@@ -52,6 +52,7 @@ def _load(sha256: str) -> LoadedModel:
     if hashlib.sha256(data).hexdigest() != sha256:  # the stored bytes changed since they were scanned and signed
         raise GatewayError(502, "MODEL_INTEGRITY", f"The stored model file {sha256[:12]}… no longer matches its hash; "
                                                    "it will not be served.")
+    refuse_external_data(data, sha256)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -61,6 +62,20 @@ def _load(sha256: str) -> LoadedModel:
     shape = first.shape
     n_features = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
     return LoadedModel(session, first.name, n_features, [o.name for o in session.get_outputs()])
+
+
+def refuse_external_data(data: bytes, sha256: str) -> None:
+    """Refuse a model whose tensors live in other files: loading it would read outside the artifact store."""
+    from registry.pipeline.selectors import external_data_refs
+
+    try:
+        refs = external_data_refs(data)
+    except ValueError:
+        return  # not parseable as ONNX: ONNX Runtime reports that itself
+    if refs:
+        raise GatewayError(422, "MODEL_EXTERNAL_DATA", f"The model file {sha256[:12]}… stores tensors in external "
+                                                       f"files ({', '.join(sorted({loc for _, loc in refs}))[:200]}); "
+                                                       "it will not be served.")
 
 
 def warm(routing: dict[str, Any]) -> None:

@@ -37,6 +37,7 @@ urlpatterns = [
     path(f"{V}/signature", pipeline_api.VersionSignatureApi.as_view(), name="api-version-signature"),
     path(f"{V}/signature/verify", pipeline_api.VersionSignatureVerifyApi.as_view(), name="api-signature-verify"),
     path(f"{V}/signature/bundle", pipeline_api.VersionSignatureBundleApi.as_view(), name="api-signature-bundle"),
+    path("scans/rescan", pipeline_api.ScannerRescanApi.as_view(), name="api-scanner-rescan"),
     path("signing-key", pipeline_api.SigningKeyApi.as_view(), name="api-signing-key"),
     path("webhooks", webhooks_api.WebhookListApi.as_view(), name="api-webhooks"),
     path("webhooks/<int:pk>", webhooks_api.WebhookDetailApi.as_view(), name="api-webhook"),

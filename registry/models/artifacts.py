@@ -33,6 +33,11 @@ class ArtifactFormat(models.TextChoices):
     MLMODEL = "mlmodel", "MLflow MLmodel"
     JSON = "json", "JSON"
     TEXT = "text", "Text"
+    CSV = "csv", "CSV"
+    IMAGE = "image", "Image"
+    PARQUET = "parquet", "Parquet"
+    SAFETENSORS = "safetensors", "safetensors"
+    NPY = "npy", "NumPy array (.npy)"
     BINARY = "binary", "Binary"
 
 

@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -202,3 +202,15 @@ class RetrainRequestListApi(APIView):
     def get(self, request: Request, name: str) -> Response:
         model = selectors.model_get(actor=request.user, name=name)
         return Response({"requests": [request_output(r) for r in triggers.retrain_requests_for(model=model)]})
+
+
+class ScannerRescanApi(APIView):
+    """Report the scanner version and the progress of the background rescan of older scans (staff)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        from registry.pipeline.scan.rescan import rescan_status
+
+        return Response(rescan_status())

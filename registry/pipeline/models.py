@@ -98,6 +98,23 @@ class ArtifactScan(models.Model):
         return f"scan of artifact {self.artifact_id}: {self.verdict}"
 
 
+class ScannerRescan(models.Model):
+    """The background rescan of every stored scan made by an older scanner version, one per scanner version."""
+
+    scanner = models.CharField(max_length=64, unique=True)
+    total = models.PositiveIntegerField(default=0)
+    newly_quarantined = models.PositiveIntegerField(default=0)
+    finished = models.BooleanField(default=False)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"rescan with {self.scanner}"
+
+
 class VersionSignature(models.Model):
     """An OpenSSF model-signing bundle over a version's whole file tree (stored as a blob, outside the tree)."""
 

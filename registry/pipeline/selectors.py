@@ -6,6 +6,9 @@ from typing import Any
 
 from registry.models import Artifact, ArtifactScan, Job, ModelVersion, VersionSignature
 
+# Re-exported for the serving gateway: the files outside an ONNX model that loading it would read.
+from registry.pipeline.scan.onnx_refs import external_data_refs  # noqa: F401
+
 CLEAN, QUARANTINED, PENDING, NO_ARTIFACTS = "clean", "quarantined", "pending", "no_artifacts"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
@@ -63,3 +64,19 @@ class VersionPipelineView(LoginRequiredMixin, View):
         except DomainError as error:
             messages.error(request, error.message)
         return redirect("registry:version-detail", name=model.name, number=version.number)
+
+
+class ScannerView(LoginRequiredMixin, View):
+    """Show staff the scanner version and the progress of the background rescan (polls itself while it runs)."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        """Render the scanner page or its htmx partial."""
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff see the scanner's rescan.")
+        from registry.pipeline.scan.rescan import rescan_status
+
+        template = "registry/_scanner_panel.html" if request.htmx else "registry/scanner.html"
+        response = render(request, template, {"status": rescan_status()})
+        patch_vary_headers(response, ("HX-Request",))
+        add_never_cache_headers(response)
+        return response

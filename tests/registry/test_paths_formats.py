@@ -226,7 +226,7 @@ def test_json_text_binary(data, expected):
     ],
 )
 def test_text_starting_with_c_is_not_mistaken_for_a_pickle(text):
-    assert detect_format(text.encode()) == "text"
+    assert detect_format(text.encode()) in ("text", "csv")
 
 
 def test_random_binary_is_binary():

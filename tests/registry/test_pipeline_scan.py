@@ -81,11 +81,17 @@ def test_benign_scikit_learn_models_pass_as_pickle_and_joblib(name):
     assert any(g.startswith("sklearn.") for g in report.globals)
 
 
-def test_compressed_joblib_oversize_and_timeout_are_quarantined_never_clean():
+def test_compressed_joblib_is_scanned_inside_and_oversize_and_timeout_are_quarantined_never_clean():
     model = benign_models()["logreg"]
-    compressed = joblib_bytes(model, compress=3)
-    report = scan(compressed)
-    assert report.verdict == "error" and report.quarantined and "compressed" in report.detail
+    for compress in (3, ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)):
+        compressed = joblib_bytes(model, compress=compress)
+        assert detect_format(compressed[:65536]) == "compressed"
+        report = scan(compressed)
+        assert report.verdict == "safe", (compress, report)
+        evil = joblib_bytes(Reduce(__import__("os").system, "echo pwned"), compress=compress)
+        report = scan(evil)
+        assert report.verdict == "unsafe" and "posix.system" in report.offending, (compress, report)
+    assert scan(b"\x1f\x8b\x08\x00garbage").verdict == "error"
     big = pickle.dumps(model)
     report = scan(big, max_bytes=100)
     assert report.verdict == "error" and "limit" in report.detail

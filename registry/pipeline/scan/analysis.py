@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import importlib.util
 import io
+import itertools
+import lzma
 import pickletools
 import re
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-SCANNER = "stratum-opcode-walk/1"
+# Bump whenever a rule changes (allowlist, formats, limits): every stored scan made by another version is redone in
+# the background (registry/pipeline/scan/rescan.py) and files that are now unsafe are quarantined.
+SCANNER = "stratum-scan/2"
 
 # Globals a benign scikit-learn / numpy / scipy / stdlib-data pickle imports. Exact names, no wildcards over
 # modules that also hold callables with side effects (a whole-module wildcard on numpy would admit numpy.load).
@@ -49,6 +56,18 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset({
     # Protocol 2 pickles rebuild bytes as _codecs.encode(text, "latin1"): a pure function of its arguments.
     ("_codecs", "encode"), ("__builtin__", "bytes"), ("__builtin__", "bytearray"),
     ("numpy.random.bit_generator", "SeedSequence"), ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+    # PyTorch state dicts (data.pkl in a torch.save zip): what torch.load(weights_only=True) itself admits.
+    ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"), ("torch", "FloatStorage"),
+    ("torch", "DoubleStorage"), ("torch", "HalfStorage"), ("torch", "LongStorage"), ("torch", "IntStorage"),
+    ("torch", "ByteStorage"), ("torch", "BoolStorage"), ("torch", "BFloat16Storage"), ("torch", "float32"),
+    ("torch", "float16"), ("torch", "bfloat16"), ("torch", "int64"), ("torch.storage", "UntypedStorage"),
+    ("torch", "Size"),
+    # A persistent id imports nothing: the loader's own persistent_load maps it (torch: to a storage record in the
+    # same zip); plain pickle.load refuses it.
+    ("<persistent_load>", "persistent_id"),
+    # XGBoost's scikit-learn wrappers: the booster pickles as its raw model bytes (a bytearray) and parameters.
+    ("xgboost.sklearn", "XGBClassifier"), ("xgboost.sklearn", "XGBRegressor"), ("xgboost.sklearn", "XGBRanker"),
+    ("xgboost.sklearn", "XGBRFClassifier"), ("xgboost.sklearn", "XGBRFRegressor"), ("xgboost.core", "Booster"),
 })
 
 # Estimator classes: every class scikit-learn exports from these public modules is data plus fit/predict
@@ -167,6 +186,70 @@ _LITERAL_OPS = {
 }
 
 
+class _Big:
+    """A literal too large to hold in memory while scanning: skipped on disk, only its length kept."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"<{self.length} bytes>"
+
+
+# Length-prefixed arguments: (bytes in the length, signed length). Past BIG_LITERAL bytes they are skipped, not read.
+_LENGTH_PREFIXED = {"bytes4": (4, False), "bytes8": (8, False), "bytearray8": (8, False), "string4": (4, True),
+                    "unicodestring4": (4, False), "unicodestring8": (8, False), "long4": (4, True)}
+BIG_LITERAL = 1 << 20
+
+
+def _skip_bytes(fh: IO[bytes], n: int, what: str) -> None:
+    while n > 0:
+        chunk = fh.read(min(n, 1 << 20))
+        if not chunk:
+            raise ValueError(f"{what} truncated")
+        n -= len(chunk)
+
+
+def _opcodes(fh: IO[bytes]) -> Any:
+    """Yield (opcode, argument, None) like pickletools.genops, without ever holding a huge literal in memory."""
+    while True:
+        code = fh.read(1)
+        if not code:
+            raise ValueError("pickle exhausted before seeing STOP")
+        op = pickletools.code2op.get(code.decode("latin-1"))
+        if op is None:
+            raise ValueError(f"opcode {code!r} unknown")
+        desc = op.arg
+        if desc is None:
+            arg = None
+        elif desc.name in _LENGTH_PREFIXED:
+            width, signed = _LENGTH_PREFIXED[desc.name]
+            raw = fh.read(width)
+            length = int.from_bytes(raw, "little", signed=signed)
+            if len(raw) < width or length < 0:
+                raise ValueError(f"{op.name} with a truncated or negative length")
+            if length > BIG_LITERAL:
+                _skip_bytes(fh, length, f"{op.name} literal of {length} bytes")
+                arg = _Big(length)
+            else:
+                data = fh.read(length)
+                if len(data) < length:
+                    raise ValueError(f"{op.name} literal truncated")
+                if desc.name == "long4":
+                    arg = int.from_bytes(data, "little", signed=True)
+                elif desc.name.startswith("unicode"):
+                    arg = data.decode("utf-8", "surrogatepass")
+                elif desc.name == "string4":
+                    arg = data.decode("latin-1")
+                else:
+                    arg = bytearray(data) if desc.name == "bytearray8" else data
+        else:
+            arg = desc.reader(fh)
+        yield op, arg, None
+        if op.name == "STOP":
+            return
+
+
 class _Walker:
     """Run a pickle's opcodes over symbolic values, recording every import and resolving STACK_GLOBAL."""
 
@@ -197,13 +280,13 @@ class _Walker:
         memo: dict[int, Any] = {}
         started = False
         try:
-            for op, arg, _pos in pickletools.genops(self.fh):
+            for op, arg, _pos in _opcodes(self.fh):
                 started = True
                 if op.name == "STOP":
                     return True
                 if not self._apply_data(op.name, arg, stack, metastack, memo):
                     self._apply_object(op.name, arg, stack, metastack)
-        except (IndexError, KeyError, TypeError) as exc:
+        except (IndexError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise ScanError(f"malformed pickle: {exc.__class__.__name__}") from exc
         except ValueError as exc:
             if not started and "pickle exhausted before seeing STOP" in str(exc):
@@ -215,7 +298,7 @@ class _Walker:
                     memo: dict[int, Any]) -> bool:
         """Apply an opcode that builds plain data (literals, containers, the memo); False when it is not one."""
         if name in _LITERAL_OPS:
-            stack.append(arg if not isinstance(arg, (bytes, bytearray)) or len(arg) < 256 else b"")
+            stack.append(arg if not isinstance(arg, (bytes, bytearray, str)) or len(arg) < 256 else _Big(len(arg)))
         elif name in {"NONE", "NEWTRUE", "NEWFALSE"}:
             stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
         elif name in {"PROTO", "FRAME"}:
@@ -381,98 +464,253 @@ def scan_pickle_stream(fh: IO[bytes], budget: _Budget, found: list[str] | None =
     return found
 
 
-def _looks_pickled(head: bytes) -> bool:
-    """Whether a zip member or a file of another format starts with a pickle opcode (then it is parsed)."""
-    return bool(head) and head[:1].decode("latin-1") in pickletools.code2op
-
-
 def _importable(found: list[str]) -> list[str]:
     """The globals whose top-level module exists here (found without importing anything)."""
     out = []
     for label in found:
         top = label.split(".", 1)[0]
-        if top.startswith("<") or importlib.util.find_spec(top) is not None:
+        if not top.startswith("<") and importlib.util.find_spec(top) is not None:
             out.append(label)
     return out
 
 
-def _verdict(found: list[str], report: ScanReport) -> ScanReport:
-    report.globals = sorted(set(found) | set(report.globals))
+def _verdict(report: ScanReport) -> ScanReport:
+    """Name every global outside the allowlist; any offence makes the file unsafe (a scan error stays an error)."""
     bad = [g for g in report.globals if not global_is_safe(*g.rsplit(".", 1))]
     report.offending = sorted(set(report.offending) | set(bad))
-    if report.verdict != "error":
-        report.verdict = "unsafe" if report.offending else "safe"
+    if report.verdict != "error" and report.offending:
+        report.verdict = "unsafe"
     return report
 
 
+# Nesting deeper than this (a pickle in a zip in a gzip in a zip ...) is refused rather than followed.
+MAX_DEPTH = 4
+MAX_ZIP_MEMBERS = 100_000
+# A zip member that claims to expand more than this many times over (and past ZIP_BOMB_MIN_BYTES) is refused unread.
+ZIP_BOMB_RATIO = 200
+ZIP_BOMB_MIN_BYTES = 64 * 1024**2
+# Formats that are data, never code: recognised by content and not parsed as pickles.
+_INERT_FORMATS = {"image", "csv", "parquet", "safetensors", "json", "mlmodel"}
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream that serves `head` (already read, to sniff the format) and then the rest of `fh`."""
+
+    def __init__(self, head: bytes, fh: IO[bytes]) -> None:
+        self.head, self.fh = head, fh
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self.head:
+            n = min(len(view), len(self.head))
+            view[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        data = self.fh.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+class _ZlibReader(io.RawIOBase):
+    """A raw zlib stream (joblib's default compression) decompressed as it is read, never all at once."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh, self.inflater, self.pending = fh, zlib.decompressobj(), b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self.pending and not self.inflater.eof:
+            chunk = self.inflater.unconsumed_tail or self.fh.read(64 * 1024)
+            if not chunk:
+                raise ScanError("compressed stream truncated")
+            self.pending = self.inflater.decompress(chunk, 1 << 20)
+        n = min(len(view), len(self.pending))
+        view[:n], self.pending = self.pending[:n], self.pending[n:]
+        return n
+
+
+def _decompressor(head: bytes, fh: IO[bytes]) -> IO[bytes]:
+    """Open the decompressed view of a compressed stream (gzip, bz2, xz, lzma, zlib); refuse what it cannot read."""
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=fh, mode="rb")
+    if head.startswith(b"BZh"):
+        return bz2.BZ2File(fh, mode="rb")
+    if head.startswith(b"\xfd7zXZ\x00") or head.startswith(b"\x5d\x00\x00"):
+        return lzma.LZMAFile(fh, mode="rb")
+    if len(head) > 1 and head[0] == 0x78:
+        return io.BufferedReader(_ZlibReader(fh), 1 << 16)
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        raise ScanError("lz4-compressed file: the scanner does not read lz4")
+    raise ScanError("compressed file in a format the scanner does not read")
+
+
+class _Scan:
+    """One scan: a budget shared by every stream it opens, and the report it fills in."""
+
+    def __init__(self, budget: _Budget, report: ScanReport) -> None:
+        self.budget, self.report = budget, report
+
+    def any(self, fh: IO[bytes], fmt: str, where: str, depth: int) -> None:
+        """Scan a stream of detected format `fmt`; `where` names it inside its containers ('' for the file)."""
+        if depth > MAX_DEPTH:
+            raise ScanError(f"{where}: nested more than {MAX_DEPTH} containers deep; refused")
+        if fmt in PICKLE_FORMATS:
+            self.pickle(fh, where)
+        elif fmt == "zip":
+            self.zip(fh, where, depth)
+        elif fmt == "compressed":
+            self.compressed(fh, where, depth)
+        elif fmt == "npy":
+            self.npy(fh, where)
+        elif fmt == "onnx":
+            self.onnx(fh, where)
+        elif fmt not in _INERT_FORMATS:
+            self.maybe_pickle(fh, fmt, where)
+
+    def pickle(self, fh: IO[bytes], where: str) -> None:
+        found: list[str] = []
+        try:
+            scan_pickle_stream(fh, self.budget, found)
+        finally:  # what a load would import before it stumbled counts too
+            self._record(found, where)
+
+    def _record(self, found: list[str], where: str) -> None:
+        self.report.globals = sorted(set(self.report.globals) | set(found))
+        if where and where not in self.report.members:
+            self.report.members.append(where)
+        if self.report.verdict == "not_pickle":
+            self.report.verdict = "safe"
+
+    def maybe_pickle(self, fh: IO[bytes], fmt: str, where: str) -> None:
+        """Text or unknown binary: a pickle (protocol 0 INST starts with '(', a sniffer calls it text) is scanned;
+        bytes that merely start like an opcode and import no module that exists here are left alone."""
+        head = fh.read(1)
+        if not head or head.decode("latin-1") not in pickletools.code2op:
+            return
+        found: list[str] = []
+        try:
+            scan_pickle_stream(_Prefixed(head, fh), self.budget, found)
+        except ScanLimit:
+            raise
+        except ScanError as exc:
+            if _importable(found):  # a load would import these before it stumbled: never call that clean
+                self._record(found, where)
+                raise ScanError(f"{where or fmt + ' file'} partly parses as a pickle ({exc})") from exc
+            return
+        self._record(found, where)
+        if not where:
+            self.report.detail = f"{fmt} file that parses as a pickle"
+
+    def compressed(self, fh: IO[bytes], where: str, depth: int) -> None:
+        head = fh.read(16)
+        try:
+            with _decompressor(head, _Prefixed(head, fh)) as inner:
+                inner_head = _Metered(inner, self.budget).read(SNIFF)
+                from registry.artifacts.formats import detect_format
+
+                inner_fmt = detect_format(inner_head)
+                self.any(io.BufferedReader(_Prefixed(inner_head, inner), 1 << 16), inner_fmt,
+                         f"{where or '(file)'}!decompressed", depth + 1)
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+            raise ScanError(f"{where or 'file'}: unreadable compressed data ({exc})") from exc
+
+    def npy(self, fh: IO[bytes], where: str) -> None:
+        """A .npy array: plain numbers are data; an object array is a pickle after the header, scanned as one."""
+        import numpy as np
+
+        try:
+            major, _minor = np.lib.format.read_magic(fh)
+            reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            _shape, _fortran, dtype = reader(fh)  # a literal_eval of the header dict; nothing is unpickled
+        except ValueError as exc:
+            raise ScanError(f"{where or 'file'}: unreadable .npy header ({exc})") from exc
+        if dtype.hasobject:
+            self.pickle(fh, where or "(object array)")
+
+    def onnx(self, fh: IO[bytes], where: str) -> None:
+        """An ONNX model whose tensors point at external data would make a loader read files outside the store."""
+        from registry.pipeline.scan.onnx_refs import external_data_refs
+
+        data = _Metered(fh, self.budget).read(self.budget.max_bytes)
+        try:
+            refs = external_data_refs(data)
+        except ValueError:
+            return  # not an ONNX model after all (the sniffer guesses): no loader will take it as one
+        for tensor, location in refs:
+            self.report.offending.append(f"onnx external data {location!r} (tensor {tensor!r}"
+                                         + (f" in {where})" if where else ")"))
+        if refs:
+            self.report.detail = ("ONNX model with tensors stored outside the file: a load would read "
+                                  f"{', '.join(sorted({loc for _, loc in refs}))[:300]}")
+
+    def zip(self, fh: IO[bytes], where: str, depth: int) -> None:
+        """Scan every member of a zip (PyTorch archives, zipped MLflow dirs, zips of zips) by its own format."""
+        from registry.artifacts.formats import detect_format
+
+        label = where or "zip"
+        try:
+            archive = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+            raise ScanError(f"{label}: unreadable zip ({exc})") from exc
+        with archive:
+            infos = [i for i in archive.infolist() if not i.is_dir()]
+            _check_zip_bomb(infos, label)
+            for info in infos:
+                name = f"{where}!{info.filename}" if where else info.filename
+                try:
+                    with archive.open(info) as member:
+                        head = _Metered(member, self.budget).read(SNIFF)
+                        fmt = detect_format(head)
+                        if fmt in _INERT_FORMATS or (fmt in {"text", "binary"} and not head):
+                            continue
+                        if fmt == "zip":  # zipfile seeks: the nested archive is read through its member stream
+                            with archive.open(info) as nested:
+                                self.zip(nested, name, depth + 1)
+                            continue
+                        self.any(io.BufferedReader(_Prefixed(head, member), 1 << 16), fmt, name, depth + 1)
+                except ScanError as exc:
+                    if isinstance(exc, ScanLimit) or str(exc).startswith(name):
+                        raise
+                    raise ScanError(f"{name}: {exc}") from exc
+                except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+                    raise ScanError(f"{name}: unreadable zip member ({exc})") from exc
+
+
+def _check_zip_bomb(infos: list[zipfile.ZipInfo], label: str) -> None:
+    """Refuse archives that claim absurd expansion or whose entries overlap (the classic zip-bomb constructions)."""
+    if len(infos) > MAX_ZIP_MEMBERS:
+        raise ScanError(f"{label}: {len(infos)} members, more than {MAX_ZIP_MEMBERS}; refused")
+    for info in infos:
+        if info.file_size > ZIP_BOMB_MIN_BYTES and info.file_size > ZIP_BOMB_RATIO * max(info.compress_size, 1):
+            raise ScanError(f"{label}: member {info.filename} claims to expand {info.compress_size} bytes to "
+                            f"{info.file_size} (a zip bomb); refused")
+    ordered = sorted(infos, key=lambda i: i.header_offset)
+    for first, second in itertools.pairwise(ordered):
+        if first.header_offset + first.compress_size > second.header_offset:
+            raise ScanError(f"{label}: members {first.filename} and {second.filename} overlap (a zip bomb); refused")
+
+
+SNIFF = 64 * 1024
+
+
 def scan_file(fh: IO[bytes], *, fmt: str, max_bytes: int, timeout: float) -> ScanReport:
-    """Scan one artifact's bytes (a pickle, a joblib file, a zip of them, or any file that parses as a pickle)."""
+    """Scan one artifact's bytes by its detected format: pickle-family content (plain, joblib, compressed, inside
+    zips, object .npy) through the opcode walk, ONNX for external-data references; data formats are left alone."""
     started = time.monotonic()
-    budget = _Budget(max_bytes, started + timeout)
     report = ScanReport(verdict="not_pickle")
     try:
-        if fmt == "compressed":
-            report.verdict, report.detail = "error", "compressed file: the scanner cannot read it; quarantined"
-        elif fmt == "zip":
-            _scan_zip(fh, budget, report)
-            if report.verdict == "not_pickle" and not report.members:
-                report.detail = "zip archive without pickled members"
-            else:
-                _verdict([], report)
-        elif fmt in PICKLE_FORMATS:
-            _verdict(scan_pickle_stream(fh, budget), report)
-        else:
-            head = fh.read(1)
-            fh.seek(0)
-            if _looks_pickled(head):
-                found: list[str] = []
-                try:
-                    scan_pickle_stream(fh, budget, found)
-                except ScanLimit:
-                    raise
-                except ScanError as exc:
-                    # A load would import these before it stumbled: never call that clean. Text that merely
-                    # looks like a GLOBAL opcode naming no module that exists here could never import anything.
-                    if _importable(found):
-                        report.verdict, report.detail = "error", f"partly parses as a pickle ({exc}); quarantined"
-                        _verdict(found, report)
-                else:
-                    report.detail = f"{fmt} file that parses as a pickle"
-                    _verdict(found, report)
+        _Scan(_Budget(max_bytes, started + timeout), report).any(fh, fmt, "", 0)
+        if report.verdict == "not_pickle" and fmt == "zip" and not report.detail:
+            report.detail = "zip archive without pickled members"
     except ScanError as exc:
         report.verdict, report.detail = "error", f"{exc}; quarantined"
     except Exception as exc:  # a scan must always end in a verdict; an unexpected failure quarantines
         report.verdict, report.detail = "error", f"scanner failed ({exc.__class__.__name__}: {exc}); quarantined"
+    _verdict(report)
     report.duration_ms = int((time.monotonic() - started) * 1000)
     return report
-
-
-def _scan_zip(fh: IO[bytes], budget: _Budget, report: ScanReport) -> None:
-    """Scan every member of a zip (PyTorch-style archives, zipped MLflow dirs) that parses as a pickle."""
-    try:
-        archive = zipfile.ZipFile(fh)
-    except zipfile.BadZipFile as exc:
-        raise ScanError(f"unreadable zip: {exc}") from exc
-    with archive:
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            with archive.open(info) as member:
-                head = member.read(1)
-            if not _looks_pickled(head):
-                continue
-            found: list[str] = []
-            with archive.open(info) as member:
-                try:
-                    scan_pickle_stream(member, budget, found)
-                except ScanLimit:
-                    raise
-                except ScanError as exc:
-                    if head[0] == 0x80 or found:  # a pickle that does not parse to the end: quarantine
-                        report.globals = sorted(set(report.globals) | set(found))
-                        raise ScanError(f"zip member {info.filename}: {exc}") from exc
-                    continue
-            report.members.append(info.filename)
-            report.globals = sorted(set(report.globals) | set(found))
-            if report.verdict == "not_pickle":
-                report.verdict = "safe"

@@ -12,7 +12,7 @@ from registry.artifacts.storage import blob_open
 from registry.locking import model_lock
 from registry.models import Artifact, ArtifactScan, Job, JobKind
 from registry.pipeline import jobs
-from registry.pipeline.scan.analysis import scan_file
+from registry.pipeline.scan.analysis import SCANNER, scan_file
 
 
 def scan_limits() -> tuple[int, float]:
@@ -33,36 +33,49 @@ def _summary(scan: ArtifactScan) -> dict[str, Any]:
             "globals": len(scan.globals_found), "scanner": scan.scanner, "duration_ms": scan.duration_ms}
 
 
+def _scan_blob(artifact: Artifact) -> tuple[Any, str]:
+    """Scan an artifact's blob by the format its content has now (detection improves with the scanner)."""
+    from registry.artifacts.formats import SNIFF_BYTES, detect_format
+    from registry.pipeline.scan.analysis import ScanReport
+
+    max_bytes, timeout = scan_limits()
+    if artifact.size > max_bytes:
+        return ScanReport(verdict="error", detail=f"file of {artifact.size} bytes exceeds the scan limit of "
+                                                  f"{max_bytes} bytes; quarantined"), artifact.format
+    with blob_open(artifact.blob) as fh:
+        fmt = detect_format(fh.read(SNIFF_BYTES))
+        fh.seek(0)
+        return scan_file(fh, fmt=fmt, max_bytes=max_bytes, timeout=timeout), fmt
+
+
 def artifact_scan_run(job: Job) -> dict[str, Any]:
-    """Perform a scan job: read the blob through the static scanner and store one verdict per content."""
+    """Perform a scan job: read the blob through the static scanner and store one verdict per content; a scan made
+    by an older scanner version is redone and updated in place (newly unsafe files are quarantined, audited)."""
     artifact = Artifact.objects.select_related("blob", "version__model").filter(pk=job.artifact_id).first()
     sha256 = job.params.get("sha256", "")
     if artifact is None or artifact.blob_id != sha256:
         return {"superseded": True}  # the file was deleted or replaced; its new content has its own job
     existing = ArtifactScan.objects.filter(artifact=artifact, blob_id=sha256).first()
-    if existing is not None:  # a redelivered job: the verdict is already recorded
+    if existing is not None and existing.scanner == SCANNER:  # a redelivered job: the verdict is already recorded
         return _summary(existing)
-    max_bytes, timeout = scan_limits()
-    if artifact.size > max_bytes:
-        from registry.pipeline.scan.analysis import ScanReport
-
-        report = ScanReport(verdict="error", detail=f"file of {artifact.size} bytes exceeds the scan limit of "
-                                                    f"{max_bytes} bytes; quarantined")
-    else:
-        with blob_open(artifact.blob) as fh:
-            report = scan_file(fh, fmt=artifact.format, max_bytes=max_bytes, timeout=timeout)
+    report, fmt = _scan_blob(artifact)
     jobs.job_progress(job, 90)
+    fields = {"verdict": report.verdict, "quarantined": report.quarantined, "globals_found": report.globals,
+              "offending": report.offending, "members": report.members, "detail": report.detail[:5000],
+              "scanner": report.scanner, "duration_ms": report.duration_ms}
     with transaction.atomic():
         model_lock(artifact.version.model_id)  # the lock order of registry/locking.py: the model first
-        scan, created = ArtifactScan.objects.get_or_create(
-            artifact=artifact, blob_id=sha256,
-            defaults={"verdict": report.verdict, "quarantined": report.quarantined, "globals_found": report.globals,
-                      "offending": report.offending, "members": report.members, "detail": report.detail[:5000],
-                      "scanner": report.scanner, "duration_ms": report.duration_ms})
+        if fmt != artifact.format:
+            Artifact.objects.filter(pk=artifact.pk).update(format=fmt)
+            artifact.format = fmt
+        scan, created = ArtifactScan.objects.select_for_update().get_or_create(
+            artifact=artifact, blob_id=sha256, defaults=fields)
         if created:
             events.emit("model_version.artifact_scanned", actor=None, target=artifact.version, data={
                 "path": artifact.path, "sha256": sha256, "verdict": scan.verdict, "quarantined": scan.quarantined,
                 "offending": scan.offending, "scanner": scan.scanner, "duration_ms": scan.duration_ms})
+        elif scan.scanner != SCANNER:
+            _record_rescan(scan, fields, artifact)
         if created and scan.verdict == "safe" and artifact.format in ("pickle", "joblib") and getattr(
                 settings, "STRATUM_CONVERT_ON_UPLOAD", False):
             from registry.pipeline.convert import convert_enqueue
@@ -70,6 +83,24 @@ def artifact_scan_run(job: Job) -> dict[str, Any]:
             convert_enqueue(artifact=artifact, actor=artifact.version.creator)
     return _summary(scan)
 
+
+def _record_rescan(scan: ArtifactScan, fields: dict[str, Any], artifact: Artifact) -> None:
+    """Replace an older scanner's verdict; a file it called clean and this one does not is quarantined now."""
+    from registry.pipeline.scan.rescan import record_newly_quarantined
+
+    before = {"verdict": scan.verdict, "quarantined": scan.quarantined, "scanner": scan.scanner}
+    for name, value in fields.items():
+        setattr(scan, name, value)
+    scan.save(update_fields=list(fields))
+    newly = scan.quarantined and not before["quarantined"]
+    if newly:
+        record_newly_quarantined()
+    events.emit("model_version.artifact_quarantined" if newly else "model_version.artifact_rescanned",
+                actor=None, target=artifact.version, data={
+                    "path": artifact.path, "sha256": scan.blob_id, "verdict": scan.verdict,
+                    "quarantined": scan.quarantined, "offending": scan.offending, "detail": scan.detail[:500],
+                    "scanner": scan.scanner, "previous_scanner": before["scanner"],
+                    "previous_verdict": before["verdict"]})
 
 
 def version_scan_request(*, version: Any, actor: Any) -> list[Job]:
