@@ -84,7 +84,7 @@ def secret_paths() -> list[str]:
     from django.conf import settings
 
     var = Path(settings.VAR_DIR)
-    paths = [var, var / "secret_key", var / "signing_key.pem", Path(settings.ARTIFACT_ROOT), Path(_ROOT)]
+    paths = [var, var / "secret_key", var / "signing_key.pem", Path(settings.ARTIFACT_ROOT)]
     signing = getattr(settings, "STRATUM_SIGNING_KEY", "") or ""
     if signing and not signing.lstrip().startswith("-----BEGIN"):
         paths.append(Path(signing))
@@ -95,14 +95,21 @@ def _beneath(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
-def check_separation(readable: Iterable[str], secrets: Iterable[str]) -> None:
-    """Refuse to start when a readable path holds a secret path (Landlock cannot carve a hole out of a grant)."""
-    secrets = list(secrets)
+def check_separation(readable: Iterable[str], secrets: Iterable[str], containers: Iterable[str] = (_ROOT,)) -> None:
+    """Refuse to start when a readable path holds a secret path or lies inside one (Landlock cannot carve a hole
+    out of a grant), or holds a whole container: the project folder may hold the virtualenv the child reads
+    (`make setup` puts .venv there), never be granted whole (its settings and var/ would come with it)."""
+    secrets = [os.path.realpath(s) for s in secrets]
+    containers = [os.path.realpath(c) for c in containers]
     for path in readable:
         for secret in secrets:
             if _beneath(secret, path) or _beneath(path, secret):
                 raise SandboxMisconfigured(f"the sandbox may read {path}, which overlaps {secret}; "
                                            "move the secrets or the interpreter apart")
+        for container in containers:
+            if _beneath(container, path):
+                raise SandboxMisconfigured(f"the sandbox may read {path}, which holds the whole of {container}; "
+                                           "install the interpreter elsewhere")
 
 
 def _feed(write_fd: int, files: Sequence[str]) -> None:

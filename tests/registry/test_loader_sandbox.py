@@ -174,3 +174,7 @@ def test_the_sandbox_refuses_to_start_when_a_readable_path_holds_a_secret():
         check_separation(["/srv"], ["/srv/stratum/var"])
     with pytest.raises(SandboxMisconfigured):
         check_separation(["/srv/stratum/var/venv/lib"], ["/srv/stratum/var"])
+    with pytest.raises(SandboxMisconfigured):
+        check_separation(["/srv"], [], containers=["/srv/stratum"])
+    # a virtualenv inside the project folder (make setup's .venv) is fine: only its libraries are granted
+    check_separation(["/srv/stratum/.venv/lib/python3.11"], ["/srv/stratum/var"], containers=["/srv/stratum"])
