@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.views import View
 
 from registry import permissions, selectors, services
@@ -140,5 +141,10 @@ class VersionCreateView(LoginRequiredMixin, View):
                 status = form_error(form, error)
             else:
                 messages.success(request, f"Registered version {version.number} of {model.name}.")
-                return redirect("registry:version-detail", name=model.name, number=version.number)
+                page = reverse("registry:version-detail", args=[model.name, version.number])
+                if request.headers.get("X-Requested-With") == "XMLHttpRequest":  # the upload script opens it itself
+                    created = HttpResponse(status=201)
+                    created["Location"] = page
+                    return created
+                return redirect(page)
         return self._render(request, model, form, status=status)

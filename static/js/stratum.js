@@ -86,6 +86,58 @@
     box.querySelector('button[value="cancel"]').focus();
   }, true);
 
+  // Uploads with progress: a form with data-upload-progress is sent by XMLHttpRequest (fetch reports no upload
+  // progress), its <progress> filled as the bytes go; a redirect opens the new page, an error replaces the form
+  // with the answer's (every field error shown), and without JavaScript the form posts as usual.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-upload-progress") || event.defaultPrevented) {
+      return;
+    }
+    var bar = form.querySelector("progress.upload-progress");
+    var label = form.querySelector(".upload-progress-label");
+    if (!bar || !window.XMLHttpRequest || !window.FormData) { return; }
+    event.preventDefault();
+    var button = form.querySelector('button[type="submit"]');
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
+    bar.hidden = false;
+    bar.value = 0;
+    if (button) { button.disabled = true; }
+    xhr.upload.addEventListener("progress", function (e) {
+      if (!e.lengthComputable) { return; }
+      bar.max = e.total;
+      bar.value = e.loaded;
+      if (label) {
+        label.textContent = e.loaded < e.total
+          ? "Uploading: " + Math.round(100 * e.loaded / e.total) + "% of " + (e.total / 1048576).toFixed(1) + " MiB"
+          : "Uploaded; checking and storing the files…";
+      }
+    });
+    xhr.addEventListener("load", function () {
+      if (xhr.status === 201 && xhr.getResponseHeader("Location")) {  // created: open it (its message waits there)
+        window.location.assign(xhr.getResponseHeader("Location"));
+        return;
+      }
+      var answer = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      var fresh = answer.querySelector("form[data-upload-progress]");
+      if (fresh) {
+        form.replaceWith(document.importNode(fresh, true));
+        var first = document.querySelector("form[data-upload-progress] .errorlist, form[data-upload-progress] [role=alert]");
+        if (first) { first.scrollIntoView({block: "center"}); }
+      } else {
+        document.documentElement.replaceWith(document.importNode(answer.documentElement, true));
+      }
+    });
+    xhr.addEventListener("error", function () {
+      if (button) { button.disabled = false; }
+      bar.hidden = true;
+      if (label) { label.textContent = "The upload failed: the connection was lost. Try again."; }
+    });
+    xhr.send(new FormData(form));
+  });
+
   document.addEventListener("DOMContentLoaded", function () { apply(document); });
   document.addEventListener("htmx:load", function (event) { apply(event.target); });
 })();

@@ -173,3 +173,33 @@ def test_token_page_shows_the_secret_once(page: Page, live_server, make_user):
     page.get_by_role("button", name="Revoke token ci").click()
     page.get_by_role("alertdialog").get_by_role("button", name="Revoke token").click()
     expect(page.locator(".token-table .badge-revoked")).to_be_visible()
+
+
+def test_upload_shows_progress_and_every_error_at_once(page: Page, live_server, make_user, tmp_path):
+    user = make_user("carol")
+    services.model_create(actor=user, name="churn")
+    base = live_server.url
+    sign_in(page, base, "carol")
+    big = tmp_path / "weights.bin"
+    big.write_bytes(b"\x00" * (24 * 1024 * 1024))  # large enough that the bar moves before the answer
+    page.goto(f"{base}/models/churn/versions/new/")
+    page.set_input_files("input[name=files]", [str(big)])
+    # Three mistakes in three fields: all are reported on the first submit.
+    page.get_by_label("Semantic version").fill("1.0")
+    page.get_by_label("Metrics").fill("auc")
+    page.get_by_label("Source URI").fill("file:///etc/passwd")
+    page.get_by_role("button", name="Register version").click()
+    expect(page.locator("progress.upload-progress")).to_be_visible()
+    expect(page.get_by_text("is not a semantic version")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("is not of the form name=value")).to_be_visible()
+    expect(page.get_by_text("file:///etc/passwd").first).to_be_visible()
+    assert not Artifact.objects.exists()
+
+    # Corrected, the same form uploads with its bar and opens the new version with its message.
+    page.set_input_files("input[name=files]", [str(big)])
+    page.get_by_label("Semantic version").fill("1.0.0")
+    page.get_by_label("Metrics").fill("auc=0.9")
+    page.get_by_label("Source URI").fill("")
+    page.get_by_role("button", name="Register version").click()
+    expect(page).to_have_url(f"{base}/models/churn/versions/1/", timeout=60_000)
+    expect(page.get_by_text("Registered version 1 of churn.")).to_be_visible()
