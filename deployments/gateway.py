@@ -8,6 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from deployments import serving
+from governance.middleware import REQUEST_ID
 from registry import validation
 
 
@@ -28,6 +29,11 @@ def predict(request: HttpRequest, endpoint: str) -> JsonResponse:
             response = _error(405, "METHOD_NOT_ALLOWED", "Send predictions requests with POST.")
             response["Allow"] = "POST"
             return response
+        supplied = request.headers.get("X-Request-Id")
+        if supplied is not None and not REQUEST_ID.fullmatch(supplied):
+            # the caller's own id is honoured when well-formed; anything else is refused, never silently replaced
+            raise serving.GatewayError(400, "INVALID_PARAMETER_VALUE", "X-Request-Id must be 8 to 64 letters, "
+                                       "digits, '.', '_', ':' or '-'; leave it out and the gateway assigns one.")
         try:
             body = request.body
         except RequestDataTooBig:

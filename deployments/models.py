@@ -240,3 +240,27 @@ class Outcome(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric}={self.value} for version {self.version_id}"
+
+
+class PredictionRecord(models.Model):
+    """One answered request, kept for the retention window so its id traces back to what answered it: the endpoint,
+    the version and its routing role and generation, and the lineage prediction batch it was counted in."""
+
+    request_id = models.CharField(max_length=64)
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="+")
+    deployment = models.ForeignKey(Deployment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    version = models.ForeignKey("registry.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=8, choices=TrafficRole.choices, default=TrafficRole.LIVE)
+    route_role = models.CharField(max_length=16, blank=True, default="")  # stable, canary, preview, arm-a ...
+    generation = models.PositiveIntegerField(default=0)  # the endpoint's routing generation that routed it
+    batch = models.ForeignKey("registry.LineageNode", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["request_id"], name="prediction_request_id"),
+                   models.Index(fields=["at"], name="prediction_at")]
+
+    def __str__(self) -> str:
+        return f"prediction {self.request_id}"

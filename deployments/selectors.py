@@ -167,3 +167,46 @@ def active_deployments(*, endpoints) -> dict[int, Deployment]:
     ids = [e.pk for e in endpoints]
     return {d.endpoint_id: d for d in Deployment.objects.filter(endpoint_id__in=ids, phase__in=ACTIVE_PHASES)
             .select_related("stable_version", "candidate_version")}
+
+
+def prediction_trace(*, actor, request_id: str) -> dict[str, Any]:
+    """What answered request `request_id` within the retention window, and what that version was built from: the
+    endpoint, the version and its routing role and generation, the prediction batch, the version's datasets,
+    feature sets, code commit, signature digest and approval record. Unknown, expired or hidden ids are NotFound."""
+    from django.conf import settings
+
+    from deployments.models import PredictionRecord
+    from governance.middleware import REQUEST_ID
+    from governance.selectors import version_approvals
+    from registry import permissions as registry_permissions
+    from registry.errors import InvalidInput
+    from registry.lineage.models import EdgeKind, LineageEdge
+    from registry.models import VersionSignature
+
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
+        raise InvalidInput("A request id is 8 to 64 letters, digits, '.', '_', ':' or '-'.")
+    cutoff = timezone.now() - timedelta(days=settings.STRATUM_PREDICTION_RETENTION_DAYS)
+    records = list(PredictionRecord.objects.filter(request_id=request_id, at__gte=cutoff)
+                   .select_related("endpoint__environment", "version__model", "deployment", "batch")
+                   .order_by("-at", "-pk")[:20])
+    records = [r for r in records if registry_permissions.can_view(actor, r.version.model)]
+    if not records:
+        raise NotFound(f"No prediction with request id {request_id!r} in the last "
+                       f"{settings.STRATUM_PREDICTION_RETENTION_DAYS} days that you may see.")
+    live = next((r for r in records if r.role == "live"), records[0])
+    version = live.version
+    feature_sets = [e.upstream for e in LineageEdge.objects.filter(
+        downstream__model_version=version, kind=EdgeKind.USES_FEATURES).select_related("upstream")]
+    signature = VersionSignature.objects.filter(version=version).order_by("-signed_at", "-pk").first()
+    return {
+        "request_id": request_id, "at": live.at, "record": live,
+        "endpoint": live.endpoint, "environment": live.endpoint.environment,
+        "version": version, "model": version.model, "routing_role": live.route_role, "traffic_role": live.role,
+        "routing_generation": live.generation, "deployment": live.deployment, "batch": live.batch,
+        "also": [r for r in records if r is not live],  # a shadow copy, or an earlier request reusing the id
+        "datasets": list(version.datasets.all()), "feature_sets": feature_sets,
+        "code": {"repository": version.code_repository, "commit": version.code_commit},
+        "signature_digest": signature.bundle_id if signature else None,
+        "approvals": version_approvals(version=version),
+    }
+

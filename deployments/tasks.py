@@ -1,4 +1,4 @@
-"""Thin Celery entry points of the deployments app: the rollout monitor."""
+"""Thin Celery entry points of the deployments app: the rollout monitor, the prediction trace's retention."""
 
 from __future__ import annotations
 
@@ -23,3 +23,11 @@ def rollout_evaluate(deployment_id: int) -> str | None:
     if deployment is None:
         return None
     return evaluate(deployment=deployment).phase
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def prediction_records_purge() -> int:
+    """Forget request ids older than STRATUM_PREDICTION_RETENTION_DAYS (safe to run twice)."""
+    from deployments.services import prediction_records_purge as purge
+
+    return purge()

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from deployments import views
+from deployments import views, views_predictions
 
 app_name = "deployments"
 
@@ -12,4 +12,6 @@ urlpatterns = [
     path("deployments/<slug:endpoint>/deploy", views.DeploymentStartView.as_view(), name="deploy"),
     path("deployments/<slug:endpoint>/deployments/<int:pk>/<slug:action>", views.DeploymentActionView.as_view(),
          name="action"),
+    path("predictions/", views_predictions.PredictionTraceView.as_view(), name="prediction-lookup"),
+    path("predictions/<str:request_id>/", views_predictions.PredictionTraceView.as_view(), name="prediction-trace"),
 ]

@@ -252,3 +252,15 @@ def parse_moment(raw: str | None, name: str = "time") -> datetime | None:
     if moment is None:
         raise InvalidInput(f"{name} must be an ISO-8601 date or time such as 2026-01-31T12:00:00Z, not {raw!r}.")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def version_approvals(*, version: ModelVersion) -> list[dict[str, Any]]:
+    """The executed promotion requests that moved `version`, each with its approvals: the version's approval
+    record (two queries, whatever the number of requests)."""
+    requests = (PromotionRequest.objects.filter(version=version, state=PromotionState.EXECUTED)
+                .select_related("requested_by").prefetch_related("decisions").order_by("executed_at", "pk"))
+    return [{"id": r.pk, "kind": r.kind, "target": r.target, "executed_at": r.executed_at,
+             "requested_by": r.requested_by.get_username() if r.requested_by else None,
+             "justification": r.justification,
+             "approvals": [{"reviewer": d.reviewer_username, "decision": d.decision, "at": d.created_at}
+                           for d in r.decisions.all()]} for r in requests]

@@ -412,3 +412,10 @@ CELERY_BEAT_SCHEDULE["registry-retrain-schedules"] = {
     "schedule": float(os.environ.get("STRATUM_RETRAIN_TICK_SECONDS", "60"))}
 CELERY_BEAT_SCHEDULE["deployments-rollout-monitor"] = {
     "task": "deployments.tasks.rollout_monitor_tick", "schedule": STRATUM_ROLLOUT_MONITOR_SECONDS}
+# Every answered request id traces back to what produced it (GET /api/v1/predictions/<id>) for this many days.
+STRATUM_PREDICTION_RETENTION_DAYS = int(os.environ.get("STRATUM_PREDICTION_RETENTION_DAYS", "30"))
+# A prediction batch (a lineage node) counts what one serving process answered per endpoint, version, routing role
+# and generation in a window of this many seconds.
+STRATUM_PREDICTION_BATCH_SECONDS = int(os.environ.get("STRATUM_PREDICTION_BATCH_SECONDS", "300"))
+CELERY_BEAT_SCHEDULE["deployments-prediction-records-purge"] = {
+    "task": "deployments.tasks.prediction_records_purge", "schedule": 3600.0}

@@ -230,3 +230,51 @@ class OutcomeComparisonOutput(serializers.Serializer):
     comparisons = serializers.ListField(
         child=serializers.JSONField(),
         help_text="Per metric: the tests used (method), each arm's sample size and the verdict.")
+
+
+class PredictionTraceOutput(serializers.Serializer):
+    """What answered a request, and what that version was built from (deployments.selectors.prediction_trace)."""
+
+    request_id = serializers.CharField()
+    at = serializers.DateTimeField()
+    endpoint = serializers.CharField(source="endpoint.name")
+    environment = serializers.CharField(source="environment.name")
+    model = serializers.CharField(source="model.name")
+    version = serializers.IntegerField(source="version.number")
+    routing_role = serializers.CharField(help_text="stable, canary, preview, shadow, or the A/B arm")
+    traffic_role = serializers.CharField(help_text="live (answered the caller) or shadow (a mirrored copy)")
+    routing_generation = serializers.IntegerField()
+    deployment = serializers.IntegerField(source="deployment.pk", allow_null=True, default=None)
+    prediction_batch = serializers.SerializerMethodField()
+    datasets = serializers.SerializerMethodField()
+    feature_sets = serializers.SerializerMethodField()
+    code = serializers.DictField()
+    signature_digest = serializers.CharField(allow_null=True)
+    approvals = serializers.ListField(child=serializers.DictField())
+    links = serializers.SerializerMethodField()
+
+    def get_prediction_batch(self, trace: dict[str, Any]) -> dict[str, Any] | None:
+        batch = trace["batch"]
+        if batch is None:
+            return None
+        return {"lineage_node": batch.pk, "window_start": batch.window_start, "window_end": batch.window_end,
+                "requests": batch.properties.get("requests"), "rows": batch.row_count,
+                "input_schema_digest": batch.properties.get("input_schema_digest"),
+                "sample_digest": batch.properties.get("sample_digest")}
+
+    def get_datasets(self, trace: dict[str, Any]) -> list[dict[str, str]]:
+        return [{"role": d.role, "name": d.name, "uri": d.uri, "digest": d.digest} for d in trace["datasets"]]
+
+    def get_feature_sets(self, trace: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"lineage_node": n.pk, "name": n.name, "version": n.version} for n in trace["feature_sets"]]
+
+    def get_links(self, trace: dict[str, Any]) -> dict[str, str]:
+        from django.urls import reverse
+
+        version = trace["version"]
+        links = {"version": reverse("registry:version-detail", args=[version.model.name, version.number]),
+                 "endpoint": reverse("deployments:dashboard", args=[trace["endpoint"].name]),
+                 "page": reverse("deployments:prediction-trace", args=[trace["request_id"]])}
+        if trace["batch"] is not None:
+            links["lineage"] = reverse("registry:lineage-node", args=[trace["batch"].pk])
+        return links

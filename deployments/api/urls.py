@@ -14,6 +14,7 @@ urlpatterns = [
     path("endpoints/<str:name>/traffic", v.EndpointTrafficApi.as_view(), name="api-endpoint-traffic"),
     path("endpoints/<str:name>/history", v.EndpointHistoryApi.as_view(), name="api-endpoint-history"),
     path("deployments", v.DeploymentListCreateApi.as_view(), name="api-deployments"),
+    path("predictions/<str:request_id>", v.PredictionTraceApi.as_view(), name="api-prediction-trace"),
     path(D, v.DeploymentDetailApi.as_view(), name="api-deployment"),
     path(f"{D}/analysis", v.DeploymentAnalysisApi.as_view(), name="api-deployment-analysis"),
     path(f"{D}/pause", v.DeploymentPauseApi.as_view(), name="api-deployment-pause"),

@@ -300,3 +300,12 @@ class DeploymentOutcomeApi(APIView):
         data = _valid(s.OutcomeInput, request.data)
         outcome = services.outcome_record(deployment=_deployment(request, pk), actor=request.user, **data)
         return Response(s.OutcomeOutput(outcome).data, status=status.HTTP_201_CREATED)
+
+
+class PredictionTraceApi(APIView):
+    """Trace one answered request by its id (the gateway's X-Request-Id) within the retention window."""
+
+    @extend_schema(responses=s.PredictionTraceOutput)
+    def get(self, request: Request, request_id: str) -> Response:
+        return Response(s.PredictionTraceOutput(selectors.prediction_trace(actor=request.user,
+                                                                           request_id=request_id)).data)

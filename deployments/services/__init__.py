@@ -18,6 +18,7 @@ from deployments.services.environments import endpoint_create, environment_creat
 from deployments.services.monitor import rollout_evaluate, rollouts_evaluate_all
 from deployments.services.outcomes import outcome_record
 from deployments.services.plans import DEFAULT_CANARY_STEPS
+from deployments.services.predictions import prediction_records_purge
 from deployments.services.rollouts import deployment_start
 from deployments.services.routes import servable_route
 
@@ -32,6 +33,7 @@ __all__ = [
     "endpoint_create",
     "environment_create",
     "outcome_record",
+    "prediction_records_purge",
     "rollout_evaluate",
     "rollouts_evaluate_all",
     "servable_route",

@@ -1,14 +1,21 @@
 """The gateway's request statistics: counted in memory per endpoint, deployment, version, role and 10-second
 bucket (with sampled predictions), and written in batches by a background thread, so the request path never waits
-for the database."""
+for the database. Each flush also writes the lineage's prediction batches (one node per endpoint, version, routing
+role and generation, and window, produced by the version and its deployment) and one record per request id, so any
+answer traces back to what produced it."""
 
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import logging
+import os
 import random
+import socket
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +46,26 @@ class _Bucket:
 
 
 VALUE_SAMPLE = 200  # numeric predictions kept per version and bucket for the shift test
+# This process, as prediction batches name it (host, pid and a start token: a restarted pid is another process).
+PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One answered request, as the trace needs it."""
+
+    endpoint_id: int
+    deployment_id: int | None
+    version_id: int
+    role: str
+    route_role: str
+    generation: int
+    bucket: int
+    request_id: str
+    at: float
+    error: bool
+    rows: int
+    schema: str
 BUCKET_SECONDS = 10  # statistics resolution: analysis windows are honoured to within this
 
 
@@ -47,20 +74,30 @@ class Recorder:
     them in batches."""
 
     MAX_SAMPLES = 1000
+    MAX_REQUESTS = 500_000  # requests held for the trace while the database does not answer; older ones go first
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[int, int | None, int, str, int], _Bucket] = {}
         self._samples: list[dict[str, Any]] = []
+        self._requests: list[_Request] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     def record(self, endpoint_id: int, deployment_id: int | None, version_id: int, role: str, latency_ms: float,
                error: bool, rows: int, predictions: list[Any] | None, request_id: str, x: np.ndarray | None,
-               error_text: str | None, *, compared: int = 0, agreed: int = 0) -> None:
-        """Count one request; keep a sample of it at STRATUM_SERVING_SAMPLE_RATE (and every error, up to a cap)."""
-        minute = int(time.time() // BUCKET_SECONDS)  # the bucket's index (named for the charts' unit)
+               error_text: str | None, *, compared: int = 0, agreed: int = 0, route_role: str = "",
+               generation: int = 0) -> None:
+        """Count one request and remember its id for the trace; keep a sample of it at STRATUM_SERVING_SAMPLE_RATE
+        (and every error, up to a cap)."""
+        now = time.time()
+        minute = int(now // BUCKET_SECONDS)  # the bucket's index (named for the charts' unit)
+        schema = f"{x.shape[1] if x is not None and x.ndim == 2 else 0}:{x.dtype if x is not None else ''}"
         with self._lock:
+            if len(self._requests) >= self.MAX_REQUESTS:
+                del self._requests[: self.MAX_REQUESTS // 10]
+            self._requests.append(_Request(endpoint_id, deployment_id, version_id, role, route_role, generation,
+                                           minute, request_id, now, bool(error), rows, schema))
             bucket = self._buckets.get((endpoint_id, deployment_id, version_id, role, minute))
             if bucket is None:
                 bucket = self._buckets[(endpoint_id, deployment_id, version_id, role, minute)] = _Bucket()
@@ -122,7 +159,8 @@ class Recorder:
         with self._lock:
             buckets, self._buckets = self._buckets, {}
             samples, self._samples = self._samples, []
-        if not buckets and not samples:
+            requests, self._requests = self._requests, []
+        if not buckets and not samples and not requests:
             return 0
         stat_rows = [TrafficStat(endpoint_id=e, deployment_id=d, version_id=v, role=r,
                                  bucket=datetime.fromtimestamp(minute * BUCKET_SECONDS, UTC), requests=b.requests,
@@ -136,13 +174,15 @@ class Recorder:
             with transaction.atomic():
                 TrafficStat.objects.bulk_create(stat_rows)
                 PredictionSample.objects.bulk_create(sample_rows)
+                traced = _write_batches(requests, samples)
         except Exception:
             with self._lock:  # put them back so the next flush retries
                 for key, b in buckets.items():
                     self._merge(key, b)
                 self._samples = samples[: self.MAX_SAMPLES] + self._samples
+                self._requests = requests[-self.MAX_REQUESTS:] + self._requests
             raise
-        return len(stat_rows) + len(sample_rows)
+        return len(stat_rows) + len(sample_rows) + traced
 
     def _merge(self, key: tuple[int, int | None, int, str, int], b: _Bucket) -> None:
         mine = self._buckets.setdefault(key, _Bucket())
@@ -160,7 +200,54 @@ class Recorder:
     def discard(self) -> None:
         """Drop what is buffered (tests)."""
         with self._lock:
-            self._buckets, self._samples = {}, []
+            self._buckets, self._samples, self._requests = {}, [], []
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
+
+
+def _write_batches(requests: list[_Request], samples: list[dict[str, Any]]) -> int:
+    """Write one prediction batch per (endpoint, deployment, version, role, routing role, generation, window), then
+    one trace record per request; return the rows written."""
+    from deployments.models import Endpoint, PredictionRecord
+    from registry.lineage.services import BatchSpec, prediction_batches_record
+
+    if not requests:
+        return 0
+    window = max(int(settings.STRATUM_PREDICTION_BATCH_SECONDS), BUCKET_SECONDS)
+    groups: dict[tuple[int, int | None, int, str, str, int, int], list[_Request]] = defaultdict(list)
+    for r in requests:
+        groups[(r.endpoint_id, r.deployment_id, r.version_id, r.role, r.route_role, r.generation,
+                int(r.at // window))].append(r)
+    sampled = defaultdict(list)
+    for s in samples:
+        sampled[s["request_id"]].append({"inputs": s["inputs"], "outputs": s["outputs"], "error": s["error"]})
+    names = dict(Endpoint.objects.filter(pk__in={key[0] for key in groups}).values_list("pk", "name"))
+    groups = {key: rows for key, rows in groups.items() if key[0] in names}  # an endpoint deleted meanwhile
+    specs = []
+    for (endpoint_id, deployment_id, version_id, role, route_role, generation, index), rows in groups.items():
+        endpoint = names[endpoint_id]
+        start = datetime.fromtimestamp(index * window, UTC)
+        end = datetime.fromtimestamp((index + 1) * window, UTC)
+        schemas = sorted({r.schema for r in rows})
+        specs.append(BatchSpec(
+            version_id=version_id, name=f"{endpoint} {route_role or role} g{generation} {start:%Y-%m-%d %H:%M}",
+            endpoint=endpoint, window_start=start, window_end=end, row_count=sum(r.rows for r in rows),
+            process=PROCESS, deployment_name=f"{endpoint}#{deployment_id}" if deployment_id else "",
+            properties={"requests": len(rows), "errors": sum(r.error for r in rows), "traffic_role": role,
+                        "route_role": route_role, "routing_generation": generation,
+                        "input_schema": schemas, "input_schema_digest": _digest(schemas),
+                        "sampled": sum(len(sampled.get(r.request_id, ())) for r in rows),
+                        "sample_digest": _digest([sampled.get(r.request_id, []) for r in rows
+                                                  if r.request_id in sampled])}))
+    batches = prediction_batches_record(specs)
+    records = [PredictionRecord(request_id=r.request_id[:64], endpoint_id=r.endpoint_id, deployment_id=r.deployment_id,
+                                version_id=r.version_id, role=r.role, route_role=r.route_role, generation=r.generation,
+                                batch=batch, at=datetime.fromtimestamp(r.at, UTC))
+               for batch, rows in zip(batches, groups.values(), strict=True) if batch is not None for r in rows]
+    PredictionRecord.objects.bulk_create(records, batch_size=5000)
+    return len(batches) + len(records)
 
 
 recorder = Recorder()

@@ -43,12 +43,14 @@ def predict(name: str, payload: Any, *, token: CachedToken, headers: Any,
         predictions, probabilities = run_model(loaded, x)
     except Exception as error:
         recorder.record(state.endpoint_id, deployment_id, route["version_id"], "live",
-                        (time.perf_counter() - started) * 1000, True, len(x), None, request_id, x, str(error)[:300])
+                        (time.perf_counter() - started) * 1000, True, len(x), None, request_id, x, str(error)[:300],
+                        route_role=route.get("role", ""), generation=routing.get("generation", 0))
         raise GatewayError(502, "MODEL_ERROR", f"Version {route['number']} failed on this input: "
                                                f"{str(error)[:300]}") from error
     elapsed_ms = (time.perf_counter() - started) * 1000
     recorder.record(state.endpoint_id, deployment_id, route["version_id"], "live", elapsed_ms, False, len(x),
-                    predictions, request_id, x, None)
+                    predictions, request_id, x, None, route_role=route.get("role", ""),
+                    generation=routing.get("generation", 0))
     shadow = routing.get("shadow")
     if shadow and not preview and random.random() * 100 < shadow["percent"]:
         mirror.submit(state.endpoint_id, deployment_id, shadow, x, predictions, request_id)

@@ -49,12 +49,12 @@ class Mirror:
         except Exception as error:
             recorder.record(endpoint_id, deployment_id, shadow["version_id"], "shadow",
                             (time.perf_counter() - started) * 1000, True, len(x), None, request_id, x,
-                            str(error)[:300], compared=len(x), agreed=0)
+                            str(error)[:300], compared=len(x), agreed=0, route_role="shadow")
         else:
             agreed = sum(1 for a, b in zip(predictions, live, strict=False) if _same(a, b))
             recorder.record(endpoint_id, deployment_id, shadow["version_id"], "shadow",
                             (time.perf_counter() - started) * 1000, False, len(x), predictions, request_id, x, None,
-                            compared=len(x), agreed=agreed)
+                            compared=len(x), agreed=agreed, route_role="shadow")
         finally:
             with self._lock:
                 self._pending -= 1

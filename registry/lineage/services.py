@@ -46,7 +46,8 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     NodeKind.CODE_COMMIT: ("repository", "commit"),
     NodeKind.CONVERTED_ARTIFACT: ("model", "name", "version", "digest"),
     NodeKind.DEPLOYMENT: ("model", "name", "external_id"),
-    NodeKind.PREDICTION_BATCH: ("model", "name", "endpoint", "window_start", "window_end"),
+    # external_id: the process that counted a gateway batch (two processes' batches of one window are two nodes)
+    NodeKind.PREDICTION_BATCH: ("model", "name", "endpoint", "window_start", "window_end", "external_id"),
     NodeKind.EXTERNAL_RUN: ("model", "external_id"),
 }
 TEXT_LIMITS = {"name": 500, "version": 128, "uri": 2048, "digest": 128, "repository": 2048, "commit": 64,
@@ -235,6 +236,82 @@ def version_node_ensure(version: ModelVersion) -> tuple[LineageNode, bool]:
         model_version=version, name=version.model.name, version=str(version.number), uri=version.source_uri,
         properties={"run_id": version.run_id} if version.run_id else {}, owner=version.creator)
     return node, True
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """A prediction batch a serving process counted: requests one version answered on one endpoint in one window."""
+
+    version_id: int
+    name: str
+    endpoint: str
+    window_start: datetime
+    window_end: datetime
+    row_count: int
+    process: str  # which process counted it: two processes' batches of one window are two nodes
+    properties: dict[str, Any]
+    deployment_name: str = ""  # the deployment node's name (endpoint#id), when a rollout routed the requests
+
+
+def merge_batch_properties(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A batch's counts after another flush of the same window: counts add up, schemas unite, digests chain."""
+    merged = {**old, **new}
+    for name in ("requests", "errors", "sampled"):
+        merged[name] = int(old.get(name) or 0) + int(new.get(name) or 0)
+    merged["input_schema"] = sorted(set(old.get("input_schema") or []) | set(new.get("input_schema") or []))
+    for name in ("input_schema_digest", "sample_digest"):
+        merged[name] = hashlib.sha256(f"{old.get(name, '')}{new.get(name, '')}".encode()).hexdigest()
+    return merged
+
+
+def prediction_batches_record(specs: list[BatchSpec]) -> list[LineageNode | None]:
+    """Record flushed prediction batches, each produced by its model version and its deployment (in bulk, a fixed
+    number of queries; new leaves cannot close a cycle, so no graph lock). No domain event: a batch is a system
+    record of traffic, written every few seconds, not an act of a person; the deployment it follows was audited.
+    The answer is aligned with `specs`: None where the version was deleted meanwhile."""
+    if not specs:
+        return []
+    versions = {v.pk: v for v in ModelVersion.objects.filter(pk__in={s.version_id for s in specs})
+                .select_related("model")}
+    version_nodes = {n.model_version_id: n for n in LineageNode.objects.filter(model_version_id__in=versions)}
+    for version_id, version in versions.items():
+        if version_id not in version_nodes:  # a version registered before lineage existed
+            version_nodes[version_id], _ = version_node_ensure(version)
+    wanted = {(versions[s.version_id].model_id, s.deployment_name) for s in specs if s.deployment_name}
+    deployment_nodes = {(n.model_id, n.name): n for n in LineageNode.objects.filter(
+        kind=NodeKind.DEPLOYMENT, model_id__in={m for m, _ in wanted}, name__in={d for _, d in wanted})}
+    kept = [spec for spec in specs if spec.version_id in versions]
+    keys = [_identity_key(NodeKind.PREDICTION_BATCH, {
+        "model": versions[s.version_id].model_id, "name": s.name, "endpoint": s.endpoint, "external_id": s.process,
+        "window_start": s.window_start, "window_end": s.window_end}) for s in kept]
+    # A process flushes every second or so: a window's later flushes add to the batch its first flush created.
+    existing = {n.key: n for n in LineageNode.objects.filter(kind=NodeKind.PREDICTION_BATCH, key__in=keys)}
+    nodes, new, grown = [], [], []
+    for spec, key in zip(kept, keys, strict=True):
+        node = existing.get(key)
+        if node is not None:
+            node.row_count = (node.row_count or 0) + spec.row_count
+            node.properties = merge_batch_properties(node.properties, spec.properties)
+            grown.append(node)
+        else:
+            node = LineageNode(
+                kind=NodeKind.PREDICTION_BATCH, key=key, model_id=versions[spec.version_id].model_id,
+                name=spec.name[:500], version=str(versions[spec.version_id].number), endpoint=spec.endpoint[:256],
+                external_id=spec.process[:256], window_start=spec.window_start, window_end=spec.window_end,
+                row_count=spec.row_count, properties=spec.properties)
+            new.append((spec, node))
+        nodes.append(node)
+    LineageNode.objects.bulk_update(grown, ["row_count", "properties"])
+    LineageNode.objects.bulk_create([node for _, node in new])
+    edges = []
+    for spec, node in new:
+        edges.append(LineageEdge(upstream=version_nodes[spec.version_id], downstream=node, kind=EdgeKind.PRODUCED))
+        deployment = deployment_nodes.get((node.model_id, spec.deployment_name))
+        if deployment is not None:
+            edges.append(LineageEdge(upstream=deployment, downstream=node, kind=EdgeKind.PRODUCED))
+    LineageEdge.objects.bulk_create(edges)
+    made = dict(zip(map(id, kept), nodes, strict=True))
+    return [made.get(id(spec)) for spec in specs]
 
 
 def _system_node(kind: str, owner: Any, **fields: Any) -> LineageNode:
