@@ -56,6 +56,8 @@ urlpatterns = [
     path("lineage/nodes/<int:node_id>/impact", lineage_api.LineageImpactApi.as_view(), name="api-lineage-impact"),
     path("lineage/edges", lineage_api.LineageEdgeCreateApi.as_view(), name="api-lineage-edges"),
     path(f"lineage/{V}", lineage_api.LineageVersionApi.as_view(), name="api-lineage-version"),
+    path(f"lineage/{V}/openlineage", lineage_api.OpenLineageVersionApi.as_view(), name="api-lineage-openlineage-out"),
+    path("lineage/openlineage", lineage_api.OpenLineageIngestApi.as_view(), name="api-lineage-openlineage"),
     path("tokens", access_api.TokenListApi.as_view(), name="api-tokens"),
     path("tokens/<str:prefix>", access_api.TokenDetailApi.as_view(), name="api-token"),
 ]

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from registry import selectors
 from registry.errors import InvalidInput, NotFound
+from registry.lineage import openlineage
 from registry.lineage import selectors as lineage
 from registry.lineage import services as lineage_services
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
@@ -187,3 +188,27 @@ class LineageVersionApi(APIView):
                                      direction=request.query_params.get("direction") or "both",
                                      depth=_depth(request.query_params.get("depth")))
         return Response(graph_output(graph))
+
+
+class OpenLineageIngestApi(APIView):
+    """Accept an OpenLineage run event (Airflow, Spark, dbt …): COMPLETE events record datasets, feature sets
+    (outputs with the facet {"stratum": {"kind": "feature_set"}}) and derived_from edges."""
+
+    @extend_schema(operation_id="lineage_openlineage_ingest", request=OpenApiTypes.OBJECT,
+                   responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT})
+    def post(self, request: Request) -> Response:
+        """Record the event (201), or acknowledge an event type that records nothing (200)."""
+        result = openlineage.openlineage_ingest(actor=request.user, raw=request.data)
+        return Response(result, status=status.HTTP_201_CREATED if result["recorded"] else status.HTTP_200_OK)
+
+
+class OpenLineageVersionApi(APIView):
+    """A version's lineage as OpenLineage run events (its training and its deployments)."""
+
+    @extend_schema(operation_id="lineage_version_openlineage", responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str, ref: str) -> Response:
+        """Return {"events": [...]} in OpenLineage's JSON form."""
+        model = selectors.model_get(actor=request.user, name=name)
+        version = selectors.version_resolve(model=model, ref=ref)
+        namespace = f"stratum://{request.get_host()}"
+        return Response({"events": openlineage.version_openlineage(version=version, namespace=namespace)})
