@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from registry import permissions
@@ -34,6 +34,7 @@ from registry.tracking.experiments import experiment_get, experiments_visible
 from registry.tracking.run_search import run_search
 from registry.tracking.runs import runs_visible
 
+KEYS_FROM_RUNS = 200  # the newest runs whose metric and param keys the column picker offers
 MAX_COLUMNS = 8  # chosen metric columns and param columns each
 MAX_POINTS_PER_CHART = 2000  # a longer history is thinned evenly for the chart (first and last point kept)
 MAX_COMPARED_RUNS = 5
@@ -72,8 +73,11 @@ def experiment_list(*, actor: Any) -> QuerySet[Experiment]:
 
 
 def experiment_keys(*, actor: Any, experiment: Experiment) -> dict[str, list[str]]:
-    """The metric and param keys the actor's active runs of `experiment` logged (two queries): the column choices."""
-    runs = runs_visible(actor).filter(experiment=experiment, lifecycle_stage=LifecycleStage.ACTIVE).values("pk")
+    """The metric and param keys the actor's KEYS_FROM_RUNS most recently started active runs of `experiment`
+    logged (two queries): the column choices. Bounded so the page's cost does not grow with the experiment's
+    history; a key only older runs logged can still be filtered and sorted on."""
+    runs = (runs_visible(actor).filter(experiment=experiment, lifecycle_stage=LifecycleStage.ACTIVE)
+            .order_by(F("start_time").desc(nulls_last=True), "run_id").values("pk")[:KEYS_FROM_RUNS])
     metrics = RunMetric.objects.filter(run__in=runs).order_by("key").values_list("key", flat=True).distinct()
     params = RunParam.objects.filter(run__in=runs).order_by("key").values_list("key", flat=True).distinct()
     return {"metrics": list(metrics[:500]), "params": list(params[:500])}

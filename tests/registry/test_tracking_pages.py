@@ -182,3 +182,20 @@ def test_query_counts_do_not_grow_with_runs_metrics_or_files(client_for, owner, 
     many = [_count(client, "/experiments/"), _count(client, f"/experiments/{experiment.pk}/"),
             _count(client, f"/runs/{first.run_id}/")]
     assert few == many, f"queries for (list, experiment, run): {few} with few rows, {many} with many"
+
+
+@pytest.mark.parametrize("query", [
+    {"filter": "params.max_depth = 'a\x00b'"}, {"filter": "metrics.auc > 1e999"}, {"order": "metrics.`a\x00` DESC"},
+    {"metric": "a\x00b", "param": "\x00"}, {"page": "x\x00"}, {"filter": "x" * 5000},
+    {"filter": "tags.`" + "a" * 300 + "` = 'b'"}, {"filter": "metrics.auc > 9223372036854775808"},
+])
+def test_hostile_queries_never_break_the_experiment_page(client_for, owner, experiment, query):
+    log_run(owner, experiment, "one", auc=[0.5], depth="4")
+    response = client_for(owner).get(f"/experiments/{experiment.pk}/", query)
+    assert response.status_code in (200, 400), response.status_code
+
+
+@pytest.mark.parametrize("url", ["/experiments/99999999999999999999999/", "/runs/" + "a" * 40 + "/",
+                                 "/runs/a%00b/", "/runs/abc/artifacts/%00", "/compare/runs/?runs=a%00,b"])
+def test_hostile_ids_are_404_or_400(client_for, owner, url):
+    assert client_for(owner).get(url).status_code in (400, 404)
