@@ -204,3 +204,21 @@ def lineage_figure(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], wid
                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
     layout["margin"] = {"l": 20, "r": 20, "t": 40, "b": 20}
     return {"data": traces, "layout": layout}
+
+
+# ------------------------------------------------------------------------------------------------ run metrics
+
+
+def metric_history_figure(name: str, points: Iterable[tuple[int, float]]) -> dict[str, Any]:
+    """Return one metric's history over the steps of a run as a line chart (x: step, y: value).
+
+    Built as a plain figure dict: plotly's Figure validation costs more than the page's queries for long histories.
+    """
+    rows = list(points)
+    trace = {"type": "scatter", "x": [step for step, _ in rows], "y": [value for _, value in rows], "name": name,
+             "mode": "lines+markers" if len(rows) <= 60 else "lines", "line": {"color": ACCENT, "width": 2},
+             "marker": {"size": 5, "color": ACCENT}, "hovertemplate": "step %{x}: %{y:.6g}<extra></extra>"}
+    layout = _layout(name, height=260, showlegend=False,
+                     xaxis={"title": {"text": "step"}, "gridcolor": GRID, "zeroline": False},
+                     yaxis={"gridcolor": GRID, "zeroline": False, "tickformat": ".4~g"})
+    return {"data": [trace], "layout": layout}

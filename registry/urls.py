@@ -5,6 +5,7 @@ from django.urls import path
 from registry.compare import views as views_compare
 from registry.lineage import views as views_lineage
 from registry.pipeline import views as views_pipeline
+from registry.tracking import views as views_tracking
 from registry.views import models as views_models
 from registry.views import tokens as views_tokens
 from registry.views import versions as views_versions
@@ -45,6 +46,11 @@ urlpatterns = [
         views_lineage.VersionLineageView.as_view(),
         name="version-lineage",
     ),
+    path("experiments/", views_tracking.ExperimentListView.as_view(), name="experiment-list"),
+    path("experiments/<int:experiment_id>/", views_tracking.ExperimentDetailView.as_view(), name="experiment-detail"),
+    path("runs/<str:run_id>/", views_tracking.RunDetailView.as_view(), name="run-detail"),
+    path("runs/<str:run_id>/artifacts/<path:path>", views_tracking.RunArtifactView.as_view(), name="run-artifact"),
+    path("compare/runs/", views_tracking.RunCompareView.as_view(), name="run-compare"),
     path("tokens/", views_tokens.TokenListView.as_view(), name="token-list"),
     path("tokens/<int:pk>/revoke/", views_tokens.TokenRevokeView.as_view(), name="token-revoke"),
 ]

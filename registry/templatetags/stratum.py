@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -94,3 +95,14 @@ def artifact_tree(artifacts: Iterable[Any]) -> list[TreeRow]:
 def indent(depth: int) -> str:
     """Return a CSS padding value for a tree row at `depth`."""
     return f"{1.25 + 1.25 * int(depth):.2f}rem"
+
+
+@register.filter
+def ms_datetime(value: Any) -> datetime | None:
+    """Turn milliseconds since the epoch (MLflow's run times) into an aware UTC datetime for the `date` filter."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
