@@ -33,10 +33,12 @@ from registry.models.core import (
     VersionTag,
 )
 from registry.pipeline.models import (
+    ArtifactRelease,
     ArtifactScan,
     Job,
     JobKind,
     JobState,
+    ReleaseState,
     RetrainRequest,
     RetrainRule,
     RetrainTrigger,
@@ -68,6 +70,7 @@ __all__ = [
     "Alias",
     "Artifact",
     "ArtifactFormat",
+    "ArtifactRelease",
     "ArtifactScan",
     "Blob",
     "DatasetRole",
@@ -86,6 +89,7 @@ __all__ = [
     "ModelVersion",
     "NodeKind",
     "RegisteredModel",
+    "ReleaseState",
     "RetrainRequest",
     "RetrainRule",
     "RetrainTrigger",
