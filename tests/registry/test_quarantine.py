@@ -263,7 +263,8 @@ def test_four_eyes_release_serves_the_file_and_revoke_quarantines_it_again(api_c
                        ("artifact_release.revoked", "maint")]
     audited = list(AuditEvent.objects.filter(action__startswith="artifact_release.").order_by("seq")
                    .values_list("action", "actor_username", "model_name"))
-    assert audited == [("artifact_release.requested", "maint", "churn"), ("artifact_release.approved", "admin", "churn"),
+    assert audited == [("artifact_release.requested", "maint", "churn"),
+                       ("artifact_release.approved", "admin", "churn"),
                        ("artifact_release.revoked", "maint", "churn")]
     listed = maint.get("/api/v1/models/churn/releases").json()["releases"]
     assert [r["state"] for r in listed] == ["revoked"]
