@@ -54,6 +54,12 @@ class ReleaseOutput(serializers.Serializer):
     revoke_reason = serializers.CharField()
 
 
+class ReleaseListOutput(serializers.Serializer):
+    """A model's releases, newest first."""
+
+    releases = ReleaseOutput(many=True)
+
+
 class ReleaseRequestInput(serializers.Serializer):
     """Which file of which version, the exact globals accepted, and why."""
 
@@ -80,7 +86,7 @@ def _valid(serializer: serializers.Serializer) -> dict[str, Any]:
 class ReleaseListApi(APIView):
     """List a model's releases (anyone who sees the model), or ask for one (maintainers)."""
 
-    @extend_schema(operation_id="models_releases_list", responses=ReleaseOutput(many=True))
+    @extend_schema(operation_id="models_releases_list", responses=ReleaseListOutput)
     def get(self, request: Request, name: str) -> Response:
         model = selectors.model_get(actor=request.user, name=name)
         return Response({"releases": [release_output(r) for r in releases.model_releases(model=model)]})
