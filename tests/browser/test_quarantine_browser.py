@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 
 from registry import access, services
 from registry.models import ArtifactRelease, Role
-from tests.browser.test_pages_browser import sign_in
+from tests.browser.test_governance_browser import sign_in  # clears the cookies first
 from tests.conftest import spooled
 from tests.registry.pickle_corpus import MALICIOUS
 
@@ -53,7 +53,6 @@ def test_quarantine_banner_no_download_and_four_eyes_release(page: Page, live_se
     expect(page.locator(".quarantine-banner")).to_be_visible()  # still quarantined
 
     # An administrator approves: the banner goes and the Download button is back.
-    page.context.clear_cookies()
     sign_in(page, base, "admin")
     page.goto(f"{base}/models/churn/versions/1/")
     page.get_by_role("button", name="Approve release").click()

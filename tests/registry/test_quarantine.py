@@ -91,10 +91,12 @@ def test_version_trust_for_a_page_is_a_fixed_number_of_queries(registered_model,
     for v in versions[:4]:
         _scan(v)
     ids = [v.pk for v in versions]
-    with django_assert_num_queries(3):  # files, scans, releases: whatever the number of versions and files
+    with django_assert_num_queries(2):  # the files not plainly clean with their verdicts, then releases
         trust = versions_trust(ids)
     assert [trust[i].state for i in ids] == ["quarantined", "quarantined", "clean", "clean", "pending"]
     assert trust[ids[0]].offending == ["posix.system"]
+    with django_assert_num_queries(1):  # nothing quarantined: no release to look up
+        assert {t.state for t in versions_trust(ids[2:]).values()} == {"clean", "pending"}
 
 
 # ------------------------------------------------------------------------------------------ every route

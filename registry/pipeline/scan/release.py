@@ -88,8 +88,8 @@ def release_approve(*, release: ArtifactRelease, actor: Any) -> ArtifactRelease:
         raise Forbidden("Only an administrator may approve the release of a quarantined file.")
     with transaction.atomic():
         model_lock(model.pk)
-        release = ArtifactRelease.objects.select_for_update(no_key=True).select_related("model", "version").get(
-            pk=release.pk)
+        release = ArtifactRelease.objects.select_for_update(no_key=True, of=("self",)).select_related(
+            "model", "version", "requested_by").get(pk=release.pk)
         if release.state != ReleaseState.REQUESTED:
             raise InvalidState(f"Release {release.pk} is {release.state}; only a requested release can be approved.")
         release.state, release.approved_by, release.approved_at = ReleaseState.APPROVED, actor, timezone.now()
@@ -108,8 +108,8 @@ def release_revoke(*, release: ArtifactRelease, actor: Any, reason: Any) -> Arti
     reason = _clean_reason(reason, "revoking a release")
     with transaction.atomic():
         model_lock(model.pk)
-        release = ArtifactRelease.objects.select_for_update(no_key=True).select_related("model", "version").get(
-            pk=release.pk)
+        release = ArtifactRelease.objects.select_for_update(no_key=True, of=("self",)).select_related(
+            "model", "version", "requested_by").get(pk=release.pk)
         if release.state == ReleaseState.REVOKED:
             raise InvalidState(f"Release {release.pk} is already revoked.")
         was = release.state

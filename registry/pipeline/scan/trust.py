@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, FilteredRelation, Q, QuerySet
 
 from registry.errors import Quarantined
 from registry.models import Artifact, ArtifactRelease, ArtifactScan, ReleaseState
@@ -188,31 +188,40 @@ def ensure_digest_servable(sha256: str, *, path: str = "") -> Trust:
     return trust
 
 
+@dataclass(frozen=True)
+class _Verdict:
+    """The columns of a scan that trust reads."""
+
+    verdict: str
+    quarantined: bool
+    offending: list[str]
+    detail: str
+
+
 def versions_trust(version_ids: Iterable[int] | QuerySet) -> dict[int, VersionTrust]:
-    """Return the trust of each version (by pk) in three queries at most, whatever their number of files."""
-    ids = version_ids if isinstance(version_ids, QuerySet) else list(version_ids)
-    out: dict[int, VersionTrust] = {}
+    """Return the trust of each version (by pk, or a queryset of versions) in one query, two when a file is
+    quarantined: only the files that are not plainly clean come back, so the cost follows them, not the page."""
+    ids = version_ids.values("pk") if isinstance(version_ids, QuerySet) else list(version_ids)
+    out: dict[int, VersionTrust] = {} if isinstance(ids, QuerySet) else {pk: VersionTrust() for pk in ids}
     if not isinstance(ids, QuerySet) and not ids:
         return out
-    files = list(Artifact.objects.filter(version_id__in=ids)
-                 .values_list("pk", "version_id", "version__model_id", "path", "blob_id", "format"))
-    for version_id in ([] if isinstance(ids, QuerySet) else ids):
-        out[version_id] = VersionTrust()
-    if not files:
-        return out
-    scans = {(s.artifact_id, s.blob_id): s for s in ArtifactScan.objects.filter(artifact__version_id__in=ids).only(
-        "artifact_id", "blob_id", "verdict", "quarantined", "offending", "detail")}
-    suspect = {(model_id, sha) for pk, _, model_id, _, sha, _ in files
-               if (scan := scans.get((pk, sha))) is not None and scan.quarantined}
+    current = FilteredRelation("scans", condition=Q(scans__blob_id=F("blob_id")))  # the verdict of this content
+    rows = list(
+        Artifact.objects.filter(version_id__in=ids).annotate(current=current)
+        .filter(Q(current__quarantined=True) | Q(current__isnull=True, format__in=NEEDS_SCAN_FORMATS))
+        .order_by("version_id", "path")
+        .values_list("version_id", "version__model_id", "path", "blob_id", "format", "current__pk",
+                     "current__verdict", "current__quarantined", "current__offending", "current__detail"))
+    suspect = {(model_id, sha) for _, model_id, _, sha, _, scan_pk, _, quarantined, _, _ in rows if quarantined}
     releases: dict[tuple[int, str], ArtifactRelease] = {}
     if suspect:
         for release in ArtifactRelease.objects.filter(state=ReleaseState.APPROVED,
                                                       model_id__in={m for m, _ in suspect},
                                                       blob_id__in={s for _, s in suspect}):
             releases[(release.model_id, release.blob_id)] = release
-    for pk, version_id, model_id, path, sha, fmt in sorted(files, key=lambda f: (f[1], f[3])):
-        trust = decide(path=path, sha256=sha, fmt=fmt, scan=scans.get((pk, sha)),
-                       release=releases.get((model_id, sha)))
+    for version_id, model_id, path, sha, fmt, scan_pk, verdict, quarantined, offending, detail in rows:
+        scan = None if scan_pk is None else _Verdict(verdict, bool(quarantined), offending or [], detail or "")
+        trust = decide(path=path, sha256=sha, fmt=fmt, scan=scan, release=releases.get((model_id, sha)))
         out.setdefault(version_id, VersionTrust()).add(trust)
     return out
 
