@@ -53,6 +53,14 @@ class InvalidState(DomainError):
     status = 409
 
 
+class Quarantined(DomainError):
+    """A file's bytes are withheld: its scan quarantined it (and no four-eyes release covers it) or, for a
+    pickle-family file, no scan has passed it yet."""
+
+    code = "QUARANTINED"
+    status = 409
+
+
 class UploadTooLarge(DomainError):
     """An upload exceeded STRATUM_MAX_UPLOAD_BYTES."""
 

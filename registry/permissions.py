@@ -83,6 +83,26 @@ def can_manage_roles(user, model: RegisteredModel) -> bool:
     return has_model_role(user, model, Role.OWNER)
 
 
+def is_administrator(user) -> bool:
+    """Staff and superusers administer the whole registry."""
+    return bool(user and user.is_authenticated and user.is_active and (user.is_staff or user.is_superuser))
+
+
+def can_request_release(user, model: RegisteredModel) -> bool:
+    """Maintainers of a model may ask for a quarantined file of it to be released."""
+    return has_model_role(user, model, Role.MAINTAINER)
+
+
+def can_approve_release(user, model: RegisteredModel, requested_by_id: int | None) -> bool:
+    """An administrator approves a release, never the person who asked for it (four eyes)."""
+    return is_administrator(user) and requested_by_id is not None and requested_by_id != user.pk
+
+
+def can_revoke_release(user, model: RegisteredModel) -> bool:
+    """A maintainer of the model or an administrator may withdraw a release (or a request for one)."""
+    return has_model_role(user, model, Role.MAINTAINER) or is_administrator(user)
+
+
 def can_create_model(user) -> bool:
     """Any signed-in active user may create a model (and becomes its owner)."""
     return bool(user and user.is_authenticated and user.is_active)

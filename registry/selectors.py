@@ -175,6 +175,17 @@ def artifact_get(*, version: ModelVersion, path: str) -> Artifact:
     return artifact
 
 
+def artifact_download_get(*, version: ModelVersion, path: str) -> Artifact:
+    """Return one file of a version whose bytes may be handed out, or raise NotFound, or Quarantined naming why its
+    bytes are withheld (every download route, and any redirect to the store, asks here first)."""
+    from registry.pipeline.scan.trust import ensure_servable
+
+    artifact = artifact_get(version=version, path=path)
+    artifact.version = version  # the model is already known: the trust check asks no more about it
+    ensure_servable(artifact)
+    return artifact
+
+
 def metric_series(*, model: RegisteredModel) -> dict[str, list[tuple[int, float]]]:
     """Return each metric of a model as (version number, value) pairs in version order."""
     series: dict[str, list[tuple[int, float]]] = {}

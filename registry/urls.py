@@ -7,6 +7,7 @@ from registry.lineage import views as views_lineage
 from registry.pipeline import views as views_pipeline
 from registry.tracking import views as views_tracking
 from registry.views import models as views_models
+from registry.views import releases as views_releases
 from registry.views import tokens as views_tokens
 from registry.views import versions as views_versions
 from registry.webhooks import views as views_webhooks
@@ -36,6 +37,12 @@ urlpatterns = [
         name="version-pipeline",
     ),
     path("scanner/", views_pipeline.ScannerView.as_view(), name="scanner"),
+    path("models/<str:name>/versions/<int:number>/releases/", views_releases.ReleaseRequestView.as_view(),
+         name="release-request"),
+    path("models/<str:name>/releases/<int:pk>/approve/", views_releases.ReleaseApproveView.as_view(),
+         name="release-approve"),
+    path("models/<str:name>/releases/<int:pk>/revoke/", views_releases.ReleaseRevokeView.as_view(),
+         name="release-revoke"),
     path("webhooks/", views_webhooks.WebhookListView.as_view(), name="webhook-list"),
     path("webhooks/<int:pk>/", views_webhooks.WebhookDetailView.as_view(), name="webhook-detail"),
     path("compare/", views_compare.VersionCompareView.as_view(), name="compare"),

@@ -123,7 +123,19 @@ def world(make_user) -> dict[str, Any]:
 
 
 def _seed_for(path: str, world: dict[str, Any]) -> None:
-    """Build the costlier objects only for the operations that use them: a model card, a rollout in progress."""
+    """Build the costlier objects only for the operations that use them: a model card, a rollout in progress, a
+    quarantined file with a release asked for."""
+    if "/releases" in path:
+        from registry.pipeline.scan.release import release_request
+        from tests.registry.pickle_corpus import MALICIOUS
+
+        version = services.version_create(model=world["model"], actor=world["admin"],
+                                          files=[("model.pkl", spooled(MALICIOUS["os.system"][0]))])
+        for artifact in version.artifacts.all():
+            job_run(scan_enqueue(artifact).pk)
+        release = release_request(version=version, path="model.pkl", accepted_globals=["posix.system"],
+                                  reason="Reviewed.", actor=world["admin"])
+        world["ids"]["/api/v1/models/{name}/releases"] = release.pk
     if "/card" in path:
         cards.card_create(version=world["model"].versions.get(number=1), actor=world["admin"])
     if path.startswith("/api/v1/deployments/"):

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 
 from deployments.serving.errors import GatewayError
-from deployments.serving.sessions import warm
+from deployments.serving.sessions import forget_quarantined, warm
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def endpoint_state(name: str) -> EndpointState:
     if state is not None:
         generation = Endpoint.objects.filter(pk=state.endpoint_id).values_list("generation", flat=True).first()
         if generation == state.generation:
+            forget_quarantined(state.routing)  # content quarantined since it was loaded is not served on
             state.checked = now
             return state
     row = (Endpoint.objects.filter(name=name).select_related("model")

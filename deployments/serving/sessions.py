@@ -44,8 +44,14 @@ def _load(sha256: str) -> LoadedModel:
     import onnxruntime as ort
 
     from registry.artifacts.storage import blob_open
+    from registry.errors import Quarantined
     from registry.models import Blob
+    from registry.pipeline.selectors import ensure_digest_servable
 
+    try:
+        ensure_digest_servable(sha256, path=f"model file {sha256[:12]}…")  # before a byte is read
+    except Quarantined as exc:
+        raise GatewayError(409, "QUARANTINED", exc.message) from None
     blob = Blob.objects.get(sha256=sha256)
     with blob_open(blob) as fh:
         data = fh.read()
@@ -76,6 +82,16 @@ def refuse_external_data(data: bytes, sha256: str) -> None:
         raise GatewayError(422, "MODEL_EXTERNAL_DATA", f"The model file {sha256[:12]}… stores tensors in external "
                                                        f"files ({', '.join(sorted({loc for _, loc in refs}))[:200]}); "
                                                        "it will not be served.")
+
+
+def forget_quarantined(routing: dict[str, Any]) -> None:
+    """Drop this process's sessions of any content the routing serves that is quarantined now (a rescan, a revoked
+    release): the next request loads it again, and that load refuses it."""
+    from registry.pipeline.selectors import quarantined_digests
+
+    for sha in quarantined_digests(_routing_hashes(routing)):
+        with _sessions_lock:
+            _sessions.pop(sha, None)
 
 
 def warm(routing: dict[str, Any]) -> None:

@@ -98,7 +98,7 @@ class ArtifactFileApi(UploadApi):
     def get(self, request: Request, name: str, ref: str, path: str) -> HttpResponse:
         model = selectors.model_get(actor=request.user, name=name)
         version = selectors.version_resolve(model=model, ref=ref)
-        artifact = selectors.artifact_get(version=version, path=path)
+        artifact = selectors.artifact_download_get(version=version, path=path)  # refuses quarantined bytes
         etag = f'"{artifact.blob_id}"'
         common = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=0, must-revalidate"}
         if request.META.get("HTTP_IF_NONE_MATCH") == etag:

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from registry.lineage.selectors import runs_held_elsewhere
 from registry.models import AccessToken, Artifact, ModelRole, ModelVersion, RegisteredModel, Role
+from registry.pipeline.scan.trust import TrustState, VersionTrust, versions_trust
 from registry.validation import json_loads
 
 
@@ -146,16 +147,19 @@ class VersionListOutput(serializers.ListSerializer):
     def to_representation(self, data: Any) -> list[dict[str, Any]]:
         rows = list(data.all() if hasattr(data, "all") else data)
         self.child.runs_elsewhere = runs_held_elsewhere(v.run_id for v in rows)
+        self.child.trust = versions_trust([v.pk for v in rows])
         try:
             return [self.child.to_representation(v) for v in rows]
         finally:
             self.child.runs_elsewhere = None
+            self.child.trust = None
 
 
 class VersionOutput(serializers.Serializer):
     """A model version with its provenance (plain fields, for speed)."""
 
     runs_elsewhere: set[str] | None = None  # set by VersionListOutput for a page
+    trust: dict[int, VersionTrust] | None = None  # likewise
 
     class Meta:
         list_serializer_class = VersionListOutput
@@ -171,6 +175,11 @@ class VersionOutput(serializers.Serializer):
     run_verified = serializers.SerializerMethodField(
         help_text="Whether Stratum holds the run the version names: false for a run tracked on another server (not "
                   "verified by Stratum), null when the version names no run.")
+    scan_status = serializers.SerializerMethodField(
+        help_text="Whether the version's files may be served: clean, pending (a pickle-family file awaits its scan), "
+                  "quarantined (a scan found globals a load would import; nothing is served) or released (a "
+                  "quarantined file was released by a maintainer and an administrator).")
+    scan_detail = serializers.SerializerMethodField(help_text="Why, naming the files and the offending globals.")
     description = serializers.CharField()
     creator = serializers.CharField(source="creator.username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
@@ -192,6 +201,7 @@ class VersionOutput(serializers.Serializer):
         per-call copy of 24 field objects cost more than the database. tests/registry/test_api.py checks this
         against DRF's own rendering of the same declarations."""
         creator = obj.creator if obj.creator_id is not None else None
+        trust = self._trust(obj)
         return {
             "model": obj.model.name,
             "version": int(obj.number),
@@ -202,6 +212,8 @@ class VersionOutput(serializers.Serializer):
             "source_uri": str(obj.source_uri),
             "run_id": str(obj.run_id),
             "run_verified": self.get_run_verified(obj),
+            "scan_status": str(trust.state),
+            "scan_detail": trust.detail,
             "description": str(obj.description),
             "creator": None if creator is None else str(creator.username),
             "created_at": _iso(obj.created_at),
@@ -225,6 +237,17 @@ class VersionOutput(serializers.Serializer):
             return None
         elsewhere = self.runs_elsewhere if self.runs_elsewhere is not None else runs_held_elsewhere([obj.run_id])
         return obj.run_id not in elsewhere
+
+    def _trust(self, obj: ModelVersion) -> VersionTrust:
+        known = self.trust if self.trust is not None else versions_trust([obj.pk])
+        return known.get(obj.pk) or VersionTrust()
+
+    @extend_schema_field({"type": "string", "enum": [s.value for s in TrustState]})
+    def get_scan_status(self, obj: ModelVersion) -> str:
+        return str(self._trust(obj).state)
+
+    def get_scan_detail(self, obj: ModelVersion) -> str:
+        return self._trust(obj).detail
 
     def get_tags(self, obj: ModelVersion) -> dict[str, str]:
         return {t.key: t.value for t in obj.tags.all()}

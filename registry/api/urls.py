@@ -9,6 +9,7 @@ from registry.api import versions as versions_api
 from registry.compare import api as compare_api
 from registry.lineage import api as lineage_api
 from registry.pipeline import api as pipeline_api
+from registry.pipeline.scan import api as release_api
 from registry.webhooks import api as webhooks_api
 
 V = "models/<str:name>/versions/<str:ref>"
@@ -25,6 +26,11 @@ urlpatterns = [
          name="api-retrain-rule"),
     path("models/<str:name>/retrain-requests", pipeline_api.RetrainRequestListApi.as_view(),
          name="api-retrain-requests"),
+    path("models/<str:name>/releases", release_api.ReleaseListApi.as_view(), name="api-releases"),
+    path("models/<str:name>/releases/<int:pk>/approve", release_api.ReleaseApproveApi.as_view(),
+         name="api-release-approve"),
+    path("models/<str:name>/releases/<int:pk>/revoke", release_api.ReleaseRevokeApi.as_view(),
+         name="api-release-revoke"),
     path(V, versions_api.VersionDetailApi.as_view(), name="api-version"),
     path(f"{V}/stage", versions_api.VersionStageApi.as_view(), name="api-version-stage"),
     path(f"{V}/deprecation", versions_api.VersionDeprecateApi.as_view(), name="api-version-deprecation"),

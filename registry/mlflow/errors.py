@@ -29,7 +29,9 @@ STATUS = {
     "TEMPORARILY_UNAVAILABLE": 503,
 }
 # Domain codes that are not MLflow ErrorCode names.
-DOMAIN_CODES = {"PAYLOAD_TOO_LARGE": "RESOURCE_LIMIT_EXCEEDED", "INSUFFICIENT_STORAGE": "RESOURCE_EXHAUSTED"}
+# A quarantined file is PERMISSION_DENIED to everyone: the client shows the code and the message naming the quarantine.
+DOMAIN_CODES = {"PAYLOAD_TOO_LARGE": "RESOURCE_LIMIT_EXCEEDED", "INSUFFICIENT_STORAGE": "RESOURCE_EXHAUSTED",
+                "QUARANTINED": "PERMISSION_DENIED"}
 DRF_CODES: list[tuple[type[Exception], str, int]] = [
     (exceptions.NotAuthenticated, "UNAUTHENTICATED", 401),
     (exceptions.AuthenticationFailed, "UNAUTHENTICATED", 401),

@@ -19,6 +19,7 @@ from registry.errors import AlreadyExists, InvalidInput, NotFound
 from registry.mlflow import shapes
 from registry.mlflow.common import Args, invalid, mlflow_view, page_offset, page_token, paged
 from registry.models import Stage
+from registry.pipeline.scan.trust import ensure_version_servable
 from registry.tracking import artifacts as tracking_artifacts
 from registry.tracking import logged_models, runs
 
@@ -173,7 +174,8 @@ def registered_model_latest_versions(request: Request, args: Args) -> dict[str, 
     latest = selectors.latest_versions_by_stage(model_ids=[model.pk], stages=wanted).get(model.pk, [])
     fresh = selectors.version_queryset_lean().filter(pk__in=[v.pk for v in latest])
     by_pk = {v.pk: v for v in fresh}
-    found = [shapes.version(by_pk[v.pk]) for v in sorted(latest, key=lambda v: v.number)]
+    trust = shapes.versions_trust(list(by_pk))
+    found = [shapes.version(by_pk[v.pk], trust=trust) for v in sorted(latest, key=lambda v: v.number)]
     return {"model_versions": found} if found else {}
 
 
@@ -312,9 +314,11 @@ def model_version_delete_tag(request: Request, args: Args) -> dict[str, Any]:
 
 @mlflow_view("GET")
 def model_version_download_uri(request: Request, args: Args) -> dict[str, Any]:
-    """GET model-versions/get-download-uri: the version's own files when it has any, else where its source is."""
+    """GET model-versions/get-download-uri: the version's own files when it has any (refused while any is quarantined
+    or awaits its scan), else where its source is."""
     version = _version(request, args)
     if version.artifacts.exists():
+        ensure_version_servable(version)  # no address for bytes that are withheld: the client shows why
         return {"artifact_uri": tracking_artifacts.version_artifact_uri(version)}
     source = version.source_uri
     if source.startswith("models:/m-"):

@@ -22,6 +22,7 @@ from registry.models import (
     RunTag,
     VersionTag,
 )
+from registry.pipeline.scan.trust import TrustState, VersionTrust, versions_trust
 from registry.tracking import artifacts as tracking_artifacts
 from registry.tracking import runs as tracking_runs
 
@@ -51,9 +52,25 @@ def unverified_message(run_id: str) -> str:
     return f"Run {run_id} is held elsewhere: not verified by Stratum."
 
 
-def version(v: ModelVersion, *, aliases: bool = True, unverified: set[str] | None = None) -> dict[str, Any]:
+def registration_status(status: str, message: str, trust: VersionTrust | None) -> tuple[str, str]:
+    """MLflow's (status, status_message) of a version: PENDING_REGISTRATION while a pickle-family file awaits its
+    scan, FAILED_REGISTRATION naming the offending globals while a file is quarantined, else what is stored."""
+    if status != "READY" or trust is None:
+        return status, message
+    if trust.state == TrustState.QUARANTINED:
+        return "FAILED_REGISTRATION", trust.detail
+    if trust.state == TrustState.PENDING:
+        return "PENDING_REGISTRATION", trust.detail
+    return status, message
+
+
+def version(v: ModelVersion, *, aliases: bool = True, unverified: set[str] | None = None,
+            trust: dict[int, VersionTrust] | None = None) -> dict[str, Any]:
     """A ModelVersion; `aliases` is left out of search results, as MLflow does. `unverified` holds the run ids Stratum
-    does not hold, when the caller already knows them (else one query finds out)."""
+    does not hold, and `trust` the versions' trust, when the caller already knows them (else a query finds out)."""
+    if trust is None:
+        trust = versions_trust([v.pk])
+    status, message = registration_status(v.status, v.status_message, trust.get(v.pk))
     out: dict[str, Any] = {
         "name": v.model.name,
         "version": str(v.number),
@@ -63,15 +80,15 @@ def version(v: ModelVersion, *, aliases: bool = True, unverified: set[str] | Non
         "description": v.description,
         "source": v.source_uri,
         "run_id": v.run_id,
-        "status": v.status,
+        "status": status,
         "run_link": "",
     }
     if v.creator_id is not None and v.creator is not None:
         out["user_id"] = v.creator.get_username()
     if unverified is None:
         unverified = lineage_selectors.runs_held_elsewhere([v.run_id])
-    if v.status_message:
-        out["status_message"] = v.status_message
+    if message:
+        out["status_message"] = message
     elif v.run_id in unverified:
         out["status_message"] = unverified_message(v.run_id)
     tags = [(t.key, t.value) for t in v.tags.all()]
@@ -105,8 +122,10 @@ def version_rows(qs: Any, *, offset: int = 0, limit: int | None = None) -> list[
         for version_id, key, value in tag_qs.order_by("key").values_list("version_id", "key", "value"):
             tags.setdefault(version_id, []).append({"key": key, "value": value})
     unverified = lineage_selectors.runs_held_elsewhere(r[8] for r in rows)
+    trust = versions_trust([r[0] for r in rows]) if rows else {}
     out = []
     for pk, name, number, created, updated, stage, description, source, run_id, status, message, user in rows:
+        status, message = registration_status(status, message, trust.get(pk))
         item: dict[str, Any] = {
             "name": name, "version": str(number), "creation_timestamp": ms(created),
             "last_updated_timestamp": ms(updated), "current_stage": stage, "description": description,
@@ -138,6 +157,7 @@ def registered_models(models: list[RegisteredModel], *, search: bool = False) ->
     latest = selectors.latest_versions_by_stage(model_ids=versioned)
     tags_of, aliases_of = selectors.model_tags_and_aliases(ids, versioned_ids=versioned)
     unverified = lineage_selectors.runs_held_elsewhere(v.run_id for vs in latest.values() for v in vs)
+    trust = versions_trust([v.pk for vs in latest.values() for v in vs]) if latest else {}
     out = []
     for m in models:
         item: dict[str, Any] = {
@@ -149,7 +169,7 @@ def registered_models(models: list[RegisteredModel], *, search: bool = False) ->
             item["description"] = m.description
         if latest.get(m.pk):
             key = (lambda v: v.stage) if search else (lambda v: v.number)
-            item["latest_versions"] = [version(v, aliases=False, unverified=unverified)
+            item["latest_versions"] = [version(v, aliases=False, unverified=unverified, trust=trust)
                                        for v in sorted(latest[m.pk], key=key)]
         if tags := tags_of.get(m.pk):
             item["tags"] = _tags(tags)

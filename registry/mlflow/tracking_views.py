@@ -337,7 +337,7 @@ class ArtifactFileApi(MlflowApi):
     def get(self, request: Request, path: str) -> HttpResponse:
         root = _resolve(request, path)
         try:
-            row = tracking_artifacts.artifact_file(root)
+            row = tracking_artifacts.artifact_file_servable(root)  # a quarantined file's bytes never leave
         except NotFound:
             raise NotFound(f"No such artifact: '{path}'")  # MLflow names the path as requested
         response = StreamingHttpResponse(iter_range(blob_open(row.blob), 0, row.size),

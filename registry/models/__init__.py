@@ -33,10 +33,12 @@ from registry.models.core import (
     VersionTag,
 )
 from registry.pipeline.models import (
+    ArtifactRelease,
     ArtifactScan,
     Job,
     JobKind,
     JobState,
+    ReleaseState,
     RetrainRequest,
     RetrainRule,
     RetrainTrigger,
@@ -69,6 +71,7 @@ __all__ = [
     "Alias",
     "Artifact",
     "ArtifactFormat",
+    "ArtifactRelease",
     "ArtifactScan",
     "Blob",
     "DatasetRole",
@@ -87,6 +90,7 @@ __all__ = [
     "ModelVersion",
     "NodeKind",
     "RegisteredModel",
+    "ReleaseState",
     "RetrainRequest",
     "RetrainRule",
     "RetrainTrigger",

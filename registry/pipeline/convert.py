@@ -161,7 +161,8 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
         raise ConversionFailed(f"{artifact.path} is {artifact.format}, not a scikit-learn pickle or joblib file")
     _wait_for_scan(artifact)
     if artifact_quarantined(artifact=artifact):
-        raise ConversionFailed(f"{artifact.path} has not scanned clean; it is never loaded")
+        raise ConversionFailed(f"{artifact.path} is quarantined (it has not scanned clean and no four-eyes release "
+                               "covers it); it is never loaded")
     actor = get_user_model().objects.filter(pk=job.params.get("actor")).first() or artifact.version.creator
     version = artifact.version
     with work_dir("convert") as workdir:
@@ -219,6 +220,10 @@ def convert_enqueue(*, artifact: Any, actor: Any) -> Any:
         raise Forbidden(f"You do not have permission to convert files of model {artifact.version.model.name!r}.")
     if artifact.format not in ("pickle", "joblib"):
         raise InvalidInput(f"{artifact.path} is {artifact.format}; only pickle and joblib files convert to ONNX.")
+    from registry.pipeline.scan.trust import TrustState, artifact_trust, ensure_servable
+
+    if artifact_trust(artifact).state == TrustState.QUARANTINED:  # one still being scanned waits for its verdict
+        ensure_servable(artifact)
     return jobs.job_enqueue(kind=JobKind.CONVERT, key=f"convert:{artifact.pk}:{artifact.blob_id}",
                             version=artifact.version, artifact=artifact, label=artifact.path,
                             params={"sha256": artifact.blob_id, "actor": getattr(actor, "pk", None)}, rerun=True)

@@ -115,6 +115,50 @@ class ScannerRescan(models.Model):
         return f"rescan with {self.scanner}"
 
 
+class ReleaseState(models.TextChoices):
+    """Where a four-eyes release of a quarantined file is: asked for, in force, or withdrawn."""
+
+    REQUESTED = "requested", "Requested"
+    APPROVED = "approved", "Approved"
+    REVOKED = "revoked", "Revoked"
+
+
+class ArtifactRelease(models.Model):
+    """A four-eyes release of one quarantined content (digest) of a model's files: the exact globals accepted, why,
+    who asked (a maintainer) and who approved (an administrator, never the same person); revocable."""
+
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE, related_name="artifact_releases")
+    blob = models.ForeignKey("registry.Blob", on_delete=models.PROTECT, related_name="+")
+    version = models.ForeignKey("registry.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")  # where it was asked for, for the record
+    path = models.CharField(max_length=1024)
+    accepted_globals = models.JSONField(default=list, blank=True)
+    reason = models.TextField()
+    state = models.CharField(max_length=16, choices=ReleaseState.choices, default=ReleaseState.REQUESTED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "blob"], condition=models.Q(state__in=["requested", "approved"]),
+                                    name="uniq_open_artifact_release"),
+            models.CheckConstraint(condition=~models.Q(approved_by=models.F("requested_by")),
+                                   name="artifact_release_four_eyes"),
+        ]
+
+    def __str__(self) -> str:
+        return f"release of {self.blob_id[:12]} in model {self.model_id} ({self.state})"
+
+
 class VersionSignature(models.Model):
     """An OpenSSF model-signing bundle over a version's whole file tree (stored as a blob, outside the tree)."""
 

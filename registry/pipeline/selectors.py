@@ -4,7 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.models import Artifact, ArtifactScan, Job, ModelVersion, VersionSignature
+from registry.models import (
+    Artifact,
+    ArtifactRelease,
+    ArtifactScan,
+    Job,
+    ModelVersion,
+    ReleaseState,
+    VersionSignature,
+)
+from registry.pipeline.scan.trust import (  # the trust predicate, for the other apps (the gateway)
+    TrustState,
+    artifact_trust,
+    decide,
+    ensure_digest_servable,
+    quarantined_digests,
+    versions_trust,
+)
+
+__all__ = ["CLEAN", "NO_ARTIFACTS", "PENDING", "QUARANTINED", "TrustState", "artifact_quarantined", "artifact_trust",
+           "ensure_digest_servable", "quarantined_digests", "version_jobs", "version_scan_status",
+           "version_signature_status", "versions_trust"]
 
 # Re-exported for the serving gateway: the files outside an ONNX model that loading it would read.
 from registry.pipeline.scan.onnx_refs import external_data_refs  # noqa: F401
@@ -18,20 +38,28 @@ def version_jobs(*, version: ModelVersion, limit: int = 20) -> list[Job]:
 
 
 def version_scan_status(*, version: ModelVersion) -> dict[str, Any]:
-    """Return the scan verdict of each file of the version's current tree and the overall status for the gate."""
+    """Return the scan verdict and trust of each file of the version's current tree and the overall status for the
+    gate (a file released by four-eyes review counts as clean; one still unscanned, of any format, as pending)."""
     artifacts = list(Artifact.objects.filter(version=version).order_by("path"))
     scans = {(s.artifact_id, s.blob_id): s for s in ArtifactScan.objects.filter(artifact__version=version)}
+    releases = {r.blob_id: r for r in ArtifactRelease.objects.filter(model_id=version.model_id,
+                                                                     state=ReleaseState.APPROVED)}
     rows = []
     for artifact in artifacts:
         scan = scans.get((artifact.pk, artifact.blob_id))
+        trust = decide(path=artifact.path, sha256=artifact.blob_id, fmt=artifact.format, scan=scan,
+                       release=releases.get(artifact.blob_id))
         rows.append({
             "path": artifact.path, "sha256": artifact.blob_id, "format": artifact.format,
-            "verdict": scan.verdict if scan else "pending", "quarantined": scan.quarantined if scan else None,
+            "verdict": scan.verdict if scan else "pending",
+            "quarantined": trust.state == TrustState.QUARANTINED if scan else None,
+            "trust": str(trust.state), "release_id": trust.release_id,
             "globals": scan.globals_found if scan else [], "offending": scan.offending if scan else [],
             "members": scan.members if scan else [], "detail": scan.detail if scan else "",
             "scanner": scan.scanner if scan else "", "duration_ms": scan.duration_ms if scan else None,
             "scanned_at": scan.created_at.isoformat() if scan else None,
         })
+    released = [r["path"] for r in rows if r["trust"] == TrustState.RELEASED]
     if not rows:
         status, detail = NO_ARTIFACTS, "The version has no files."
     elif any(r["quarantined"] for r in rows):
@@ -42,13 +70,16 @@ def version_scan_status(*, version: ModelVersion) -> dict[str, Any]:
         status, detail = PENDING, f"Not scanned yet: {', '.join(waiting)}."
     else:
         status, detail = CLEAN, f"All {len(rows)} file(s) scanned clean."
-    return {"status": status, "detail": detail, "artifacts": rows}
+        if released:
+            detail = f"All {len(rows)} file(s) scanned clean or released after review ({', '.join(released)})."
+    return {"status": status, "detail": detail, "artifacts": rows, "released": released}
 
 
 def artifact_quarantined(*, artifact: Artifact) -> bool:
-    """Whether an artifact's current content may not be loaded: quarantined, or not scanned yet."""
-    scan = ArtifactScan.objects.filter(artifact=artifact, blob_id=artifact.blob_id).first()
-    return scan is None or scan.quarantined
+    """Whether an artifact's current content may not be loaded: quarantined (and not released), or not scanned yet."""
+    if not ArtifactScan.objects.filter(artifact=artifact, blob_id=artifact.blob_id).exists():
+        return True
+    return artifact_trust(artifact).state == TrustState.QUARANTINED
 
 
 def version_signature_status(*, version: ModelVersion) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from registry.locking import model_lock
 from registry.models import Artifact, Job, JobKind, ModelVersion, SignatureVerification, VersionSignature
 from registry.pipeline import jobs
 from registry.pipeline.keys import key_fingerprint, private_key, public_key_pem
+from registry.pipeline.scan.trust import ensure_version_servable
 
 # Documents that other apps derive from a version and want covered by its signature (governance's CycloneDX
 # AI-BOM): built when the version is signed, laid into the signed tree under this folder, stored as blobs, and laid
@@ -102,6 +103,7 @@ def sign_enqueue(*, version: ModelVersion, actor: Any) -> Job:
     permissions.require(permissions.can_maintain, actor, version.model, action="sign versions")
     if not Artifact.objects.filter(version=version).exists():
         raise InvalidState(f"Version {version.number} has no files to sign.")
+    ensure_version_servable(version)  # a signature vouches for the bytes: never over quarantined or unscanned ones
     tree = ",".join(f"{p}={s}" for p, s in Artifact.objects.filter(version=version).order_by("path")
                     .values_list("path", "blob_id"))
     digest = hashlib.sha256(tree.encode()).hexdigest()[:32]
@@ -130,6 +132,7 @@ def version_sign_run(job: Job) -> dict[str, Any]:
 
     version = ModelVersion.objects.select_related("model").get(pk=job.version_id)
     actor = get_user_model().objects.filter(pk=job.params.get("actor")).first()
+    ensure_version_servable(version)  # quarantined since it was queued: the job fails, naming why
     with work_dir("sign") as workdir:
         root = os.path.join(workdir, "tree")
         os.makedirs(root)

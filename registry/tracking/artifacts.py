@@ -106,6 +106,20 @@ def artifact_file(root: ArtifactRoot) -> Any:
     return row
 
 
+def artifact_file_servable(root: ArtifactRoot) -> Any:
+    """Return the file at `root.rel` whose bytes may be handed out; raise NotFound, or Quarantined when a version's
+    file is withheld (or a run's file holds content quarantined in a version and not released)."""
+    from registry.pipeline.scan.trust import ensure_digest_servable, ensure_servable
+
+    row = artifact_file(root)
+    if root.version is not None:
+        row.version = root.version
+        ensure_servable(row)
+    else:
+        ensure_digest_servable(row.blob_id, path=row.path)
+    return row
+
+
 @transaction.atomic
 def artifact_put(*, actor: Any, root: ArtifactRoot, upload: SpooledUpload) -> TrackedArtifact:
     """Store an uploaded file under a run's or logged model's root (content-addressed, replacing that path)."""

@@ -17,6 +17,7 @@ from registry.errors import DomainError
 from registry.filters import ModelFilter
 from registry.models import RegisteredModel
 from registry.pipeline import triggers
+from registry.pipeline.scan.trust import TrustState, VersionTrust, versions_trust
 from registry.search.words import Understood, understand
 from registry.views.common import form_error, get_model, get_version
 from registry.views.forms import AliasSetForm, ModelCreateForm, RetrainRuleForm
@@ -97,6 +98,10 @@ def _model_page(
 ) -> HttpResponse:
     """Render a model's page (also used to re-show the alias form with its errors)."""
     versions = list(selectors.version_list(actor=request.user, model=model))
+    trust = versions_trust([v.pk for v in versions])
+    for version in versions:
+        version.trust = trust.get(version.pk) or VersionTrust()
+    quarantined = [v for v in versions if v.trust.state == TrustState.QUARANTINED]
     aliases = sorted(
         ((alias.name, version) for version in versions for alias in version.aliases.all()),
         key=lambda pair: pair[0],
@@ -111,6 +116,7 @@ def _model_page(
         "model": model,
         "tags": list(model.tags.all()),
         "versions": versions,
+        "quarantined_versions": quarantined,
         "aliases": aliases,
         "charts": charts.metric_figures(selectors.metric_series(model=model)),
         "can_maintain": can_maintain,

@@ -17,6 +17,9 @@ from registry.artifacts.uploads import received_files
 from registry.errors import DomainError, UploadTooLarge
 from registry.lineage.selectors import run_held_elsewhere
 from registry.models import ModelVersion, RegisteredModel
+from registry.pipeline.scan.release import model_releases
+from registry.pipeline.scan.trust import TrustState, version_trust
+from registry.pipeline.selectors import version_scan_status
 from registry.views.common import form_error, get_model, get_version
 from registry.views.forms import StageTransitionForm, VersionCreateForm
 
@@ -30,10 +33,26 @@ def _version_page(
     if stage_form is None and can_maintain:
         stage_form = StageTransitionForm(initial={"stage": version.stage})
     signature = version.signature or {}
+    artifacts = list(selectors.artifact_list(version=version))
+    scan = version_scan_status(version=version)
+    file_trust = {row["path"]: row for row in scan["artifacts"]}
+    trust = version_trust(version)
+    withheld = {f.path: f for f in trust.files if not f.servable}
+    for artifact in artifacts:
+        artifact.withheld = withheld.get(artifact.path)
+    releases = list(model_releases(model=model).filter(blob_id__in=[a.blob_id for a in artifacts]))
     context = {
         "model": model,
         "version": version,
-        "artifacts": list(selectors.artifact_list(version=version)),
+        "trust": trust,
+        "quarantined_files": [dict(file_trust[f.path], trust_detail=f.detail) for f in trust.files
+                              if f.state == TrustState.QUARANTINED],
+        "releases": releases,
+        "open_release_digests": {r.blob_id for r in releases if r.state != "revoked"},
+        "can_request_release": permissions.can_request_release(request.user, model),
+        "can_revoke_release": permissions.can_revoke_release(request.user, model),
+        "is_administrator": permissions.is_administrator(request.user),
+        "artifacts": artifacts,
         "signature_inputs": signature.get("inputs") or [],
         "signature_outputs": signature.get("outputs") or [],
         "can_maintain": can_maintain,

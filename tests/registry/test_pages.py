@@ -368,6 +368,16 @@ def test_version_page_shows_provenance_signature_metrics_and_artifacts(owner_cli
         assert expected in body, expected
     digest = hashlib.sha256(pkl).hexdigest()
     assert f'<code title="{digest}">{digest[:12]}</code>' in body
+    # The pickle has not been scanned yet: its bytes are withheld and the page says so instead of offering them.
+    assert 'href="/api/v1/models/churn/versions/1/artifacts/model/model.pkl"' not in body
+    assert "Awaiting its scan" in body
+    assert 'href="/api/v1/models/churn/versions/1/artifacts/model/MLmodel"' in body
+    from registry.pipeline import handlers  # noqa: F401 - installs the job handlers
+    from registry.pipeline.jobs import job_run
+    from registry.pipeline.scan.services import scan_enqueue
+
+    job_run(scan_enqueue(Artifact.objects.get(path="model/model.pkl")).pk)
+    body = text_of(owner_client.get("/models/churn/versions/1/"))
     assert 'href="/api/v1/models/churn/versions/1/artifacts/model/model.pkl"' in body
     assert "model/</td>" in body  # the folder row of the tree
     assert "badge-format-pickle" in body and "badge-format-mlmodel" in body

@@ -85,11 +85,21 @@ def test_convert_with_a_held_out_sample_records_parity_and_lineage(registered_mo
 def test_quarantined_files_are_never_loaded_and_the_failure_is_recorded(registered_model, owner, make_version,
                                                                         api_client_for, no_unpickling_here,
                                                                         django_capture_on_commit_callbacks):
+    from registry.pipeline import jobs
+
     with django_capture_on_commit_callbacks(execute=True):
-        make_version(registered_model, files={"model.pkl": MALICIOUS["os.system"][0]})
-    assert post_conversion(api_client_for, owner, django_capture_on_commit_callbacks, "model.pkl").status_code == 202
+        version = make_version(registered_model, files={"model.pkl": MALICIOUS["os.system"][0]})
+    response = post_conversion(api_client_for, owner, django_capture_on_commit_callbacks, "model.pkl")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "QUARANTINED"
+    assert "posix.system" in response.json()["error"]["message"]
+    assert not Job.objects.filter(kind="convert").exists()
+    # A conversion queued before the verdict (or by anything else) still never loads it: the job fails, saying why.
+    artifact = version.artifacts.get(path="model.pkl")
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.job_enqueue(kind="convert", key="convert:direct", version=version, artifact=artifact, label="model.pkl",
+                         params={"sha256": artifact.blob_id, "actor": owner.pk})
     job = Job.objects.get(kind="convert")
-    assert job.state == JobState.FAILED and "has not scanned clean" in job.error
+    assert job.state == JobState.FAILED and "quarantined" in job.error
     assert not Artifact.objects.filter(path="model.onnx").exists()
 
 
