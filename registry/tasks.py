@@ -45,3 +45,11 @@ def retrain_schedules_tick() -> int:
     from registry.pipeline.triggers import retrain_schedules_tick as tick
 
     return tick()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def store_collect() -> int:
+    """Collect the artifact store's unreferenced blobs past their grace (beat); return how many were deleted."""
+    from registry.artifacts.gc import store_collect as collect
+
+    return len(collect().deleted)

@@ -20,6 +20,7 @@ from registry.models.artifacts import (
     Artifact,
     ArtifactFormat,
     Blob,
+    StoreCollection,
 )
 from registry.models.core import (
     Alias,
@@ -99,6 +100,7 @@ __all__ = [
     "ScanVerdict",
     "SignatureVerification",
     "Stage",
+    "StoreCollection",
     "TrackedArtifact",
     "VersionDataset",
     "VersionSignature",
