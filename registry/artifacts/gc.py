@@ -76,6 +76,14 @@ def unregister_known_files(hook: KnownFiles) -> None:
         _known_file_hooks.remove(hook)
 
 
+def known_files() -> set[str]:
+    """Return the storage names of the files other apps declared (`register_known_files`)."""
+    declared: set[str] = set()
+    for hook in _known_file_hooks:
+        declared.update(hook())
+    return declared
+
+
 def grace_seconds() -> float:
     """How long a blob must stay unreferenced before it is deleted (STRATUM_GC_GRACE_SECONDS)."""
     return float(getattr(settings, "STRATUM_GC_GRACE_SECONDS", 86400))
@@ -232,9 +240,7 @@ def store_inventory(storage: Storage | None = None) -> tuple[list[str], list[str
     blob rows whose file is missing), spool folders aside."""
     storage = storage or artifact_storage()
     known = {blob_name(pk) for pk in Blob.objects.values_list("pk", flat=True).iterator()}
-    declared: set[str] = set()
-    for hook in _known_file_hooks:
-        declared.update(hook())
+    declared = known_files()
     present: set[str] = set()
     unknown: list[str] = []
     for name in walk(storage):
