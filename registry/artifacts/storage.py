@@ -188,6 +188,17 @@ def blob_name(sha256: str) -> str:
     return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
+def blob_bucket_uri(sha256: str) -> str | None:
+    """Return `s3://bucket/key` of a blob when the artifact store is an S3 bucket, None on any other store."""
+    storage = artifact_storage()
+    bucket = getattr(storage, "bucket_name", None)  # django-storages' S3Storage settings, public attributes
+    if not bucket:
+        return None
+    key = "/".join(part for part in (str(getattr(storage, "location", "") or "").strip("/"), blob_name(sha256))
+                   if part)
+    return f"s3://{bucket}/{key}"
+
+
 def blob_claim(sha256: str, size: int) -> Blob:
     """Return the blob row of `sha256`, created if missing, locked (FOR NO KEY UPDATE) to the end of the caller's
     transaction and no longer marked unreferenced: the upload of that digest is in flight, and garbage collection,
