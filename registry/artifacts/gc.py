@@ -17,6 +17,7 @@ stores the file again. On SQLite writers take turns (IMMEDIATE transactions), so
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,17 +26,21 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import Storage
 from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from registry import events
 from registry.artifacts.storage import artifact_storage, blob_name
+from registry.errors import InvalidInput
 from registry.models import (
     Artifact,
     ArtifactScan,
     Blob,
     Job,
     JobState,
+    LineageNode,
+    NodeKind,
+    Run,
     StoreCollection,
     TrackedArtifact,
     VersionSignature,
@@ -251,3 +256,63 @@ def store_inventory(storage: Storage | None = None) -> tuple[list[str], list[str
             unknown.append(name)
     missing = sorted(name.rsplit("/", 1)[-1] for name in known - present)
     return sorted(unknown), missing
+
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def dataset_files(node: LineageNode) -> QuerySet[TrackedArtifact]:
+    """The files Stratum stores for a dataset node: those under its `runs:/<run id>/<path>` URI, and any logged file
+    whose content is the node's SHA-256 digest."""
+    match = Q(pk__in=[])
+    if node.uri.startswith("runs:/"):
+        run_id, _, path = node.uri[len("runs:/"):].partition("/")
+        path = path.strip("/")
+        under = Q(run_id=run_id)
+        if path:
+            under &= Q(path=path) | Q(path__startswith=f"{path}/")
+        match |= under
+    digest = node.digest.lower().removeprefix("sha256:")
+    if SHA256_HEX.fullmatch(digest):
+        match |= Q(blob_id=digest)
+    return TrackedArtifact.objects.filter(match)
+
+
+@transaction.atomic
+def dataset_files_purge(*, node: LineageNode, actor: Any, reason: str) -> dict[str, Any]:
+    """Delete the stored files of a dataset node now, without a grace period (an erasure): their run/logged-model
+    entries, and the bytes of every blob nothing else refers to afterwards. A blob still referenced elsewhere (a
+    version's file, another run's) is kept and named, so the caller can deal with what refers to it. Callers check
+    that `actor` may erase; return the evidence (also the audited event's data)."""
+    if node.kind != NodeKind.DATASET:
+        raise InvalidInput("Only a dataset's stored files can be purged.")
+    rows = list(dataset_files(node).select_related("run", "logged_model").order_by("pk"))
+    for run_id in sorted({row.run_id for row in rows if row.run_id}):
+        Run.objects.select_for_update(no_key=True).filter(pk=run_id).first()
+    digests = sorted({row.blob_id for row in rows})
+    sizes = dict(Blob.objects.select_for_update().filter(pk__in=digests).values_list("pk", "size"))
+    files = [{"path": row.path, "run": row.run_id, "logged_model": row.logged_model_id, "sha256": row.blob_id,
+              "size": row.size} for row in rows]
+    TrackedArtifact.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    free = set(unreferenced(Blob.objects.filter(pk__in=digests)).values_list("pk", flat=True))
+    free -= referenced_elsewhere(free)
+    storage = artifact_storage()
+    for digest in sorted(free):
+        storage.delete(blob_name(digest))
+    Blob.objects.filter(pk__in=free).delete()
+    evidence = {
+        "files": files, "blobs_deleted": sorted(free), "bytes_freed": sum(sizes.get(d, 0) for d in free),
+        "blobs_kept": [{"sha256": d, "referenced_by": blob_referrers(d)} for d in digests if d not in free],
+        "reason": reason[:500],
+    }
+    events.emit("lineage_node.files_purged", actor=actor, target=node, data=evidence)
+    return evidence
+
+
+def blob_referrers(digest: str) -> list[str]:
+    """Name what refers to a blob (version files and logged files), for an operator to deal with."""
+    names = [f"{model} v{number}: {path}" for model, number, path in Artifact.objects.filter(blob_id=digest)
+             .values_list("version__model__name", "version__number", "path")[:20]]
+    names += [f"run {run or '-'} / logged model {lm or '-'}: {path}" for run, lm, path in
+              TrackedArtifact.objects.filter(blob_id=digest).values_list("run_id", "logged_model_id", "path")[:20]]
+    return names
