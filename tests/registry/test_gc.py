@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
@@ -144,6 +144,9 @@ def test_gc_command_reports_counts_and_bytes(registered_model, make_version):
     out = io.StringIO()
     call_command("gc_artifacts", "--grace", "0", stdout=out)
     assert "Deleted 1 blob(s), 1234 byte(s) freed" in out.getvalue()
+    for bad in ("-1", "nan"):
+        with pytest.raises(CommandError, match="zero or more"):
+            call_command("gc_artifacts", "--grace", bad)
 
 
 # Concurrency: an upload of a digest that collection is about to delete. PostgreSQL only: on SQLite writers take

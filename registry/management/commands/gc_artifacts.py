@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry.artifacts.gc import store_collect
 
@@ -25,9 +25,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run one collection and report its counts, bytes freed and the unknown files."""
-        if options["grace"] is not None and options["grace"] < 0:
-            self.stderr.write("--grace must be zero or more seconds.")
-            raise SystemExit(2)
+        if options["grace"] is not None and not options["grace"] >= 0:  # also refuses nan
+            raise CommandError("--grace must be zero or more seconds.")
         report = store_collect(dry_run=options["dry_run"], grace=options["grace"])
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
