@@ -24,6 +24,9 @@ class GovernanceConfig(AppConfig):
 
         pipeline.register_signed_document(bom.SIGNED_NAME, bom.bom_for_signing)
         pipeline.register_handler(card_jobs.PDF_JOB_KIND, card_jobs.card_export_job_run, label=card_jobs.PDF_JOB_LABEL)
+        from registry.artifacts import gc
+
+        gc.register_known_files(card_jobs.card_export_files)
 
 
 def champion_metric_rules(model) -> list[dict]:

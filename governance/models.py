@@ -320,6 +320,9 @@ class ErasureObligation(models.Model):
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Evidence of a purge of a dataset's stored files: what was deleted (paths, digests, bytes) and what was kept.
+    files_purged = models.JSONField(default=dict, blank=True)
+    files_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["request_id", "kind", "label", "pk"]

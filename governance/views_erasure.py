@@ -33,6 +33,13 @@ def _request(request: HttpRequest, pk: int) -> ErasureRequest:
         raise
 
 
+def _int(raw: Any) -> int:
+    try:
+        return int(raw or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 class ErasureListView(LoginRequiredMixin, View):
     """Requests by deadline, with a countdown and overdue ones highlighted; a form to record a new one."""
 
@@ -98,6 +105,13 @@ class ErasureDetailView(LoginRequiredMixin, View):
             if action == "resolve":
                 self._resolve(request, erasure)
                 messages.success(request, "Obligation resolved.")
+            elif action == "purge_files":
+                obligation = erasure.obligations.filter(pk=_int(request.POST.get("obligation"))).first()
+                if obligation is None:
+                    raise InvalidInput("Unknown obligation.")
+                done = services.obligation_purge_files(obligation=obligation, actor=request.user)
+                messages.success(request, f"Purged {len(done.files_purged['files'])} stored file(s) of "
+                                          f"{obligation.label}.")
             elif action == "extend":
                 form = ExtendForm(request.POST)
                 if not form.is_valid():

@@ -13,6 +13,10 @@ Every audited write takes, in this order and only in this order:
    (`FOR NO KEY UPDATE`), never a plain `select_for_update()` (`FOR UPDATE`). Django's `update_or_create` takes
    `FOR UPDATE` on the row it replaces (a tag, an alias, a role, an artifact); that is safe under the model's lock,
    since whoever refers to those rows locked the model first.
+   An upload claims its blob's row (`artifacts.storage.blob_claim`, FOR NO KEY UPDATE, before its event) so garbage
+   collection, which locks the blobs it deletes FOR UPDATE SKIP LOCKED and so never waits for a row, passes it by;
+   collection audits each batch only after that batch has committed, so it never waits for the audit chain while it
+   holds blob rows.
 3. **Advisory locks, last**: the lineage graph's (registry/lineage/services.py) before the audit chain's
    (governance/audit.py `lock_chain`). `events.emit` takes the audit chain's lock, so the first event a write emits
    ends the order: after it, a write touches only rows under the models it locked in step 1 (locking one again

@@ -53,3 +53,11 @@ def scanner_rescan_tick() -> int:
     from registry.pipeline.scan.rescan import rescan_tick
 
     return rescan_tick()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def store_collect() -> int:
+    """Collect the artifact store's unreferenced blobs past their grace (beat); return how many were deleted."""
+    from registry.artifacts.gc import store_collect as collect
+
+    return len(collect().deleted)

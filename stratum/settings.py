@@ -280,6 +280,14 @@ STRATUM_RESCAN_BATCH = int(os.environ.get("STRATUM_RESCAN_BATCH", "500"))
 CELERY_BEAT_SCHEDULE["pipeline-scanner-rescan"] = {
     "task": "registry.tasks.scanner_rescan_tick",
     "schedule": float(os.environ.get("STRATUM_RESCAN_TICK_SECONDS", "60"))}
+# Blob garbage collection: a blob nothing refers to is marked by the first collection that finds it so, and deleted by
+# the first one after STRATUM_GC_GRACE_SECONDS more (the grace must outlast a backup's copy: see README); every
+# STRATUM_GC_SECONDS (0 turns the periodic collection off; `manage.py gc_artifacts` runs one by hand).
+STRATUM_GC_GRACE_SECONDS = float(os.environ.get("STRATUM_GC_GRACE_SECONDS", "86400"))
+STRATUM_GC_SECONDS = float(os.environ.get("STRATUM_GC_SECONDS", "21600"))
+if STRATUM_GC_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["artifact-store-collect"] = {"task": "registry.tasks.store_collect",
+                                                      "schedule": STRATUM_GC_SECONDS}
 CELERY_BEAT_SCHEDULE["pipeline-signatures-verify"] = {
     "task": "registry.tasks.signatures_verify_all",
     "schedule": float(os.environ.get("STRATUM_SIGNATURE_VERIFY_SECONDS", "86400"))}

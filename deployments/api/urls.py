@@ -12,6 +12,7 @@ urlpatterns = [
     path("endpoints", v.EndpointListCreateApi.as_view(), name="api-endpoints"),
     path("endpoints/<str:name>", v.EndpointDetailApi.as_view(), name="api-endpoint"),
     path("endpoints/<str:name>/traffic", v.EndpointTrafficApi.as_view(), name="api-endpoint-traffic"),
+    path("endpoints/<str:name>/kserve", v.EndpointKServeApi.as_view(), name="api-endpoint-kserve"),
     path("endpoints/<str:name>/history", v.EndpointHistoryApi.as_view(), name="api-endpoint-history"),
     path("deployments", v.DeploymentListCreateApi.as_view(), name="api-deployments"),
     path("predictions/<str:request_id>", v.PredictionTraceApi.as_view(), name="api-prediction-trace"),

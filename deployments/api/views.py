@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
+from django.http import HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -13,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deployments import analysis, selectors, services
+from deployments import analysis, kserve, selectors, services
 from deployments.api import serializers as s
 from deployments.models import Deployment, Phase
 from registry import selectors as registry_selectors
@@ -154,6 +157,35 @@ class EndpointTrafficApi(APIView):
         endpoint = selectors.endpoint_get(actor=request.user, name=name)
         minutes = _int_param(request, "minutes", 60, 1, MAX_TRAFFIC_MINUTES)
         return Response(selectors.traffic_series(endpoint=endpoint, minutes=minutes))
+
+
+KSERVE_OUTPUT = inline_serializer("KServeInferenceService", {
+    "apiVersion": serializers.CharField(), "kind": serializers.CharField(),
+    "metadata": serializers.JSONField(), "spec": serializers.JSONField(),
+})
+
+
+class EndpointKServeApi(APIView):
+    """The endpoint's live model as a KServe InferenceService (ONNX runtime), to serve it on Kubernetes instead."""
+
+    @extend_schema(
+        responses={(200, "application/json"): KSERVE_OUTPUT, (200, "application/yaml"): KSERVE_OUTPUT},
+        parameters=[OpenApiParameter("output", str, enum=["json", "yaml"],
+                                     description="json (default) or yaml, the form `kubectl apply -f` takes")])
+    def get(self, request: Request, name: str) -> Response | HttpResponse:
+        output = request.query_params.get("output") or "json"
+        if output not in ("json", "yaml"):
+            raise InvalidInput(f"output must be json or yaml, not {output!r}.")
+        endpoint = selectors.endpoint_get(actor=request.user, name=name)
+
+        def artifact_url(version: Any, path: str) -> str:
+            return request.build_absolute_uri(reverse("api-artifact", kwargs={
+                "name": version.model.name, "ref": str(version.number), "path": path}))
+
+        service = kserve.endpoint_inference_service(endpoint=endpoint, artifact_url=artifact_url)
+        if output == "yaml":
+            return HttpResponse(yaml.safe_dump(service, sort_keys=False), content_type="application/yaml")
+        return Response(service)
 
 
 class EndpointHistoryApi(APIView):

@@ -64,7 +64,9 @@ def _request_out(req: ErasureRequest) -> dict[str, Any]:
         "obligations": [{"id": o.pk, "kind": o.kind, "item": o.label, "node": o.node_id, "status": o.status,
                          "reason": o.reason, "ground": o.exemption_ground,
                          "replacement_node": o.replacement_node_id,
-                         "replacement_version": o.replacement_version.number if o.replacement_version else None}
+                         "replacement_version": o.replacement_version.number if o.replacement_version else None,
+                         "files_purged": o.files_purged or None,
+                         "files_purged_at": o.files_purged_at.isoformat() if o.files_purged_at else None}
                         for o in selectors.obligations(request=req)],
     }
 
@@ -118,6 +120,19 @@ class ResolveInput(serializers.Serializer):
     replacement_node = serializers.IntegerField(required=False, min_value=1)
     replacement_version = serializers.IntegerField(required=False, min_value=1)
     ground = serializers.CharField(required=False, allow_blank=True, max_length=1, default="")
+
+
+class ObligationPurgeFilesApi(APIView):
+    """Delete the stored files of an affected dataset now; the evidence is kept on the obligation."""
+
+    @extend_schema(operation_id="erasure_obligation_purge_files", request=None, responses=ERASURE_OUTPUT)
+    def post(self, request: Request, pk: int, obligation_id: int) -> Response:
+        req = selectors.erasure_get(actor=request.user, pk=pk)
+        obligation = req.obligations.filter(pk=obligation_id).first()
+        if obligation is None:
+            raise InvalidInput(f"Request #{req.pk} has no obligation {obligation_id}.")
+        services.obligation_purge_files(obligation=obligation, actor=request.user)
+        return Response(_request_out(selectors.erasure_get(actor=request.user, pk=pk)))
 
 
 class ObligationResolveApi(APIView):

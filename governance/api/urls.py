@@ -28,6 +28,8 @@ urlpatterns = [
     path("erasure-requests/<int:pk>", erasure.ErasureDetailApi.as_view(), name="api-erasure-request"),
     path("erasure-requests/<int:pk>/obligations/<int:obligation_id>/resolve", erasure.ObligationResolveApi.as_view(),
          name="api-erasure-obligation-resolve"),
+    path("erasure-requests/<int:pk>/obligations/<int:obligation_id>/purge-files",
+         erasure.ObligationPurgeFilesApi.as_view(), name="api-erasure-obligation-purge-files"),
     path("erasure-requests/<int:pk>/close", erasure.ErasureCloseApi.as_view(), name="api-erasure-close"),
     path("audit", v.AuditListApi.as_view(), name="api-audit"),
     path("audit/verify", v.AuditVerifyApi.as_view(), name="api-audit-verify"),

@@ -78,6 +78,11 @@ def card_export_run(*, job: CardExportJob, on_progress: Any = None) -> CardExpor
     return job
 
 
+def card_export_files() -> list[str]:
+    """The artifact-store names of every exported card PDF (garbage collection leaves them alone)."""
+    return list(CardExportJob.objects.exclude(file_name="").values_list("file_name", flat=True))
+
+
 def card_export_get(*, actor: Any, pk: int) -> CardExportJob:
     """Return a job on a model `actor` may see, or raise NotFound."""
     job = CardExportJob.objects.select_related("model").filter(

@@ -28,6 +28,7 @@ from governance.models import (
     SuppressedSubject,
 )
 from registry import events, validation
+from registry.artifacts import gc
 from registry.errors import Forbidden, InvalidInput, InvalidState
 from registry.lineage import selectors as lineage_selectors
 from registry.lineage import services as lineage
@@ -232,6 +233,27 @@ def obligation_resolve(*, obligation: ErasureObligation, actor: Any, status: str
         "obligation": obligation.pk, "item": obligation.label, "kind": obligation.kind, "status": status,
         "ground": obligation.exemption_ground, "reason": reason,
         "replacement_node": obligation.replacement_node_id, "replacement_version": obligation.replacement_version_id})
+    return obligation
+
+
+@transaction.atomic
+def obligation_purge_files(*, obligation: ErasureObligation, actor: Any) -> ErasureObligation:
+    """Delete the stored files of an affected dataset now (no grace period) and keep what was deleted, and what
+    could not be because something else still refers to it, as evidence on the obligation and its certificate."""
+    permissions.require_erasure_handler(actor)
+    request = _lock(obligation.request)
+    if request.state != ErasureState.OPEN:
+        raise InvalidState("The request is closed.")
+    obligation = ErasureObligation.objects.select_related("node").get(pk=obligation.pk)
+    if obligation.kind != NodeKind.DATASET or obligation.node is None:
+        raise InvalidInput("Only an affected dataset's stored files can be purged.")
+    evidence = gc.dataset_files_purge(node=obligation.node, actor=actor, reason=f"erasure request #{request.pk}")
+    obligation.files_purged, obligation.files_purged_at = evidence, timezone.now()
+    obligation.save(update_fields=["files_purged", "files_purged_at"])
+    events.emit("erasure_obligation.files_purged", actor=actor, target=request, data={
+        "obligation": obligation.pk, "item": obligation.label, "files": len(evidence["files"]),
+        "blobs_deleted": evidence["blobs_deleted"], "bytes_freed": evidence["bytes_freed"],
+        "blobs_kept": evidence["blobs_kept"]})
     return obligation
 
 

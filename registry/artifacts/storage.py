@@ -183,31 +183,62 @@ class _SpoolFile(File):
         return self.name
 
 
+def blob_name(sha256: str) -> str:
+    """Return the storage name of the blob holding content `sha256`."""
+    return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def blob_bucket_uri(sha256: str) -> str | None:
+    """Return `s3://bucket/key` of a blob when the artifact store is an S3 bucket, None on any other store."""
+    storage = artifact_storage()
+    bucket = getattr(storage, "bucket_name", None)  # django-storages' S3Storage settings, public attributes
+    if not bucket:
+        return None
+    key = "/".join(part for part in (str(getattr(storage, "location", "") or "").strip("/"), blob_name(sha256))
+                   if part)
+    return f"s3://{bucket}/{key}"
+
+
+def blob_claim(sha256: str, size: int) -> Blob:
+    """Return the blob row of `sha256`, created if missing, locked (FOR NO KEY UPDATE) to the end of the caller's
+    transaction and no longer marked unreferenced: the upload of that digest is in flight, and garbage collection,
+    which locks what it deletes with SKIP LOCKED and deletes under that lock, passes it by until the upload's
+    reference is committed. Call inside a transaction."""
+    blob = Blob.objects.select_for_update(no_key=True).filter(pk=sha256).first()
+    if blob is None:
+        try:
+            with transaction.atomic():
+                return Blob.objects.create(sha256=sha256, size=size)
+        except IntegrityError:  # a concurrent upload of the same content created it first (and has committed)
+            blob = Blob.objects.select_for_update(no_key=True).get(pk=sha256)
+    if blob.unreferenced_since is not None:
+        Blob.objects.filter(pk=sha256).update(unreferenced_since=None)
+        blob.unreferenced_since = None
+    return blob
+
+
 def blob_put(upload: SpooledUpload) -> Blob:
-    """Store a spooled upload as a blob (once per content) and return it; the spool file is consumed."""
+    """Store a spooled upload as a blob (once per content) and return it; the spool file is consumed.
+
+    The blob's row is claimed first (`blob_claim`), then its file stored if the store lacks it: a collection that
+    deleted the blob before the claim removed its file first, so the file is stored again here.
+    """
     try:
-        blob = Blob.objects.filter(pk=upload.sha256).first()
         storage = artifact_storage()
-        name = f"blobs/{upload.sha256[:2]}/{upload.sha256[2:4]}/{upload.sha256}"
-        if blob is not None and storage.exists(name):
-            return blob
-        if not storage.exists(name):
-            try:
-                with open(upload.path, "rb") as fh:
-                    saved = storage.save(name, _SpoolFile(fh, name=upload.path))
-            except OSError as exc:
-                _remove_partial(storage, name, upload.size)
-                if out_of_space(exc):
-                    raise InsufficientStorage(NO_SPACE_MESSAGE) from exc
-                raise
-            if saved != name:  # a concurrent writer stored the same content first
-                storage.delete(saved)
-        if blob is None:
-            try:
-                with transaction.atomic():
-                    blob = Blob.objects.create(sha256=upload.sha256, size=upload.size)
-            except IntegrityError:
-                blob = Blob.objects.get(pk=upload.sha256)
+        name = blob_name(upload.sha256)
+        with transaction.atomic():
+            blob = blob_claim(upload.sha256, upload.size)
+            if not storage.exists(name):
+                try:
+                    with open(upload.path, "rb") as fh:
+                        saved = storage.save(name, _SpoolFile(fh, name=upload.path))
+                except OSError as exc:
+                    _remove_partial(storage, name, upload.size)
+                    if out_of_space(exc):
+                        raise InsufficientStorage(NO_SPACE_MESSAGE) from exc
+                    raise
+                if saved != name:  # a concurrent writer stored the same content first
+                    storage.delete(saved)
         return blob
     finally:
         upload.discard()

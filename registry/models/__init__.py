@@ -20,6 +20,7 @@ from registry.models.artifacts import (
     Artifact,
     ArtifactFormat,
     Blob,
+    StoreCollection,
 )
 from registry.models.core import (
     Alias,
@@ -105,6 +106,7 @@ __all__ = [
     "ScannerRescan",
     "SignatureVerification",
     "Stage",
+    "StoreCollection",
     "TrackedArtifact",
     "VersionDataset",
     "VersionSignature",

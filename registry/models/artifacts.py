@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from registry.models.core import ModelVersion
@@ -13,6 +14,9 @@ class Blob(models.Model):
     sha256 = models.CharField(max_length=64, primary_key=True)
     size = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set by garbage collection when it first finds nothing referring to the blob, cleared by any upload of the same
+    # content (and by a collection that finds a reference again); the blob goes once this is older than the grace.
+    unreferenced_since = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.sha256
@@ -57,3 +61,23 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class StoreCollection(models.Model):
+    """One garbage collection of the artifact store: what it deleted, how many bytes it freed, what it left alone."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    grace_seconds = models.FloatField()
+    blobs_deleted = models.PositiveIntegerField(default=0)
+    bytes_freed = models.BigIntegerField(default=0)
+    blobs_marked = models.PositiveIntegerField(default=0)
+    unknown_files = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"artifact store collection #{self.pk}"

@@ -42,6 +42,20 @@ def register_signed_document(name: str, build: Callable[[ModelVersion, dict[str,
     return path
 
 
+def signed_document_digests(digests: set[str]) -> set[str]:
+    """The digests among `digests` that a signature holds as one of its signed documents (the AI-BOM): blob
+    collection keeps them, since only the signature's manifest refers to them. One query per document kind."""
+    from django.db.models import CharField
+    from django.db.models.fields.json import KT
+    from django.db.models.functions import Cast
+
+    found: set[str] = set()
+    for path in _SIGNED_DOCUMENTS:  # the key's text as a plain string, so `in` compares strings, not JSON
+        found.update(VersionSignature.objects.annotate(doc=Cast(KT(f"manifest__{path}"), CharField()))
+                     .filter(doc__in=digests).values_list("doc", flat=True))
+    return found
+
+
 def signed_document(signature: VersionSignature, path: str) -> bytes | None:
     """Return the bytes of a document a signature covers, as signed, or None when it covers none at `path`."""
     from registry.models import Blob

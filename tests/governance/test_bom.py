@@ -136,3 +136,17 @@ def test_the_version_page_links_the_bom(version, owner, client):
     client.force_login(owner)
     page = client.get("/models/churn/versions/1/").content.decode()
     assert 'href="/api/v1/models/churn/versions/1/bom"' in page and "AI-BOM (CycloneDX)" in page
+
+
+def test_blob_collection_keeps_the_signed_bom(version, owner, api_client_for, django_capture_on_commit_callbacks):
+    """Only the signature's manifest names the signed BOM's blob: collection must still count it as in use."""
+    from registry.artifacts import gc
+
+    client = api_client_for(owner)
+    sign(client, django_capture_on_commit_callbacks)
+    bom_sha = version.signatures.first().manifest[".stratum/bom.cdx.json"]
+    gc.store_collect(grace=0)
+    gc.store_collect(grace=0)
+    assert bom_sha not in {d for d, _ in gc.store_collect(grace=0).deleted}
+    assert client.get("/api/v1/models/churn/versions/1/bom")["X-Stratum-Bom-Signed"] == "true"
+    assert verify(client, django_capture_on_commit_callbacks).ok
