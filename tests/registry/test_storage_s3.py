@@ -14,6 +14,7 @@ import requests
 from registry.artifacts.storage import blob_open, blob_put, spool_dir, spool_stream
 from registry.models import Artifact, Blob
 from tests.conftest import spooled
+from tests.registry.mlflow_support import mlflow_env  # noqa: F401 - fixture
 from tests.s3_support import BUCKET, SeaweedS3, s3_artifacts, seaweed, start_seaweed  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
@@ -189,3 +190,39 @@ def test_a_store_stopped_during_an_upload_is_503_with_nothing_kept_and_a_restart
             assert hashlib.sha256(fh.read()).hexdigest() == hashlib.sha256(data).hexdigest()
     finally:
         server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stock_mlflow_client_logs_and_loads_a_model_on_s3_proxied_and_direct(
+        s3_artifacts, settings, mlflow_env, owner, live_server):  # noqa: F811
+    import mlflow
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    estimator = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    mlflow_env(owner)
+    mlflow.set_experiment("s3-training")
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(estimator, name="model", registered_model_name="churn-s3",
+                                 pip_requirements=["scikit-learn"])
+    version = Artifact.objects.filter(version__model__name="churn-s3")
+    prefix = _prefix(settings)
+    stored = set(_keys(s3_artifacts, prefix))
+    assert version.count() >= 3 and {f"{prefix}/{a.blob.storage_name}" for a in version} <= stored
+    expected = list(estimator.predict(X))
+    assert list(mlflow.pyfunc.load_model("models:/churn-s3/1").predict(X)) == expected  # proxied
+
+    settings.STRATUM_DIRECT_DOWNLOADS = True  # the client follows each 302 to the object store
+    assert list(mlflow.pyfunc.load_model("models:/churn-s3/1").predict(X)) == expected
+    uri = mlflow.MlflowClient().get_model_version_download_uri("churn-s3", "1")
+    route = f"{live_server.url}/api/2.0/mlflow-artifacts/artifacts/{uri.split(':/', 1)[1].lstrip('/')}/MLmodel"
+    headers = {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}
+    answer = requests.get(route, headers=headers, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302 and answer.headers["Location"].startswith(s3_artifacts.endpoint)
+    followed = requests.get(route, headers=headers, timeout=10)  # as the client does; requests drops the token
+    assert followed.history and followed.content == b"".join(
+        blob_open(version.get(path="MLmodel").blob))
