@@ -27,7 +27,7 @@ from tests.integration.test_pipeline_worker import (
 from tests.registry.pickle_corpus import benign_models
 from tests.s3_support import s3_artifacts, seaweed  # noqa: F401 - fixtures
 
-pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.redis, pytest.mark.s3, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_worker_scans_converts_and_signs_from_the_object_store(owner, tmp_path, monkeypatch, settings,

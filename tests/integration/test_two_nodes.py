@@ -29,7 +29,7 @@ from tests.integration.test_pipeline_worker import REDIS_URL, _database_url, _ne
 from tests.integration.uwsgi_support import uwsgi_stratum
 from tests.s3_support import s3_artifacts, seaweed  # noqa: F401 - fixtures
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.s3, pytest.mark.django_db(transaction=True)]
 
 TOKEN_CACHE_SECONDS = 2
 ROUTING_REFRESH_SECONDS = 1

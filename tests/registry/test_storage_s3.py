@@ -17,7 +17,7 @@ from tests.conftest import spooled
 from tests.registry.mlflow_support import mlflow_env  # noqa: F401 - fixture
 from tests.s3_support import BUCKET, SeaweedS3, s3_artifacts, seaweed, start_seaweed  # noqa: F401 - fixtures
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.s3, pytest.mark.django_db]
 
 MIB = 1024 * 1024
 FILES = "/api/v1/models/churn/versions/1/artifacts"
