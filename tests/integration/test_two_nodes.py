@@ -10,6 +10,7 @@ import json
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
@@ -86,9 +87,17 @@ def test_two_nodes_share_nothing_local(owner, staff, tmp_path, settings, s3_arti
     api_token = access.token_create(user=owner, actor=owner, name="api")[1]
     api = {"Authorization": f"Bearer {api_token}"}
 
+    def start(name: str):
+        node = uwsgi_stratum(tmp_path / name, processes=1, env=shared)
+        return node, node.__enter__()[0]
+
     with ExitStack() as stack:
-        port_a, _ = stack.enter_context(uwsgi_stratum(tmp_path / "node-a", processes=1, env=shared))
-        port_b, _ = stack.enter_context(uwsgi_stratum(tmp_path / "node-b", processes=1, env=shared))
+        with ThreadPoolExecutor(2) as pool:  # both nodes start at once (each migrates, makes a token, boots)
+            futures = [pool.submit(start, name) for name in ("node-a", "node-b")]
+        for future in futures:  # every node that started is stopped at the end, even if the other failed
+            if future.exception() is None:
+                stack.push(future.result()[0].__exit__)
+        port_a, port_b = (future.result()[1] for future in futures)
         a, b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
 
         # An upload through A downloads through B, byte for byte (neither has it on its local disk).

@@ -37,9 +37,11 @@ def uwsgi_stratum(var: Path, *, processes: int, env_after_setup: dict[str, str] 
                 "STRATUM_BIND": f"127.0.0.1:{port}", "STRATUM_WEB_PROCESSES": str(processes)})
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
-    script = ("from django.contrib.auth import get_user_model; from registry import access; "
-              "u = get_user_model().objects.filter(username='web').first() or "
-              "get_user_model().objects.create_user('web', password='web-pw-123456-x'); "
+    script = ("from django.contrib.auth import get_user_model; from django.db import IntegrityError; "
+              "from registry import access; User = get_user_model()\n"
+              "try:\n    u = User.objects.create_user('web', password='web-pw-123456-x')\n"
+              "except IntegrityError:  # another node of a shared database made it\n"
+              "    u = User.objects.get(username='web')\n"
               "print(access.token_create(user=u, actor=u, name='web')[1])")
     token = subprocess.run([*manage, "shell", "-c", script], env=env, cwd=ROOT, check=True, capture_output=True,
                            text=True, timeout=120).stdout.strip().splitlines()[-1]
