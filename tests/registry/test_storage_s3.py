@@ -152,7 +152,6 @@ def test_a_store_stopped_during_an_upload_is_503_with_nothing_kept_and_a_restart
         settings.STORAGES = {**settings.STORAGES, "artifacts": {"BACKEND": "storages.backends.s3.S3Storage",
                                                                "OPTIONS": server.storage_options()}}
         make_version(registered_model)
-        blobs_before = set(Blob.objects.values_list("pk", flat=True))
         client = storages["artifacts"].connection.meta.client
         stopped = []
 
@@ -163,6 +162,9 @@ def test_a_store_stopped_during_an_upload_is_503_with_nothing_kept_and_a_restart
 
         client.meta.events.register("before-send.s3.UploadPart", stop_the_store)
         api = api_client_for(owner)
+        small = api.put(f"{FILES}/small.bin", data=b"kept before the outage", content_type="application/octet-stream")
+        assert small.status_code == 201
+        blobs_before = set(Blob.objects.values_list("pk", flat=True))
         data = os.urandom(20 * MIB)
         response = api.put(f"{FILES}/big.bin", data=data, content_type="application/octet-stream")
         assert stopped and response.status_code == 503, response.content
@@ -179,11 +181,16 @@ def test_a_store_stopped_during_an_upload_is_503_with_nothing_kept_and_a_restart
         assert set(Blob.objects.values_list("pk", flat=True)) == blobs_before
         assert not Artifact.objects.filter(path="big.bin").exists()
         assert os.listdir(spool_dir()) == []  # the spool is removed
+        # A download while the store is down is a 503 before any byte is sent, not a broken stream.
+        down = api.get(f"{FILES}/small.bin")
+        assert down.status_code == 503 and down.json()["error"]["code"] == "STORAGE_UNAVAILABLE"
 
         client.meta.events.unregister("before-send.s3.UploadPart", stop_the_store)
         server.start()  # the same store comes back; Stratum needs no step to use it again
         prefix = settings.STORAGES["artifacts"]["OPTIONS"]["location"]
-        assert _keys(server, prefix) == []  # nothing half-written is visible as an object
+        small_blob = Artifact.objects.get(path="small.bin").blob
+        assert _keys(server, prefix) == [f"{prefix}/{small_blob.storage_name}"]  # nothing half-written is visible
+        assert requests.get(f"{server.endpoint}/healthz", timeout=5).status_code == 200  # docker-compose's check
         again = api.put(f"{FILES}/big.bin", data=data, content_type="application/octet-stream")
         assert again.status_code == 201, again.content
         with blob_open(Artifact.objects.get(path="big.bin").blob) as fh:
