@@ -9,13 +9,11 @@ MIB = 1024**2
 
 
 def transfer_config() -> Any:
-    """boto3 transfers in 8 MiB parts, 4 at a time, with at most 2 parts read ahead: an upload holds about 32 MiB
-    of a web process's memory however large it is (boto3's defaults, 10 threads and 10 parts, allow 80 MiB)."""
+    """boto3 transfers in 8 MiB parts, up to 8 at a time. Blobs go up from their spool file with boto3's file upload,
+    which reads each part from disk as it is sent, so memory stays flat whatever the size."""
     from boto3.s3.transfer import TransferConfig
 
-    config = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=4)
-    config.max_in_memory_upload_chunks = 2  # an s3transfer setting that boto3's constructor does not take
-    return config
+    return TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=8)
 
 
 def storage_options(*, bucket: str, endpoint_url: str | None, region: str | None, prefix: str,

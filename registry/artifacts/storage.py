@@ -201,7 +201,13 @@ def blob_put(upload: SpooledUpload) -> Blob:
             present = storage.exists(name)
             if blob is not None and present:
                 return blob
-            if not present:
+            if not present and _is_s3(storage):
+                # boto3's own file upload: parts read from the spool file as they are sent (flat memory, as fast as
+                # upload_file); the object appears whole or not at all, and a concurrent writer's is the same bytes.
+                storage.bucket.Object(_s3_key(storage, name)).upload_file(
+                    upload.path, ExtraArgs={"ContentType": "application/octet-stream"},
+                    Config=storage.transfer_config)
+            elif not present:
                 try:
                     with open(upload.path, "rb") as fh:
                         saved = storage.save(name, _SpoolFile(fh, name=upload.path))
@@ -301,15 +307,24 @@ class S3BlobReader(io.RawIOBase):
         super().close()
 
 
+def _is_s3(storage: Storage) -> bool:
+    backend = _s3_backend()
+    return backend is not None and isinstance(storage, backend)
+
+
+def _s3_key(storage: Any, name: str) -> str:
+    """The object key of a storage name under the S3 backend's `location` prefix."""
+    return posixpath.join(storage.location, name) if storage.location else name
+
+
 def blob_open(blob: Blob, *, start: int = 0) -> IO[bytes]:
     """Open a blob's bytes for reading (positioned at `start`). From S3 the bytes stream as they are read, and an
     object store that does not answer is StorageUnavailable (503) here, before any byte of a response is sent."""
     storage = artifact_storage()
-    backend = _s3_backend()
     try:
-        if backend is not None and isinstance(storage, backend):
-            key = posixpath.join(storage.location, blob.storage_name) if storage.location else blob.storage_name
-            return io.BufferedReader(S3BlobReader(storage.bucket.Object(key), blob.size, start), CHUNK)
+        if _is_s3(storage):
+            return io.BufferedReader(S3BlobReader(storage.bucket.Object(_s3_key(storage, blob.storage_name)),
+                                                  blob.size, start), CHUNK)
         fh = storage.open(blob.storage_name, "rb")
         if start:
             fh.seek(start)
@@ -328,8 +343,7 @@ def direct_download_url(blob: Blob, *, filename: str, content_type: str) -> str 
     if not settings.STRATUM_DIRECT_DOWNLOADS:
         return None
     storage = artifact_storage()
-    backend = _s3_backend()
-    if backend is None or not isinstance(storage, backend):
+    if not _is_s3(storage):
         return None
     disposition = f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
     try:

@@ -83,7 +83,7 @@ def test_a_large_upload_goes_up_in_parts_and_streams_back_with_flat_memory(s3_ar
     assert head["ContentLength"] == size and head["ETag"].strip('"').endswith("-12")  # 12 parts of 8 MiB
     assert digest.hexdigest() == blob.sha256
     print(f"96 MiB through S3: upload peak {upload_peak / MIB:.1f} MiB, download peak {download_peak / MIB:.1f} MiB")
-    assert upload_peak < 48 * MIB  # a few 8 MiB parts in flight at most, never the file
+    assert upload_peak < 40 * MIB  # parts are read from the spool file as they are sent, never the file whole
     assert download_peak < 16 * MIB  # read as it arrives, never downloaded whole first
 
 
