@@ -75,6 +75,28 @@ class InsufficientStorage(DomainError):
     status = 507
 
 
+class StorageUnavailable(DomainError):
+    """The object store did not answer (stopped, unreachable, failing); nothing was kept; a retry may succeed."""
+
+    code = "STORAGE_UNAVAILABLE"
+    status = 503
+
+
+def store_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` is an object store that failed to answer: botocore's connection, timeout and transport errors,
+    boto3's failed transfer, or a 5xx answer (the store is there but cannot serve). 4xx answers are not."""
+    try:
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # no S3 client installed: no object store to be unreachable
+        return False
+    if isinstance(exc, BotoCoreError | S3UploadFailedError):
+        return True
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0) >= 500
+    return False
+
+
 def out_of_space(exc: BaseException) -> bool:
     """Whether `exc` is a full disk (ENOSPC) or an exhausted quota (EDQUOT)."""
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

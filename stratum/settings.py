@@ -198,14 +198,14 @@ WHITENOISE_AUTOREFRESH = DEBUG
 ARTIFACT_ROOT = Path(os.environ.get("STRATUM_ARTIFACT_ROOT", VAR_DIR / "artifacts"))
 MAX_UPLOAD_BYTES = int(os.environ.get("STRATUM_MAX_UPLOAD_BYTES", str(2 * 1024**3)))
 if os.environ.get("STRATUM_S3_BUCKET"):
+    from stratum.s3 import storage_options
+
     _artifacts_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": os.environ["STRATUM_S3_BUCKET"],
-            "endpoint_url": os.environ.get("STRATUM_S3_ENDPOINT_URL") or None,
-            "location": os.environ.get("STRATUM_S3_PREFIX", "artifacts"),
-            "file_overwrite": False,
-        },
+        "OPTIONS": storage_options(
+            bucket=os.environ["STRATUM_S3_BUCKET"], endpoint_url=os.environ.get("STRATUM_S3_ENDPOINT_URL"),
+            region=os.environ.get("STRATUM_S3_REGION"), prefix=os.environ.get("STRATUM_S3_PREFIX", "artifacts"),
+            addressing_style=os.environ.get("STRATUM_S3_ADDRESSING_STYLE", "path")),
     }
 else:
     _artifacts_storage = {
@@ -217,6 +217,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
     "artifacts": _artifacts_storage,
 }
+# Downloads answer 302 to a presigned URL of the object store, valid this many seconds, instead of streaming the
+# bytes through the web process (only with S3-compatible storage; permission and quarantine are checked first).
+STRATUM_DIRECT_DOWNLOADS = env_bool("STRATUM_DIRECT_DOWNLOADS", False)
+STRATUM_DIRECT_DOWNLOAD_SECONDS = int(os.environ.get("STRATUM_DIRECT_DOWNLOAD_SECONDS", "60"))
 # Model-version sources may name these object-store prefixes besides models:/, runs:/ and mlflow-artifacts:/
 # (Stratum stores the string; it never fetches it). Narrow it in a deployment, e.g. "s3://team-models/".
 STRATUM_ALLOWED_SOURCE_PREFIXES = env_list("STRATUM_ALLOWED_SOURCE_PREFIXES", "s3://,gs://,wasbs://,abfss://")

@@ -16,9 +16,9 @@ from registry.models import Role
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # Services a run goes without on purpose: CI's first pass is the embedded default (SQLite, no broker), exactly what a
-# laptop runs, and sets STRATUM_TEST_WITHOUT="PostgreSQL Redis"; its second pass has both and requires them.
+# laptop runs, and sets STRATUM_TEST_WITHOUT="PostgreSQL Redis S3"; its second pass has them all and requires them.
 WITHOUT = set(os.environ.get("STRATUM_TEST_WITHOUT", "").split())
-MARKED_SERVICES = {"postgres": "PostgreSQL", "redis": "Redis"}
+MARKED_SERVICES = {"postgres": "PostgreSQL", "redis": "Redis", "s3": "S3"}
 
 
 def free_port() -> int:

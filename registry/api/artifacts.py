@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.http import HttpResponse, StreamingHttpResponse, UnreadablePostError
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse, UnreadablePostError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -18,7 +18,7 @@ from registry.api import serializers as s
 from registry.api.common import UploadApi, check_upload_length, declared_length, uploaded_files
 from registry.api.errors import error_body
 from registry.artifacts.formats import CONTENT_TYPES, content_type_for
-from registry.artifacts.storage import SpooledUpload, blob_open, iter_range, spool_stream
+from registry.artifacts.storage import SpooledUpload, blob_open, direct_download_url, iter_range, spool_stream
 from registry.artifacts.uploads import MalformedUpload
 from registry.errors import InvalidInput
 
@@ -125,12 +125,16 @@ class ArtifactFileApi(UploadApi):
                 return response
             last = min(last, size - 1)
             start, length, code = first, last - first + 1, 206
-        response = StreamingHttpResponse(iter_range(blob_open(artifact.blob), start, length), status=code,
-                                         content_type=content_type_for(artifact.format))
+        filename = path.rsplit("/", 1)[-1]
+        direct = direct_download_url(artifact.blob, filename=filename, content_type=content_type_for(artifact.format))
+        if direct is not None:  # the client fetches the bytes (and its Range) from the object store itself
+            return HttpResponseRedirect(direct, headers={"Cache-Control": "no-store", "ETag": etag})
+        response = StreamingHttpResponse(iter_range(blob_open(artifact.blob, start=start), start, length),
+                                         status=code, content_type=content_type_for(artifact.format))
         response["Content-Length"] = str(length)
         if code == 206:
             response["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
-        response["Content-Disposition"] = f"attachment; filename=\"{path.rsplit('/', 1)[-1]}\""
+        response["Content-Disposition"] = f"attachment; filename=\"{filename}\""
         for k, v in common.items():
             response[k] = v
         return response

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import posixpath
 import tempfile
 import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files import File
@@ -17,11 +20,13 @@ from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, transaction
 
 from registry.artifacts.formats import SNIFF_BYTES, detect_format
-from registry.errors import InsufficientStorage, UploadTooLarge, out_of_space
+from registry.errors import InsufficientStorage, StorageUnavailable, UploadTooLarge, out_of_space, store_unreachable
 from registry.models import Blob
 
 CHUNK = 1024 * 1024
 NO_SPACE_MESSAGE = "The artifact store is out of space; nothing of this upload was kept. Try again later."
+UNAVAILABLE_MESSAGE = "The artifact store did not answer; nothing of this upload was kept. Retry in a moment."
+READ_UNAVAILABLE_MESSAGE = "The artifact store did not answer; retry in a moment."
 
 
 def artifact_storage() -> Storage:
@@ -221,24 +226,38 @@ def blob_put(upload: SpooledUpload) -> Blob:
     """Store a spooled upload as a blob (once per content) and return it; the spool file is consumed.
 
     The blob's row is claimed first (`blob_claim`), then its file stored if the store lacks it: a collection that
-    deleted the blob before the claim removed its file first, so the file is stored again here.
+    deleted the blob before the claim removed its file first, so the file is stored again here. An object store
+    that does not answer (stopped, unreachable, failing) is StorageUnavailable (503): the claim rolls back, so no
+    blob row is written, and S3 shows no object under the name (a multipart upload only appears when it completes).
     """
     try:
         storage = artifact_storage()
         name = blob_name(upload.sha256)
         with transaction.atomic():
             blob = blob_claim(upload.sha256, upload.size)
-            if not storage.exists(name):
-                try:
-                    with open(upload.path, "rb") as fh:
-                        saved = storage.save(name, _SpoolFile(fh, name=upload.path))
-                except OSError as exc:
-                    _remove_partial(storage, name, upload.size)
-                    if out_of_space(exc):
-                        raise InsufficientStorage(NO_SPACE_MESSAGE) from exc
-                    raise
-                if saved != name:  # a concurrent writer stored the same content first
-                    storage.delete(saved)
+            try:
+                present = storage.exists(name)
+                if not present and _is_s3(storage):
+                    # boto3's own file upload: parts read from the spool file as they are sent (flat memory, as fast
+                    # as upload_file); the object appears whole or not at all, and a concurrent writer's is the same.
+                    storage.bucket.Object(_s3_key(storage, name)).upload_file(
+                        upload.path, ExtraArgs={"ContentType": "application/octet-stream"},
+                        Config=storage.transfer_config)
+                elif not present:
+                    try:
+                        with open(upload.path, "rb") as fh:
+                            saved = storage.save(name, _SpoolFile(fh, name=upload.path))
+                    except OSError as exc:
+                        _remove_partial(storage, name, upload.size)
+                        if out_of_space(exc):
+                            raise InsufficientStorage(NO_SPACE_MESSAGE) from exc
+                        raise
+                    if saved != name:  # a concurrent writer stored the same content first
+                        storage.delete(saved)
+            except Exception as exc:
+                if store_unreachable(exc):
+                    raise StorageUnavailable(UNAVAILABLE_MESSAGE) from exc
+                raise
         return blob
     finally:
         upload.discard()
@@ -253,9 +272,118 @@ def _remove_partial(storage: Storage, name: str, size: int) -> None:
         pass
 
 
-def blob_open(blob: Blob) -> IO[bytes]:
-    """Open a blob's bytes for reading."""
-    return artifact_storage().open(blob.storage_name, "rb")
+def _s3_backend() -> type | None:
+    try:
+        from storages.backends.s3 import S3Storage
+    except ImportError:  # django-storages[s3] is a dependency; without it there is no S3 backend to detect
+        return None
+    return S3Storage
+
+
+class S3BlobReader(io.RawIOBase):
+    """A seekable, streaming reader of one S3 object: each read position is one ranged GET whose body is read as it
+    arrives (django-storages' own S3File downloads the whole object first, into memory by default)."""
+
+    def __init__(self, obj: Any, size: int, start: int = 0) -> None:
+        super().__init__()
+        self.obj, self.size, self.pos, self.body = obj, size, start, None
+        self._request()
+
+    def _request(self) -> None:
+        self._release()
+        if self.pos < self.size:
+            self.body = self.obj.get(Range=f"bytes={self.pos}-")["Body"]
+
+    def _release(self) -> None:
+        if self.body is not None:
+            self.body.close()
+            self.body = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = {io.SEEK_SET: offset, io.SEEK_CUR: self.pos + offset, io.SEEK_END: self.size + offset}[whence]
+        if target != self.pos or self.body is None:
+            self.pos = max(target, 0)
+            self._request()
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self.body is None:
+            return 0
+        data = self.body.read(len(buffer))
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        if not data:
+            self._release()
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        if self.body is None:
+            return b""
+        data = self.body.read(None if size is None or size < 0 else size)
+        self.pos += len(data)
+        return data
+
+    def close(self) -> None:
+        self._release()
+        super().close()
+
+
+def _is_s3(storage: Storage) -> bool:
+    backend = _s3_backend()
+    return backend is not None and isinstance(storage, backend)
+
+
+def _s3_key(storage: Any, name: str) -> str:
+    """The object key of a storage name under the S3 backend's `location` prefix."""
+    return posixpath.join(storage.location, name) if storage.location else name
+
+
+def blob_open(blob: Blob, *, start: int = 0) -> IO[bytes]:
+    """Open a blob's bytes for reading (positioned at `start`). From S3 the bytes stream as they are read, and an
+    object store that does not answer is StorageUnavailable (503) here, before any byte of a response is sent."""
+    storage = artifact_storage()
+    try:
+        if _is_s3(storage):
+            return io.BufferedReader(S3BlobReader(storage.bucket.Object(_s3_key(storage, blob.storage_name)),
+                                                  blob.size, start), CHUNK)
+        fh = storage.open(blob.storage_name, "rb")
+        if start:
+            fh.seek(start)
+        return fh
+    except Exception as exc:
+        if store_unreachable(exc):
+            raise StorageUnavailable(READ_UNAVAILABLE_MESSAGE) from exc
+        raise
+
+
+def direct_download_url(blob: Blob, *, filename: str, content_type: str) -> str | None:
+    """A short-lived presigned URL that downloads `blob` straight from the object store (served as `filename`),
+    when STRATUM_DIRECT_DOWNLOADS is on and the store can sign one; None means: stream it through Stratum.
+
+    Call it only where the bytes would otherwise be streamed, after every permission and quarantine check."""
+    if not settings.STRATUM_DIRECT_DOWNLOADS:
+        return None
+    storage = artifact_storage()
+    if not _is_s3(storage):
+        return None
+    disposition = f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
+    try:
+        return storage.url(blob.storage_name, expire=settings.STRATUM_DIRECT_DOWNLOAD_SECONDS,
+                           parameters={"ResponseContentDisposition": disposition,
+                                       "ResponseContentType": content_type})
+    except Exception as exc:
+        if store_unreachable(exc):
+            raise StorageUnavailable(READ_UNAVAILABLE_MESSAGE) from exc
+        raise
 
 
 def iter_range(fh: IO[bytes], start: int, length: int, chunk: int = 256 * 1024) -> Iterator[bytes]:

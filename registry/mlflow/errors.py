@@ -31,7 +31,7 @@ STATUS = {
 # Domain codes that are not MLflow ErrorCode names.
 # A quarantined file is PERMISSION_DENIED to everyone: the client shows the code and the message naming the quarantine.
 DOMAIN_CODES = {"PAYLOAD_TOO_LARGE": "RESOURCE_LIMIT_EXCEEDED", "INSUFFICIENT_STORAGE": "RESOURCE_EXHAUSTED",
-                "QUARANTINED": "PERMISSION_DENIED"}
+                "QUARANTINED": "PERMISSION_DENIED", "STORAGE_UNAVAILABLE": "TEMPORARILY_UNAVAILABLE"}
 DRF_CODES: list[tuple[type[Exception], str, int]] = [
     (exceptions.NotAuthenticated, "UNAUTHENTICATED", 401),
     (exceptions.AuthenticationFailed, "UNAUTHENTICATED", 401),
@@ -87,7 +87,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return response
     if isinstance(exc, DomainError):
         code = DOMAIN_CODES.get(exc.code, exc.code)
-        return Response(error_body(code, exc.message), status=STATUS.get(code, exc.status))
+        response = Response(error_body(code, exc.message), status=STATUS.get(code, exc.status))
+        if response.status_code == 503:  # a store that did not answer: worth a retry
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     if isinstance(exc, DjangoValidationError):
         return Response(error_body("INVALID_PARAMETER_VALUE", "; ".join(exc.messages)), status=400)
     if isinstance(exc, DjangoPermissionDenied):

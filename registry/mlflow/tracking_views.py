@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from registry.artifacts.formats import content_type_for
-from registry.artifacts.storage import blob_open, iter_range, spool_stream
+from registry.artifacts.storage import blob_open, direct_download_url, iter_range, spool_stream
 from registry.errors import Forbidden, InvalidInput, NotFound, UploadTooLarge
 from registry.mlflow import shapes
 from registry.mlflow.common import Args, MlflowApi, invalid, missing, mlflow_view, paged
@@ -340,6 +340,10 @@ class ArtifactFileApi(MlflowApi):
             row = tracking_artifacts.artifact_file_servable(root)  # a quarantined file's bytes never leave
         except NotFound:
             raise NotFound(f"No such artifact: '{path}'")  # MLflow names the path as requested
+        filename = path.rsplit("/", 1)[-1]
+        direct = direct_download_url(row.blob, filename=filename, content_type=content_type_for(row.format))
+        if direct is not None:  # the mlflow client (requests) follows the redirect to the object store
+            return HttpResponseRedirect(direct, headers={"Cache-Control": "no-store"})
         response = StreamingHttpResponse(iter_range(blob_open(row.blob), 0, row.size),
                                          content_type=content_type_for(row.format))
         response["Content-Length"] = str(row.size)

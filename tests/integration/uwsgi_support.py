@@ -21,21 +21,27 @@ UWSGI = Path(sys.executable).with_name("uwsgi")
 
 
 @contextmanager
-def uwsgi_stratum(var: Path, *, processes: int, env_after_setup: dict[str, str] | None = None
-                  ) -> Iterator[tuple[int, str]]:
+def uwsgi_stratum(var: Path, *, processes: int, env_after_setup: dict[str, str] | None = None,
+                  env: dict[str, str] | None = None) -> Iterator[tuple[int, str]]:
     """Migrate a fresh SQLite Stratum in `var`, create user 'web' with a token, serve it with uWSGI; yield (port,
     token) once /healthz answers, and stop the server (its whole process group) afterwards. `env_after_setup`
-    applies to the server only (e.g. a REDIS_URL that points at nothing)."""
+    applies to the server only (e.g. a REDIS_URL that points at nothing); `env` to the set-up and the server (e.g.
+    a DATABASE_URL, REDIS_URL and object store that several nodes share)."""
     if not UWSGI.exists():
         pytest.fail(f"{UWSGI} is missing: pyuwsgi is a dependency (pip install -e .)")
+    shared = env or {}
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
+    env.update(shared)
     port = free_port()
     env.update({"STRATUM_VAR_DIR": str(var), "DJANGO_SETTINGS_MODULE": "stratum.settings", "STRATUM_HTTPS": "false",
                 "STRATUM_BIND": f"127.0.0.1:{port}", "STRATUM_WEB_PROCESSES": str(processes)})
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
-    script = ("from django.contrib.auth import get_user_model; from registry import access; "
-              "u = get_user_model().objects.create_user('web', password='web-pw-123456-x'); "
+    script = ("from django.contrib.auth import get_user_model; from django.db import IntegrityError; "
+              "from registry import access; User = get_user_model()\n"
+              "try:\n    u = User.objects.create_user('web', password='web-pw-123456-x')\n"
+              "except IntegrityError:  # another node of a shared database made it\n"
+              "    u = User.objects.get(username='web')\n"
               "print(access.token_create(user=u, actor=u, name='web')[1])")
     token = subprocess.run([*manage, "shell", "-c", script], env=env, cwd=ROOT, check=True, capture_output=True,
                            text=True, timeout=120).stdout.strip().splitlines()[-1]
