@@ -233,3 +233,22 @@ def test_the_stock_mlflow_client_logs_and_loads_a_model_on_s3_proxied_and_direct
     followed = requests.get(route, headers=headers, timeout=10)  # as the client does; requests drops the token
     assert followed.history and followed.content == b"".join(
         blob_open(version.get(path="MLmodel").blob))
+
+
+def test_no_presigned_url_is_issued_for_quarantined_or_unscanned_bytes(
+        s3_artifacts, settings, registered_model, owner, make_version, api_client_for):  # noqa: F811
+    from registry.pipeline import handlers  # noqa: F401 - installs the job handlers
+    from registry.pipeline.jobs import job_run
+    from registry.pipeline.scan.services import scan_enqueue
+    from tests.registry.pickle_corpus import MALICIOUS
+
+    version = make_version(registered_model, files={"model.pkl": MALICIOUS["os.system"][0]})
+    settings.STRATUM_DIRECT_DOWNLOADS = True
+    api = api_client_for(owner)
+    pending = api.get(f"{FILES}/model.pkl")  # a pickle not scanned yet: no bytes, and no URL to them
+    assert pending.status_code == 409 and "Location" not in pending
+    for artifact in version.artifacts.all():
+        job_run(scan_enqueue(artifact).pk)
+    quarantined = api.get(f"{FILES}/model.pkl")
+    assert quarantined.status_code == 409 and "Location" not in quarantined
+    assert quarantined.json()["error"]["code"] == "QUARANTINED"
