@@ -15,6 +15,8 @@ from django.db.models import Count, Sum
 from registry import selectors
 from registry.errors import InvalidInput
 from registry.models import Artifact, ModelVersion, RegisteredModel
+from registry.pipeline.scan.trust import versions_trust
+from registry.pipeline.selectors import versions_signature_state
 
 MIN_VERSIONS = 2
 MAX_VERSIONS = 5
@@ -23,7 +25,6 @@ REF = re.compile(r"^(?P<model>[\w][\w.\- ]{0,255})/(?P<ref>[\w.\-]{1,256})$")
 # Metrics whose names contain one of these words are better when lower; every other metric is better when higher.
 LOWER_IS_BETTER = ("loss", "error", "err", "rmse", "mse", "mae", "mape", "latency", "time", "duration", "perplexity",
                    "brier", "logloss", "fpr", "fnr", "size", "memory")
-SCAN_STATUS_UNAVAILABLE = "not available"
 
 
 def higher_is_better(metric: str) -> bool:
@@ -187,6 +188,8 @@ def comparison_build(versions: Sequence[ModelVersion]) -> Comparison:
     """Build the comparison rows of already visible, resolved versions (the first one is the baseline)."""
     artifacts = _artifact_summary(versions)
     same_model = len({v.model_id for v in versions}) == 1
+    trust = versions_trust([v.pk for v in versions])
+    signatures_state = versions_signature_state(version_ids=[v.pk for v in versions])
     columns = []
     for v in versions:
         art = artifacts[v.pk]
@@ -199,7 +202,8 @@ def comparison_build(versions: Sequence[ModelVersion]) -> Comparison:
             "creator": v.creator.get_username() if v.creator else None,
             "run_id": v.run_id, "code_repository": v.code_repository, "code_commit": v.code_commit,
             "artifact_files": art["files"], "artifact_size": art["size"], "artifact_formats": art["formats"],
-            "scan_status": SCAN_STATUS_UNAVAILABLE, "signature_status": SCAN_STATUS_UNAVAILABLE,
+            "scan_status": str(trust[v.pk].state) if v.pk in trust else "clean",
+            "signature_status": signatures_state[v.pk],
         })
     param_keys = sorted({key for v in versions for key in (v.params or {})})
     dataset_keys = sorted({f"{d.role}: {d.name}" for v in versions for d in v.datasets.all()})

@@ -42,6 +42,8 @@ class VersionCompareView(LoginRequiredMixin, View):
             query = {"versions": ",".join(sorted(picked, key=_ref_order))}
             if request.GET.get("params") == "all":
                 query["params"] = "all"
+            if request.GET.get("model"):  # the picker keeps its model, also when the selection is refused
+                query["model"] = request.GET["model"]
             return HttpResponseRedirect(f"{reverse('registry:compare')}?{urlencode(query)}")
         raw = request.GET.get("versions")
         model_name = request.GET.get("model") or None
@@ -66,7 +68,14 @@ class VersionCompareView(LoginRequiredMixin, View):
                                share_url=request.build_absolute_uri(_compare_url(comparison.selection)))
                 if model_name is None and len({c["model"] for c in comparison.columns}) == 1:
                     model_name = comparison.columns[0]["model"]
+        refs = [ref.strip() for ref in (raw or "").split(",") if ref.strip()][: compare.MAX_VERSIONS * 4]
+        if model_name is None:  # a refused selection still shows its model's versions, with the chosen ones ticked
+            named = {ref.rpartition("/")[0] for ref in refs}
+            model_name = named.pop() if len(named) == 1 and "" not in named else None
+        context.setdefault("selected_ids", set())
         context.update(_picker(request, model_name), max_versions=compare.MAX_VERSIONS, raw_selection=raw or "")
+        context["selected_ids"] |= {v.pk for v in context["picker_versions"]
+                                    if f"{v.model.name}/{v.number}" in refs}
         return render(request, self.template_name, context, status=status)
 
 

@@ -108,3 +108,33 @@ def version_signature_status(*, version: ModelVersion) -> dict[str, Any]:
     if last is not None and not last.ok:
         return {"status": "failed", "detail": last.detail, "signature": info}
     return {"status": "verified", "detail": f"Signed tree of {len(signed)} file(s) verified.", "signature": info}
+
+
+def versions_signature_state(*, version_ids: list[int]) -> dict[int, str]:
+    """Each version's signature state as version_signature_status names it (unsigned, verified or failed), for a
+    page of versions in three queries: the latest signatures, their latest verifications, the current trees."""
+    from registry.models import SignatureVerification
+    from registry.pipeline.signing import SIGNED_DOCUMENT_DIR
+
+    latest: dict[int, VersionSignature] = {}
+    for signature in VersionSignature.objects.filter(version_id__in=version_ids).order_by(
+            "version_id", "-signed_at", "-pk"):
+        latest.setdefault(signature.version_id, signature)
+    last: dict[int, Any] = {}
+    for check in SignatureVerification.objects.filter(signature__in=list(latest.values())).order_by(
+            "signature_id", "-verified_at", "-pk"):
+        last.setdefault(check.signature_id, check)
+    trees: dict[int, dict[str, str]] = {vid: {} for vid in version_ids}
+    for vid, path, sha in Artifact.objects.filter(version_id__in=version_ids).values_list("version_id", "path",
+                                                                                         "blob_id"):
+        trees[vid][path] = sha
+    states = {}
+    for vid in version_ids:
+        signature = latest.get(vid)
+        if signature is None:
+            states[vid] = "unsigned"
+            continue
+        signed = {p: sha for p, sha in signature.manifest.items() if p.split("/")[0] != SIGNED_DOCUMENT_DIR}
+        check = last.get(signature.pk)
+        states[vid] = "failed" if signed != trees[vid] or (check is not None and not check.ok) else "verified"
+    return states

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -235,3 +236,37 @@ def test_model_page_loads_trend_panel(three, owner, client):
     assert 'hx-get="/models/churn/trends/?embed=pair"' in html
     embed = client.get("/models/churn/trends/", {"embed": "pair"}, headers={"HX-Request": "true"}).content.decode()
     assert 'id="champion-challenger"' in embed and "chart-trend" not in embed
+
+
+def test_compare_shows_the_real_scan_and_signature_state(registered_model, make_version, owner, client):
+    from registry.pipeline import handlers, signing  # noqa: F401 - installs the job handlers
+    from registry.pipeline.jobs import job_run
+    from registry.pipeline.scan.services import scan_enqueue
+    from tests.registry.pickle_corpus import MALICIOUS
+
+    clean = make_version(registered_model, files={"model.onnx": b"\x08\x07onnx"})
+    for artifact in clean.artifacts.all():
+        job_run(scan_enqueue(artifact).pk)
+    job_run(signing.sign_enqueue(version=clean, actor=owner).pk)
+    evil = make_version(registered_model, files={"model.pkl": MALICIOUS["os.system"][0]})
+    for artifact in evil.artifacts.all():
+        job_run(scan_enqueue(artifact).pk)
+    pending = make_version(registered_model, files={"model.pkl": MALICIOUS["os.system"][0] + b" "})
+    comparison = compare.comparison_get(actor=owner, selection="churn/1,churn/2,churn/3")
+    assert [c["scan_status"] for c in comparison.columns] == ["clean", "quarantined", "pending"]
+    assert [c["signature_status"] for c in comparison.columns] == ["verified", "unsigned", "unsigned"]
+    assert pending.number == 3
+    client.force_login(owner)
+    body = client.get("/compare/", {"versions": "churn/1,churn/2"}).content.decode()
+    assert "not available" not in body and "quarantined" in body and "verified" in body
+
+
+def test_a_refused_selection_keeps_the_model_and_the_ticks(three, owner, client):
+    client.force_login(owner)
+    response = client.get("/compare/", {"v": ["churn/2"], "model": "churn"})
+    assert response["Location"] == "/compare/?versions=churn%2F2&model=churn"
+    page = client.get(response["Location"])
+    body = page.content.decode()
+    assert page.status_code == 400 and body.count('name="v"') == 3
+    assert re.search(r'value="churn/2" id="pick-\d+" checked', body)
+    assert re.search(r'<option value="churn" selected>', body)
