@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Min, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from registry import events
 from registry.errors import InvalidInput, NotFound
@@ -199,3 +200,14 @@ def latest_metrics(run: Run) -> dict[str, RunMetric]:
     for metric in RunMetric.objects.filter(run=run).order_by("key", "step", "timestamp", "pk"):
         latest[metric.key] = metric
     return latest
+
+
+def latest_metric_points(run_ids: Iterable[str]) -> QuerySet[RunMetric]:
+    """The latest point of each metric of each of `run_ids` (highest step, then latest timestamp, then the last
+    logged), in one query, each annotated with `first_logged` (the pk of the metric's first point, MLflow's order)."""
+    by_metric = [F("run_id"), F("key")]
+    return (RunMetric.objects.filter(run_id__in=list(run_ids))
+            .annotate(rank=Window(RowNumber(), partition_by=by_metric,
+                                  order_by=[F("step").desc(), F("timestamp").desc(), F("pk").desc()]),
+                      first_logged=Window(Min("pk"), partition_by=by_metric))
+            .filter(rank=1).order_by("run_id", "first_logged"))
