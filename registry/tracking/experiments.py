@@ -121,6 +121,15 @@ def experiment_create(*, actor: Any, name: str, artifact_location: str = "", tag
     return exp
 
 
+def experiment_for_import(*, actor: Any, name: str, tags: dict[str, str] | None = None) -> tuple[Experiment, bool]:
+    """The experiment an imported run lands in: the visible one of that name, else a new one owned by `actor`
+    (with `tags`); return it and whether it is new. A name taken by an experiment `actor` may not see is refused."""
+    try:
+        return experiment_get_by_name(actor=actor, name=name), False
+    except NotFound:
+        return experiment_create(actor=actor, name=name, tags=tags), True
+
+
 @transaction.atomic
 def experiment_update(*, actor: Any, experiment: Experiment, new_name: str | None = None,
                       lifecycle_stage: str | None = None) -> Experiment:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -12,11 +13,13 @@ from django.db.models import F, Min, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from registry import events
-from registry.errors import InvalidInput, NotFound
+from registry.errors import AlreadyExists, InvalidInput, NotFound
 from registry.models import Experiment, LifecycleStage, Run, RunInput, RunMetric, RunParam, RunStatus, RunTag
 from registry.tracking.common import clean_float, clean_int, clean_key, clean_text, now_ms, sees_everything
+from registry.tracking.experiments import experiments_visible
 
 MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS = 1000, 100, 100
+_RUN_ID = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 
 
 def runs_visible(actor: Any) -> QuerySet[Run]:
@@ -173,7 +176,11 @@ def run_tag_delete(*, actor: Any, run: Run, key: str) -> None:
 def run_log_inputs(*, actor: Any, run: Run, datasets: list[dict[str, Any]] | None = None) -> None:
     """Record the datasets a run consumed (idempotent per name and digest)."""
     require_active(run)
-    for item in datasets or []:
+    _inputs_write(run, datasets or [])
+
+
+def _inputs_write(run: Run, datasets: list[dict[str, Any]]) -> None:
+    for item in datasets:
         ds = item.get("dataset") if isinstance(item, dict) else None
         if not isinstance(ds, dict) or not ds.get("name"):
             raise InvalidInput("Each dataset input needs a dataset with a name.")
@@ -187,6 +194,61 @@ def run_log_inputs(*, actor: Any, run: Run, datasets: list[dict[str, Any]] | Non
                       "schema": clean_text(ds.get("schema"), "Schema", 1_000_000),
                       "profile": clean_text(ds.get("profile"), "Profile", 1_000_000), "tags": tags},
         )
+
+
+@transaction.atomic
+def run_import(*, actor: Any, experiment: Experiment, run_id: str, info: dict[str, Any],
+               params: list[tuple[Any, Any]], tags: list[tuple[Any, Any]], metrics: list[dict[str, Any]],
+               inputs: list[dict[str, Any]], origin: str) -> tuple[Run, bool]:
+    """Copy a run from another MLflow server under its own id into `experiment`; return it and whether it is new.
+
+    Idempotent: a second copy adds only what is new (params are immutable, an identical metric point is stored
+    once, tags and datasets are replaced) and updates status, end time and lifecycle. The first copy emits
+    `run.imported`; later ones are telemetry, as logging is.
+    """
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise InvalidInput(f"Run id {str(run_id)[:64]!r} is not 1-32 letters, digits, '-' or '_'.")
+    if not experiments_visible(actor).filter(pk=experiment.pk).exists():
+        raise NotFound(f"No Experiment with id={experiment.pk} exists")
+    status = info.get("status") or RunStatus.FINISHED
+    if status not in RunStatus.values:
+        raise InvalidInput(f"Invalid run status {status!r}.")
+    stage = info.get("lifecycle_stage") or LifecycleStage.ACTIVE
+    if stage not in LifecycleStage.values:
+        raise InvalidInput(f"Invalid lifecycle stage {stage!r}.")
+    fields = {"name": clean_text(info.get("run_name") or "", "Run name", 250, multiline=False), "status": status,
+              "start_time": clean_int(info.get("start_time"), "start_time"),
+              "end_time": clean_int(info.get("end_time"), "end_time"), "lifecycle_stage": stage}
+    run = Run.objects.select_for_update(no_key=True).filter(pk=run_id).first()
+    created = run is None
+    if run is None:
+        run = Run.objects.create(run_id=run_id, experiment=experiment, user=actor, **fields)
+    elif run.experiment_id != experiment.pk:
+        raise AlreadyExists(f"Run {run_id} is already held in another experiment (id={run.experiment_id}).")
+    else:
+        for name, value in fields.items():
+            setattr(run, name, value)
+        run.save()
+    RunParam.objects.bulk_create(_param_rows(run, params))
+    tag_rows = {clean_key(k): clean_text(v, "Tag value", 8000) for k, v in tags}
+    RunTag.objects.bulk_create([RunTag(run=run, key=k, value=v) for k, v in tag_rows.items()],
+                               update_conflicts=True, unique_fields=["run", "key"], update_fields=["value"])
+    points = [_metric_row(run, m) for m in metrics]
+    existing = {(key, ts, step, _same(value)) for key, ts, step, value in RunMetric.objects.filter(
+        run=run, key__in={p.key for p in points}).values_list("key", "timestamp", "step", "value")} if points else set()
+    fresh = []
+    for point in points:
+        ident = (point.key, point.timestamp, point.step, _same(point.value))
+        if ident not in existing:
+            existing.add(ident)
+            fresh.append(point)
+    RunMetric.objects.bulk_create(fresh, batch_size=1000)
+    _inputs_write(run, inputs)
+    if created:
+        events.emit("run.imported", actor=actor, target=run, data={
+            "experiment": experiment.pk, "name": run.name, "origin": origin[:500], "params": len(params),
+            "metric_points": len(fresh), "tags": len(tag_rows), "datasets": len(inputs)})
+    return run, created
 
 
 def metric_history(*, run: Run, key: str) -> QuerySet[RunMetric]:
