@@ -34,9 +34,7 @@ django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.core.signals import request_started  # noqa: E402
-from django.db import connection, reset_queries, transaction  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from registry import access  # noqa: E402
@@ -68,7 +66,14 @@ def build(n: int, user) -> Experiment:
 
 def timed(fn, repeat: int) -> tuple[int, float, float]:
     """(queries of one call, median ms, p95 ms) of `fn` over `repeat` calls."""
-    with CaptureQueriesContext(connection) as ctx:
+    count = 0
+
+    def counting(execute, sql, params, many, context):
+        nonlocal count
+        count += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(counting):
         fn()
     samples = []
     for _ in range(repeat):
@@ -76,7 +81,7 @@ def timed(fn, repeat: int) -> tuple[int, float, float]:
         fn()
         samples.append((time.perf_counter() - start) * 1000)
     samples.sort()
-    return len(ctx.captured_queries), statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)]
+    return count, statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)]
 
 
 def main() -> None:
@@ -85,7 +90,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
-    request_started.disconnect(reset_queries)  # else each request empties the log CaptureQueriesContext counts
     call_command("migrate", verbosity=0)
     user, _ = get_user_model().objects.get_or_create(username=f"{PREFIX}-user")
     _, raw = access.token_create(user=user, actor=user, name="bench")
