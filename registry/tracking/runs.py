@@ -129,6 +129,23 @@ def _same(value: float) -> float | str:
     return "NaN" if math.isnan(value) else value
 
 
+def _fresh_points(run: Run, points: list[RunMetric]) -> list[RunMetric]:
+    """The points not stored yet: an identical point is stored once (MLflow 3 re-logs run metrics with the logged
+    model's id, and an import may copy a run again)."""
+    if not points:
+        return []
+    existing = {(key, ts, step, _same(value)) for key, ts, step, value in RunMetric.objects.filter(
+        run=run, key__in={p.key for p in points}, timestamp__in={p.timestamp for p in points}
+    ).values_list("key", "timestamp", "step", "value")}
+    fresh = []
+    for point in points:
+        ident = (point.key, point.timestamp, point.step, _same(point.value))
+        if ident not in existing:
+            existing.add(ident)
+            fresh.append(point)
+    return fresh
+
+
 @transaction.atomic
 def run_log_batch(*, actor: Any, run: Run, metrics: list[dict[str, Any]] | None = None,
                   params: list[dict[str, Any]] | None = None, tags: list[dict[str, Any]] | None = None) -> None:
@@ -145,18 +162,7 @@ def run_log_batch(*, actor: Any, run: Run, metrics: list[dict[str, Any]] | None 
         if not isinstance(item, dict):
             raise InvalidInput("Each param and tag must be an object with key and value.")
     RunParam.objects.bulk_create(_param_rows(run, [(p.get("key"), p.get("value")) for p in params]))
-    points = [_metric_row(run, m) for m in metrics]
-    if points:  # an identical point is stored once (MLflow 3 re-logs run metrics with the logged model's id)
-        existing = {(key, ts, step, _same(value)) for key, ts, step, value in RunMetric.objects.filter(
-            run=run, key__in={p.key for p in points}, timestamp__in={p.timestamp for p in points}
-        ).values_list("key", "timestamp", "step", "value")}
-        fresh = []
-        for point in points:
-            ident = (point.key, point.timestamp, point.step, _same(point.value))
-            if ident not in existing:
-                existing.add(ident)
-                fresh.append(point)
-        RunMetric.objects.bulk_create(fresh)
+    RunMetric.objects.bulk_create(_fresh_points(run, [_metric_row(run, m) for m in metrics]))
     for item in tags:
         key, value = clean_key(item.get("key")), clean_text(item.get("value"), "Tag value", 8000)
         RunTag.objects.update_or_create(run=run, key=key, defaults={"value": value})
@@ -234,15 +240,9 @@ def run_import(*, actor: Any, experiment: Experiment, run_id: str, info: dict[st
     RunTag.objects.bulk_create([RunTag(run=run, key=k, value=v) for k, v in tag_rows.items()],
                                update_conflicts=True, unique_fields=["run", "key"], update_fields=["value"])
     points = [_metric_row(run, m) for m in metrics]
-    existing = {(key, ts, step, _same(value)) for key, ts, step, value in RunMetric.objects.filter(
-        run=run, key__in={p.key for p in points}).values_list("key", "timestamp", "step", "value")} if points else set()
-    fresh = []
-    for point in points:
-        ident = (point.key, point.timestamp, point.step, _same(point.value))
-        if ident not in existing:
-            existing.add(ident)
-            fresh.append(point)
-    RunMetric.objects.bulk_create(fresh, batch_size=1000)
+    fresh: list[RunMetric] = []
+    for start in range(0, len(points), MAX_BATCH_METRICS):  # a long history binds a batch's worth at a time
+        fresh += RunMetric.objects.bulk_create(_fresh_points(run, points[start: start + MAX_BATCH_METRICS]))
     _inputs_write(run, inputs)
     if created:
         events.emit("run.imported", actor=actor, target=run, data={

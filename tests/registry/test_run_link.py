@@ -81,3 +81,11 @@ def test_link_takes_the_run_provenance_and_drops_the_external_node(owner, outsid
     assert provenance.version_run_link(version=version, actor=owner) is False  # nothing left to link
     assert list(provenance.versions_awaiting_run()) == []
     assert AuditEvent.objects.filter(action="model_version.run_linked").count() == 1
+
+
+def test_run_import_copies_a_long_history_once(owner):
+    exp, _ = experiments.experiment_for_import(actor=owner, name="long")
+    history = [{"key": "loss", "value": 1 / (i + 1), "timestamp": i, "step": i} for i in range(2500)]
+    _import(owner, exp, metrics=history)
+    _import(owner, exp, metrics=history)
+    assert RunMetric.objects.filter(run_id=RUN_ID).count() == 2500
