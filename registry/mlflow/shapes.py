@@ -6,8 +6,6 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Min
-
 from registry import selectors
 from registry.lineage import selectors as lineage_selectors
 from registry.models import (
@@ -221,35 +219,43 @@ def metric(m: RunMetric) -> dict[str, Any]:
     return out
 
 
+RUN_BATCH = 5000  # ids bound per query: far below SQLite's limit on bound parameters
+
+
 def run(r: Run) -> dict[str, Any]:
     """A Run with its latest metrics, params, tags, dataset inputs and model outputs."""
-    data: dict[str, Any] = {}
-    # MLflow lists a run's data in the order it was first logged.
-    latest = tracking_runs.latest_metrics(r)
-    first_logged = RunMetric.objects.filter(run=r).values("key").annotate(first=Min("pk")).order_by("first")
-    metrics = [metric(latest[row["key"]]) for row in first_logged if row["key"] in latest]
-    params = _tags(RunParam.objects.filter(run=r).order_by("pk").values_list("key", "value"))
-    tags = _tags(RunTag.objects.filter(run=r).order_by("pk").values_list("key", "value"))
-    if metrics:
-        data["metrics"] = metrics
-    if params:
-        data["params"] = params
-    if tags:
-        data["tags"] = tags
-    inputs: dict[str, Any] = {}
-    datasets = [
-        {"tags": _tags(sorted(ds.tags.items())),
-         "dataset": {k: v for k, v in {"name": ds.name, "digest": ds.digest, "source_type": ds.source_type,
-                                       "source": ds.source, "schema": ds.schema, "profile": ds.profile}.items() if v}}
-        for ds in RunInput.objects.filter(run=r).order_by("pk")
-    ]
-    if datasets:
-        inputs["dataset_inputs"] = datasets
-    outputs: dict[str, Any] = {}
-    model_ids = list(LoggedModel.objects.filter(source_run=r).order_by("created_at").values_list("pk", flat=True))
-    if model_ids:
-        outputs["model_outputs"] = [{"model_id": mid, "step": 0} for mid in model_ids]
-    return {"info": run_info(r), "data": data, "inputs": inputs, "outputs": outputs}
+    return runs([r])[0]
+
+
+def runs(page: list[Run]) -> list[dict[str, Any]]:
+    """Runs with their latest metrics, params, tags, dataset inputs and model outputs: five queries for a page of
+    up to RUN_BATCH runs, whatever its size (their experiment and user come with the runs)."""
+    data: dict[str, dict[str, list[dict[str, Any]]]] = {r.run_id: {} for r in page}
+    datasets: dict[str, list[dict[str, Any]]] = {}
+    outputs: dict[str, list[dict[str, Any]]] = {}
+    ids = list(data)
+    for start in range(0, len(ids), RUN_BATCH):
+        chunk = ids[start: start + RUN_BATCH]
+        # MLflow lists a run's data in the order it was first logged.
+        for point in tracking_runs.latest_metric_points(chunk):
+            data[point.run_id].setdefault("metrics", []).append(metric(point))
+        for kind, rows in (("params", RunParam.objects.filter(run_id__in=chunk)),
+                           ("tags", RunTag.objects.filter(run_id__in=chunk))):
+            for run_id, key, value in rows.order_by("pk").values_list("run_id", "key", "value"):
+                data[run_id].setdefault(kind, []).append({"key": key, "value": value})
+        for ds in RunInput.objects.filter(run_id__in=chunk).order_by("pk"):
+            datasets.setdefault(ds.run_id, []).append({
+                "tags": _tags(sorted(ds.tags.items())),
+                "dataset": {k: v for k, v in {"name": ds.name, "digest": ds.digest, "source_type": ds.source_type,
+                                              "source": ds.source, "schema": ds.schema,
+                                              "profile": ds.profile}.items() if v}})
+        for run_id, model_id in (LoggedModel.objects.filter(source_run_id__in=chunk).order_by("created_at", "pk")
+                                 .values_list("source_run_id", "pk")):
+            outputs.setdefault(run_id, []).append({"model_id": model_id, "step": 0})
+    return [{"info": run_info(r), "data": {k: data[r.run_id][k] for k in ("metrics", "params", "tags")
+                                           if k in data[r.run_id]},
+             "inputs": {"dataset_inputs": datasets[r.run_id]} if r.run_id in datasets else {},
+             "outputs": {"model_outputs": outputs[r.run_id]} if r.run_id in outputs else {}} for r in page]
 
 
 def logged_model(lm: LoggedModel) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def run_search_view(request: Request, args: Args) -> dict[str, Any]:
                                filter_string=args.str("filter") or None,
                                run_view_type=args.str("run_view_type", default="ACTIVE_ONLY"), order_by=order_by)
     rows, token = paged(qs, args, default=run_search.DEFAULT_RUN_RESULTS, high=run_search.MAX_RUN_RESULTS)
-    out: dict[str, Any] = {"runs": [shapes.run(r) for r in rows]} if rows else {}
+    out: dict[str, Any] = {"runs": shapes.runs(rows)} if rows else {}
     if token:
         out["next_page_token"] = token
     return out

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
-from registry.search.parser import BoolOp, FilterError, Node, parse
+from registry.search.parser import NULL_OPS, BoolOp, FilterError, Node, parse
 from registry.validation import BIGINT_MAX
 
 Compare = Callable[[str, str, Any], Q]
@@ -128,11 +128,19 @@ def _tag_q(tag_model, owner_field: str, key: str, op: str, value: Any) -> Q:
     return ~Q(Exists(tags)) if negate else Q(Exists(tags))
 
 
+def _refuse_null_ops(what: str, field: str, op: str) -> None:
+    """MLflow's registry searches have no IS [NOT] NULL (its server fails with 500); Stratum says so with a 400."""
+    if op in NULL_OPS:
+        raise FilterError(f"{op} is not supported in a {what} filter ('{field} {op}'); it is supported for tags "
+                          "and params in run search and for tags in experiment search.")
+
+
 def compile_model_filter(text: str | None) -> Q:
     """Compile a registered-model search filter."""
     from registry.models import ModelTag, ModelVersion
 
     def cmp(field: str, op: str, value: Any) -> Q:
+        _refuse_null_ops("registered model", field, op)
         prefix, _, rest = field.partition(".")
         prefix_l = prefix.lower()
         if not rest and prefix_l == "name":
@@ -158,6 +166,7 @@ def compile_version_filter(text: str | None) -> Q:
     from registry.models import VersionTag
 
     def cmp(field: str, op: str, value: Any) -> Q:
+        _refuse_null_ops("model version", field, op)
         prefix, _, rest = field.partition(".")
         prefix_l = prefix.lower()
         if not rest:

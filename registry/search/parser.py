@@ -37,8 +37,9 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
-KEYWORDS = {"AND", "OR", "LIKE", "ILIKE", "IN", "NOT"}
+KEYWORDS = {"AND", "OR", "LIKE", "ILIKE", "IN", "NOT", "IS", "NULL"}
 PATTERN_OPS = {"LIKE", "ILIKE", "IN"}
+NULL_OPS = {"IS NULL", "IS NOT NULL"}  # `field IS [NOT] NULL`: whether the key is there at all (no value)
 
 
 @dataclass
@@ -52,7 +53,8 @@ class Token:
 
 @dataclass(frozen=True)
 class Comparison:
-    """`field op value`: op is =, !=, <, <=, >, >=, LIKE, ILIKE, IN or NOT LIKE/ILIKE/IN; IN takes a list."""
+    """`field op value`: op is =, !=, <, <=, >, >=, LIKE, ILIKE, IN, NOT LIKE/ILIKE/IN or IS [NOT] NULL; IN takes a
+    list, IS [NOT] NULL takes no value (None)."""
 
     field: str
     op: str
@@ -150,6 +152,8 @@ class _Parser:
         if tok.kind != "ident":
             raise FilterError(f"Expected a field name at position {tok.pos}, found {tok.value!r}.")
         op = self.operator(tok)
+        if op in NULL_OPS:
+            return Comparison(tok.value, op, None)
         if op.endswith("IN"):
             return Comparison(tok.value, op, self.value_list())
         vtok = self.take()
@@ -180,6 +184,14 @@ class _Parser:
             if nxt.kind != "kw" or nxt.value not in PATTERN_OPS:
                 raise FilterError(f"Expected LIKE, ILIKE or IN after NOT at position {nxt.pos}.")
             return f"NOT {nxt.value}"
+        if op_tok.kind == "kw" and op_tok.value == "IS":
+            nxt = self.take()
+            negated = nxt.kind == "kw" and nxt.value == "NOT"
+            if negated:
+                nxt = self.take()
+            if nxt.kind != "kw" or nxt.value != "NULL":
+                raise FilterError(f"Expected NULL or NOT NULL after IS at position {nxt.pos}.")
+            return "IS NOT NULL" if negated else "IS NULL"
         if op_tok.kind == "op" or (op_tok.kind == "kw" and op_tok.value in PATTERN_OPS):
             return {"==": "=", "<>": "!="}.get(op_tok.value, op_tok.value)
         raise FilterError(f"Expected a comparison operator after {field.value!r} at position {op_tok.pos}.")

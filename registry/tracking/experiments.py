@@ -11,11 +11,12 @@ from registry import events, permissions
 from registry.errors import AlreadyExists, InvalidInput, NotFound
 from registry.models import Experiment, LifecycleStage
 from registry.search.compiler import compile_filter, json_key, string_lookup
-from registry.search.parser import FilterError
+from registry.search.parser import NULL_OPS, FilterError
 from registry.tracking.common import clean_key, clean_text, parse_experiment_id, sees_everything
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
+_SEARCH_ATTRIBUTES = ("name", "experiment_id", "creation_time", "last_update_time")  # MLflow's, for its errors
 
 
 def default_experiment() -> Experiment:
@@ -64,6 +65,8 @@ def _tag_lookup(key: str, op: str, value: Any) -> Q:
     """`tags.<key> op value` as MLflow means it: only experiments that have the tag match, `!=` included."""
     if len(key) >= 2 and key[0] == key[-1] and key[0] in "`\"":
         key = key[1:-1]
+    if op in NULL_OPS:  # whether the experiment has the tag at all
+        return ~Q(tags__has_key=json_key(key)) if op == "IS NULL" else Q(tags__has_key=json_key(key))
     if op not in ("=", "!=", "LIKE", "ILIKE"):
         raise FilterError(f"Invalid comparator '{op}' not one of '['!=', '=', 'ILIKE', 'LIKE']'")
     if not isinstance(value, str):
@@ -77,9 +80,12 @@ def experiment_search(*, actor: Any, filter_string: str | None = None, view_type
     default_experiment()
 
     def cmp(field_name: str, op: str, value: Any) -> Q:
+        prefix, dot, key = field_name.partition(".")
+        attribute = key if dot and prefix in ("attribute", "attributes") else field_name
+        if op in NULL_OPS and attribute in _SEARCH_ATTRIBUTES:
+            raise FilterError(f"IS NULL / IS NOT NULL is only supported for tags, not for attribute '{attribute}'")
         if field_name.lower() == "name":
             return string_lookup("name", op, value)
-        prefix, dot, key = field_name.partition(".")
         if dot and prefix in ("tag", "tags"):
             return _tag_lookup(key, op, value)
         raise FilterError(f"Unknown field {field_name!r} in experiment filter; use name or tags.<key>.")
@@ -113,6 +119,15 @@ def experiment_create(*, actor: Any, name: str, artifact_location: str = "", tag
         raise AlreadyExists(f"Experiment(name={name}) already exists.")
     events.emit("experiment.created", actor=actor, target=exp, data={"name": name})
     return exp
+
+
+def experiment_for_import(*, actor: Any, name: str, tags: dict[str, str] | None = None) -> tuple[Experiment, bool]:
+    """The experiment an imported run lands in: the visible one of that name, else a new one owned by `actor`
+    (with `tags`); return it and whether it is new. A name taken by an experiment `actor` may not see is refused."""
+    try:
+        return experiment_get_by_name(actor=actor, name=name), False
+    except NotFound:
+        return experiment_create(actor=actor, name=name, tags=tags), True
 
 
 @transaction.atomic

@@ -12,7 +12,7 @@ from registry import events
 from registry.errors import InvalidInput, NotFound
 from registry.models import Experiment, LoggedModel, LoggedModelStatus, Run
 from registry.search.compiler import compile_filter, string_lookup
-from registry.search.parser import FilterError
+from registry.search.parser import NULL_OPS, FilterError
 from registry.tracking.common import clean_key, clean_text, parse_experiment_id, sees_everything
 
 
@@ -88,6 +88,8 @@ def logged_model_search(*, actor: Any, experiment_ids: list[Any], filter_string:
               "model_id": "model_id"}
 
     def cmp(field_name: str, op: str, value: Any) -> Q:
+        if op in NULL_OPS:  # MLflow's logged-model filter has no IS [NOT] NULL; its error, word for word
+            raise FilterError(f"Invalid comparison: {field_name}{op}. Expected a comparison with 3 tokens.")
         column = fields.get(field_name.lower())
         if column is None:
             raise FilterError(f"Unknown field {field_name!r} in logged model filter; use {', '.join(fields)}.")

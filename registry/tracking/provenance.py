@@ -1,14 +1,32 @@
-"""Provenance: what a version registered from an MLflow source (a run, a logged model, a version) inherits."""
+"""Provenance: what a version registered from an MLflow source (a run, a logged model, a version) inherits, and
+linking a version whose run was held elsewhere to that run once Stratum holds it (an import brought it in)."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 
-from registry.models import Artifact, Blob, LoggedModel, Run, RunInput, RunParam, TrackedArtifact
+from registry import events, permissions
+from registry.errors import NotFound
+from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
+from registry.lineage.services import graph_lock, lineage_fill_from_version
+from registry.locking import model_lock
+from registry.models import (
+    Artifact,
+    Blob,
+    LoggedModel,
+    ModelVersion,
+    Run,
+    RunInput,
+    RunParam,
+    TrackedArtifact,
+    VersionDataset,
+)
 from registry.tracking.artifacts import artifact_root_resolve
 from registry.tracking.logged_models import logged_models_visible
 from registry.tracking.runs import latest_metrics, run_get, runs_visible
@@ -43,6 +61,21 @@ def _safe_key(key: str) -> bool:
     return bool(key) and "__" not in key and len(key) <= 250 and not any(ord(c) < 32 for c in key)
 
 
+def _dataset_uri(ds: RunInput) -> str:
+    """Where a run's dataset lives: MLflow's client sends its source as JSON ({"uri": ...}); older ones plain text."""
+    if ds.source_type == "code":
+        return ""
+    try:
+        source = json.loads(ds.source)
+    except ValueError:
+        return ds.source
+    if isinstance(source, dict):
+        for key in ("uri", "url", "path"):
+            if isinstance(source.get(key), str):
+                return source[key]
+    return ds.source
+
+
 def _run_provenance(prov: Provenance, run: Run) -> None:
     prov.run_id = prov.run_id or run.run_id
     for key, value in RunParam.objects.filter(run=run).values_list("key", "value"):
@@ -55,8 +88,8 @@ def _run_provenance(prov: Provenance, run: Run) -> None:
         context = str(ds.tags.get("mlflow.data.context", "")).lower()
         role = {"training": "train", "train": "train", "eval": "validation", "validation": "validation",
                 "test": "test"}.get(context, "train")
-        prov.datasets.append({"name": ds.name[:256], "uri": ds.source[:2048] if ds.source_type != "code" else "",
-                              "digest": ds.digest[:128], "role": role})
+        prov.datasets.append({"name": ds.name[:256], "uri": _dataset_uri(ds)[:2048], "digest": ds.digest[:128],
+                              "role": role})
 
 
 def source_provenance(*, actor: Any, source: str, run_id: str = "", model_id: str = "") -> Provenance:
@@ -113,3 +146,64 @@ def source_provenance(*, actor: Any, source: str, run_id: str = "", model_id: st
     if run is not None:
         _run_provenance(prov, run)
     return prov
+
+
+def run_provenance(run: Run) -> Provenance:
+    """What a version inherits from `run`: its params, latest finite metrics and datasets (no files)."""
+    prov = Provenance()
+    _run_provenance(prov, run)
+    return prov
+
+
+def versions_awaiting_run(run_ids: list[str] | None = None) -> QuerySet[ModelVersion]:
+    """Versions recorded with their run held elsewhere (an external_run lineage node) whose run Stratum now holds
+    (of `run_ids`, when given): the ones version_run_link can verify."""
+    held = Run.objects.filter(pk__in=run_ids) if run_ids is not None else Run.objects.all()
+    external = LineageEdge.objects.filter(kind=EdgeKind.TRAINED_IN, upstream__kind=NodeKind.EXTERNAL_RUN,
+                                          created_by__isnull=True).values("downstream__model_version_id")
+    return (ModelVersion.objects.filter(pk__in=external, run_id__in=held.values("pk"))
+            .select_related("model").order_by("model_id", "number"))
+
+
+@transaction.atomic
+def version_run_link(*, version: ModelVersion, actor: Any) -> bool:
+    """Link a version whose run was held elsewhere to that run, now that Stratum holds it; return False when there
+    was nothing to link (no external run recorded, or already linked).
+
+    The version takes the run's params, metrics and datasets it does not have yet (its own values stay), its
+    lineage loses the external_run node (not verified) for the run's datasets, and one `model_version.run_linked`
+    event records it. From then on run_verified is true and no page says "not verified by Stratum".
+    """
+    model = model_lock(version.model_id)
+    version = ModelVersion.objects.select_for_update(no_key=True).get(pk=version.pk)
+    version.model = model
+    permissions.require(permissions.can_contribute, actor, model, action="link versions to runs")
+    run = Run.objects.filter(pk=version.run_id).first() if version.run_id else None
+    if run is None:
+        raise NotFound(f"Run with id={version.run_id} not found")
+    externals = list(LineageNode.objects.filter(
+        kind=NodeKind.EXTERNAL_RUN, downstream_edges__downstream__model_version=version,
+        downstream_edges__kind=EdgeKind.TRAINED_IN, downstream_edges__created_by__isnull=True).distinct())
+    if not externals:
+        return False
+    prov = run_provenance(run)
+    params = {k: v for k, v in prov.params.items() if k not in version.params}
+    metrics = {k: v for k, v in prov.metrics.items() if k not in version.metrics}
+    if params or metrics:
+        version.params = {**version.params, **params}
+        version.metrics = {**version.metrics, **metrics}
+        version.save(update_fields=["params", "metrics", "updated_at"])
+    have = set(version.datasets.values_list("name", "uri", "digest", "role"))
+    datasets = [VersionDataset(version=version, **d) for d in prov.datasets
+                if (d["name"], d["uri"], d["digest"], d["role"]) not in have]
+    VersionDataset.objects.bulk_create(datasets)
+    graph_lock()  # the lock order of registry/locking.py: the model, its rows, the graph, the audit chain
+    version = ModelVersion.objects.select_related("model", "creator").prefetch_related("datasets").get(pk=version.pk)
+    lineage_fill_from_version(version)  # the run is held now: the external edge goes, the datasets come in
+    orphans = [n.pk for n in externals if not LineageEdge.objects.filter(upstream=n).exists()]
+    events.emit("model_version.run_linked", actor=actor, target=version, data={
+        "model": model.name, "version": version.number, "run_id": run.run_id, "experiment": run.experiment_id,
+        "params_added": sorted(params), "metrics_added": sorted(metrics),
+        "datasets_added": [d.name for d in datasets], "external_nodes_removed": orphans})
+    LineageNode.objects.filter(pk__in=orphans).delete()  # deletes come after the event (registry/locking.py)
+    return True

@@ -2,7 +2,8 @@
 datasets, an order (nulls last, then start time newest first, then run id), over the experiments a caller names.
 
 The filter text goes through Stratum's own parser (search.parser); here each comparison becomes an ORM lookup with
-MLflow's meaning: a comparison on a metric, param or tag matches only runs that have that key.
+MLflow's meaning: a comparison on a metric, param or tag matches only runs that have that key; `IS [NOT] NULL` on a
+param or tag asks whether the run has the key at all.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 
 from registry.models import LifecycleStage, Run, RunInput, RunMetric, RunParam, RunTag
 from registry.search.compiler import compile_filter, string_lookup
-from registry.search.parser import FilterError
+from registry.search.parser import NULL_OPS, FilterError
 from registry.tracking.common import parse_experiment_id
 from registry.tracking.runs import runs_visible
 
@@ -74,6 +75,8 @@ def _latest_metric(key: str) -> Subquery:
 def _compare(field: str, op: str, value: Any) -> Q:
     """One `field op value` of a run filter, with MLflow's types, comparators and meaning."""
     kind, key = _identifier(field)
+    if op in NULL_OPS:
+        return _is_null(kind, key, op)
     if kind == "metric":
         _check_op(op, _METRIC_OPS)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -115,6 +118,18 @@ def _compare(field: str, op: str, value: Any) -> Q:
         return string_lookup(_STRING_ATTRIBUTES[key], op, value)
     raise FilterError(f"Invalid attribute key '{key}' specified. Valid keys are "
                       f"'{sorted([*_STRING_ATTRIBUTES, *_NUMERIC_ATTRIBUTES])}'")
+
+
+def _is_null(kind: str, key: str, op: str) -> Q:
+    """`params.<key> IS [NOT] NULL` / `tags.<key> ...`: whether the run has that key at all (MLflow allows nothing
+    else: a metric, attribute or dataset answers its error)."""
+    if kind in ("parameter", "tag"):
+        has = Q(Exists((RunParam if kind == "parameter" else RunTag).objects.filter(run=OuterRef("pk"), key=key)))
+        return ~has if op == "IS NULL" else has
+    if kind == "attribute" and key not in _STRING_ATTRIBUTES and key not in _NUMERIC_ATTRIBUTES:
+        raise FilterError(f"Invalid attribute key '{key}' specified. Valid keys are "
+                          f"'{sorted([*_STRING_ATTRIBUTES, *_NUMERIC_ATTRIBUTES])}'")
+    raise FilterError(f"IS NULL / IS NOT NULL is only supported for tags and params, not for '{kind}' '{key}'")
 
 
 def _order(qs: QuerySet[Run], order_by: Iterable[str]) -> QuerySet[Run]:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Min, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from registry import events
-from registry.errors import InvalidInput, NotFound
+from registry.errors import AlreadyExists, InvalidInput, NotFound
 from registry.models import Experiment, LifecycleStage, Run, RunInput, RunMetric, RunParam, RunStatus, RunTag
 from registry.tracking.common import clean_float, clean_int, clean_key, clean_text, now_ms, sees_everything
+from registry.tracking.experiments import experiments_visible
 
 MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS = 1000, 100, 100
+_RUN_ID = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 
 
 def runs_visible(actor: Any) -> QuerySet[Run]:
@@ -125,6 +129,23 @@ def _same(value: float) -> float | str:
     return "NaN" if math.isnan(value) else value
 
 
+def _fresh_points(run: Run, points: list[RunMetric]) -> list[RunMetric]:
+    """The points not stored yet: an identical point is stored once (MLflow 3 re-logs run metrics with the logged
+    model's id, and an import may copy a run again)."""
+    if not points:
+        return []
+    existing = {(key, ts, step, _same(value)) for key, ts, step, value in RunMetric.objects.filter(
+        run=run, key__in={p.key for p in points}, timestamp__in={p.timestamp for p in points}
+    ).values_list("key", "timestamp", "step", "value")}
+    fresh = []
+    for point in points:
+        ident = (point.key, point.timestamp, point.step, _same(point.value))
+        if ident not in existing:
+            existing.add(ident)
+            fresh.append(point)
+    return fresh
+
+
 @transaction.atomic
 def run_log_batch(*, actor: Any, run: Run, metrics: list[dict[str, Any]] | None = None,
                   params: list[dict[str, Any]] | None = None, tags: list[dict[str, Any]] | None = None) -> None:
@@ -141,18 +162,7 @@ def run_log_batch(*, actor: Any, run: Run, metrics: list[dict[str, Any]] | None 
         if not isinstance(item, dict):
             raise InvalidInput("Each param and tag must be an object with key and value.")
     RunParam.objects.bulk_create(_param_rows(run, [(p.get("key"), p.get("value")) for p in params]))
-    points = [_metric_row(run, m) for m in metrics]
-    if points:  # an identical point is stored once (MLflow 3 re-logs run metrics with the logged model's id)
-        existing = {(key, ts, step, _same(value)) for key, ts, step, value in RunMetric.objects.filter(
-            run=run, key__in={p.key for p in points}, timestamp__in={p.timestamp for p in points}
-        ).values_list("key", "timestamp", "step", "value")}
-        fresh = []
-        for point in points:
-            ident = (point.key, point.timestamp, point.step, _same(point.value))
-            if ident not in existing:
-                existing.add(ident)
-                fresh.append(point)
-        RunMetric.objects.bulk_create(fresh)
+    RunMetric.objects.bulk_create(_fresh_points(run, [_metric_row(run, m) for m in metrics]))
     for item in tags:
         key, value = clean_key(item.get("key")), clean_text(item.get("value"), "Tag value", 8000)
         RunTag.objects.update_or_create(run=run, key=key, defaults={"value": value})
@@ -172,7 +182,11 @@ def run_tag_delete(*, actor: Any, run: Run, key: str) -> None:
 def run_log_inputs(*, actor: Any, run: Run, datasets: list[dict[str, Any]] | None = None) -> None:
     """Record the datasets a run consumed (idempotent per name and digest)."""
     require_active(run)
-    for item in datasets or []:
+    _inputs_write(run, datasets or [])
+
+
+def _inputs_write(run: Run, datasets: list[dict[str, Any]]) -> None:
+    for item in datasets:
         ds = item.get("dataset") if isinstance(item, dict) else None
         if not isinstance(ds, dict) or not ds.get("name"):
             raise InvalidInput("Each dataset input needs a dataset with a name.")
@@ -188,6 +202,55 @@ def run_log_inputs(*, actor: Any, run: Run, datasets: list[dict[str, Any]] | Non
         )
 
 
+@transaction.atomic
+def run_import(*, actor: Any, experiment: Experiment, run_id: str, info: dict[str, Any],
+               params: list[tuple[Any, Any]], tags: list[tuple[Any, Any]], metrics: list[dict[str, Any]],
+               inputs: list[dict[str, Any]], origin: str) -> tuple[Run, bool]:
+    """Copy a run from another MLflow server under its own id into `experiment`; return it and whether it is new.
+
+    Idempotent: a second copy adds only what is new (params are immutable, an identical metric point is stored
+    once, tags and datasets are replaced) and updates status, end time and lifecycle. The first copy emits
+    `run.imported`; later ones are telemetry, as logging is.
+    """
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise InvalidInput(f"Run id {str(run_id)[:64]!r} is not 1-32 letters, digits, '-' or '_'.")
+    if not experiments_visible(actor).filter(pk=experiment.pk).exists():
+        raise NotFound(f"No Experiment with id={experiment.pk} exists")
+    status = info.get("status") or RunStatus.FINISHED
+    if status not in RunStatus.values:
+        raise InvalidInput(f"Invalid run status {status!r}.")
+    stage = info.get("lifecycle_stage") or LifecycleStage.ACTIVE
+    if stage not in LifecycleStage.values:
+        raise InvalidInput(f"Invalid lifecycle stage {stage!r}.")
+    fields = {"name": clean_text(info.get("run_name") or "", "Run name", 250, multiline=False), "status": status,
+              "start_time": clean_int(info.get("start_time"), "start_time"),
+              "end_time": clean_int(info.get("end_time"), "end_time"), "lifecycle_stage": stage}
+    run = Run.objects.select_for_update(no_key=True).filter(pk=run_id).first()
+    created = run is None
+    if run is None:
+        run = Run.objects.create(run_id=run_id, experiment=experiment, user=actor, **fields)
+    elif run.experiment_id != experiment.pk:
+        raise AlreadyExists(f"Run {run_id} is already held in another experiment (id={run.experiment_id}).")
+    else:
+        for name, value in fields.items():
+            setattr(run, name, value)
+        run.save()
+    RunParam.objects.bulk_create(_param_rows(run, params))
+    tag_rows = {clean_key(k): clean_text(v, "Tag value", 8000) for k, v in tags}
+    RunTag.objects.bulk_create([RunTag(run=run, key=k, value=v) for k, v in tag_rows.items()],
+                               update_conflicts=True, unique_fields=["run", "key"], update_fields=["value"])
+    points = [_metric_row(run, m) for m in metrics]
+    fresh: list[RunMetric] = []
+    for start in range(0, len(points), MAX_BATCH_METRICS):  # a long history binds a batch's worth at a time
+        fresh += RunMetric.objects.bulk_create(_fresh_points(run, points[start: start + MAX_BATCH_METRICS]))
+    _inputs_write(run, inputs)
+    if created:
+        events.emit("run.imported", actor=actor, target=run, data={
+            "experiment": experiment.pk, "name": run.name, "origin": origin[:500], "params": len(params),
+            "metric_points": len(fresh), "tags": len(tag_rows), "datasets": len(inputs)})
+    return run, created
+
+
 def metric_history(*, run: Run, key: str) -> QuerySet[RunMetric]:
     """Every logged value of one metric of a run, in step order."""
     return RunMetric.objects.filter(run=run, key=key).order_by("step", "timestamp", "pk")
@@ -199,3 +262,14 @@ def latest_metrics(run: Run) -> dict[str, RunMetric]:
     for metric in RunMetric.objects.filter(run=run).order_by("key", "step", "timestamp", "pk"):
         latest[metric.key] = metric
     return latest
+
+
+def latest_metric_points(run_ids: Iterable[str]) -> QuerySet[RunMetric]:
+    """The latest point of each metric of each of `run_ids` (highest step, then latest timestamp, then the last
+    logged), in one query, each annotated with `first_logged` (the pk of the metric's first point, MLflow's order)."""
+    by_metric = [F("run_id"), F("key")]
+    return (RunMetric.objects.filter(run_id__in=list(run_ids))
+            .annotate(rank=Window(RowNumber(), partition_by=by_metric,
+                                  order_by=[F("step").desc(), F("timestamp").desc(), F("pk").desc()]),
+                      first_logged=Window(Min("pk"), partition_by=by_metric))
+            .filter(rank=1).order_by("run_id", "first_logged"))

@@ -36,7 +36,8 @@ KNOWN: dict[tuple[str, str, str], str] = {
        "Stratum keeps an experiment's tags as one JSON document (PostgreSQL's jsonb does not keep key order), so "
        "they come sorted by key; MLflow lists them in the order they were set."
        for label in ("search by name", "get deleted", "search deleted", "get restored", "search by tag",
-                     "search by tag LIKE", "search by tag ILIKE", "search by tag !=", "search by backquoted tag")},
+                     "search by tag LIKE", "search by tag ILIKE", "search by tag !=", "search by backquoted tag",
+                     "search by tag IS NOT NULL", "search by absent tag IS NULL")},
     **{("runs_held_elsewhere", "version from a logged model this server does not hold", path):
        "MLflow 3's client registers a run's model as models:/m-<id> with its model_id; a registry that does not "
        "hold that logged model (the tracking server does) fails with 500 on MLflow. Stratum registers it, records "
@@ -48,6 +49,13 @@ KNOWN: dict[tuple[str, str, str], str] = {
         "Stratum copies a version's files from its source when it is registered (they are then immutable, "
         "scanned and signed), so the download URI names that copy (mlflow-artifacts:/registry/...); MLflow answers "
         "the source. The client downloads the same files from either.",
+    **{(scenario, label, path): "MLflow's registry searches have no IS NULL / IS NOT NULL: its server fails with a "
+       "500 HTML page; Stratum answers 400 INVALID_PARAMETER_VALUE saying where IS [NOT] NULL is supported (tags and "
+       "params of runs, tags of experiments, as on MLflow)."
+       for scenario, label in (("search_registered_models", "tag IS NULL"),
+                               ("search_model_versions", "tag IS NOT NULL"))
+       for path in (".status", ".body.<non-json>", ".body.error_code", ".body.message", ".body.error_class",
+                    ".body.sqlstate")},
     ("logged_models", "run shows its output", ".body.run.outputs.model_outputs"):
         "Stratum shows a logged model created with source_run_id as that run's output at once; MLflow only after "
         "runs/outputs, which the stock client sends right after creating the model, so clients see the same.",

@@ -172,6 +172,7 @@ def search_registered_models(side: Any) -> None:
     names("bad order key", {"order_by": ["nope ASC"]})
     names("bad filter", {"filter": "name = "})
     names("bad filter key", {"filter": "version_number = 1"})
+    names("tag IS NULL", {"filter": "tags.team IS NULL"})
     first = side.call("page 1 of 2", "GET", f"{REG}/search", {"max_results": 2})
     token = first.get("next_page_token", "")
     second = side.call("page 2 of 2", "GET", f"{REG}/search", {"max_results": 2, "page_token": token})
@@ -210,6 +211,7 @@ def search_model_versions(side: Any) -> None:
     search("order name, version", {"order_by": ["name ASC", "version_number DESC"]})
     search("order creation_timestamp", {"order_by": ["creation_timestamp DESC"]})
     search("bad filter", {"filter": "nope = 1"})
+    search("tag IS NOT NULL", {"filter": "tags.parity IS NOT NULL"})
     search("bad order", {"order_by": ["nope"]})
     first = search("page 1", {"max_results": 4})
     search("page 2", {"max_results": 4, "page_token": first.get("next_page_token", "")})
@@ -255,7 +257,11 @@ def experiments(side: Any) -> None:
                        ("search by tag ILIKE", "tags.team ILIKE 'M%'"),
                        ("search by tag !=", "tags.team != 'ops'"), ("search by absent tag", "tags.nope = 'ml'"),
                        ("search by tag, no match", "tags.team = 'ops'"),
-                       ("search by backquoted tag", "tags.`k` = 'v'")):
+                       ("search by backquoted tag", "tags.`k` = 'v'"),
+                       ("search by tag IS NOT NULL", "tags.team IS NOT NULL"),
+                       ("search by absent tag IS NULL", "tags.nope IS NULL"),
+                       ("search by tag IS NULL, no match", "tags.team IS NULL"),
+                       ("search by name IS NULL", "name IS NULL")):
         side.call(label, "POST", f"{EXP}/search", {"filter": f"name LIKE 'exp-{MARK}%' AND {flt}", "max_results": 10})
     side.call("delete", "POST", f"{EXP}/delete", {"experiment_id": exp_id})
     side.call("get deleted", "GET", f"{EXP}/get", {"experiment_id": exp_id})
@@ -348,6 +354,14 @@ def search_runs(side: Any, first_exp: str) -> None:
     search("param LIKE", {"filter": "params.depth LIKE '%3%'"})
     search("tag =", {"filter": "tags.parity = 'even'"})
     search("tag ILIKE", {"filter": "tags.parity ILIKE 'EV%'"})
+    search("param IS NULL", {"filter": "params.odd IS NULL"})
+    search("param IS NOT NULL", {"filter": "params.odd is not null"})
+    search("absent tag IS NULL", {"filter": "tags.nope IS NULL"})
+    search("tag IS NOT NULL and param", {"filter": "tags.`parity` IS NOT NULL AND params.depth = '3'"})
+    search("metric IS NULL", {"filter": "metrics.auc IS NULL"})
+    search("attribute IS NOT NULL", {"filter": "attributes.status IS NOT NULL"})
+    search("run name IS NULL", {"filter": "run_name IS NULL"})
+    search("dataset IS NULL", {"filter": "datasets.name IS NULL"})
     search("run name", {"filter": "attributes.run_name = 'r1'"})
     search("status", {"filter": "attributes.status = 'FINISHED'"})
     search("start_time", {"filter": f"attributes.start_time >= {T0 + 11}"})
@@ -427,6 +441,8 @@ def logged_models(side: Any) -> None:
     side.call("finalize", "PATCH", f"mlflow/logged-models/{model_id}",
               {"model_id": model_id, "status": "LOGGED_MODEL_READY"})
     side.call("search", "POST", "mlflow/logged-models/search", {"experiment_ids": [exp_id]})
+    side.call("search by tag IS NULL", "POST", "mlflow/logged-models/search",
+              {"experiment_ids": [exp_id], "filter": "tags.b IS NULL"})
     side.call("run shows its output", "GET", f"{RUNS}/get", {"run_id": run_id})
     side.call("create registry model", "POST", f"{REG}/create", {"name": "lm"})
     side.call("version from the logged model", "POST", f"{MV}/create",

@@ -74,3 +74,24 @@ def test_experiment_tag_filter_needs_the_tag_and_refuses_unsafe_keys(owner, api_
     assert names("tags.team LIKE '%s'") == ["t2"]
     bad = api.post("/api/2.0/mlflow/experiments/search", {"filter": "tags.a__b = 'x'"}, format="json")
     assert bad.status_code == 400
+
+
+def test_is_null_on_params_and_tags_with_or(owner, api_client_for):
+    """IS [NOT] NULL asks whether a run has the key at all; Stratum's OR combines it like any comparison."""
+    exp = experiments.experiment_create(actor=owner, name="nulls")
+    a, b, _ = (_run(owner, exp, name) for name in ("a", "bb", "ccc"))
+    runs.run_log_batch(actor=owner, run=a, params=[{"key": "lr", "value": "0.1"}])
+    runs.run_log_batch(actor=owner, run=b, tags=[{"key": "team", "value": "ml"}])
+    api = api_client_for(owner)
+
+    def names(flt):
+        return _names(api.post(SEARCH, {"experiment_ids": [str(exp.pk)], "filter": flt}, format="json"))
+
+    assert names("params.lr IS NOT NULL") == ["a"]
+    assert names("params.lr IS NULL") == ["ccc", "bb"]
+    assert names("params.lr IS NOT NULL OR tags.team IS NOT NULL") == ["bb", "a"]
+    assert names("params.lr IS NULL AND tags.team IS NULL") == ["ccc"]
+    bad = api.post(SEARCH, {"experiment_ids": [str(exp.pk)], "filter": "metrics.auc IS NULL"}, format="json")
+    assert bad.status_code == 400
+    assert bad.json()["message"] == ("IS NULL / IS NOT NULL is only supported for tags and params, not for "
+                                     "'metric' 'auc'")

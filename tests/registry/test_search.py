@@ -226,7 +226,7 @@ def test_quotes_are_data_not_syntax(catalog, owner):
         ("name =", r"ended unexpectedly|value"),
         ("name = AND name = 'x'", r"quoted string or a number"),
         ("name 'churn'", r"comparison operator"),
-        ("name IS 'churn'", r"comparison operator"),
+        ("name IS 'churn'", r"NULL or NOT NULL after IS"),
         ("colour = 'red'", r"Unknown field 'colour'"),
         ("tags = 'x'", r"Unknown field 'tags'"),
         # The error must point at the bad character itself, not the whitespace before it.
@@ -246,6 +246,10 @@ def test_quotes_are_data_not_syntax(catalog, owner):
         ("metrics.auc LIKE '0.9%'", r"metrics.auc supports"),
         ("metrics.auc > 'high'", r"number"),
         ("()", r"field name"),
+        ("tags.team IS NULL", r"IS NULL is not supported in a registered model filter"),
+        ("name IS 'x'", r"NULL or NOT NULL after IS"),
+        ("name IS NOT 'x'", r"NULL or NOT NULL after IS"),
+        ("name IS NOT", r"ended unexpectedly"),
     ],
 )
 def test_model_filter_syntax_errors_name_the_problem(text, message):
@@ -260,6 +264,7 @@ def test_model_filter_syntax_errors_name_the_problem(text, message):
         ("version_number = 'two'", r"number"),
         ("description = 'x'", r"Unknown field 'description'"),
         ("params.a__b = 'x'", r"param"),
+        ("tags.k IS NOT NULL", r"IS NOT NULL is not supported in a model version filter"),
     ],
 )
 def test_version_filter_errors(text, message):
@@ -321,3 +326,9 @@ def test_deeply_nested_filter_is_400_in_mlflow_logged_model_search(owner, api_cl
                                           {"experiment_ids": ["0"], "filter": _nested(1900)}, format="json")
     assert response.status_code == 400, response.content[:300]
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_is_null_parses_to_a_comparison_without_value():
+    node = search.parse("tags.a IS NULL AND params.`b c` is not null")
+    assert node.operands == (search.Comparison("tags.a", "IS NULL", None),
+                             search.Comparison("params.`b c`", "IS NOT NULL", None))

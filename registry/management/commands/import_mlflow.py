@@ -4,6 +4,11 @@ Registered models (descriptions, tags, aliases) and their versions (numbers, tag
 the run's params and metrics, and the files behind mlflow-artifacts:/ download URIs) are copied through the
 services, over plain HTTP (no mlflow package needed). Versions already imported are recognised by the
 `stratum.imported_from` tag and skipped, so the command can run again to pick up new versions.
+
+The runs behind those versions come too (unless --no-runs), and any others named by --experiment or --run-id:
+experiment, run info, params, every metric's history, tags and dataset inputs, under their own run ids, before the
+versions, so a version is born verified. Then every version in Stratum recorded with its run held elsewhere (for
+example one registered from a split tracking/registry setup) whose run Stratum now holds is linked to it.
 """
 
 from __future__ import annotations
@@ -25,11 +30,15 @@ from registry.artifacts import sources
 from registry.artifacts.paths import validate_artifact_path
 from registry.artifacts.storage import SpooledUpload, spool_stream
 from registry.errors import DomainError, InvalidInput
-from registry.models import Alias, ModelTag, ModelVersion, RegisteredModel, VersionTag
+from registry.models import Alias, Experiment, ModelTag, ModelVersion, RegisteredModel, Run, VersionTag
+from registry.tracking import experiments as tracking_experiments
+from registry.tracking import provenance
+from registry.tracking import runs as tracking_runs
 
 IMPORT_TAG = "stratum.imported_from"
 ORIGINAL_SOURCE_TAG = "stratum.original_source"
 TIMEOUT = 60
+HISTORY_PAGE = 25_000
 
 
 class MlflowHttp:
@@ -63,6 +72,20 @@ class MlflowHttp:
         except urllib.error.URLError as exc:
             raise CommandError(f"Cannot reach MLflow at {self.base}: {exc.reason}")
         return json.loads(body or b"{}")
+
+    def post(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST JSON to /api/2.0/mlflow/<endpoint> and return the JSON body."""
+        request = urllib.request.Request(  # noqa: S310 - http(s) only (checked in __init__)
+            f"{self.base}/api/2.0/mlflow/{endpoint}", data=json.dumps(body).encode(),
+            headers={**self.headers, "Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - http(s) only
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:500].decode(errors="replace")
+            raise CommandError(f"MLflow answered {exc.code} to {endpoint}: {detail}")
+        except urllib.error.URLError as exc:
+            raise CommandError(f"Cannot reach MLflow at {self.base}: {exc.reason}")
 
     def paged(self, endpoint: str, key: str, **params: Any) -> list[dict[str, Any]]:
         """Every item of a paged search."""
@@ -111,6 +134,9 @@ class Summary:
     files: int = 0
     bytes: int = 0
     aliases: int = 0
+    runs_new: int = 0
+    runs_seen: int = 0
+    versions_linked: int = 0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -141,9 +167,16 @@ class Command(BaseCommand):
         parser.add_argument("--owner", default=None, help="Stratum user who owns and imports (default: a superuser)")
         parser.add_argument("--filter", default="", help="MLflow filter for search_registered_models")
         parser.add_argument("--no-artifacts", action="store_true", help="Copy metadata only")
+        parser.add_argument("--no-runs", action="store_true",
+                            help="Do not copy the runs behind the imported versions")
+        parser.add_argument("--experiment", action="append", default=[], metavar="NAME",
+                            help="Also copy every run of this MLflow experiment (repeatable)")
+        parser.add_argument("--run-id", action="append", default=[], metavar="RUN_ID",
+                            help="Also copy this MLflow run (repeatable)")
 
     def handle(self, *args: Any, tracking_uri: str, owner: str | None = None, filter: str = "",
-               no_artifacts: bool = False, **options: Any) -> None:
+               no_artifacts: bool = False, no_runs: bool = False, experiment: list[str] | None = None,
+               run_id: list[str] | None = None, **options: Any) -> None:
         actor = self._owner(owner)
         remote = MlflowHttp(tracking_uri, token=os.environ.get("MLFLOW_TRACKING_TOKEN", ""),
                             username=os.environ.get("MLFLOW_TRACKING_USERNAME", ""),
@@ -153,6 +186,11 @@ class Command(BaseCommand):
                               **({"filter": filter} if filter else {}))
         plan = [(m, remote.paged("model-versions/search", "model_versions", filter=f"name='{_quote(m['name'])}'",
                                  max_results=10000)) for m in models]
+        wanted = [] if no_runs else [v.get("run_id") or "" for _, versions in plan for v in versions]
+        wanted += list(run_id or [])
+        for name in experiment or []:
+            wanted += self._experiment_run_ids(remote, name)
+        self._import_runs(remote, tracking_uri, list(dict.fromkeys(r for r in wanted if r)), actor, summary)
         progress = Progress(self.stderr, sum(len(v) for _, v in plan) + len(plan), "models and versions")
         for remote_model, versions in plan:
             try:
@@ -169,11 +207,18 @@ class Command(BaseCommand):
                 progress.step(f"{model.name} v{remote_version['version']}")
             self._import_aliases(model, remote_model, actor, summary)
         progress.close()
+        for version in provenance.versions_awaiting_run():
+            try:
+                summary.versions_linked += provenance.version_run_link(version=version, actor=actor)
+            except DomainError as exc:
+                summary.warnings.append(f"{version.model.name} v{version.number}: run not linked: {exc.message}")
         self.stdout.write(
             f"Imported from {tracking_uri}: {summary.models_seen} models ({summary.models_new} new), "
             f"{summary.versions_new} new versions ({summary.versions_skipped} already imported), "
             f"{summary.files} files ({summary.bytes} bytes), {summary.aliases} aliases set."
         )
+        self.stdout.write(f"Runs: {summary.runs_seen} copied ({summary.runs_new} new); {summary.versions_linked} "
+                          "versions linked to their runs.")
         for warning in summary.warnings:
             self.stdout.write(f"warning: {warning}")
 
@@ -224,7 +269,13 @@ class Command(BaseCommand):
             summary.warnings.append(f"{model.name} v{number}: source {source[:100]!r} is not an allowed source; "
                                     f"kept as tag {ORIGINAL_SOURCE_TAG}.")
             source = ""
-        params, metrics = self._run_data(remote, rv.get("run_id") or "")
+        held = Run.objects.filter(pk=rv.get("run_id") or "").first()
+        datasets: list[dict[str, str]] = []
+        if held is not None:  # imported just before: the version inherits what Stratum holds, datasets included
+            prov = provenance.run_provenance(held)
+            params, metrics, datasets = prov.params, prov.metrics, prov.datasets
+        else:
+            params, metrics = self._run_data(remote, rv.get("run_id") or "")
         files: list[tuple[str, SpooledUpload]] = []
         try:
             if not no_artifacts:
@@ -232,6 +283,7 @@ class Command(BaseCommand):
             version = services.version_create(
                 model=model, actor=actor, number=number, source_uri=source, run_id=rv.get("run_id") or "",
                 description=rv.get("description") or "", tags=tags, params=params, metrics=metrics, files=files,
+                datasets=datasets,
             )
         except DomainError as exc:
             for _, upload in files:
@@ -265,6 +317,56 @@ class Command(BaseCommand):
             if "__" not in m["key"] and value == value and abs(value) != float("inf"):
                 metrics[m["key"]] = value
         return params, metrics
+
+    def _experiment_run_ids(self, remote: MlflowHttp, name: str) -> list[str]:
+        """The ids of every run (active or deleted) of the MLflow experiment called `name`."""
+        exp_id = remote.get("experiments/get-by-name", experiment_name=name)["experiment"]["experiment_id"]
+        ids: list[str] = []
+        token = None
+        while True:
+            body = remote.post("runs/search", {"experiment_ids": [exp_id], "run_view_type": "ALL",
+                                               "max_results": 1000, **({"page_token": token} if token else {})})
+            ids += [r["info"]["run_id"] for r in body.get("runs", [])]
+            token = body.get("next_page_token")
+            if not token:
+                return ids
+
+    def _import_runs(self, remote: MlflowHttp, tracking_uri: str, run_ids: list[str], actor: Any,
+                     summary: Summary) -> None:
+        """Copy each run (its experiment first) with its params, metric histories, tags and dataset inputs."""
+        if not run_ids:
+            return
+        experiments: dict[str, Experiment] = {}
+        progress = Progress(self.stderr, len(run_ids), "runs")
+        for rid in run_ids:
+            progress.step(rid)
+            try:
+                run = remote.get("runs/get", run_id=rid).get("run", {})
+            except CommandError as exc:
+                summary.warnings.append(f"run {rid}: not copied: {exc}")
+                continue
+            info, data = run.get("info", {}), run.get("data", {})
+            try:
+                exp_id = str(info.get("experiment_id", ""))
+                if exp_id not in experiments:
+                    remote_exp = remote.get("experiments/get", experiment_id=exp_id).get("experiment", {})
+                    tags = {t["key"]: t.get("value", "") for t in remote_exp.get("tags", [])}
+                    experiments[exp_id], _ = tracking_experiments.experiment_for_import(
+                        actor=actor, name=remote_exp.get("name", ""), tags=tags)
+                metrics = [point for key in sorted({m["key"] for m in data.get("metrics", [])})
+                           for point in remote.paged("metrics/get-history", "metrics", run_id=rid, metric_key=key,
+                                                     max_results=HISTORY_PAGE)]
+                _, created = tracking_runs.run_import(
+                    actor=actor, experiment=experiments[exp_id], run_id=rid, info=info,
+                    params=[(p["key"], p.get("value", "")) for p in data.get("params", [])],
+                    tags=[(t["key"], t.get("value", "")) for t in data.get("tags", [])], metrics=metrics,
+                    inputs=run.get("inputs", {}).get("dataset_inputs", []), origin=f"{tracking_uri.rstrip('/')}")
+            except (DomainError, CommandError) as exc:
+                summary.warnings.append(f"run {rid}: not copied: {getattr(exc, 'message', exc)}")
+                continue
+            summary.runs_seen += 1
+            summary.runs_new += created
+        progress.close()
 
     def _download(self, remote: MlflowHttp, model: RegisteredModel, rv: dict[str, Any], summary: Summary
                   ) -> list[tuple[str, SpooledUpload]]:
