@@ -12,6 +12,15 @@ from django.utils import timezone
 from deployments import analysis, permissions, stats
 from deployments.models import AnalysisRun, Deployment, Endpoint, Environment, RoutingRecord, TrafficStat
 from registry.errors import NotFound
+from registry.models import Artifact, ArtifactFormat, ModelVersion, VersionStatus
+from registry.pipeline.selectors import (
+    NO_ARTIFACTS,
+    PENDING,
+    QUARANTINED,
+    artifact_quarantined,
+    version_scan_status,
+    version_signature_status,
+)
 
 
 def environment_list() -> QuerySet[Environment]:
@@ -47,7 +56,7 @@ def endpoint_get(*, actor, name: str) -> Endpoint:
 
 def _deployments() -> QuerySet[Deployment]:
     return Deployment.objects.select_related("endpoint__environment", "endpoint__model", "stable_version",
-                                             "candidate_version", "created_by")
+                                             "candidate_version", "created_by", "ended_by")
 
 
 def deployment_list(*, actor, endpoint: Endpoint | None = None, phase: str | None = None) -> QuerySet[Deployment]:
@@ -95,16 +104,40 @@ def routing_at(*, endpoint: Endpoint, at: datetime) -> RoutingRecord | None:
     return RoutingRecord.objects.filter(endpoint=endpoint, at__lte=at).order_by("-at", "-pk").first()
 
 
-def traffic_series(*, endpoint: Endpoint, minutes: int = 60, now: datetime | None = None) -> dict[str, Any]:
-    """Return per-minute request rate, error rate and p50/p95 latency per version and role for the charts."""
+CHART_RESOLUTIONS = (10, 60, 300, 3600)  # seconds per chart point: statistics are kept per 10 s
+CHART_POINTS = 180  # at most about this many points per line
+
+
+def chart_resolution(span_seconds: float) -> int:
+    """Return the seconds per chart point for a window: 10 s for a short rollout, coarser for a long one."""
+    return next((r for r in CHART_RESOLUTIONS if span_seconds / r <= CHART_POINTS), CHART_RESOLUTIONS[-1])
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def traffic_series(*, endpoint: Endpoint, minutes: int = 60, now: datetime | None = None,
+                   since: datetime | None = None) -> dict[str, Any]:
+    """Return request rate (per minute), error rate, p50/p95 latency (0.1 ms) and agreement per version and role.
+
+    Without `since`: the last `minutes`, one point a minute. With it (a rollout's start): from then to now, with
+    points as fine as the window allows (10 s for a two-minute canary), so a short rollout fills the chart.
+    """
     now = now or timezone.now()
-    since = (now - timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+    if since is None:
+        step = 60
+        since = (now - timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+    else:
+        step = chart_resolution((now - since).total_seconds())
+        since = datetime.fromtimestamp(since.timestamp() // step * step, tz=since.tzinfo)
+        minutes = max(1, round((now - since).total_seconds() / 60))
     rows = (TrafficStat.objects.filter(endpoint=endpoint, bucket__gte=since)
             .values_list("version__number", "role", "bucket", "requests", "errors", "latency_hist", "compared",
                          "agreed"))
     acc: dict[tuple[int, str], dict[datetime, dict[str, Any]]] = defaultdict(dict)
     for number, role, bucket, requests, errors, hist, compared, agreed in rows:
-        bucket = bucket.replace(second=0, microsecond=0)  # statistics are kept per 10 s; the charts show minutes
+        bucket = datetime.fromtimestamp(bucket.timestamp() // step * step, tz=bucket.tzinfo)
         point = acc[(number, role)].setdefault(bucket, {"requests": 0, "errors": 0, "hist": [], "compared": 0,
                                                         "agreed": 0})
         point["requests"] += requests
@@ -112,21 +145,22 @@ def traffic_series(*, endpoint: Endpoint, minutes: int = 60, now: datetime | Non
         point["hist"] = stats.histogram_merge(point["hist"], hist or [])
         point["compared"] += compared
         point["agreed"] += agreed
+    per_minute = 60 / step
     series = []
     for (number, role), points in sorted(acc.items()):
         times = sorted(points)
         series.append({
             "version": number, "role": role,
             "t": [t.isoformat() for t in times],
-            "requests_per_min": [points[t]["requests"] for t in times],
+            "requests_per_min": [round(points[t]["requests"] * per_minute, 1) for t in times],
             "error_rate": [points[t]["errors"] / points[t]["requests"] if points[t]["requests"] else None
                            for t in times],
-            "p50_ms": [stats.histogram_percentile(points[t]["hist"], 50) for t in times],
-            "p95_ms": [stats.histogram_percentile(points[t]["hist"], 95) for t in times],
+            "p50_ms": [_ms(stats.histogram_percentile(points[t]["hist"], 50)) for t in times],
+            "p95_ms": [_ms(stats.histogram_percentile(points[t]["hist"], 95)) for t in times],
             "agreement": [points[t]["agreed"] / points[t]["compared"] if points[t]["compared"] else None
                           for t in times],
         })
-    return {"since": since.isoformat(), "minutes": minutes, "series": series}
+    return {"since": since.isoformat(), "minutes": minutes, "bucket_seconds": step, "series": series}
 
 
 def deployment_metrics(*, deployment: Deployment) -> dict[str, Any]:
@@ -167,3 +201,48 @@ def active_deployments(*, endpoints) -> dict[int, Deployment]:
     ids = [e.pk for e in endpoints]
     return {d.endpoint_id: d for d in Deployment.objects.filter(endpoint_id__in=ids, phase__in=ACTIVE_PHASES)
             .select_related("stable_version", "candidate_version")}
+
+
+DEPLOYABLE_LIST_LIMIT = 50
+
+
+def version_deploy_refusal(*, endpoint: Endpoint, version: ModelVersion) -> str | None:
+    """Return why `version` may not go live on `endpoint` (in the words the form and the service both show), or None.
+
+    Trust comes first: a quarantined version is refused as quarantined, never as "no ONNX file" (a quarantined
+    pickle is never converted). This is the one place that decides; the trust predicate can be swapped in here.
+    """
+    scan = version_scan_status(version=version)
+    if scan["status"] == QUARANTINED:
+        bad = [r["path"] for r in scan["artifacts"] if r["quarantined"]]
+        return f"quarantined ({', '.join(bad)})"
+    if scan["status"] == PENDING:
+        return "its files are still being scanned"
+    if scan["status"] == NO_ARTIFACTS:
+        return "it has no files"
+    if version.status == VersionStatus.PENDING:
+        return "its registration is not finished"
+    if version.status != VersionStatus.READY:
+        return "its registration failed"
+    onnx = list(Artifact.objects.filter(version=version, format=ArtifactFormat.ONNX).order_by("path"))
+    if not onnx:
+        return "no ONNX file (convert its scikit-learn file to ONNX or upload one)"
+    if any(artifact_quarantined(artifact=a) for a in onnx):
+        return "its ONNX file is quarantined"
+    signature = version_signature_status(version=version)
+    if signature["status"] == "failed":
+        return f"its signature does not verify ({signature['detail']})"
+    if signature["status"] != "verified" and endpoint.environment.requires_signature:
+        return f"unsigned, and environment {endpoint.environment.name} requires signed versions"
+    return None
+
+
+def deployable_versions(*, endpoint: Endpoint, limit: int = DEPLOYABLE_LIST_LIMIT
+                        ) -> list[tuple[ModelVersion, str | None]]:
+    """Return the endpoint model's newest versions (at most `limit`), each with why it cannot be deployed (or None).
+
+    A handful of queries per version (its scan, files and signature), so the list is capped.
+    """
+    versions = list(ModelVersion.objects.filter(model_id=endpoint.model_id).select_related("model")
+                    .order_by("-number")[:limit])
+    return [(v, version_deploy_refusal(endpoint=endpoint, version=v)) for v in versions]
