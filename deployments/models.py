@@ -131,7 +131,8 @@ class Deployment(models.Model):
     @property
     def phase_label(self) -> str:
         """The phase as people read it: who rolled back or aborted, and why; the monitor's rollbacks say so."""
-        who = self.ended_by.username if self.ended_by_id else None
+        # end_reason is set only by a person's hand: it outlives the account (ended_by is set null on deletion).
+        who = self.ended_by.username if self.ended_by_id else ("a deleted user" if self.end_reason else None)
         if self.phase == Phase.ABORTED and who:
             return f"Aborted by {who}: {self.end_reason}"
         if self.phase in (Phase.FAILED, Phase.SUCCEEDED) and who:  # a finished one is rolled back by a new deployment

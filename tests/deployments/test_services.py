@@ -522,3 +522,13 @@ def test_canary_analysis_compares_numeric_predictions(shift, verdict, servable_v
     run = canary.analysis_runs.get()
     assert run.verdict == verdict, run.detail
     assert run.metrics["value_shift"]["method"] == "two-sample Kolmogorov–Smirnov"
+
+
+def test_deployable_versions_costs_a_few_queries_per_version_and_is_capped(v1, v2, endpoint,
+                                                                           django_assert_max_num_queries):
+    # Each version's trust is read through the pipeline's own selectors (scan, files, signature): about seven
+    # queries a version, so the form lists at most DEPLOYABLE_LIST_LIMIT of the newest.
+    with django_assert_max_num_queries(1 + 2 * 8):
+        listed = selectors.deployable_versions(endpoint=endpoint)
+    assert listed == [(v2, None), (v1, None)]
+    assert selectors.deployable_versions(endpoint=endpoint, limit=1) == [(v2, None)]
