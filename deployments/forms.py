@@ -172,6 +172,7 @@ class DeploymentStartForm(forms.Form):
     arm_b_weight = forms.IntegerField(label="A/B weight of the candidate", required=False, initial=50,
                                       min_value=1, max_value=99)
     keep_warm_seconds = forms.IntegerField(label="Keep the old version warm (seconds)", initial=300, min_value=0,
+                                           required=False,
                                            max_value=7 * 86400,
                                            help_text="How long a one-action rollback stays instant after success.")
 
