@@ -470,3 +470,14 @@ def test_charts_follow_the_rollout_window_in_fine_points(client, owner, serving_
     # No rollout in force or just ended: the last hour.
     Deployment.objects.filter(pk=d.pk).update(phase=Phase.ABORTED, finished_at=timezone.now() - timedelta(hours=2))
     assert "Traffic, last hour" in _html(client.get("/deployments/churn-staging/"))
+
+
+def test_a_deploy_post_without_the_step_editor_is_refused_not_an_error(client, owner, serving_v1):
+    client.force_login(owner)
+    response = client.post("/deployments/churn-staging/deploy", {"strategy": "canary", "version": "2",
+                                                                 "keep_warm_seconds": "0", "steps-TOTAL_FORMS": "x"})
+    assert response.status_code == 400 and "A canary needs at least one step" in _html(response)
+    response = client.post("/deployments/churn-staging/deploy", {"strategy": "canary", "version": "2",
+                                                                 "remove_step": "many", "steps-TOTAL_FORMS": "-3"})
+    assert response.status_code == 200 and 'name="steps-TOTAL_FORMS" value="0"' in _html(response)
+    assert not Deployment.objects.filter(strategy="canary").exists()
