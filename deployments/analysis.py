@@ -41,16 +41,21 @@ def version_metrics(*, deployment: Deployment, since: datetime, until: datetime 
         out[key] = {
             "version_id": vid, "role": role, "requests": a["requests"], "errors": a["errors"], "rows": a["rows"],
             "error_rate": a["errors"] / a["requests"] if a["requests"] else None,
-            "mean_ms": a["latency_total_ms"] / a["requests"] if a["requests"] else None,
-            "p50_ms": stats.histogram_percentile(a["hist"], 50),
-            "p95_ms": stats.histogram_percentile(a["hist"], 95),
-            "p99_ms": stats.histogram_percentile(a["hist"], 99),
+            # Latencies to 0.1 ms: the histogram's interpolation invents the digits beyond that.
+            "mean_ms": _ms(a["latency_total_ms"] / a["requests"]) if a["requests"] else None,
+            "p50_ms": _ms(stats.histogram_percentile(a["hist"], 50)),
+            "p95_ms": _ms(stats.histogram_percentile(a["hist"], 95)),
+            "p99_ms": _ms(stats.histogram_percentile(a["hist"], 99)),
             "labels": dict(a["labels"]),
             "values": a["values"][-2000:],
             "compared": a["compared"], "agreed": a["agreed"],
             "agreement": a["agreed"] / a["compared"] if a["compared"] else None,
         }
     return out
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _bucket_start(moment: datetime) -> datetime:
@@ -60,11 +65,12 @@ def _bucket_start(moment: datetime) -> datetime:
 
 
 def _check(failures: list[str], name: str, value: float | None, limit: float, above_is_bad: bool = True,
-           fmt: str = "{:.3g}") -> None:
+           fmt: str = "{:.3g}", scale: float = 1) -> None:
     if value is None:
         return
     if (value > limit) if above_is_bad else (value < limit):
-        failures.append(f"{name} {fmt.format(value)} {'>' if above_is_bad else '<'} {fmt.format(limit)}")
+        failures.append(f"{name} {fmt.format(value * scale)} {'>' if above_is_bad else '<'} "
+                        f"{fmt.format(limit * scale)}")
 
 
 def analyse(deployment: Deployment, cfg: dict[str, Any], *, now: datetime | None = None,
@@ -89,9 +95,9 @@ def analyse(deployment: Deployment, cfg: dict[str, Any], *, now: datetime | None
                       detail=f"only {candidate['requests']} candidate request(s) in the window; "
                              f"{cfg['min_requests']} needed.")
     failures: list[str] = []
-    _check(failures, "error rate", candidate.get("error_rate"), cfg["max_error_rate"])
-    _check(failures, "p95 latency (ms)", candidate.get("p95_ms"), cfg["max_p95_ms"])
-    _check(failures, "p99 latency (ms)", candidate.get("p99_ms"), cfg["max_p99_ms"])
+    _check(failures, "error rate", candidate.get("error_rate"), cfg["max_error_rate"], fmt="{:.3g}%", scale=100)
+    _check(failures, "p95 latency", candidate.get("p95_ms"), cfg["max_p95_ms"], fmt="{:.1f} ms")
+    _check(failures, "p99 latency", candidate.get("p99_ms"), cfg["max_p99_ms"], fmt="{:.1f} ms")
     if candidate.get("labels") and stable.get("labels"):
         shift = stats.label_shift(stable["labels"], candidate["labels"])
         metrics["label_shift"] = shift
@@ -104,7 +110,7 @@ def analyse(deployment: Deployment, cfg: dict[str, Any], *, now: datetime | None
         side.pop("values", None)  # the samples served the test; the run keeps the verdict's figures
     if role == TrafficRole.SHADOW:
         _check(failures, "agreement with stable", candidate.get("agreement"), cfg["min_agreement"],
-               above_is_bad=False)
+               above_is_bad=False, fmt="{:.3g}%", scale=100)
     if deployment.strategy == Strategy.AB:
         metrics["outcomes"] = outcome_comparison(deployment=deployment)
     verdict = AnalysisVerdict.FAILED if failures else AnalysisVerdict.PASSED

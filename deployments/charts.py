@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
@@ -24,6 +25,11 @@ def _time_axis(x_range: tuple[str, str] | None) -> dict[str, Any]:
     axis: dict[str, Any] = {"gridcolor": GRID, "type": "date", "tickformat": "%H:%M", "title": {"text": "UTC"}}
     if x_range:
         axis["range"] = list(x_range)
+        start, end = (datetime.fromisoformat(x) for x in x_range)
+        if end - start <= timedelta(minutes=30):  # a short rollout: ticks every few seconds need the seconds
+            axis["tickformat"] = "%H:%M:%S"
+        elif end - start > timedelta(days=1):
+            axis["tickformat"] = "%b %d %H:%M"
     return axis
 
 
@@ -78,7 +84,8 @@ def latency_figure(series: Iterable[Mapping[str, Any]], *, x_range: tuple[str, s
             values = row.get(key) or []
             if any(v is not None for v in values):
                 traces.append(go.Scatter(x=row["t"], y=values, mode="lines+markers",
-                                         name=f"{_label(row)} {key[:3]}", line={"color": color, "dash": dash}))
+                                         name=f"{_label(row)} {key[:3]}", line={"color": color, "dash": dash},
+                                         hovertemplate="%{y:.1f} ms<extra>%{fullData.name}</extra>"))
     if not traces:
         return None
     return _json(go.Figure(traces, layout=_layout(

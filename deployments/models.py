@@ -13,6 +13,8 @@ class Environment(models.Model):
     name = models.SlugField(max_length=64, unique=True)
     description = models.TextField(blank=True, default="")
     requires_promotion = models.BooleanField(default=False)
+    # Only versions whose signed tree verifies may go live here (a signature that fails is refused everywhere).
+    requires_signature = models.BooleanField(default=True)
     # When a rollout here succeeds, the served version's alias (e.g. "production") and/or stage follow it,
     # through the governance gate; with requires_promotion, the executed request must name that target.
     follow_alias = models.CharField(max_length=256, blank=True, default="")
@@ -64,7 +66,7 @@ class Phase(models.TextChoices):
     PAUSED = "paused", "Paused"
     PROMOTING = "promoting", "Promoting"
     SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed (rolled back)"
+    FAILED = "failed", "Rolled back"
     ABORTED = "aborted", "Aborted"
 
 
@@ -93,9 +95,14 @@ class Deployment(models.Model):
     ab_field = models.CharField(max_length=100, blank=True, default="")
     keep_warm_seconds = models.PositiveIntegerField(default=0)
     warm_until = models.DateTimeField(null=True, blank=True)
-    auto_promote = models.BooleanField(default=True)
+    # Blue-green: switch by itself after a passed smoke check; otherwise hold at preview until a person promotes.
+    auto_promote = models.BooleanField(default=False)
     rollback_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     message = models.TextField(blank=True, default="")
+    # Who rolled the deployment back or aborted it by hand, and why (None and "" when the monitor did, or nobody).
+    ended_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    end_reason = models.CharField(max_length=500, blank=True, default="")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -120,6 +127,19 @@ class Deployment(models.Model):
     @property
     def active(self) -> bool:
         return self.phase in ACTIVE_PHASES
+
+    @property
+    def phase_label(self) -> str:
+        """The phase as people read it: who rolled back or aborted, and why; the monitor's rollbacks say so."""
+        # end_reason is set only by a person's hand: it outlives the account (ended_by is set null on deletion).
+        who = self.ended_by.username if self.ended_by_id else ("a deleted user" if self.end_reason else None)
+        if self.phase == Phase.ABORTED and who:
+            return f"Aborted by {who}: {self.end_reason}"
+        if self.phase in (Phase.FAILED, Phase.SUCCEEDED) and who:  # a finished one is rolled back by a new deployment
+            return f"Rolled back by {who}: {self.end_reason}"
+        if self.phase == Phase.FAILED:
+            return f"Rolled back automatically: {self.message}"
+        return self.get_phase_display()
 
 
 class RoutingRecord(models.Model):

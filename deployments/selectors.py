@@ -6,12 +6,13 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, FilteredRelation, Q, QuerySet
 from django.utils import timezone
 
 from deployments import analysis, permissions, stats
 from deployments.models import AnalysisRun, Deployment, Endpoint, Environment, RoutingRecord, TrafficStat
 from registry.errors import NotFound
+from registry.models import Artifact, ArtifactFormat, ModelVersion, VersionStatus
 
 
 def environment_list() -> QuerySet[Environment]:
@@ -47,7 +48,7 @@ def endpoint_get(*, actor, name: str) -> Endpoint:
 
 def _deployments() -> QuerySet[Deployment]:
     return Deployment.objects.select_related("endpoint__environment", "endpoint__model", "stable_version",
-                                             "candidate_version", "created_by")
+                                             "candidate_version", "created_by", "ended_by")
 
 
 def deployment_list(*, actor, endpoint: Endpoint | None = None, phase: str | None = None) -> QuerySet[Deployment]:
@@ -95,16 +96,40 @@ def routing_at(*, endpoint: Endpoint, at: datetime) -> RoutingRecord | None:
     return RoutingRecord.objects.filter(endpoint=endpoint, at__lte=at).order_by("-at", "-pk").first()
 
 
-def traffic_series(*, endpoint: Endpoint, minutes: int = 60, now: datetime | None = None) -> dict[str, Any]:
-    """Return per-minute request rate, error rate and p50/p95 latency per version and role for the charts."""
+CHART_RESOLUTIONS = (10, 60, 300, 3600)  # seconds per chart point: statistics are kept per 10 s
+CHART_POINTS = 180  # at most about this many points per line
+
+
+def chart_resolution(span_seconds: float) -> int:
+    """Return the seconds per chart point for a window: 10 s for a short rollout, coarser for a long one."""
+    return next((r for r in CHART_RESOLUTIONS if span_seconds / r <= CHART_POINTS), CHART_RESOLUTIONS[-1])
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def traffic_series(*, endpoint: Endpoint, minutes: int = 60, now: datetime | None = None,
+                   since: datetime | None = None) -> dict[str, Any]:
+    """Return request rate (per minute), error rate, p50/p95 latency (0.1 ms) and agreement per version and role.
+
+    Without `since`: the last `minutes`, one point a minute. With it (a rollout's start): from then to now, with
+    points as fine as the window allows (10 s for a two-minute canary), so a short rollout fills the chart.
+    """
     now = now or timezone.now()
-    since = (now - timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+    if since is None:
+        step = 60
+        since = (now - timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+    else:
+        step = chart_resolution((now - since).total_seconds())
+        since = datetime.fromtimestamp(since.timestamp() // step * step, tz=since.tzinfo)
+        minutes = max(1, round((now - since).total_seconds() / 60))
     rows = (TrafficStat.objects.filter(endpoint=endpoint, bucket__gte=since)
             .values_list("version__number", "role", "bucket", "requests", "errors", "latency_hist", "compared",
                          "agreed"))
     acc: dict[tuple[int, str], dict[datetime, dict[str, Any]]] = defaultdict(dict)
     for number, role, bucket, requests, errors, hist, compared, agreed in rows:
-        bucket = bucket.replace(second=0, microsecond=0)  # statistics are kept per 10 s; the charts show minutes
+        bucket = datetime.fromtimestamp(bucket.timestamp() // step * step, tz=bucket.tzinfo)
         point = acc[(number, role)].setdefault(bucket, {"requests": 0, "errors": 0, "hist": [], "compared": 0,
                                                         "agreed": 0})
         point["requests"] += requests
@@ -112,21 +137,22 @@ def traffic_series(*, endpoint: Endpoint, minutes: int = 60, now: datetime | Non
         point["hist"] = stats.histogram_merge(point["hist"], hist or [])
         point["compared"] += compared
         point["agreed"] += agreed
+    per_minute = 60 / step
     series = []
     for (number, role), points in sorted(acc.items()):
         times = sorted(points)
         series.append({
             "version": number, "role": role,
             "t": [t.isoformat() for t in times],
-            "requests_per_min": [points[t]["requests"] for t in times],
+            "requests_per_min": [round(points[t]["requests"] * per_minute, 1) for t in times],
             "error_rate": [points[t]["errors"] / points[t]["requests"] if points[t]["requests"] else None
                            for t in times],
-            "p50_ms": [stats.histogram_percentile(points[t]["hist"], 50) for t in times],
-            "p95_ms": [stats.histogram_percentile(points[t]["hist"], 95) for t in times],
+            "p50_ms": [_ms(stats.histogram_percentile(points[t]["hist"], 50)) for t in times],
+            "p95_ms": [_ms(stats.histogram_percentile(points[t]["hist"], 95)) for t in times],
             "agreement": [points[t]["agreed"] / points[t]["compared"] if points[t]["compared"] else None
                           for t in times],
         })
-    return {"since": since.isoformat(), "minutes": minutes, "series": series}
+    return {"since": since.isoformat(), "minutes": minutes, "bucket_seconds": step, "series": series}
 
 
 def deployment_metrics(*, deployment: Deployment) -> dict[str, Any]:
@@ -210,3 +236,67 @@ def prediction_trace(*, actor, request_id: str) -> dict[str, Any]:
         "approvals": version_approvals(version=version),
     }
 
+
+DEPLOYABLE_LIST_LIMIT = 50
+
+
+def _deploy_refusals(endpoint: Endpoint, versions: list[ModelVersion]) -> dict[int, str | None]:
+    """Why each version may not go live on `endpoint` (in the words the form and the service both show), or None;
+    in a fixed number of queries (trust, signatures, file formats), whatever the number of versions.
+
+    Trust comes first: a quarantined version is refused as quarantined, never as "no ONNX file" (a quarantined
+    pickle is never converted); a released false positive counts as clean.
+    """
+    from registry.pipeline.selectors import TrustState, versions_signature_state, versions_trust
+
+    ids = [v.pk for v in versions]
+    trust = versions_trust(ids)
+    signatures = versions_signature_state(version_ids=ids)
+    formats: dict[int, set[str]] = defaultdict(set)
+    unscanned: set[int] = set()  # going live needs a verdict on every file, also those served without one (ONNX)
+    current = FilteredRelation("scans", condition=Q(scans__blob_id=F("blob_id")))
+    for version_id, fmt, scan in (Artifact.objects.filter(version_id__in=ids).annotate(current=current)
+                                  .values_list("version_id", "format", "current__pk")):
+        formats[version_id].add(fmt)
+        if scan is None:
+            unscanned.add(version_id)
+    refusals: dict[int, str | None] = {}
+    for version in versions:
+        state = trust.get(version.pk)
+        if state is not None and state.state == TrustState.QUARANTINED:
+            bad = [f.path for f in state.files if f.state == TrustState.QUARANTINED]
+            refusals[version.pk] = f"quarantined ({', '.join(bad)})"
+        elif (state is not None and state.state == TrustState.PENDING) or version.pk in unscanned:
+            refusals[version.pk] = "its files are still being scanned"
+        elif not formats[version.pk]:
+            refusals[version.pk] = "it has no files"
+        elif version.status == VersionStatus.PENDING:
+            refusals[version.pk] = "its registration is not finished"
+        elif version.status != VersionStatus.READY:
+            refusals[version.pk] = "its registration failed"
+        elif ArtifactFormat.ONNX not in formats[version.pk]:
+            refusals[version.pk] = "no ONNX file (convert its scikit-learn file to ONNX or upload one)"
+        elif signatures[version.pk] == "failed":
+            refusals[version.pk] = "its signature does not verify (its files differ from the signed tree, or its " \
+                                   "last verification failed)"
+        elif signatures[version.pk] != "verified" and endpoint.environment.requires_signature:
+            refusals[version.pk] = (f"unsigned, and environment {endpoint.environment.name} requires signed "
+                                    "versions")
+        else:
+            refusals[version.pk] = None
+    return refusals
+
+
+def version_deploy_refusal(*, endpoint: Endpoint, version: ModelVersion) -> str | None:
+    """Return why `version` may not go live on `endpoint`, or None (the one place that decides)."""
+    return _deploy_refusals(endpoint, [version])[version.pk]
+
+
+def deployable_versions(*, endpoint: Endpoint, limit: int = DEPLOYABLE_LIST_LIMIT
+                        ) -> list[tuple[ModelVersion, str | None]]:
+    """Return the endpoint model's newest versions (at most `limit`), each with why it cannot be deployed (or None),
+    in a fixed number of queries."""
+    versions = list(ModelVersion.objects.filter(model_id=endpoint.model_id).select_related("model")
+                    .order_by("-number")[:limit])
+    refusals = _deploy_refusals(endpoint, versions)
+    return [(v, refusals[v.pk]) for v in versions]

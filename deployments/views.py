@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -14,12 +15,24 @@ from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views import View
 
 from deployments import charts, permissions, selectors, services
-from deployments.forms import DeploymentStartForm, EndpointForm, EnvironmentForm, RoutingAtForm
+from deployments.forms import (
+    STEPS_PREFIX,
+    STRATEGY_FIELDSETS,
+    CanaryStepFormSet,
+    DeploymentStartForm,
+    EndpointForm,
+    EnvironmentForm,
+    RoutingAtForm,
+    step_formset,
+    step_rows_edited,
+)
 from deployments.models import ACTIVE_PHASES, Deployment, Endpoint, Phase, Strategy
 from registry.errors import DomainError, Forbidden, NotFound
 
 POLL_SECONDS = 5
 HISTORY_ROWS = 50
+CHART_LEAD = timedelta(seconds=10)  # the charts open a little before the rollout, to show what served just before
+CHART_MAX_DAYS = 7
 
 
 def _raise_http(error: DomainError) -> None:
@@ -129,19 +142,21 @@ def _controls(deployment: Deployment | None, latest_pk: int | None, can_deploy: 
     phase, out = deployment.phase, []
     if phase == Phase.PROGRESSING:
         out.append({"action": "pause", "label": "Pause", "style": ""})
-    if phase == Phase.PAUSED:
+    blue_green = deployment.strategy == Strategy.BLUE_GREEN
+    if phase == Phase.PAUSED and not blue_green:  # a held blue-green preview waits for its switch, not a resume
         out.append({"action": "resume", "label": "Resume", "style": ""})
     if phase in (Phase.PENDING, Phase.PROGRESSING, Phase.PAUSED):
         if deployment.strategy == Strategy.CANARY:
             out.append({"action": "promote", "label": "Promote", "style": "btn-primary"})
-        out.append({"action": "promote-full", "label": "Promote fully", "style": "btn-primary"})
+        out.append({"action": "promote-full", "style": "btn-primary",
+                    "label": f"Switch to v{deployment.candidate_version.number}" if blue_green else "Promote fully"})
     if phase == Phase.PROMOTING:  # switched; the old version is still warm
         out.append({"action": "promote-full", "label": "Finish now (release old version)", "style": "btn-primary"})
     candidate = f"v{deployment.candidate_version.number}"
-    rollback = {"action": "rollback", "label": "Roll back", "style": "btn-danger",
+    rollback = {"action": "rollback", "label": "Roll back", "style": "btn-danger", "reason": "Reason for rolling back",
                 "confirm": f"Roll back {candidate}? Every request goes back to the last good version at once."}
     if phase in ACTIVE_PHASES:
-        out.append({"action": "abort", "label": "Abort", "style": "btn-danger",
+        out.append({"action": "abort", "label": "Abort", "style": "btn-danger", "reason": "Reason for aborting",
                     "confirm": f"Abort the rollout of {candidate}? Its traffic returns to the stable version and the "
                                "rollout cannot be resumed."})
         out.append(rollback)
@@ -150,15 +165,28 @@ def _controls(deployment: Deployment | None, latest_pk: int | None, can_deploy: 
     return out
 
 
+def chart_window_start(deployment: Deployment | None, *, now: datetime) -> datetime | None:
+    """Return where the live charts start: a few seconds before the rollout in force or just ended began (so a
+    two-minute canary fills the chart), at most CHART_MAX_DAYS back; None (the last hour) when there is none."""
+    if deployment is None or deployment.started_at is None:
+        return None
+    if not deployment.active and (deployment.finished_at is None
+                                  or now - deployment.finished_at > timedelta(minutes=60)):
+        return None
+    return max(deployment.started_at - CHART_LEAD, now - timedelta(days=CHART_MAX_DAYS))
+
+
 def _live_context(request: HttpRequest, endpoint: Endpoint) -> dict[str, Any]:
     """Everything the polled part of the dashboard shows: routing, rollout, analysis, charts."""
     history = list(selectors.deployment_list(actor=request.user, endpoint=endpoint)[:HISTORY_ROWS])
     current = history[0] if history else None
     routing = endpoint.routing or {}
     routes = route_rows(routing)
-    traffic = selectors.traffic_series(endpoint=endpoint)
+    now = timezone.now()
+    since = chart_window_start(current, now=now)
+    traffic = selectors.traffic_series(endpoint=endpoint, now=now, since=since)
     series = traffic["series"]
-    window = (traffic["since"], timezone.now().isoformat())
+    window = (traffic["since"], now.isoformat())
     figures = [
         ("split", "Live traffic split", charts.traffic_split_figure(routes)),
         ("requests", "Requests per minute", charts.series_figure(series, "requests_per_min", y_title="req/min",
@@ -184,6 +212,7 @@ def _live_context(request: HttpRequest, endpoint: Endpoint) -> dict[str, Any]:
         "controls": _controls(current, current.pk if current else None,
                               permissions.can_deploy(request.user, endpoint)),
         "history": history,
+        "chart_since": since, "chart_bucket_seconds": traffic["bucket_seconds"],
         "charts": [{"name": n, "title": t, "figure": f} for n, t, f in figures if f is not None],
         "chart_slots": [{"name": n, "title": t, "empty": f is None} for n, t, f in figures],
         "poll_seconds": POLL_SECONDS,
@@ -218,12 +247,12 @@ class EndpointDashboardView(LoginRequiredMixin, View):
 
 
 ACTIONS = {
-    "pause": lambda d, user: services.deployment_pause(deployment=d, actor=user),
-    "resume": lambda d, user: services.deployment_resume(deployment=d, actor=user),
-    "promote": lambda d, user: services.deployment_promote(deployment=d, actor=user),
-    "promote-full": lambda d, user: services.deployment_promote(deployment=d, actor=user, full=True),
-    "abort": lambda d, user: services.deployment_abort(deployment=d, actor=user),
-    "rollback": lambda d, user: services.deployment_rollback(deployment=d, actor=user),
+    "pause": lambda d, user, reason: services.deployment_pause(deployment=d, actor=user),
+    "resume": lambda d, user, reason: services.deployment_resume(deployment=d, actor=user),
+    "promote": lambda d, user, reason: services.deployment_promote(deployment=d, actor=user),
+    "promote-full": lambda d, user, reason: services.deployment_promote(deployment=d, actor=user, full=True),
+    "abort": lambda d, user, reason: services.deployment_abort(deployment=d, actor=user, reason=reason),
+    "rollback": lambda d, user, reason: services.deployment_rollback(deployment=d, actor=user, reason=reason),
 }
 DONE = {"pause": "Paused", "resume": "Resumed", "promote": "Promoted to the next step",
         "promote-full": "Promoted fully", "abort": "Aborted", "rollback": "Rolled back"}
@@ -241,7 +270,7 @@ class DeploymentActionView(LoginRequiredMixin, View):
             deployment = selectors.deployment_get(actor=request.user, pk=pk)
             if deployment.endpoint_id != obj.pk:
                 raise NotFound(f"Deployment #{pk} not found.")
-            result = ACTIONS[action](deployment, request.user)
+            result = ACTIONS[action](deployment, request.user, request.POST.get("reason", ""))
         except (Forbidden, NotFound) as error:
             _raise_http(error)
             raise
@@ -249,7 +278,8 @@ class DeploymentActionView(LoginRequiredMixin, View):
             messages.error(request, error.message)
         else:
             messages.success(request, f"{DONE[action]}: deployment #{result.pk} is "
-                                      f"{result.get_phase_display().lower()}.")
+                                      f"{result.get_phase_display().lower()}"
+                                      f"{f' ({result.end_reason})' if result.end_reason else ''}.")
         return redirect("deployments:dashboard", endpoint=obj.name)
 
 
@@ -257,38 +287,55 @@ class DeploymentActionView(LoginRequiredMixin, View):
 
 
 class DeploymentStartView(LoginRequiredMixin, View):
-    """Start a rollout on an endpoint (maintainers of its model)."""
+    """Start a rollout on an endpoint (maintainers of its model): the form shows the chosen strategy's settings, the
+    canary's steps in a step editor (a formset: rows added and removed by the server without JavaScript, in place
+    with it) and every version, those that cannot be deployed disabled with the reason."""
 
-    def _prepare(self, request: HttpRequest, endpoint: str) -> tuple[Endpoint, list[int]]:
+    def _prepare(self, request: HttpRequest, endpoint: str) -> tuple[Endpoint, list[tuple[int, str | None]]]:
         obj = _endpoint(request, endpoint)
         if not permissions.can_deploy(request.user, obj):
             raise PermissionDenied(f"You need the maintainer role on model {obj.model.name!r} to deploy to "
                                    f"endpoint {obj.name!r}.")
-        versions = list(obj.model.versions.order_by("-number").values_list("number", flat=True))
+        versions = [(v.number, reason) for v, reason in selectors.deployable_versions(endpoint=obj)]
         return obj, versions
 
-    def _render(self, request: HttpRequest, obj: Endpoint, form: DeploymentStartForm, status: int = 200
-                ) -> HttpResponse:
+    def _render(self, request: HttpRequest, obj: Endpoint, form: DeploymentStartForm, steps: Any,
+                status: int = 200) -> HttpResponse:
         return render(request, "deployments/deploy.html",
-                      {"endpoint": obj, "form": form, "routes": route_rows(obj.routing)}, status=status)
+                      {"endpoint": obj, "form": form, "steps": steps, "routes": route_rows(obj.routing),
+                       "fieldsets": {k: " ".join(v) for k, v in STRATEGY_FIELDSETS.items()},
+                       "refusals": sorted(form.refusals.items(), reverse=True)}, status=status)
 
     def get(self, request: HttpRequest, endpoint: str) -> HttpResponse:
         """Render the form."""
         obj, versions = self._prepare(request, endpoint)
-        return self._render(request, obj, DeploymentStartForm(versions=versions))
+        return self._render(request, obj, DeploymentStartForm(versions=versions), step_formset())
 
     def post(self, request: HttpRequest, endpoint: str) -> HttpResponse:
-        """Start the rollout, or re-render the form with the service's message (400)."""
+        """Add or remove a step row (the editor without JavaScript), or start the rollout; errors re-render (400)."""
         obj, versions = self._prepare(request, endpoint)
+        if "add_step" in request.POST or "remove_step" in request.POST:
+            try:
+                remove = int(request.POST["remove_step"]) if "remove_step" in request.POST else None
+            except ValueError:
+                remove = None
+            rows = step_rows_edited(request.POST, add="add_step" in request.POST, remove=remove)
+            form = DeploymentStartForm(initial=request.POST.dict(), versions=versions)
+            steps = CanaryStepFormSet(initial=rows, prefix=STEPS_PREFIX)
+            return self._render(request, obj, form, steps)
         form = DeploymentStartForm(request.POST, versions=versions)
-        if form.is_valid():
+        steps = step_formset(request.POST)
+        form_ok = form.is_valid()
+        canary = form_ok and form.cleaned_data["strategy"] == Strategy.CANARY
+        if form_ok and (not canary or steps.is_valid()):
             from deployments.routing import served_route
 
             stable = served_route(obj.routing)
             try:
                 deployment = services.deployment_start(
                     actor=request.user, endpoint=obj,
-                    **form.service_arguments(stable_number=stable["number"] if stable else None))
+                    **form.service_arguments(stable_number=stable["number"] if stable else None,
+                                             steps=steps.steps() if canary else None))
             except (Forbidden, NotFound) as error:
                 _raise_http(error)
                 raise
@@ -298,4 +345,6 @@ class DeploymentStartView(LoginRequiredMixin, View):
                 messages.success(request, f"Deployment #{deployment.pk} started: {deployment.get_strategy_display()} "
                                           f"of version {deployment.candidate_version.number}.")
                 return redirect("deployments:dashboard", endpoint=obj.name)
-        return self._render(request, obj, form, status=400)
+        if not canary:  # the step rows are shown as typed, not judged, when the canary is not what was asked
+            steps = CanaryStepFormSet(initial=step_rows_edited(request.POST), prefix=STEPS_PREFIX)
+        return self._render(request, obj, form, steps, status=400)

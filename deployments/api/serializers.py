@@ -17,6 +17,7 @@ class EnvironmentInput(serializers.Serializer):
     name = serializers.CharField(max_length=64)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
     requires_promotion = serializers.BooleanField(required=False, default=False)
+    requires_signature = serializers.BooleanField(required=False, default=True)
     follow_alias = serializers.CharField(required=False, allow_blank=True, default="", max_length=256)
     follow_stage = serializers.CharField(required=False, allow_blank=True, default="", max_length=16)
 
@@ -47,7 +48,10 @@ class DeploymentInput(serializers.Serializer):
     ab_header = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
     ab_field = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
     keep_warm_seconds = serializers.IntegerField(required=False, default=300, min_value=0, max_value=7 * 86400)
-    auto_promote = serializers.BooleanField(required=False, default=True)
+    auto_promote = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Blue-green: switch after a passed smoke check; by default the candidate holds at preview until "
+                  "someone promotes it.")
 
 
 class ReasonInput(serializers.Serializer):
@@ -76,6 +80,7 @@ class EnvironmentOutput(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
     requires_promotion = serializers.BooleanField()
+    requires_signature = serializers.BooleanField()
     follow_alias = serializers.CharField()
     follow_stage = serializers.CharField()
     created_at = serializers.DateTimeField()
@@ -183,6 +188,11 @@ class DeploymentOutput(serializers.Serializer):
     auto_promote = serializers.BooleanField()
     rollback_of = serializers.IntegerField(source="rollback_of_id", allow_null=True)
     message = serializers.CharField()
+    phase_label = serializers.CharField(help_text='The phase as the dashboard shows it, e.g. "Rolled back by alice: '
+                                                  'errors in checkout".')
+    ended_by = serializers.CharField(source="ended_by.username", allow_null=True,
+                                     help_text="Who rolled back or aborted the deployment by hand (null: the monitor).")
+    end_reason = serializers.CharField()
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

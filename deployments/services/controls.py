@@ -20,7 +20,7 @@ from deployments.services.transitions import (
     succeed,
 )
 from registry import events
-from registry.errors import InvalidState
+from registry.errors import InvalidInput, InvalidState
 
 
 @transaction.atomic
@@ -74,6 +74,14 @@ def deployment_promote(*, deployment: Deployment, actor: Any, full: bool = False
     return d
 
 
+def given_reason(reason: Any) -> str:
+    """Return the reason a person gave for ending a rollout (trimmed, at most 500 characters), or say none was."""
+    text = reason.strip() if isinstance(reason, str) else ""
+    if len(text) > 500:
+        raise InvalidInput("The reason is at most 500 characters.")
+    return text or "no reason given"
+
+
 def _emit_promoted(d: Deployment, actor: Any, *, full: bool) -> None:
     events.emit("deployment.promoted", actor=actor, target=d, data={
         **scope(d.endpoint, d.candidate_version), "deployment": d.pk, "step": d.step_index, "full": full})
@@ -84,8 +92,9 @@ def deployment_abort(*, deployment: Deployment, actor: Any, reason: str = "") ->
     """Stop an active rollout by hand; the stable version takes all traffic again."""
     d = locked(deployment, actor)
     require_phase(d, ACTIVE_PHASES, "aborted")
+    why = given_reason(reason)
     return end(d, actor=actor, phase=Phase.ABORTED, action="deployment.aborted",
-               reason=reason or f"aborted by {actor_name(actor)}")
+               reason=reason.strip() if reason and reason.strip() else f"aborted by {actor_name(actor)}", by_hand=why)
 
 
 @transaction.atomic
@@ -93,10 +102,10 @@ def deployment_rollback(*, deployment: Deployment, actor: Any, reason: str = "")
     """Roll back in one action: an active rollout returns to its stable version; a finished one is replaced by a
     direct deployment of the last good version it took over from. Returns the deployment now in force."""
     d = locked(deployment, actor)
-    who = actor_name(actor)
+    who, why = actor_name(actor), given_reason(reason)
     if d.active:
         return end(d, actor=actor, phase=Phase.FAILED, action="deployment.rolled_back",
-                   reason=reason or f"rolled back by {who}")
+                   reason=reason.strip() if reason and reason.strip() else f"rolled back by {who}", by_hand=why)
     if d.phase in (Phase.FAILED, Phase.ABORTED):
         raise InvalidState(f"Deployment #{d.pk} has already ended ({d.get_phase_display().lower()}); its stable "
                            "version took the traffic back then.")
@@ -114,9 +123,12 @@ def deployment_rollback(*, deployment: Deployment, actor: Any, reason: str = "")
         keep_warm_seconds=d.keep_warm_seconds, started_at=timezone.now(),
         analysis={**DEFAULT_ANALYSIS, "_routes": {"stable": stored_route(d, "candidate"), "candidate": route}})
     back.endpoint = d.endpoint
+    if is_user(actor):  # the deployment that was rolled back says who did it and why
+        d.ended_by, d.end_reason = actor, why
+        d.save(update_fields=["ended_by", "end_reason", "updated_at"])
     events.emit("deployment.rolled_back", actor=actor, target=back, data={
         **scope(d.endpoint, previous), "deployment": back.pk, "rollback_of": d.pk,
         "version": d.candidate_version.number, "back_to_version": previous.number,
-        "reason": reason or f"rolled back by {who}"})
+        "reason": reason.strip() if reason and reason.strip() else f"rolled back by {who}"})
     succeed(back, actor=actor, reason=f"rollback of deployment #{d.pk} to version {previous.number} by {who}")
     return back

@@ -18,8 +18,10 @@ from registry.models import RegisteredModel, Stage
 
 @transaction.atomic
 def environment_create(*, actor: Any, name: str, description: str = "", requires_promotion: bool = False,
-                       follow_alias: str = "", follow_stage: str = "") -> Environment:
-    """Define an environment (staff only); production-like ones may require an executed promotion request."""
+                       follow_alias: str = "", follow_stage: str = "", requires_signature: bool = True
+                       ) -> Environment:
+    """Define an environment (staff only); production-like ones may require an executed promotion request, and
+    (the default) only signed versions whose signature verifies."""
     if not permissions.can_manage_environments(actor):
         raise Forbidden("Only staff may define environments.")
     name = slug(name, "Environment name", 64)
@@ -33,11 +35,13 @@ def environment_create(*, actor: Any, name: str, description: str = "", requires
         with transaction.atomic():
             env = Environment.objects.create(
                 name=name, description=validation.text(description, "Description", 5000),
-                requires_promotion=bool(requires_promotion), follow_alias=follow_alias, follow_stage=follow_stage)
+                requires_promotion=bool(requires_promotion),
+                requires_signature=bool(requires_signature), follow_alias=follow_alias, follow_stage=follow_stage)
     except IntegrityError:  # a concurrent request took the name between the check and the insert
         raise AlreadyExists(f"Environment {name!r} already exists.")
     events.emit("environment.created", actor=actor, target=env, data={
-        "name": name, "requires_promotion": env.requires_promotion, "follow_alias": follow_alias,
+        "name": name, "requires_promotion": env.requires_promotion,
+        "requires_signature": env.requires_signature, "follow_alias": follow_alias,
         "follow_stage": follow_stage})
     return env
 

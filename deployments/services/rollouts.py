@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from deployments import routing as routing_rules
+from deployments import selectors
 from deployments.models import ACTIVE_PHASES, Deployment, Endpoint, Phase, Strategy
 from deployments.services.common import check_deployer, lock_endpoint, scope, whole_number
 from deployments.services.plans import clean_analysis, clean_arms, clean_steps, endpoint_version
@@ -19,14 +20,17 @@ from registry import permissions as registry_permissions
 from registry.errors import InvalidInput, InvalidState
 from registry.lineage import services as lineage
 from registry.lineage.models import EdgeKind, NodeKind
-from registry.models import ModelVersion, Role
+from registry.models import ModelVersion, Role, VersionSignature
 
 
 @transaction.atomic
 def deployment_start(*, actor: Any, endpoint: Endpoint, strategy: str, version: Any, steps: Any = None,
                      analysis: Any = None, shadow_percent: Any = 100, arms: Any = None, ab_header: str = "",
-                     ab_field: str = "", keep_warm_seconds: Any = 300, auto_promote: bool = True) -> Deployment:
-    """Start rolling `version` out on `endpoint` under `strategy`; validate everything before changing anything."""
+                     ab_field: str = "", keep_warm_seconds: Any = 300, auto_promote: bool = False) -> Deployment:
+    """Start rolling `version` out on `endpoint` under `strategy`; validate everything before changing anything.
+
+    A blue-green candidate holds at preview until someone promotes it, unless `auto_promote` lets the monitor switch
+    after a passed smoke check."""
     endpoint = lock_endpoint(endpoint)
     # The lineage graph's lock before any event (re-verifying the signature emits one): registry/locking.py.
     lineage.graph_lock()
@@ -39,10 +43,16 @@ def deployment_start(*, actor: Any, endpoint: Endpoint, strategy: str, version: 
                            f"{active.get_strategy_display()}, {active.phase}); promote it fully, abort or roll it "
                            "back first.")
     candidate_version = endpoint_version(endpoint, version)
+    refusal = selectors.version_deploy_refusal(endpoint=endpoint, version=candidate_version)
+    if refusal:
+        raise InvalidInput(f"Version {candidate_version.number} of {endpoint.model.name!r} cannot be deployed to "
+                           f"{endpoint.name!r}: {refusal}.")
     stable_version = _stable_version(endpoint, candidate_version, strategy)
     _check_promotion(endpoint, candidate_version)
-    # Blue-green previews before the switch; the signature must verify before the version takes live traffic.
-    candidate = servable_route(candidate_version, require_signature=True)
+    # A signed version's stored bytes are re-hashed before it takes live traffic (blue-green previews first);
+    # an unsigned one got here only where the environment does not require signatures.
+    signed = VersionSignature.objects.filter(version=candidate_version).exists()
+    candidate = servable_route(candidate_version, require_signature=signed)
     stable = servable_route(stable_version, require_signature=False) if stable_version else None
     d = _plan(endpoint, strategy, stable_version, candidate_version, actor=actor, steps=steps, analysis=analysis,
               shadow_percent=shadow_percent, arms=arms, ab_header=ab_header, ab_field=ab_field,

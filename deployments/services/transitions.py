@@ -113,10 +113,13 @@ def _follow_registry(d: Deployment, actor: Any, version: ModelVersion | None = N
 
 
 def end(d: Deployment, *, actor: Any, phase: str, action: str, reason: str,
-        now: datetime | None = None) -> Deployment:
-    """Stop an active rollout and send all traffic back to the stable version."""
+        now: datetime | None = None, by_hand: str = "") -> Deployment:
+    """Stop an active rollout and send all traffic back to the stable version; `by_hand` is the reason a person
+    gave (the deployment then records who ended it)."""
     d.phase, d.weight, d.finished_at, d.message = phase, 0, now or timezone.now(), reason[:2000]
-    d.save(update_fields=["phase", "weight", "finished_at", "message", "updated_at"])
+    if by_hand and is_user(actor):
+        d.ended_by, d.end_reason = actor, by_hand[:500]
+    d.save(update_fields=["phase", "weight", "finished_at", "message", "ended_by", "end_reason", "updated_at"])
     routing_apply(d, actor=actor, reason=reason)
     events.emit(action, actor=actor, target=d, data={
         **scope(d.endpoint, d.candidate_version), "deployment": d.pk, "strategy": d.strategy,

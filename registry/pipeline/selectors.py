@@ -24,7 +24,7 @@ from registry.pipeline.scan.trust import (  # the trust predicate, for the other
 
 __all__ = ["CLEAN", "NO_ARTIFACTS", "PENDING", "QUARANTINED", "TrustState", "artifact_quarantined", "artifact_trust",
            "ensure_digest_servable", "quarantined_digests", "version_jobs", "version_scan_status",
-           "version_signature_status", "versions_trust"]
+           "version_signature_status", "versions_signature_state", "versions_trust"]
 
 # Re-exported for the serving gateway: the files outside an ONNX model that loading it would read.
 from registry.pipeline.scan.onnx_refs import external_data_refs  # noqa: F401

@@ -1,6 +1,6 @@
 /* Page behaviour that templates declare with data-* attributes (the Content-Security-Policy admits no inline
    script, no inline event handler and no style attribute): auto-submitting selects, meter widths, tree indents,
-   copy buttons and confirmations of irreversible actions. */
+   copy buttons, confirmations of irreversible actions, the deploy form's strategy fieldsets and step editor. */
 (function () {
   "use strict";
 
@@ -12,6 +12,8 @@
     root.querySelectorAll("[data-indent]").forEach(function (cell) {
       cell.style.paddingLeft = cell.dataset.indent;
     });
+    root.querySelectorAll("select[data-strategy-select]").forEach(showStrategy);
+    root.querySelectorAll("[data-formset-row]").forEach(showStepFields);
   }
 
   document.addEventListener("change", function (event) {
@@ -136,6 +138,77 @@
       if (label) { label.textContent = "The upload failed: the connection was lost. Try again."; }
     });
     xhr.send(new FormData(form));
+  });
+
+  // The deploy form: only the chosen strategy's fieldsets show (without JavaScript they all show, each labelled
+  // with the strategies it serves); a canary step row shows only the field its kind uses.
+  function showStrategy(select) {
+    if (!select.form) { return; }
+    select.form.querySelectorAll("[data-strategies]").forEach(function (set) {
+      set.hidden = set.dataset.strategies.split(" ").indexOf(select.value) < 0;
+    });
+  }
+  function showStepFields(row) {
+    var kind = row.querySelector('select[name$="-kind"]');
+    if (!kind) { return; }
+    row.querySelectorAll("[data-step-field]").forEach(function (field) {
+      field.hidden = field.dataset.stepField !== kind.value;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (!(select instanceof HTMLSelectElement)) { return; }
+    if (select.hasAttribute("data-strategy-select")) { showStrategy(select); }
+    var row = select.closest("[data-formset-row]");
+    if (row) { showStepFields(row); }
+  });
+
+  // Formsets (the canary step editor): "Add step" and "Remove" are submit buttons the server answers without
+  // JavaScript; with it, rows are added from the formset's <template> and removed in place, the rest renumbered.
+  function formsetParts(form, prefix) {
+    return {
+      list: form.querySelector('[data-formset="' + prefix + '"]'),
+      template: form.querySelector('template[data-formset-template="' + prefix + '"]'),
+      total: form.querySelector('input[name="' + prefix + '-TOTAL_FORMS"]'),
+      max: form.querySelector('input[name="' + prefix + '-MAX_NUM_FORMS"]')
+    };
+  }
+  function renumber(list, prefix) {
+    var pattern = new RegExp("^(id_)?" + prefix + "-(\\d+|__prefix__)-");
+    Array.prototype.forEach.call(list.children, function (row, i) {
+      row.querySelectorAll("[name], [id], label[for]").forEach(function (el) {
+        ["name", "id", "for"].forEach(function (attr) {
+          var value = el.getAttribute(attr);
+          if (value) { el.setAttribute(attr, value.replace(pattern, "$1" + prefix + "-" + i + "-")); }
+        });
+      });
+      var remove = row.querySelector("[data-formset-remove]");
+      if (remove) { remove.value = String(i); }
+    });
+  }
+  document.addEventListener("click", function (event) {
+    var target = event.target instanceof Element ? event.target : null;
+    var add = target ? target.closest("[data-formset-add]") : null;
+    var remove = target ? target.closest("[data-formset-remove]") : null;
+    if (!add && !remove) { return; }
+    var form = (add || remove).form;
+    var prefix = add ? add.dataset.formsetAdd : (remove.closest("[data-formset]") || {dataset: {}}).dataset.formset;
+    var parts = form && prefix ? formsetParts(form, prefix) : null;
+    if (!parts || !parts.list || !parts.template || !parts.total) { return; }
+    event.preventDefault();
+    if (add) {
+      var count = parts.list.children.length;
+      if (parts.max && count >= parseInt(parts.max.value, 10)) { return; }
+      parts.list.insertAdjacentHTML("beforeend", parts.template.innerHTML.replace(/__prefix__/g, String(count)));
+      var row = parts.list.lastElementChild;
+      showStepFields(row);
+      row.querySelector("select, input").focus();
+    } else {
+      remove.closest("[data-formset-row]").remove();
+      renumber(parts.list, prefix);
+      form.querySelector('[data-formset-add="' + prefix + '"]').focus();
+    }
+    parts.total.value = String(parts.list.children.length);
   });
 
   document.addEventListener("DOMContentLoaded", function () { apply(document); });

@@ -60,6 +60,14 @@ def test_main_pages_load_without_csp_violations_and_draw_their_charts(
     expect(page.locator("#chart-split .js-plotly-plot")).to_have_count(1)
     assert problems == [], "\n".join(problems)
 
+    page.goto(f"{base}/deployments/churn-staging/deploy")  # strategy fieldsets and the step editor: static JS only
+    page.get_by_label("Strategy").select_option("blue_green")
+    expect(page.locator('fieldset[data-strategies="canary"]')).to_be_hidden()
+    page.get_by_label("Strategy").select_option("canary")
+    page.get_by_role("button", name="Add step").click()
+    expect(page.locator(".step-row")).to_have_count(7)
+    assert problems == [], "\n".join(problems)
+
     page.goto(f"{base}/compare/?versions=churn/1,churn/2")
     page.locator(".compare-picker summary").click()
     picker = page.locator("#picker-model")

@@ -283,10 +283,13 @@ def test_pause_resume_promote_abort_rollback(api, live):
     assert promoted["weight"] == 60 and promoted["phase"] == "progressing"
     aborted = api.post(f"{url}/abort", {"reason": "enough"}, format="json").json()
     assert aborted["phase"] == "aborted" and aborted["message"] == "enough" and aborted["weight"] == 0
+    assert (aborted["ended_by"], aborted["end_reason"], aborted["phase_label"]) == ("owner", "enough",
+                                                                                    "Aborted by owner: enough")
     _error(api.post(f"{url}/abort", {}, format="json"), 409)
     _error(api.post(f"{url}/promote-full"), 409)
     r = api.post("/api/v1/deployments", {"endpoint": "churn-staging", "strategy": "blue_green",
                                          "version": v2.number}, format="json")
+    assert r.json()["auto_promote"] is False  # held at preview until promoted, unless asked
     full = api.post(f"/api/v1/deployments/{r.json()['id']}/promote-full").json()
     assert full["phase"] == "promoting" and full["candidate_version"] == v2.number  # old version kept warm
     full = api.post(f"/api/v1/deployments/{full['id']}/promote-full").json()  # release it now
@@ -294,6 +297,8 @@ def test_pause_resume_promote_abort_rollback(api, live):
     back = api.post(f"/api/v1/deployments/{full['id']}/rollback", {"reason": "bad"}, format="json")
     assert back.status_code == 200, back.content
     assert back.json()["rollback_of"] == full["id"] and back.json()["candidate_version"] == v1.number
+    undone = api.get(f"/api/v1/deployments/{full['id']}").json()
+    assert undone["phase_label"] == "Rolled back by owner: bad" and undone["ended_by"] == "owner"
     routes = api.get("/api/v1/endpoints/churn-staging").json()["routing"]["routes"]
     assert routes == [{"version": v1.number, "weight": 100, "role": "stable"}]
     _error(api.post(f"/api/v1/deployments/{d['id']}/pause", {"reason": ["x"]}, format="json"), 400)

@@ -26,7 +26,7 @@ def test_a_version_with_a_quarantined_file_is_never_deployed(make_version, regis
         job_run(scan_enqueue(artifact).pk)
     with pytest.raises(InvalidInput) as refused:
         services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=version.number)
-    assert "Quarantined: model.pkl" in refused.value.message
+    assert "quarantined (model.pkl)" in refused.value.message
 
 
 def test_content_quarantined_after_going_live_is_no_longer_served(servable_version, registered_model, endpoint,

@@ -14,6 +14,7 @@ from registry.errors import AlreadyExists, Forbidden, InvalidInput, InvalidState
 from registry.lineage.models import EdgeKind, LineageEdge, NodeKind
 from registry.models import Role
 from tests.deployments.conftest import broken_onnx, iris_onnx
+from tests.registry.pickle_corpus import MALICIOUS
 
 pytestmark = pytest.mark.django_db
 
@@ -84,19 +85,42 @@ def test_direct_deployment_routes_records_history_audits_and_links_lineage(live,
     assert edge.downstream.kind == NodeKind.DEPLOYMENT and edge.upstream.version == str(v1.number)
 
 
-@pytest.mark.parametrize("problem", ["unscanned", "unsigned", "no_onnx"])
+@pytest.mark.parametrize("problem", ["unscanned", "unsigned", "no_onnx", "quarantined"])
 def test_only_scanned_signed_onnx_versions_are_served(problem, servable_version, make_version, registered_model,
-                                                      endpoint, owner):
-    if problem == "no_onnx":
-        version = make_version(registered_model, files={"notes.txt": b"hello"})
+                                                      endpoint, owner, django_capture_on_commit_callbacks):
+    if problem == "quarantined":  # a pickle that calls eval: quarantined by its scan, so never converted to ONNX
+        with django_capture_on_commit_callbacks(execute=True):
+            version = make_version(registered_model, files={"model.pkl": MALICIOUS["builtins.eval"][0]})
+    elif problem == "no_onnx":
+        with django_capture_on_commit_callbacks(execute=True):
+            version = make_version(registered_model, files={"notes.txt": b"hello"})
     else:
         version = servable_version(registered_model, scan=problem != "unscanned", sign=problem != "unsigned")
+    expected = {"unscanned": "still being scanned", "unsigned": "unsigned, and environment staging requires signed",
+                "no_onnx": "no ONNX file", "quarantined": "quarantined (model.pkl)"}[problem]
+    # The form's list and the service refuse with the same reason, from the one selector.
+    reasons = dict((v.number, reason) for v, reason in selectors.deployable_versions(endpoint=endpoint))
+    assert expected in reasons[version.number]
     with pytest.raises(InvalidInput) as refused:
         services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=version.number)
-    expected = {"unscanned": "scanned clean", "unsigned": "signature", "no_onnx": "no ONNX"}[problem]
-    assert expected in refused.value.message
+    assert refused.value.message == (f"Version {version.number} of {registered_model.name!r} cannot be deployed to "
+                                     f"'churn-staging': {reasons[version.number]}.")
+    if problem == "quarantined":
+        assert "ONNX" not in refused.value.message
     endpoint.refresh_from_db()
     assert endpoint.generation == 0 and not Deployment.objects.exists()
+
+
+def test_an_environment_without_the_signature_rule_serves_unsigned_versions(servable_version, registered_model,
+                                                                           staff, owner):
+    lab = services.environment_create(actor=staff, name="lab", requires_signature=False)
+    endpoint = services.endpoint_create(actor=owner, name="churn-lab", environment=lab, model=registered_model)
+    version = servable_version(registered_model, sign=False)
+    assert selectors.deployable_versions(endpoint=endpoint) == [(version, None)]
+    assert services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct",
+                                     version=version.number).phase == Phase.SUCCEEDED
+    event = AuditEvent.objects.get(action="environment.created", data__name="lab")
+    assert event.data["requires_signature"] is False
 
 
 def test_changed_file_after_signing_blocks_going_live(servable_version, registered_model, endpoint, owner):
@@ -188,6 +212,9 @@ def test_canary_of_a_broken_model_rolls_back_automatically(live, v1, servable_ve
     serving.drain()
     canary = services.rollout_evaluate(deployment=canary)
     assert canary.phase == Phase.FAILED and "error rate" in canary.message
+    # Said in percent, and as the monitor's doing, not a person's.
+    assert canary.ended_by is None
+    assert canary.phase_label == "Rolled back automatically: analysis failed at step 2: error rate 100% > 5%"
     assert served(predict) == v1.number
     assert AuditEvent.objects.filter(action="deployment.rolled_back").exists()
 
@@ -248,6 +275,36 @@ def test_rollback_of_a_finished_deployment_returns_to_the_last_good_version(live
         services.deployment_rollback(deployment=second, actor=owner)
 
 
+def test_an_operators_rollback_records_who_and_why(live, v1, v2, endpoint, owner, predict):
+    canary = services.deployment_start(actor=owner, endpoint=endpoint, strategy="canary", version=v2.number,
+                                       steps=[{"set_weight": 50}, {"pause": {}}])
+    canary = services.deployment_rollback(deployment=canary, actor=owner, reason="  checkout errors after 14:02 ")
+    canary = selectors.deployment_get(actor=owner, pk=canary.pk)
+    assert (canary.phase, canary.ended_by, canary.end_reason) == (Phase.FAILED, owner, "checkout errors after 14:02")
+    assert canary.phase_label == "Rolled back by owner: checkout errors after 14:02"
+    assert served(predict) == v1.number
+    event = AuditEvent.objects.get(action="deployment.rolled_back")
+    assert event.actor_id == owner.pk and event.data["reason"] == "checkout errors after 14:02"
+
+    # No reason given: said so; an abort by hand is told apart from a rollback.
+    canary = services.deployment_start(actor=owner, endpoint=endpoint, strategy="canary", version=v2.number)
+    assert services.deployment_rollback(deployment=canary, actor=owner).phase_label == \
+        "Rolled back by owner: no reason given"
+    canary = services.deployment_start(actor=owner, endpoint=endpoint, strategy="canary", version=v2.number)
+    assert services.deployment_abort(deployment=canary, actor=owner, reason="wrong version").phase_label == \
+        "Aborted by owner: wrong version"
+    canary = services.deployment_start(actor=owner, endpoint=endpoint, strategy="canary", version=v2.number)
+    with pytest.raises(InvalidInput, match="at most 500"):
+        services.deployment_rollback(deployment=canary, actor=owner, reason="x" * 501)
+    assert selectors.deployment_get(actor=owner, pk=canary.pk).active  # refused: nothing changed
+    services.deployment_abort(deployment=canary, actor=owner)
+
+    # A finished deployment rolled back: the one that was undone says who undid it and why.
+    second = services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=v2.number)
+    services.deployment_rollback(deployment=second, actor=owner, reason="latency")
+    assert selectors.deployment_get(actor=owner, pk=second.pk).phase_label == "Rolled back by owner: latency"
+
+
 def test_the_first_deployment_has_nothing_to_roll_back_to(live, owner):
     with pytest.raises(InvalidState, match="first"):
         services.deployment_rollback(deployment=live, actor=owner)
@@ -264,9 +321,9 @@ def test_what_served_at_time_t(live, v1, v2, endpoint, owner):
 # ------------------------------------------------------------------------------------- other strategies
 
 
-def test_blue_green_previews_then_switches_after_a_smoke_check(live, v1, v2, endpoint, owner, predict):
+def test_blue_green_asked_to_auto_promote_switches_after_a_smoke_check(live, v1, v2, endpoint, owner, predict):
     bg = services.deployment_start(actor=owner, endpoint=endpoint, strategy="blue_green", version=v2.number,
-                                   keep_warm_seconds=600)
+                                   keep_warm_seconds=600, auto_promote=True)
     assert bg.phase == Phase.PENDING  # the preview is up, its smoke check not yet run
     assert served(predict) == v1.number
     assert served(predict, x_stratum_preview="1") == v2.number
@@ -282,7 +339,7 @@ def test_blue_green_previews_then_switches_after_a_smoke_check(live, v1, v2, end
 
 def test_promoting_ends_when_the_keep_warm_window_passes(live, v1, v2, endpoint, owner):
     bg = services.deployment_start(actor=owner, endpoint=endpoint, strategy="blue_green", version=v2.number,
-                                   keep_warm_seconds=60)
+                                   keep_warm_seconds=60, auto_promote=True)
     bg = services.rollout_evaluate(deployment=bg)
     assert services.rollout_evaluate(deployment=bg).phase == Phase.PROMOTING
     with pytest.raises(InvalidState, match="promote it fully"):
@@ -294,12 +351,17 @@ def test_promoting_ends_when_the_keep_warm_window_passes(live, v1, v2, endpoint,
     assert AuditEvent.objects.filter(action="deployment.promoting").exists()
 
 
-def test_blue_green_without_auto_promote_waits_for_a_person(live, v2, endpoint, owner):
-    bg = services.deployment_start(actor=owner, endpoint=endpoint, strategy="blue_green", version=v2.number,
-                                   auto_promote=False)
-    bg = services.rollout_evaluate(deployment=bg)
+def test_blue_green_holds_at_preview_by_default_until_a_person_promotes(live, v1, v2, endpoint, owner, predict):
+    bg = services.deployment_start(actor=owner, endpoint=endpoint, strategy="blue_green", version=v2.number)
+    assert bg.auto_promote is False
+    for _ in range(3):  # the monitor comes by again and again: the smoke check passes, the switch still waits
+        bg = services.rollout_evaluate(deployment=bg, now=timezone.now() + timedelta(minutes=10))
     assert bg.phase == Phase.PAUSED and "Smoke check passed" in bg.message
-    assert services.deployment_promote(deployment=bg, actor=owner).phase == Phase.PROMOTING
+    assert served(predict) == v1.number  # no live traffic for the candidate
+    assert served(predict, x_stratum_preview="1") == v2.number  # but reachable as the preview
+    bg = services.deployment_promote(deployment=bg, actor=owner, full=True)
+    assert bg.phase == Phase.PROMOTING
+    assert served(predict) == v2.number
 
 
 def test_shadow_never_answers_and_its_agreement_is_measured(live, v1, v2, endpoint, owner, predict):
@@ -390,7 +452,8 @@ def test_protected_environments_need_an_executed_promotion(staff, registered_mod
 def test_the_monitor_task_evaluates_every_progressing_rollout(live, v2, endpoint, owner):
     from deployments import tasks
 
-    services.deployment_start(actor=owner, endpoint=endpoint, strategy="blue_green", version=v2.number)
+    services.deployment_start(actor=owner, endpoint=endpoint, strategy="blue_green", version=v2.number,
+                              auto_promote=True)
     assert tasks.rollout_monitor_tick() == 1
     assert Deployment.objects.get(strategy="blue_green").phase == Phase.PROMOTING
     assert AnalysisRun.objects.filter(verdict="passed").exists()
@@ -459,3 +522,13 @@ def test_canary_analysis_compares_numeric_predictions(shift, verdict, servable_v
     run = canary.analysis_runs.get()
     assert run.verdict == verdict, run.detail
     assert run.metrics["value_shift"]["method"] == "two-sample Kolmogorov–Smirnov"
+
+
+def test_deployable_versions_costs_a_few_queries_per_version_and_is_capped(v1, v2, endpoint,
+                                                                           django_assert_max_num_queries):
+    # Each version's trust is read through the pipeline's own selectors (scan, files, signature): about seven
+    # queries a version, so the form lists at most DEPLOYABLE_LIST_LIMIT of the newest.
+    with django_assert_max_num_queries(1 + 2 * 8):
+        listed = selectors.deployable_versions(endpoint=endpoint)
+    assert listed == [(v2, None), (v1, None)]
+    assert selectors.deployable_versions(endpoint=endpoint, limit=1) == [(v2, None)]

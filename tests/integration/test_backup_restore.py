@@ -111,6 +111,9 @@ def test_backup_wipe_restore_verify_and_load_the_champion(mlflow_env, owner, tmp
     estimator = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
     client = mlflow_env(owner)
     token = os.environ["MLFLOW_TRACKING_TOKEN"]
+    # The fluent client remembers the last active experiment per process; another test in this worker may have
+    # set one that this fresh database does not hold.
+    mlflow.set_experiment("backup-restore")
     with mlflow.start_run():
         mlflow.log_param("C", 1.0)
         mlflow.sklearn.log_model(estimator, name="model", registered_model_name="churn",

@@ -43,6 +43,9 @@ def mlflow_env(live_server, monkeypatch):
     def point(user):
         _, raw = access.token_create(user=user, actor=user, name="mlflow")
         monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", raw)
+        # The fluent client remembers the last active experiment per process: an earlier test's id may not exist in
+        # this test's database. Start from the default experiment, as a fresh process does.
+        mlflow.set_experiment(experiment_id="0")
         return mlflow.MlflowClient(tracking_uri=live_server.url, registry_uri=live_server.url)
 
     yield point
