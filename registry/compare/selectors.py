@@ -15,6 +15,7 @@ from django.db.models import Count, Sum
 from registry import selectors
 from registry.errors import InvalidInput
 from registry.models import Artifact, ModelVersion, RegisteredModel
+from registry.spreadsheet import csv_cell
 
 MIN_VERSIONS = 2
 MAX_VERSIONS = 5
@@ -266,16 +267,7 @@ def comparison_csv(comparison: Comparison) -> str:
 
 def _csv_safe(value: Any) -> str:
     """Neutralise spreadsheet formulas in user-controlled cells (CSV injection)."""
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _looks_numeric(text) else text
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return csv_cell(value)
 
 
 # ------------------------------------------------------------------------------- trends and champion/challenger
