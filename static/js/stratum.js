@@ -12,7 +12,38 @@
     root.querySelectorAll("[data-indent]").forEach(function (cell) {
       cell.style.paddingLeft = cell.dataset.indent;
     });
+    scrollables(root);
   }
+
+  // A table wider than the screen scrolls inside its card; a keyboard user must be able to focus that region
+  // to scroll it, so it joins the tab order while (and only while) it overflows.
+  function scrollables(root) {
+    root.querySelectorAll(".table-card, .card .table").forEach(function (region) {
+      var overflows = region.scrollWidth > region.clientWidth + 1;
+      if (overflows && !region.hasAttribute("tabindex")) {
+        region.setAttribute("tabindex", "0");
+        region.dataset.scrollFocus = "1";
+      } else if (!overflows && region.dataset.scrollFocus) {
+        region.removeAttribute("tabindex");
+        delete region.dataset.scrollFocus;
+      }
+    });
+  }
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () { scrollables(document); }, 150);
+  });
+
+  // Narrow screens: the main navigation collapses behind a Menu button (without JavaScript it simply wraps).
+  document.documentElement.classList.add("js-nav");
+  document.addEventListener("click", function (event) {
+    var toggle = event.target instanceof Element ? event.target.closest(".nav-toggle") : null;
+    if (!toggle) { return; }
+    var open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    toggle.closest(".topbar").classList.toggle("nav-open", open);
+  });
 
   document.addEventListener("change", function (event) {
     var select = event.target;
