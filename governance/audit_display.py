@@ -111,8 +111,12 @@ def target(event: Any) -> Target:
                       _reverse("deployments:dashboard", endpoint))
     if kind == "deployments.endpoint" and isinstance(endpoint, str):
         return Target(f"Endpoint {endpoint}", _reverse("deployments:dashboard", endpoint))
+    if kind == "registry.lineageedge" and data.get("upstream_label") and isinstance(data.get("downstream"), int):
+        verb = str(data.get("kind", "")).replace("_", " ")
+        return Target(f"{data['upstream_label']} → {data.get('downstream_label', '')} ({verb})",
+                      _reverse("registry:lineage-node", data["downstream"]))
     if kind == "registry.lineagenode" and event.target_id:
-        return Target(f"Lineage node {event.target_label}", _reverse("registry:lineage-node", int(event.target_id)))
+        return Target(event.target_label, _reverse("registry:lineage-node", int(event.target_id)))
     if version:
         return Target(version, _reverse("registry:version-detail", model, event.version_number))
     if model:

@@ -121,3 +121,12 @@ def test_audit_page_as_viewer_keeps_working(protected, team):
     c = Client()
     c.force_login(team["viewer"])
     assert c.get("/audit/").status_code == 200
+
+
+def test_lineage_edges_read_as_upstream_to_downstream():
+    event = _Event(target_type="registry.lineageedge", target_id="72", target_label="72 deployed as 31",
+                   data={"kind": "deployed_as", "upstream": 31, "downstream": 72,
+                         "upstream_label": "Model version iris v3", "downstream_label": "Deployment iris-staging#4 3"})
+    shown = audit_display.target(event)
+    assert shown.label == "Model version iris v3 → Deployment iris-staging#4 3 (deployed as)"
+    assert shown.url == "/lineage/nodes/72/"
