@@ -89,17 +89,19 @@
     document.body.appendChild(dialog);
     return dialog;
   }
+  // A button may carry its own data-confirm (one form, several actions: only the irreversible one asks).
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-confirm")) { return; }
+    var submitter = event.submitter || null;
+    var asks = submitter && submitter.hasAttribute("data-confirm") ? submitter : form;
+    if (!(form instanceof HTMLFormElement) || !asks.hasAttribute("data-confirm")) { return; }
     if (form.dataset.confirmed === "yes") { delete form.dataset.confirmed; return; }
     event.preventDefault();
     event.stopPropagation();  // capture phase: htmx or any other handler on the form never sees it unconfirmed
     var box = confirmDialog();
-    var submitter = event.submitter || null;
-    box.querySelector("#confirm-dialog-title").textContent = form.dataset.confirmTitle || "Are you sure?";
-    box.querySelector("#confirm-dialog-message").textContent = form.dataset.confirm;
-    box.querySelector('button[value="confirm"]').textContent = form.dataset.confirmAction || "Confirm";
+    box.querySelector("#confirm-dialog-title").textContent = asks.dataset.confirmTitle || "Are you sure?";
+    box.querySelector("#confirm-dialog-message").textContent = asks.dataset.confirm;
+    box.querySelector('button[value="confirm"]').textContent = asks.dataset.confirmAction || "Confirm";
     box.returnValue = "";
     box.onclose = function () {
       if (box.returnValue === "confirm") {

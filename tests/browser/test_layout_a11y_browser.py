@@ -101,3 +101,35 @@ def test_governance_pages_pass_axe(page: Page, live_server, story, width):
         if path == "/audit/":
             page.locator("details.audit-details summary").first.click()  # the expanded details too
         assert_no_serious_axe_violations(page)
+
+
+def test_only_the_irreversible_button_of_a_form_asks_first(page: Page, live_server, story, make_user):
+    from governance.models import PromotionRequest
+    from registry import access
+    from registry.models import Role
+
+    second = make_user("ravi", password=PASSWORD)
+    access.role_grant(model=story["request"].model, actor=story["request"].model.owner, user=second,
+                      role=Role.REVIEWER)
+    base = live_server.url
+    url = f"{base}/promotions/{story['request'].pk}/"
+    sign_in(page, base, "rita")
+    page.goto(url)
+    page.get_by_label("Comment").fill("Not on this data.")
+    page.get_by_role("button", name="Reject").click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_contain_text("closes for good")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert PromotionRequest.objects.get(pk=story["request"].pk).state == "open"
+
+    page.get_by_role("button", name="Approve").click()  # approving asks nothing
+    expect(page.locator(".outcome")).to_contain_text("Approval recorded (1 of 2)")
+
+    sign_in(page, base, "ravi")
+    page.goto(url)
+    page.get_by_label("Comment").fill("The card is still a draft.")
+    page.get_by_role("button", name="Reject").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Reject request").click()
+    expect(page.locator(".promotion-state")).to_have_text("Rejected")
+    assert PromotionRequest.objects.get(pk=story["request"].pk).state == "rejected"
