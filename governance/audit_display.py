@@ -54,7 +54,7 @@ ACTION_LABELS: dict[str, str] = {
 ENTITY_NAMES = {"registered_model": "model", "model_version": "version", "model_version_alias": "alias",
                 "model_card": "model card", "access_token": "API token", "protected_target": "protection rule"}
 # Payload keys shown with a clearer name than the key itself.
-KEY_LABELS = {"version_number": "version", "rollback_of": "rollback of deployment", "sha256": "SHA-256"}
+KEY_LABELS = {"rollback_of": "rollback of deployment", "sha256": "SHA-256"}
 SUMMARY_KEYS = 3
 
 
@@ -130,6 +130,8 @@ def _text(value: Any) -> str:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        return ", ".join(str(v) for v in value) if value else "—"
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     return str(value)

@@ -89,11 +89,13 @@ def test_a_label_from_a_database_id_never_reaches_the_page(protected, team, owne
 
 def test_details_are_key_value_rows_in_full():
     rows = audit_display.detail_rows({"alias": "champion", "from_version": None, "to_version": 12,
-                                      "reason": "x" * 300, "steps": [{"weight": 10}], "full": True})
+                                      "reason": "x" * 300, "steps": [{"weight": 10}], "full": True,
+                                      "approved_by": ["r1", "r2"]})
     assert ("alias", "champion") in rows and ("from version", "—") in rows and ("to version", "12") in rows
     assert ("reason", "x" * 300) in rows and ("full", "yes") in rows and ("steps", '[{"weight": 10}]') in rows
+    assert ("approved by", "r1, r2") in rows
     summary = audit_display.detail_summary(rows)
-    assert summary.startswith("alias: champion") and "+3 more" in summary
+    assert summary.startswith("alias: champion") and "+4 more" in summary
 
 
 def test_action_labels_read_as_words():
