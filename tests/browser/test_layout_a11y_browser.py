@@ -94,6 +94,10 @@ def test_governance_pages_pass_axe(page: Page, live_server, story, width):
         page.goto(base + path)
         page.wait_for_load_state("networkidle")
         assert_no_serious_axe_violations(page)
+    sign_in(page, base, "owner")
+    page.goto(base + "/models/churn/versions/4/promote/")  # the promotion request form
+    expect(page.get_by_label("Justification")).to_be_visible()
+    assert_no_serious_axe_violations(page)
     sign_in(page, base, "officer")
     for path in ("/audit/", "/erasure/", f"/erasure/{story['erasure'].pk}/"):
         page.goto(base + path)
