@@ -69,6 +69,8 @@ def obligation_links(obligation: ErasureObligation) -> dict[str, Any]:
         # Stratum's own rollouts are recorded as "<endpoint>#<deployment id>"; anything else came from outside.
         endpoint, sep, number = node.name.partition("#")
         links["endpoint_name"] = endpoint if sep and number.isdigit() else None
+        links["title"] = (f"Deployment #{number} of {endpoint}" + (f" (version {node.version})" if node.version else "")
+                          if sep and number.isdigit() else obligation.label)
         links["endpoint"] = (reverse("deployments:dashboard", args=[endpoint])
                              if sep and number.isdigit() else None)
     return links

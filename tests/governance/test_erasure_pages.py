@@ -147,3 +147,4 @@ def test_a_stratum_rollout_in_the_impact_links_to_its_endpoint(world):
     request = services.erasure_request_create(actor=world["officer"], identifier=SUBJECT)
     body = login(world["officer"]).get(f"/erasure/{request.pk}/").content.decode()
     assert 'href="/deployments/churn-staging/"' in body and "Endpoint churn-staging on the Deployments page" in body
+    assert "Deployment #7 of churn-staging (version 1)" in body
