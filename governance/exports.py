@@ -12,6 +12,7 @@ from django.http import StreamingHttpResponse
 
 from governance.models import AuditEvent
 from governance.timestamps import iso
+from registry.spreadsheet import csv_cell
 
 COLUMNS = ("seq", "created_at", "actor_username", "token_prefix", "action", "target_type", "target_id",
            "target_label", "model_name", "version_number", "data", "request_id", "client_ip", "prev_hash", "hash")
@@ -32,13 +33,13 @@ class _Echo:
 
 def _csv(events: QuerySet[AuditEvent]) -> Iterator[str]:
     writer = csv.writer(_Echo())
-    yield writer.writerow(COLUMNS)
+    # A byte-order mark first, so a spreadsheet opens the file as UTF-8 (names and reasons need not be ASCII).
+    yield "\ufeff" + writer.writerow(COLUMNS)
     for event in events.iterator(chunk_size=CHUNK):
         row = event_row(event)
         row["data"] = json.dumps(row["data"], sort_keys=True, ensure_ascii=False)
-        # Neutralise spreadsheet formulas: a cell starting with = + - @ is prefixed with a quote.
-        yield writer.writerow(["'" + str(v) if str(v)[:1] in "=+-@" and k != "data" else v
-                               for k, v in ((k, row[k]) for k in COLUMNS)])
+        # Every cell through the one formula guard (an empty cell stays empty, a number stays a number).
+        yield writer.writerow([csv_cell(row[k]) for k in COLUMNS])
 
 
 def _json(events: QuerySet[AuditEvent]) -> Iterator[str]:

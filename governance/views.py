@@ -10,12 +10,11 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views import View
 
-from governance import audit, charts, exports, gates, permissions, selectors, services
+from governance import audit, audit_display, charts, exports, gates, permissions, selectors, services
 from governance.forms import AuditFilterForm, DecisionForm, PromotionRequestForm, ProtectedTargetForm, RollbackForm
 from governance.models import PromotionRequest, PromotionState, TargetKind
 from registry import selectors as registry_selectors
@@ -208,26 +207,30 @@ class AuditListView(LoginRequiredMixin, View):
         export = request.GET.get("export")
         if qs is not None and export in ("csv", "json"):
             return exports.export_response(qs, export)
+        rows = []
         if qs is not None:
             page = Paginator(qs, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
+            rows = [audit_row(event) for event in page.object_list]
         filters = {k: v for k, v in data.items() if v}
         verdict, verified_at = audit.verify_cached(force=request.GET.get("verify") == "1")
         context = {
-            "form": form, "page": page, "error": error, "verdict": verdict, "verified_at": verified_at,
-            "actions": selectors.audit_actions(), "query": urlencode(filters),
+            "form": form, "page": page, "rows": rows, "error": error, "verdict": verdict, "verified_at": verified_at,
+            "actions": [(a, audit_display.action_label(a)) for a in selectors.audit_actions()],
+            "query": urlencode(filters),
         }
         return render(request, "governance/audit_list.html", context, status=400 if error else 200)
 
 
 def target_url(event: Any) -> str | None:
     """Return the page of an audit event's target, when it still has one."""
-    if event.target_type == "governance.promotionrequest" and event.target_id:
-        return reverse("governance:promotion-detail", args=[event.target_id])
-    if event.model_name and event.version_number:
-        return reverse("registry:version-detail", args=[event.model_name, event.version_number])
-    if event.model_name:
-        return reverse("registry:model-detail", args=[event.model_name])
-    return None
+    return audit_display.target(event).url
+
+
+def audit_row(event: Any) -> dict[str, Any]:
+    """Return what the audit list shows of one event: plain labels, the linked target, key/value details."""
+    details = audit_display.detail_rows(event.data)
+    return {"event": event, "action": audit_display.action_label(event.action), "target": audit_display.target(event),
+            "details": details, "summary": audit_display.detail_summary(details)}
 
 
 class ModelHistoryView(LoginRequiredMixin, View):

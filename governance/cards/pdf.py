@@ -16,7 +16,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from governance.cards import bom, prefill, selectors, svg
 from governance.cards.schema import SECTIONS
-from governance.models import ModelCard
+from governance.models import CardState, ModelCard
 from registry.lineage import selectors as lineage
 from registry.lineage.models import NodeKind
 from registry.markdown import render_markdown
@@ -122,35 +122,58 @@ def _sections(content: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _per_metric(rows: list[tuple[Any, str, dict[str, Any]]], *, title: str) -> list[dict[str, str]]:
+    """Group (metric, label, row) by metric and draw one bar chart each; return [{metric, uri}] in first-seen order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for metric, label, row in rows:
+        groups.setdefault(str(metric or "value"), []).append(
+            {"label": label, "value": row.get("value"), "lo": row.get("ci_lower"), "hi": row.get("ci_upper")})
+    charts = []
+    for metric, group in groups.items():
+        chart = svg.bar_chart(group, title=title.format(metric=metric))
+        if chart:
+            charts.append({"metric": metric, "uri": svg_data_uri(chart)})
+    return charts
+
+
 def card_document(card: ModelCard, actor: Any) -> dict[str, Any]:
     """Return what the PDF template needs for one card (charts as SVG data: URIs)."""
     c = card.content
     measures = c.get("metrics", {}).get("performance_measures", [])
     slices = c.get("quantitative_analyses", {}).get("slices", [])
-    metric_chart = svg.bar_chart([{"label": (m["name"] + (f" · {m['slice']}" if m.get("slice") else "")),
-                                   "value": m.get("value"), "lo": m.get("ci_lower"), "hi": m.get("ci_upper")}
-                                  for m in measures], title="Performance measures")
-    slice_chart = svg.bar_chart([{"label": f"{s['slice']} · {s['metric']}", "value": s.get("value"),
-                                  "lo": s.get("ci_lower"), "hi": s.get("ci_upper")} for s in slices],
-                                title="Results by slice (whiskers: confidence interval)")
+    # One chart per metric, each on its own axis: an r2 of 0.5 and an rmse of 52 are not on the same scale.
+    metric_charts = _per_metric(
+        [(m.get("name"), m.get("slice") or "overall", m) for m in measures], title="{metric}")
+    slice_charts = _per_metric(
+        [(s.get("metric"), s.get("slice") or "", s) for s in slices],
+        title="{metric} by slice (whiskers: confidence interval)")
     lineage_svg = _lineage_svg(card, actor)
     bom_data, bom_signed = bom.bom_get(version=card.version)
     return {
         "card": card, "content": c, "details": c.get("model_details", {}), "sections": _sections(c),
-        "metric_chart": svg_data_uri(metric_chart) if metric_chart else "",
-        "slice_chart": svg_data_uri(slice_chart) if slice_chart else "",
+        "metric_charts": metric_charts, "slice_charts": slice_charts,
+        "draft": card.state != CardState.APPROVED,
         "lineage_chart": svg_data_uri(lineage_svg) if lineage_svg else "",
         "promotion_record": prefill.approvals(card.version), "review_record": _review_record(card),
         "anchor": f"card-{card.pk}", "bom": bom.bom_summary(bom_data), "bom_signed": bom_signed,
     }
 
 
+DRAFT_WATERMARK = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="600" height="840" viewBox="0 0 600 840">'
+    '<text x="300" y="420" font-family="DejaVu Sans, sans-serif" font-size="120" font-weight="bold" '
+    'fill="#c62828" fill-opacity="0.09" text-anchor="middle" transform="rotate(-45 300 420)">DRAFT</text></svg>')
+
+
 def render_pdf(cards: list[ModelCard], actor: Any, *, fetcher: LockedFetcher | None = None) -> bytes:
-    """Render one or more cards as a single PDF (cover, contents, sections, charts, lineage, approvals, hashes)."""
+    """Render one or more cards as a single PDF (cover, contents, sections, charts, lineage, approvals, hashes).
+
+    Every page of a card that is not approved carries a DRAFT watermark and header.
+    """
     docs = [card_document(card, actor) for card in cards]
     html = render_to_string("governance/card_pdf.html", {
         "docs": docs, "generated_at": timezone.now(), "generated_by": actor.get_username() if actor else "system",
-        "asset_base": ASSET_BASE})
+        "asset_base": ASSET_BASE, "draft_watermark": svg_data_uri(DRAFT_WATERMARK)})
     fetcher = fetcher or LockedFetcher()
     document = HTML(string=html, base_url=ASSET_BASE, url_fetcher=fetcher)
     return document.write_pdf(attachments=[])

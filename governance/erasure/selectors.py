@@ -40,10 +40,40 @@ def erasure_get(*, actor: Any, pk: int | str) -> ErasureRequest:
 
 
 def obligations(*, request: ErasureRequest) -> list[ErasureObligation]:
-    """Return a request's obligations with what their rows show."""
-    return list(request.obligations.select_related(
-        "node", "node__model_version", "replacement_node", "replacement_version", "replacement_version__model",
-        "resolved_by").order_by("kind", "label", "pk"))
+    """Return a request's obligations with what their rows show (each with `links`: where to act on it)."""
+    rows = list(request.obligations.select_related(
+        "node", "node__model_version", "node__model_version__model", "node__model", "replacement_node",
+        "replacement_version", "replacement_version__model", "resolved_by").order_by("kind", "label", "pk"))
+    for row in rows:
+        row.links = obligation_links(row)
+    return rows
+
+
+def obligation_links(obligation: ErasureObligation) -> dict[str, Any]:
+    """Return the pages an obligation's item lives on: its lineage node, and by kind the subject manifest, the
+    version and its model card, or the endpoint on the Deployments page (None for an external deployment that
+    only the lineage graph records)."""
+    from django.urls import reverse
+
+    node = obligation.node
+    links: dict[str, Any] = {"node": reverse("registry:lineage-node", args=[node.pk]) if node else None}
+    if node is None:
+        return links
+    if obligation.kind == "dataset":
+        links["manifest"] = reverse("governance:subject-manifest", args=[node.pk])
+    elif obligation.kind == "model_version" and node.model_version is not None:
+        version = node.model_version
+        links["version"] = reverse("registry:version-detail", args=[version.model.name, version.number])
+        links["card"] = reverse("governance:card", args=[version.model.name, version.number])
+    elif obligation.kind == "deployment":
+        # Stratum's own rollouts are recorded as "<endpoint>#<deployment id>"; anything else came from outside.
+        endpoint, sep, number = node.name.partition("#")
+        links["endpoint_name"] = endpoint if sep and number.isdigit() else None
+        links["title"] = (f"Deployment #{number} of {endpoint}" + (f" (version {node.version})" if node.version else "")
+                          if sep and number.isdigit() else obligation.label)
+        links["endpoint"] = (reverse("deployments:dashboard", args=[endpoint])
+                             if sep and number.isdigit() else None)
+    return links
 
 
 def days_left(request: ErasureRequest, today: date | None = None) -> int:

@@ -17,6 +17,7 @@ from registry.errors import InvalidInput
 from registry.models import Artifact, ModelVersion, RegisteredModel
 from registry.pipeline.scan.trust import versions_trust
 from registry.pipeline.selectors import versions_signature_state
+from registry.spreadsheet import csv_cell
 
 MIN_VERSIONS = 2
 MAX_VERSIONS = 5
@@ -270,16 +271,7 @@ def comparison_csv(comparison: Comparison) -> str:
 
 def _csv_safe(value: Any) -> str:
     """Neutralise spreadsheet formulas in user-controlled cells (CSV injection)."""
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _looks_numeric(text) else text
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return csv_cell(value)
 
 
 # ------------------------------------------------------------------------------- trends and champion/challenger

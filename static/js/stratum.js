@@ -14,7 +14,38 @@
     });
     root.querySelectorAll("select[data-strategy-select]").forEach(showStrategy);
     root.querySelectorAll("[data-formset-row]").forEach(showStepFields);
+    scrollables(root);
   }
+
+  // A table wider than the screen scrolls inside its card; a keyboard user must be able to focus that region
+  // to scroll it, so it joins the tab order while (and only while) it overflows.
+  function scrollables(root) {
+    root.querySelectorAll(".table-card, .card .table").forEach(function (region) {
+      var overflows = region.scrollWidth > region.clientWidth + 1;
+      if (overflows && !region.hasAttribute("tabindex")) {
+        region.setAttribute("tabindex", "0");
+        region.dataset.scrollFocus = "1";
+      } else if (!overflows && region.dataset.scrollFocus) {
+        region.removeAttribute("tabindex");
+        delete region.dataset.scrollFocus;
+      }
+    });
+  }
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(function () { scrollables(document); }, 150);
+  });
+
+  // Narrow screens: the main navigation collapses behind a Menu button (without JavaScript it simply wraps).
+  document.documentElement.classList.add("js-nav");
+  document.addEventListener("click", function (event) {
+    var toggle = event.target instanceof Element ? event.target.closest(".nav-toggle") : null;
+    if (!toggle) { return; }
+    var open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    toggle.closest(".topbar").classList.toggle("nav-open", open);
+  });
 
   document.addEventListener("change", function (event) {
     var select = event.target;
@@ -60,17 +91,19 @@
     document.body.appendChild(dialog);
     return dialog;
   }
+  // A button may carry its own data-confirm (one form, several actions: only the irreversible one asks).
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-confirm")) { return; }
+    var submitter = event.submitter || null;
+    var asks = submitter && submitter.hasAttribute("data-confirm") ? submitter : form;
+    if (!(form instanceof HTMLFormElement) || !asks.hasAttribute("data-confirm")) { return; }
     if (form.dataset.confirmed === "yes") { delete form.dataset.confirmed; return; }
     event.preventDefault();
     event.stopPropagation();  // capture phase: htmx or any other handler on the form never sees it unconfirmed
     var box = confirmDialog();
-    var submitter = event.submitter || null;
-    box.querySelector("#confirm-dialog-title").textContent = form.dataset.confirmTitle || "Are you sure?";
-    box.querySelector("#confirm-dialog-message").textContent = form.dataset.confirm;
-    box.querySelector('button[value="confirm"]').textContent = form.dataset.confirmAction || "Confirm";
+    box.querySelector("#confirm-dialog-title").textContent = asks.dataset.confirmTitle || "Are you sure?";
+    box.querySelector("#confirm-dialog-message").textContent = asks.dataset.confirm;
+    box.querySelector('button[value="confirm"]').textContent = asks.dataset.confirmAction || "Confirm";
     box.returnValue = "";
     box.onclose = function () {
       if (box.returnValue === "confirm") {

@@ -47,6 +47,8 @@ DEFAULT_USERS: tuple[DemoUser, ...] = (
     DemoUser("engineer", "stratum-engineer", role=Role.OWNER,
              description="ML engineer: created and owns every demo model"),
     DemoUser("reviewer", "stratum-reviewer", role=Role.REVIEWER, description="reviewer on every demo model"),
+    DemoUser("reviewer2", "stratum-reviewer2", role=Role.REVIEWER,
+             description="second reviewer on every demo model (protected moves need two approvals)"),
     DemoUser("compliance", "stratum-compliance", role=Role.VIEWER,
              description="compliance officer: viewer on every demo model"),
 )

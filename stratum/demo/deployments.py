@@ -34,6 +34,28 @@ def _serving_token(engineer) -> list[str]:
     return ["New serving token for engineer (serve scope; shown once):", f"  {raw}"]
 
 
+CANARY_STEPS = [{"set_weight": 20}, {"pause": {}}, {"set_weight": 50}, {"pause": {}}]
+
+
+def _canary(model: RegisteredModel, engineer) -> str | None:
+    """Start one canary of the model's challenger on its staging endpoint, held at 20% until a person promotes it.
+
+    Only on an endpoint that has had no rollout but the first one, so a re-run (or a person's later rollouts)
+    is left alone.
+    """
+    endpoint = Endpoint.objects.filter(name=f"{model.name}-staging"[:100]).first()
+    challenger = model.aliases.filter(name="challenger").select_related("version").first()
+    if endpoint is None or challenger is None or Deployment.objects.filter(endpoint=endpoint).count() != 1:
+        return None
+    try:
+        d = services.deployment_start(actor=model.owner or engineer, endpoint=endpoint, strategy="canary",
+                                      version=challenger.version.number, steps=CANARY_STEPS)
+    except DomainError as error:
+        return f"{endpoint.name}: canary not started ({error.message})"
+    return (f"{endpoint.name}: canary of version {challenger.version.number} in progress (deployment #{d.pk}, "
+            f"20% of traffic, paused until someone promotes or rolls it back)")
+
+
 def seed_endpoints(*, users: dict[str, Any], models: list[RegisteredModel], report: Any = None,
                    **kwargs: Any) -> None:
     """Create the environments and a staging endpoint per demo model serving its champion; idempotent."""
@@ -66,6 +88,9 @@ def seed_endpoints(*, users: dict[str, Any], models: list[RegisteredModel], repo
         served = (endpoint.routing or {}).get("routes") or [{}]
         lines.append(f"{name}: version {served[0].get('number', '?')} — "
                      f"POST http://127.0.0.1:8000/serve/{name}/predict")
+    canary = _canary(models[-1], engineer)
+    if canary and report is not None:
+        lines.append(canary)
     if report is not None:
         token_lines = _serving_token(engineer)
         def width(model: RegisteredModel) -> int:

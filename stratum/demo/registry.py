@@ -7,19 +7,24 @@ models are found by name and versions by semantic version, and only what is miss
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import pickle
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import joblib
 import numpy as np
 import sklearn
+import time_machine
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 from sklearn.base import BaseEstimator
 from sklearn.metrics import (
     accuracy_score,
@@ -134,6 +139,32 @@ def _environment() -> list[str]:
         f"scipy=={scipy.__version__}",
         f"joblib=={joblib.__version__}",
     ]
+
+
+# ------------------------------------------------------------------------------------------------ time
+
+HISTORY_WEEKS_BEFORE_NOW = 3  # the newest demo version was trained three weeks before the seeding
+
+
+@contextlib.contextmanager
+def _at(moment: datetime) -> Iterator[None]:
+    """Run the block as if it happened at `moment` (the clock keeps ticking from there).
+
+    The demo replays weeks of history in seconds; travelling in time (rather than rewriting timestamps after
+    the fact) keeps every row, audit event and hash consistent with the date it claims.
+    """
+    if abs((timezone.now() - moment).total_seconds()) < 60:
+        yield
+        return
+    with time_machine.travel(moment, tick=True):
+        yield
+
+
+def _trained_at(index: int, spec: ModelSpec, vspec: VersionSpec, started: datetime) -> datetime:
+    """When the demo pretends `vspec` was trained: one week apart, staggered by a few hours per model."""
+    position = [v.semver for v in spec.versions].index(vspec.semver)
+    weeks_ago = HISTORY_WEEKS_BEFORE_NOW + (len(spec.versions) - 1 - position)
+    return started - timedelta(weeks=weeks_ago, hours=5 * index)
 
 
 # -------------------------------------------------------------------------------------------- training
@@ -273,36 +304,83 @@ def _prepare_for_serving(version: ModelVersion, actor) -> str | None:
     return None
 
 
-def _apply_lifecycle(spec: ModelSpec, model: RegisteredModel, actor, report: SeedReport) -> None:
-    """Best version → Production + champion, runner-up → Staging + challenger, the rest → Archived.
-
-    A move onto a target that governance protects is refused by its promotion gate; that is left to a
-    promotion request rather than forced, and noted in the report.
-    """
+def _ranked(spec: ModelSpec, model: RegisteredModel) -> list[ModelVersion]:
+    """The demo versions of `model`, best primary metric first (no metric last; on a tie the newer first)."""
     metric, higher_is_better = spec.primary_metric
     sign = -1 if higher_is_better else 1
-    versions = sorted(
+    return sorted(
         model.versions.filter(semver__in=[v.semver for v in spec.versions]),
-        # Best score first; versions without the metric last; on a tie the newer version wins.
         key=lambda v: (metric not in v.metrics, sign * v.metrics.get(metric, 0.0), -v.number),
     )
+
+
+def _move(version: ModelVersion, actor, stage: str | None, alias: str | None, report: SeedReport) -> None:
+    """Set a stage and an alias directly (targets not protected yet); a refusing gate is noted, never forced."""
+    model = version.model
+    try:
+        if stage and version.stage != stage:
+            services.version_transition_stage(version=version, actor=actor, stage=stage)
+        if alias and not model.aliases.filter(name=alias, version=version).exists():
+            services.alias_set(model=model, alias=alias, version=version, actor=actor)
+    except Forbidden as refused:
+        report.notes.append(f"{model.name} v{version.number}: left as is ({refused.message})")
+
+
+def _play_history(spec: ModelSpec, model: RegisteredModel, owner, accounts: dict[str, Any], report: SeedReport,
+                  created: dict[int, datetime]) -> None:
+    """Replay a few weeks of the model's life, each step at its own date.
+
+    The runner-up becomes the first champion (in Production) the day after it was trained; Production and
+    @champion are then protected (two approvals); each of the two best versions gets a complete card, approved
+    by a reviewer; the best version is promoted to @champion and Production through requests that both
+    reviewers approve; the former champion stays warm in Staging as @challenger. The model history therefore
+    holds a real earlier champion, and a rollback has somewhere to go.
+    """
+    versions = _ranked(spec, model)
     for version in versions[:2]:  # champion and challenger, before their stages freeze their files
-        problem = _prepare_for_serving(version, actor)
+        with _at(created.get(version.pk, timezone.now()) + timedelta(hours=2)):
+            problem = _prepare_for_serving(version, owner)
         if problem:
             report.notes.append(f"{model.name} v{version.number}: not prepared for serving ({problem})")
-    plan = [(v, Stage.ARCHIVED, None) for v in versions[2:]]
-    if len(versions) > 1:
-        plan.append((versions[1], Stage.STAGING, CHALLENGER))
-    if versions:
-        plan.append((versions[0], Stage.PRODUCTION, CHAMPION))
-    for version, stage, alias in plan:
-        try:
-            if version.stage != stage:
-                services.version_transition_stage(version=version, actor=actor, stage=stage)
-            if alias and not model.aliases.filter(name=alias, version=version).exists():
-                services.alias_set(model=model, alias=alias, version=version, actor=actor)
-        except Forbidden as refused:
-            report.notes.append(f"{model.name} v{version.number}: left as is ({refused.message})")
+    if not versions:
+        return
+    best, earlier = versions[0], (versions[1] if len(versions) > 1 else None)
+    first_champion = earlier or best
+    t1 = created.get(first_champion.pk, timezone.now()) + timedelta(days=1)
+    with _at(t1):
+        for version in versions[2:]:
+            _move(version, owner, Stage.ARCHIVED, None, report)
+        _move(first_champion, owner, Stage.PRODUCTION, CHAMPION, report)
+    with _at(t1 + timedelta(hours=3)):
+        governance_demo.protect_model(model=model, actor=owner)
+    reviewers = [accounts[name] for name in governance_demo.REVIEWERS if name in accounts]
+    if earlier is None or len(reviewers) < 2:
+        return
+    t2 = max(t1, created.get(best.pk, t1)) + timedelta(days=5)
+    with _at(t2 - timedelta(days=3)):
+        for version in (earlier, best):
+            governance_demo.card_complete_and_approve(version=version, author=owner, reviewer=reviewers[0])
+    for offset, (kind, target) in enumerate((("alias", CHAMPION), ("stage", Stage.PRODUCTION))):
+        def clock(step: int, offset: int = offset) -> Any:
+            return _at(t2 - timedelta(days=2) + timedelta(hours=6 * offset) + timedelta(hours=20 * step))
+        request = governance_demo.promote_with_reviews(
+            version=best, kind=kind, target=target, requester=owner, reviewers=reviewers, clock=clock,
+            justification=(f"Version {best.number} beats version {earlier.number} on {spec.primary_metric[0]} on "
+                           "the same hold-out split; its card is complete and approved, and it is scanned and "
+                           "signed."))
+        if request.state != "executed":
+            blocking = ", ".join(r["label"] for r in request.gate_results if r.get("blocking"))
+            report.notes.append(f"{model.name} v{best.number}: promotion to {target} {request.state} ({blocking})")
+    with _at(t2 + timedelta(days=1)):
+        _move(earlier, owner, Stage.STAGING, CHALLENGER, report)
+
+
+def _complete_lifecycle(spec: ModelSpec, model: RegisteredModel, actor, report: SeedReport) -> None:
+    """On a model that already has its story (a re-run after a version was deleted), archive what is new."""
+    held = set(model.aliases.values_list("version_id", flat=True))
+    for version in _ranked(spec, model):
+        if version.pk not in held and version.stage == Stage.NONE:
+            _move(version, actor, Stage.ARCHIVED, None, report)
 
 
 # ------------------------------------------------------------------------------------------- top level
@@ -359,7 +437,8 @@ def seed_demo(
     with transaction.atomic():
         accounts = _ensure_users(users, reset_passwords, report)
     engineer = accounts["engineer"]
-    for spec in models:
+    started = timezone.now()
+    for index, spec in enumerate(models):
         # One transaction per model: an interrupted run leaves whole models, and the next run completes it.
         with transaction.atomic():
             model = RegisteredModel.objects.filter(name=spec.name).first()
@@ -374,19 +453,29 @@ def seed_demo(
             existing = set(model.versions.values_list("semver", flat=True))
             missing = [v for v in spec.versions if v.semver not in existing]
             split = _load_split(spec) if missing else None
+            fresh = not model.aliases.filter(name=CHAMPION).exists()
+            created: dict[int, datetime] = {}
             for vspec in missing:
-                version = _register_version(spec, vspec, model, owner, split)
+                # A fresh model's versions are trained a week apart, ending three weeks ago (see _trained_at).
+                moment = _trained_at(index, spec, vspec, started) if fresh else timezone.now()
+                with _at(moment):
+                    version = _register_version(spec, vspec, model, owner, split)
+                created[version.pk] = moment
                 report.versions_created.append(f"{spec.name} v{version.number} ({vspec.semver})")
                 touched = True
             # Stages and aliases are only set when this run added something, so later changes made by
             # people (a new champion, an archived version) are never undone by re-running the seed.
-            if touched:
-                _apply_lifecycle(spec, model, owner, report)
+            if touched and fresh:
+                _play_history(spec, model, owner, accounts, report, created)
+            elif touched:
+                _complete_lifecycle(spec, model, owner, report)
     with transaction.atomic():
         _ensure_token(engineer, report)
     demo_models = list(RegisteredModel.objects.filter(name__in=[spec.name for spec in models]).order_by("name"))
     # Then the other apps' parts of the story, on the same users and models.
     governance_demo.protect_demo_models(users=accounts, models=demo_models)
-    governance_demo.seed_cards_and_erasure(users=accounts, models=demo_models)
+    governance_demo.seed_cards_and_erasure(users=accounts, models=demo_models, report=report)
     deployments_demo.seed_endpoints(users=accounts, models=demo_models, report=report)
+    # Last, so the signature covers everything above.
+    governance_demo.audit_checkpoint(report=report if report.changed else None)
     return report

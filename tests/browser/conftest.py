@@ -49,3 +49,18 @@ def browser_type_launch_args(browser_type_launch_args: dict, _chromium_present: 
 def _patient_page(page) -> None:
     """Give navigation and locator actions the same margin as the assertions."""
     page.set_default_timeout(20_000)
+
+
+SERIOUS = ("serious", "critical")
+
+
+def assert_no_serious_axe_violations(page, *, exclude: list[str] | None = None) -> None:
+    """Run axe-core (the copy bundled with axe-playwright-python, injected into the page: no CDN) and fail on
+    any serious or critical violation, naming each rule and the first elements it flags."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    context = {"exclude": [[selector] for selector in exclude]} if exclude else None
+    results = Axe().run(page, context=context)
+    bad = [v for v in results.response["violations"] if v.get("impact") in SERIOUS]
+    assert not bad, f"axe on {page.url}:\n" + "\n".join(
+        f"- {v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes'][:3]]}" for v in bad)

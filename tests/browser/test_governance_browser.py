@@ -76,7 +76,7 @@ def test_promotion_flow_in_the_browser(page: Page, live_server, make_user):
     # The audit page shows every step and verifies the chain.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit").click()
     expect(page.locator("#verdict")).to_contain_text("Verified.")
-    actions = page.locator(".audit-row .badge-tag")
+    actions = page.locator(".audit-row .audit-code")
     for action in ("promotion.requested", "promotion.approved", "model_version_alias.set", "promotion.executed"):
         expect(actions.filter(has_text=action).first).to_be_visible()
     expect(actions.filter(has_text="promotion.approved")).to_have_count(2)

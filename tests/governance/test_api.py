@@ -119,7 +119,7 @@ def test_audit_api_filters_exports_and_verifies(protected, clients, staff, api_c
 
     exported = clients["viewer"].get("/api/v1/audit", {"model": "churn", "export": "csv"})
     assert exported.status_code == 200 and exported["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode("utf-8-sig"))))
     assert rows and [int(r["seq"]) for r in rows] == sorted(int(r["seq"]) for r in rows)
     as_json = clients["viewer"].get("/api/v1/audit", {"export": "json", "action": "promotion.requested"})
     import json

@@ -14,6 +14,8 @@ from governance.erasure import services
 from governance.models import ErasureRequest, ObligationStatus
 from tests.governance.conftest import SUBJECT
 
+OTHER_SUBJECT = "sam@example.org"
+
 pytestmark = pytest.mark.django_db
 
 
@@ -113,3 +115,36 @@ def test_manifest_page_uploads_a_file_and_warns_about_reingested_subjects(world)
     assert "Re-ingested subjects" in body and SUBJECT not in body
     assert SUBJECT not in client.get(f"/erasure/{request.pk}/").content.decode()
     assert "Re-ingested subject" in client.get(f"/erasure/{request.pk}/").content.decode()
+
+
+def test_detail_names_the_subject_by_its_own_fingerprint_and_links_every_item(world):
+    from governance.erasure.hashing import subject_hash
+
+    officer = world["officer"]
+    first = services.erasure_request_create(actor=officer, identifier=SUBJECT)
+    second = services.erasure_request_create(actor=officer, identifier=OTHER_SUBJECT)
+    client = login(officer)
+    pages = {r.pk: client.get(f"/erasure/{r.pk}/").content.decode() for r in (first, second)}
+    assert subject_hash(SUBJECT)[:16] in pages[first.pk] and subject_hash(OTHER_SUBJECT)[:16] in pages[second.pk]
+    assert subject_hash(SUBJECT)[:16] not in pages[second.pk]
+    assert "subject key" not in pages[first.pk]
+    body = pages[first.pk]
+    v3 = world["versions"][2]
+    assert f'href="/models/churn/versions/{v3.number}/"' in body
+    assert f'href="/models/churn/versions/{v3.number}/card/"' in body
+    assert f'href="/lineage/nodes/{world["d1"].pk}/subject-manifest/"' in body
+    # The fixture's deployment was recorded by hand in the lineage graph, not rolled out by Stratum.
+    assert "External deployment, known only from the lineage graph" in body
+
+
+def test_a_stratum_rollout_in_the_impact_links_to_its_endpoint(world):
+    from registry.lineage import services as lineage
+
+    owner, model = world["owner"], world["model"]
+    version_node = lineage.version_node_ensure(world["versions"][0])[0]
+    rollout = lineage.node_create(actor=owner, kind="deployment", model=model, name="churn-staging#7", version="1").obj
+    lineage.edge_create(actor=owner, upstream=version_node, downstream=rollout, kind="deployed_as")
+    request = services.erasure_request_create(actor=world["officer"], identifier=SUBJECT)
+    body = login(world["officer"]).get(f"/erasure/{request.pk}/").content.decode()
+    assert 'href="/deployments/churn-staging/"' in body and "Endpoint churn-staging on the Deployments page" in body
+    assert "Deployment #7 of churn-staging (version 1)" in body
