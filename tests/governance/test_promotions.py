@@ -222,14 +222,14 @@ def test_gates_report_not_available_and_do_not_block_by_default(protected, team)
 
 def test_a_policy_can_make_not_available_block(protected, team, owner):
     services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
-                                  approvals_required=1, block_on_unavailable=True)
+                                  approvals_required=1, required_gates=None)
     request = request_champion(protected, team)
     request = services.promotion_approve(request=request, actor=team["r1"])
     assert request.state == PromotionState.APPROVED
     assert Alias.objects.get(name="champion").version == protected["v1"]
     assert AuditEvent.objects.filter(action="promotion.blocked").count() == 1
     services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
-                                  approvals_required=1, block_on_unavailable=False)
+                                  approvals_required=1, required_gates=["metrics"])
     request = services.promotion_execute(request=request, actor=team["engineer"])
     assert request.state == PromotionState.EXECUTED
     assert Alias.objects.get(name="champion").version == protected["v2"]
