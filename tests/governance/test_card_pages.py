@@ -116,7 +116,8 @@ def test_api_put_creates_edits_and_refuses(protected, team, api_client_for):
     assert viewer.put(API, {"section": "factors", "values": {"relevant_factors": "x"}}, format="json"
                       ).status_code == 403
     refused = engineer.post(f"{API}/submit", {}, format="json")
-    assert refused.status_code == 409 and "needs 100% before a card goes for review" in refused.json()["error"]["message"]
+    assert refused.status_code == 409
+    assert "needs 100% before a card goes for review" in refused.json()["error"]["message"]
     fill(ModelCard.objects.get(), team["engineer"])
     assert engineer.post(f"{API}/submit", {}, format="json").json()["state"] == "in_review"
     assert engineer.post(f"{API}/approve", {}, format="json").status_code == 403
