@@ -24,12 +24,17 @@ def promotion_expire_stale() -> int:
     return services.promotion_expire_stale()
 
 
-@shared_task(acks_late=True, autoretry_for=(OSError, SMTPException), retry_backoff=30, retry_backoff_max=1800,
-             max_retries=8)
-def notification_send(*, action: str, target_id: int, actor_id: int | None, actor_name: str, mark: str,
+@shared_task(bind=True, acks_late=True, max_retries=8)
+def notification_send(self, *, action: str, target_id: int, actor_id: int | None, actor_name: str, mark: str,
                       note: str = "") -> int:
-    """Email whoever a committed review event concerns; return how many messages went out."""
+    """Email whoever a committed review event concerns; return how many messages went out. A mail server that
+    fails is retried with backoff by a worker; run in-process (no broker) the failure goes to the caller's log."""
     from governance import notifications
 
-    return notifications.notification_send(action=action, target_id=target_id, actor_id=actor_id,
-                                           actor_name=actor_name, mark=mark, note=note)
+    try:
+        return notifications.notification_send(action=action, target_id=target_id, actor_id=actor_id,
+                                               actor_name=actor_name, mark=mark, note=note)
+    except (OSError, SMTPException) as exc:
+        if self.request.is_eager:  # an eager retry would run at once, in the request: do not hold the page
+            raise
+        raise self.retry(exc=exc, countdown=min(1800, 30 * 2 ** self.request.retries))

@@ -250,3 +250,20 @@ def test_the_inbox_badge_counts_what_waits_in_one_query(protected, team, officer
     page = login(team["r1"]).get("/models/").content.decode()
     assert '<span class="nav-badge" title="2 waiting for your review">2' in page
     assert "nav-badge" not in login(team["engineer"]).get("/models/").content.decode()
+
+
+def test_a_mail_server_that_is_down_does_not_undo_or_break_the_request(
+        protected, team, settings, caplog, django_capture_on_commit_callbacks):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on: the SMTP connection is refused for real
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", closed_port, 2
+    settings.EMAIL_USE_TLS = False
+    with django_capture_on_commit_callbacks(execute=True):
+        request = services.promotion_request_create(version=protected["v2"], actor=team["engineer"], kind="alias",
+                                                    target="champion", justification="Better AUC.")
+    assert request.pk and request.state == PromotionState.OPEN
+    assert "Could not send the promotion.requested notification" in caplog.text
