@@ -70,7 +70,8 @@ def metric_small_multiples(rows: Iterable[Mapping[str, Any]], *, candidate_label
         traces = [go.Scatter(x=labels, y=values, mode="lines", line={"color": GRID, "width": 2},
                              hoverinfo="skip", showlegend=False)] if len(points) == 2 else []
         traces.append(go.Scatter(
-            x=labels, y=values, mode="markers+text", text=[f"{v:.4g}" for v in values], textposition="middle right",
+            x=labels, y=values, mode="markers+text", text=[f"{v:.4g}" for v in values], cliponaxis=False,
+            textposition=["middle right", "middle left"] if len(points) == 2 else "top center",
             marker={"size": 12, "color": [c for _l, _v, c in points]}, showlegend=False,
             hovertemplate="%{x}: %{y:.6g}<extra>" + str(row["name"]) + "</extra>"))
         direction = "higher is better" if row.get("higher_is_better", True) else "lower is better"

@@ -10,6 +10,7 @@ from governance import exports
 from governance.models import (
     GATE_KEYS,
     AuditEvent,
+    CardApprovers,
     PromotionDecision,
     PromotionRequest,
     ProtectedTarget,
@@ -38,6 +39,16 @@ class ProtectedTargetInput(serializers.Serializer):
                                            default=all_gate_keys, max_length=len(GATE_KEYS))
     allow_emergency_rollback = serializers.BooleanField(default=False)
     metric_rules = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+
+
+class ReviewPolicyInput(serializers.Serializer):
+    card_approvers = serializers.ChoiceField(choices=CardApprovers.choices)
+    card_min_completeness = serializers.IntegerField(min_value=1, max_value=100)
+
+
+class ReviewPolicyOutput(serializers.Serializer):
+    card_approvers = serializers.CharField()
+    card_min_completeness = serializers.IntegerField()
 
 
 class RollbackInput(serializers.Serializer):

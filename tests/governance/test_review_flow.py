@@ -267,3 +267,18 @@ def test_a_mail_server_that_is_down_does_not_undo_or_break_the_request(
                                                     target="champion", justification="Better AUC.")
     assert request.pk and request.state == PromotionState.OPEN
     assert "Could not send the promotion.requested notification" in caplog.text
+
+
+def test_the_review_policy_api_reads_and_sets_for_maintainers(protected, team, api_client_for, outsider):
+    url = "/api/v1/models/churn/review-policy"
+    assert api_client_for(team["viewer"]).get(url).json() == {"card_approvers": "both", "card_min_completeness": 100}
+    refused = api_client_for(team["r1"]).put(url, {"card_approvers": "compliance", "card_min_completeness": 80},
+                                              format="json")
+    assert refused.status_code == 403
+    bad = api_client_for(team["maint"]).put(url, {"card_approvers": "anyone", "card_min_completeness": 80},
+                                             format="json")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_PARAMETER_VALUE"
+    done = api_client_for(team["maint"]).put(url, {"card_approvers": "compliance", "card_min_completeness": 80},
+                                              format="json")
+    assert done.status_code == 200 and done.json() == {"card_approvers": "compliance", "card_min_completeness": 80}
+    assert api_client_for(outsider).get(url).status_code == 404
