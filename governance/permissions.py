@@ -63,13 +63,14 @@ def can_emergency_rollback(user, model: RegisteredModel) -> bool:
 
 def reviewable_models(user) -> QuerySet[RegisteredModel]:
     """Return the models on which `user` holds the reviewer role or above (staff: every model)."""
-    qs = visible_models(user)
     if user is None or not user.is_authenticated or user.is_staff or user.is_superuser:
-        return qs
+        return visible_models(user)
+    # A reviewer grant (or ownership) implies visibility, so this needs no visible_models() around it: one
+    # subquery fewer to plan in the inbox and the badge that every page counts.
     grants = ModelRole.objects.filter(
         Q(user_id=user.pk) | Q(group__in=user.groups.all()), model_id=OuterRef("pk"), role__gte=Role.REVIEWER
     )
-    return qs.filter(Q(owner_id=user.pk) | Exists(grants))
+    return RegisteredModel.objects.filter(Q(owner_id=user.pk) | Exists(grants))
 
 
 def can_edit_card(user, model: RegisteredModel) -> bool:
