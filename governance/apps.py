@@ -10,13 +10,16 @@ class GovernanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from governance.gates import promotion_gate
+        from governance.gates import promotion_gate, protected_targets
         from governance.receivers import record_domain_event
         from registry import events, gates
         from registry.compare import selectors as compare
 
         events.domain_event.connect(record_domain_event, dispatch_uid="governance.audit")
-        gates.register_gate(promotion_gate)
+        from governance.receivers import notify_on_commit
+
+        events.domain_event_committed.connect(notify_on_commit, dispatch_uid="governance.notifications")
+        gates.register_gate(promotion_gate, probe=protected_targets)
         compare.register_metric_policy(champion_metric_rules)
         from governance.cards import bom
         from governance.cards import jobs as card_jobs

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from governance.models import TargetKind
+from governance.models import GATE_KEYS, GATE_LABELS, CardApprovers, TargetKind
 from registry.models import Stage
 
 
@@ -41,7 +41,10 @@ class ProtectedTargetForm(forms.Form):
     kind = forms.ChoiceField(choices=TargetKind.choices)
     name = forms.CharField(max_length=256, help_text=f"A stage ({Stage.STAGING} or {Stage.PRODUCTION}) or an alias.")
     approvals_required = forms.IntegerField(min_value=1, max_value=10, initial=2)
-    block_on_unavailable = forms.BooleanField(required=False, label="Gates that are not available block")
+    required_gates = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, initial=list(GATE_KEYS), label="Required gates",
+        choices=[(key, GATE_LABELS[key]) for key in GATE_KEYS],
+        help_text="A required gate that fails or cannot be checked blocks the move; unticked gates are advisory.")
     allow_emergency_rollback = forms.BooleanField(required=False, label="Maintainers may roll back in an emergency")
     metric_rules = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "spellcheck": "false"}),
@@ -64,6 +67,13 @@ class ProtectedTargetForm(forms.Form):
                 raise forms.ValidationError(f"Line {number}: write metric, higher|lower, margin.")
             rules.append({"metric": metric, "higher_is_better": direction == "higher", "margin": margin})
         return rules
+
+
+class ReviewPolicyForm(forms.Form):
+    """Who approves a model's cards, and how complete a card must be to be sent for review."""
+
+    card_approvers = forms.ChoiceField(choices=CardApprovers.choices, label="Who approves model cards")
+    card_min_completeness = forms.IntegerField(min_value=1, max_value=100, label="Completeness needed for review (%)")
 
 
 class AuditFilterForm(forms.Form):

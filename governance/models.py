@@ -55,6 +55,16 @@ class AuditCheckpoint(models.Model):
         return f"checkpoint at #{self.seq}"
 
 
+GATE_KEYS = ("artifact_scan", "signature", "model_card", "metrics")
+GATE_LABELS = {"artifact_scan": "Artifacts scanned clean", "signature": "Artifact signature verified",
+               "model_card": "Model card complete", "metrics": "Metrics no worse than the current holder"}
+
+
+def all_gate_keys() -> list[str]:
+    """Every gate a protected target can require (the default: all of them)."""
+    return list(GATE_KEYS)
+
+
 class TargetKind(models.TextChoices):
     """What a protected target names: a lifecycle stage or an alias."""
 
@@ -69,7 +79,8 @@ class ProtectedTarget(models.Model):
     kind = models.CharField(max_length=8, choices=TargetKind.choices)
     name = models.CharField(max_length=256)
     approvals_required = models.PositiveSmallIntegerField(default=2)
-    block_on_unavailable = models.BooleanField(default=False)
+    # The gates that must pass (failed or not available blocks); the others are advisory: shown, never blocking.
+    required_gates = models.JSONField(default=all_gate_keys, blank=True)
     allow_emergency_rollback = models.BooleanField(default=False)
     metric_rules = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -160,6 +171,33 @@ class PromotionDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer_username} {self.decision}"
+
+
+class CardApprovers(models.TextChoices):
+    """Who may approve or return a model's cards: its reviewers, the compliance group, or either."""
+
+    REVIEWERS = "reviewers", "Reviewers of the model"
+    COMPLIANCE = "compliance", "The compliance group"
+    BOTH = "both", "Reviewers or the compliance group"
+
+
+class ReviewPolicy(models.Model):
+    """A model's review settings: who approves its cards and how complete a card must be to be sent for review."""
+
+    model = models.OneToOneField("registry.RegisteredModel", on_delete=models.CASCADE, related_name="review_policy")
+    card_approvers = models.CharField(max_length=16, choices=CardApprovers.choices, default=CardApprovers.BOTH)
+    card_min_completeness = models.PositiveSmallIntegerField(default=100)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(card_min_completeness__gte=1) & Q(card_min_completeness__lte=100),
+                                   name="review_policy_threshold_percent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"review policy of model {self.model_id}"
 
 
 class CardState(models.TextChoices):

@@ -1,13 +1,18 @@
-"""Governance's listeners on the registry's plug points: every domain event lands in the audit trail."""
+"""Governance's listeners on the registry's plug points: every domain event lands in the audit trail, and review
+events, once committed, queue their notifications."""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
-from governance import audit
+from governance import audit, notifications
 from governance.models import ModelCard, PromotionRequest, ProtectedTarget
 from registry.events import DomainEvent
 from registry.models import ModelVersion
+
+logger = logging.getLogger(__name__)
 
 
 def _scope(event: DomainEvent) -> tuple[int | None, str, int | None]:
@@ -42,3 +47,19 @@ def record_domain_event(sender: Any, event: DomainEvent, **kwargs: Any) -> None:
     audit.append(action=event.action, actor=event.actor, target_type=event.target_type, target_id=event.target_id,
                  target_label=event.target_label, data=event.data, model_id=model_id, model_name=model_name,
                  version_number=version_number)
+
+
+def notify_on_commit(sender: Any, event: DomainEvent, **kwargs: Any) -> None:
+    """Queue the notification a committed review event calls for (never failing the request that caused it)."""
+    if event.action not in notifications.NOTIFIED_ACTIONS or event.target_id is None:
+        return
+    from governance.tasks import notification_send as task
+
+    actor = event.actor
+    note = str(event.data.get("comment") or "") if isinstance(event.data, dict) else ""
+    try:
+        task.delay(action=event.action, target_id=event.target_id, actor_id=getattr(actor, "pk", None),
+                   actor_name=actor.get_username() if actor is not None else "Stratum",
+                   mark=f"{event.action}:{event.target_id}:{uuid.uuid4().hex}", note=note[:2000])
+    except Exception:  # a broken mail server or broker must not turn a recorded decision into an error page
+        logger.exception("Could not send the %s notification for %s", event.action, event.target_id)

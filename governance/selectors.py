@@ -11,12 +11,15 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from governance import gates, permissions
 from governance.models import (
     AuditEvent,
+    CardState,
+    ModelCard,
     PromotionDecision,
     PromotionRequest,
     PromotionState,
     ProtectedTarget,
     TargetKind,
 )
+from registry.compare import selectors as compare_selectors
 from registry.errors import InvalidInput, NotFound
 from registry.models import ModelVersion, RegisteredModel, Stage
 from registry.permissions import visible_models
@@ -59,6 +62,64 @@ def promotion_inbox(*, actor) -> QuerySet[PromotionRequest]:
     )
 
 
+def card_review_inbox(*, actor) -> QuerySet[ModelCard]:
+    """Return the cards in review that `actor` may approve or return (per each model's policy), oldest first."""
+    return (ModelCard.objects.select_related("model", "version", "submitted_by")
+            .filter(permissions.card_reviewable_filter(actor), state=CardState.IN_REVIEW)
+            .exclude(submitted_by_id=actor.pk)
+            .order_by("updated_at", "pk"))
+
+
+def review_waiting_count(*, actor) -> int:
+    """Count the promotion requests and model cards waiting for `actor`, in one query."""
+    if actor is None or not actor.is_authenticated:
+        return 0
+    requests = promotion_inbox(actor=actor).order_by().values("pk")
+    cards = card_review_inbox(actor=actor).order_by().values("pk")
+    return requests.union(cards, all=True).count()
+
+
+def people_with_role(*, model: RegisteredModel, role: int) -> QuerySet:
+    """Return the active users holding at least `role` on `model` (owner, direct or group grants), by name."""
+    from django.contrib.auth import get_user_model
+
+    from registry.models import ModelRole
+
+    grants = ModelRole.objects.filter(model_id=model.pk, role__gte=role)
+    return (get_user_model().objects.filter(is_active=True)
+            .filter(Q(pk=model.owner_id) | Q(pk__in=grants.filter(user__isnull=False).values("user_id"))
+                    | Q(groups__in=grants.filter(group__isnull=False).values("group_id")))
+            .distinct().order_by("username"))
+
+
+def promotion_reviewers(*, version: ModelVersion, requester) -> list:
+    """Return who may decide a request for `version` opened by `requester` (the four-eyes rule applied)."""
+    from registry.models import Role
+
+    excluded = {getattr(requester, "pk", None), version.creator_id}
+    return [u for u in people_with_role(model=version.model, role=Role.REVIEWER) if u.pk not in excluded]
+
+
+def card_reviewers(*, card: ModelCard) -> list:
+    """Return who may approve or return `card` under its model's policy (never its submitter)."""
+    from django.contrib.auth import get_user_model
+
+    from governance.models import CardApprovers
+    from registry.models import Role
+
+    policy = permissions.review_policy(card.model)
+    people: dict[int, Any] = {}
+    if policy.card_approvers in (CardApprovers.REVIEWERS, CardApprovers.BOTH):
+        people.update({u.pk: u for u in people_with_role(model=card.model, role=Role.REVIEWER)})
+    if policy.card_approvers in (CardApprovers.COMPLIANCE, CardApprovers.BOTH):
+        viewers = people_with_role(model=card.model, role=Role.VIEWER).values("pk")
+        compliance = get_user_model().objects.filter(
+            is_active=True, groups__name=permissions.COMPLIANCE_GROUP, pk__in=viewers).distinct()
+        people.update({u.pk: u for u in compliance})
+    people.pop(card.submitted_by_id, None)
+    return sorted(people.values(), key=lambda u: u.get_username())
+
+
 def promotion_get(*, actor, pk: int | str) -> PromotionRequest:
     """Return one request on a model `actor` may see, or raise NotFound."""
     try:
@@ -99,6 +160,18 @@ class Comparison:
     code: list[dict[str, Any]] = field(default_factory=list)
 
 
+def metric_delta(candidate: Any, holder: Any, higher_is_better: bool) -> dict[str, Any]:
+    """Return the candidate's change against the holder and whether it is better, worse or the same by the metric's
+    direction ({"delta", "higher_is_better", "verdict"}; verdict None when either side is not a number)."""
+    if not (_numeric(candidate) and _numeric(holder)):
+        return {"delta": None, "higher_is_better": higher_is_better, "verdict": None}
+    delta = candidate - holder
+    gain = delta if higher_is_better else -delta
+    tolerance = 1e-12 * max(abs(candidate), abs(holder), 1.0)
+    verdict = "same" if abs(gain) <= tolerance else ("better" if gain > 0 else "worse")
+    return {"delta": delta, "higher_is_better": higher_is_better, "verdict": verdict}
+
+
 def promotion_comparison(*, request: PromotionRequest) -> Comparison:
     """Compare the request's version with whatever holds its target now (or held it before execution)."""
     candidate = request.version
@@ -111,10 +184,13 @@ def promotion_comparison(*, request: PromotionRequest) -> Comparison:
         holder = None
     comparison = Comparison(holder=holder)
     cand_m, hold_m = candidate.metrics or {}, (holder.metrics if holder else {}) or {}
+    policy = gates.protected_target(request.model, request.kind, request.target)
+    directions = {str(r.get("metric")): bool(r.get("higher_is_better", True)) for r in
+                  ((policy.metric_rules or []) if policy else [])}
     for name in sorted(set(cand_m) | set(hold_m)):
         c, h = cand_m.get(name), hold_m.get(name)
-        delta = c - h if _numeric(c) and _numeric(h) else None
-        comparison.metrics.append({"name": name, "candidate": c, "holder": h, "delta": delta})
+        higher = directions.get(name, compare_selectors.higher_is_better(name))
+        comparison.metrics.append({"name": name, "candidate": c, "holder": h, **metric_delta(c, h, higher)})
     cand_p, hold_p = candidate.params or {}, (holder.params if holder else {}) or {}
     for name in sorted(set(cand_p) | set(hold_p)):
         comparison.params.append({"name": name, "candidate": cand_p.get(name), "holder": hold_p.get(name),

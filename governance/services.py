@@ -12,13 +12,16 @@ from django.utils import timezone
 from governance import audit, gates, permissions, refusals, selectors, signing, timestamps
 from governance.models import (
     ACTIVE_STATES,
+    GATE_KEYS,
     AuditCheckpoint,
     AuditEvent,
+    CardApprovers,
     Decision,
     PromotionDecision,
     PromotionRequest,
     PromotionState,
     ProtectedTarget,
+    ReviewPolicy,
     TargetKind,
 )
 from registry import events, validation
@@ -85,9 +88,13 @@ def _metric_rules(rules: Any) -> list[dict[str, Any]]:
 @transaction.atomic
 def protected_target_set(
     *, model: RegisteredModel, actor, name: str, kind: str | None = None, approvals_required: int = 2,
-    block_on_unavailable: bool = False, allow_emergency_rollback: bool = False, metric_rules: Any = None,
+    required_gates: Any = None, allow_emergency_rollback: bool = False, metric_rules: Any = None,
 ) -> ProtectedTarget:
-    """Protect a stage or alias of `model` (or change its policy); maintainers only."""
+    """Protect a stage or alias of `model` (or change its policy); maintainers only.
+
+    `required_gates` names the gates that must pass (a failed or unavailable one blocks); the others are advisory.
+    None requires every gate.
+    """
     model = _lock_model(model.pk)
     registry_permissions.require(registry_permissions.can_view, actor, model, action="see it")
     if not permissions.can_manage_protection(actor, model):
@@ -97,7 +104,7 @@ def protected_target_set(
         1 <= approvals_required <= 10
     ):
         raise InvalidInput("Approvals required must be a whole number from 1 to 10.")
-    policy = {"approvals_required": approvals_required, "block_on_unavailable": bool(block_on_unavailable),
+    policy = {"approvals_required": approvals_required, "required_gates": _required_gates(required_gates),
               "allow_emergency_rollback": bool(allow_emergency_rollback), "metric_rules": _metric_rules(metric_rules)}
     existing = ProtectedTarget.objects.filter(model=model, kind=kind, name=name).first()
     before = None
@@ -112,6 +119,45 @@ def protected_target_set(
     events.emit("protected_target.updated" if before else "protected_target.created", actor=actor, target=obj,
                 data={"model": model.name, "kind": kind, "name": name, "before": before, "after": policy})
     return obj
+
+
+def _required_gates(value: Any) -> list[str]:
+    """Validate a list of gate keys (None: every gate), in the gates' own order."""
+    if value is None:
+        return list(GATE_KEYS)
+    if not isinstance(value, (list, tuple, set)) or not all(isinstance(k, str) for k in value):
+        raise InvalidInput(f"Required gates must be a list of gate names: {', '.join(GATE_KEYS)}.")
+    unknown = sorted(set(value) - set(GATE_KEYS))
+    if unknown:
+        raise InvalidInput(f"Unknown gate(s) {', '.join(unknown)}; use {', '.join(GATE_KEYS)}.",
+                           details={"fields": {"required_gates": f"Unknown gate(s): {', '.join(unknown)}."}})
+    return [key for key in GATE_KEYS if key in value]
+
+
+@transaction.atomic
+def review_policy_set(*, model: RegisteredModel, actor, card_approvers: str, card_min_completeness: int
+                      ) -> ReviewPolicy:
+    """Set who approves the model's cards and how complete a card must be to go for review; maintainers only."""
+    model = _lock_model(model.pk)
+    registry_permissions.require(registry_permissions.can_view, actor, model, action="see it")
+    if not permissions.can_set_review_policy(actor, model):
+        raise Forbidden(f"Only maintainers of {model.name!r} may change who reviews its model cards.")
+    if card_approvers not in CardApprovers.values:
+        raise InvalidInput(f"Card approvers must be one of {', '.join(CardApprovers.values)}.",
+                           details={"fields": {"card_approvers": "Choose reviewers, compliance or both."}})
+    if isinstance(card_min_completeness, bool) or not isinstance(card_min_completeness, int) or not (
+            1 <= card_min_completeness <= 100):
+        raise InvalidInput("The completeness threshold is a whole percentage from 1 to 100.",
+                           details={"fields": {"card_min_completeness": "A whole number from 1 to 100."}})
+    policy, _ = ReviewPolicy.objects.select_for_update().get_or_create(model=model)
+    before = {"card_approvers": policy.card_approvers, "card_min_completeness": policy.card_min_completeness}
+    policy.card_approvers, policy.card_min_completeness = card_approvers, card_min_completeness
+    policy.updated_by = actor
+    policy.save()
+    after = {"card_approvers": card_approvers, "card_min_completeness": card_min_completeness}
+    events.emit("review_policy.updated", actor=actor, target=model,
+                data={"model": model.name, "before": before, "after": after})
+    return policy
 
 
 @transaction.atomic

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from smtplib import SMTPException
+
 from celery import shared_task
 
 
@@ -20,3 +22,19 @@ def promotion_expire_stale() -> int:
     from governance import services
 
     return services.promotion_expire_stale()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8)
+def notification_send(self, *, action: str, target_id: int, actor_id: int | None, actor_name: str, mark: str,
+                      note: str = "") -> int:
+    """Email whoever a committed review event concerns; return how many messages went out. A mail server that
+    fails is retried with backoff by a worker; run in-process (no broker) the failure goes to the caller's log."""
+    from governance import notifications
+
+    try:
+        return notifications.notification_send(action=action, target_id=target_id, actor_id=actor_id,
+                                               actor_name=actor_name, mark=mark, note=note)
+    except (OSError, SMTPException) as exc:
+        if self.request.is_eager:  # an eager retry would run at once, in the request: do not hold the page
+            raise
+        raise self.retry(exc=exc, countdown=min(1800, 30 * 2 ** self.request.retries))

@@ -15,8 +15,15 @@ from django.utils.http import urlencode
 from django.views import View
 
 from governance import audit, audit_display, charts, exports, gates, permissions, selectors, services
-from governance.forms import AuditFilterForm, DecisionForm, PromotionRequestForm, ProtectedTargetForm, RollbackForm
-from governance.models import PromotionRequest, PromotionState, TargetKind
+from governance.forms import (
+    AuditFilterForm,
+    DecisionForm,
+    PromotionRequestForm,
+    ProtectedTargetForm,
+    ReviewPolicyForm,
+    RollbackForm,
+)
+from governance.models import GATE_KEYS, GATE_LABELS, PromotionRequest, PromotionState, TargetKind
 from registry import selectors as registry_selectors
 from registry.errors import DomainError, Forbidden, NotFound
 from registry.models import ModelVersion, RegisteredModel, Stage
@@ -55,10 +62,11 @@ class ReviewInboxView(LoginRequiredMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         """Render the inbox."""
         waiting = list(selectors.promotion_inbox(actor=request.user))
+        cards = list(selectors.card_review_inbox(actor=request.user))
         mine = list(selectors.promotion_list(actor=request.user).filter(requested_by=request.user)[:20])
         recent = list(selectors.promotion_list(actor=request.user).exclude(state=PromotionState.OPEN)[:20])
         return render(request, "governance/inbox.html",
-                      {"waiting": waiting, "mine": mine, "recent": recent, "now": timezone.now()})
+                      {"waiting": waiting, "cards": cards, "mine": mine, "recent": recent, "now": timezone.now()})
 
 
 def _decision_context(request: HttpRequest, promotion: PromotionRequest, **extra: Any) -> dict[str, Any]:
@@ -90,12 +98,16 @@ class PromotionDetailView(LoginRequiredMixin, View):
         live = promotion.state in (PromotionState.OPEN, PromotionState.APPROVED)
         gate_results = gates.evaluate(promotion) if live else promotion.gate_results
         holder = comparison.holder
-        figure = charts.metric_comparison_figure(
-            comparison.metrics, candidate_label=f"v{promotion.version.number} (candidate)",
-            holder_label=f"v{holder.number} (current)" if holder else None)
+        small_multiples = charts.metric_small_multiples(
+            comparison.metrics, candidate_label=f"v{promotion.version.number}",
+            holder_label=f"v{holder.number}" if holder else None)
+        all_params = request.GET.get("params") == "all" or holder is None
+        params = comparison.params if all_params else [row for row in comparison.params if row["changed"]]
         context = _decision_context(
-            request, promotion, comparison=comparison, gate_results=gate_results,
-            charts=[{"name": "metrics", "figure": figure}] if figure else [], form=DecisionForm(),
+            request, promotion, comparison=comparison, gate_results=gate_results, charts=small_multiples,
+            blockers=[g for g in gate_results if g.get("blocking")] if live else [], live=live,
+            params=params, all_params=all_params, unchanged_params=len(comparison.params) - len(params),
+            form=DecisionForm(),
         )
         return render(request, "governance/promotion_detail.html", context)
 
@@ -145,7 +157,7 @@ def _outcome(promotion: PromotionRequest) -> str:
 
 
 class PromotionCreateView(LoginRequiredMixin, View):
-    """Open a promotion request from a version page."""
+    """Open a promotion request from a version page (or from a stage or alias control on a protected target)."""
 
     def _targets(self, model: RegisteredModel) -> list[tuple[str, str]]:
         return [(f"{t.kind}:{t.name}", f"{t.label} ({t.approvals_required} approval(s))")
@@ -153,7 +165,14 @@ class PromotionCreateView(LoginRequiredMixin, View):
 
     def _render(self, request: HttpRequest, model: RegisteredModel, version: ModelVersion,
                 form: PromotionRequestForm, status: int = 200) -> HttpResponse:
-        context = {"model": model, "version": version, "form": form,
+        policies = list(selectors.protected_target_list(model=model))
+        chosen = form["target"].value() or (f"{policies[0].kind}:{policies[0].name}" if policies else "")
+        previews = [{"key": f"{p.kind}:{p.name}", "target": p, "chosen": f"{p.kind}:{p.name}" == chosen,
+                     "gates": gates.evaluate_for(version, p)} for p in policies]
+        for preview in previews:
+            preview["blocking"] = [g for g in preview["gates"] if g["blocking"]]
+        context = {"model": model, "version": version, "form": form, "previews": previews,
+                   "reviewers": selectors.promotion_reviewers(version=version, requester=request.user),
                    "can_request": permissions.can_request_promotion(request.user, model)}
         return render(request, "governance/promotion_form.html", context, status=status)
 
@@ -165,9 +184,12 @@ class PromotionCreateView(LoginRequiredMixin, View):
             raise Http404(error.message)
 
     def get(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
-        """Show the form with the model's protected targets."""
+        """Show the form with the model's protected targets (?target=kind:name picks one)."""
         model, version = self._load(request, name, number)
-        return self._render(request, model, version, PromotionRequestForm(targets=self._targets(model)))
+        targets = self._targets(model)
+        wanted = request.GET.get("target", "")
+        initial = {"target": wanted} if wanted in {key for key, _ in targets} else {}
+        return self._render(request, model, version, PromotionRequestForm(targets=targets, initial=initial))
 
     def post(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
         """Open the request and go to its page, or show what is wrong."""
@@ -273,22 +295,45 @@ class ModelHistoryView(LoginRequiredMixin, View):
         return redirect("governance:promotion-detail", pk=promotion.pk)
 
 
-class ProtectionView(LoginRequiredMixin, View):
-    """A model's protected targets; maintainers add, change and remove them."""
+GATE_HELP = {
+    "artifact_scan": "Every file of the version scanned clean (none pending, none quarantined). Upload the files, "
+                     "then scan or convert them from the version's \u201cScans and jobs\u201d page.",
+    "signature": "The signed file tree matches the current files and its last verification passed. Sign the "
+                 "version from its \u201cScans and jobs\u201d page.",
+    "model_card": "The version's model card has every required field. Write it from the version's model card page.",
+    "metrics": "Each metric rule holds against the version that holds the target now.",
+}
 
-    def _render(self, request: HttpRequest, model: RegisteredModel, form: ProtectedTargetForm, status: int = 200
-                ) -> HttpResponse:
-        context = {"model": model, "targets": list(selectors.protected_target_list(model=model)), "form": form,
+
+def protection_rows(targets: list[Any]) -> list[dict[str, Any]]:
+    """Each protected target with its gates marked required or advisory, for the settings page."""
+    return [{"target": t, "gates": [{"key": key, "label": GATE_LABELS[key], "help": GATE_HELP[key],
+                                     "required": key in (t.required_gates or [])} for key in GATE_KEYS]}
+            for t in targets]
+
+
+class ProtectionView(LoginRequiredMixin, View):
+    """A model's protected targets and review settings; maintainers add, change and remove them."""
+
+    def _render(self, request: HttpRequest, model: RegisteredModel, form: ProtectedTargetForm | None = None,
+                policy_form: ReviewPolicyForm | None = None, status: int = 200) -> HttpResponse:
+        policy = permissions.review_policy(model)
+        context = {"model": model, "rows": protection_rows(list(selectors.protected_target_list(model=model))),
+                   "form": form or ProtectedTargetForm(initial={"kind": TargetKind.STAGE}),
+                   "policy": policy,
+                   "policy_form": policy_form or ReviewPolicyForm(initial={
+                       "card_approvers": policy.card_approvers,
+                       "card_min_completeness": policy.card_min_completeness}),
                    "can_manage": permissions.can_manage_protection(request.user, model),
                    "stages": [Stage.STAGING, Stage.PRODUCTION]}
         return render(request, "governance/protection.html", context, status=status)
 
     def get(self, request: HttpRequest, name: str) -> HttpResponse:
-        """List the protected targets with the form."""
-        return self._render(request, page_model(request, name), ProtectedTargetForm(initial={"kind": TargetKind.STAGE}))
+        """List the protected targets with the forms."""
+        return self._render(request, page_model(request, name))
 
     def post(self, request: HttpRequest, name: str) -> HttpResponse:
-        """Protect (or unprotect, with `remove`) a target."""
+        """Protect (or unprotect, with `remove`) a target, or change the review settings (with `policy`)."""
         model = page_model(request, name)
         if not permissions.can_manage_protection(request.user, model):
             raise PermissionDenied(f"Only maintainers of {model.name!r} may change its protected targets.")
@@ -301,6 +346,18 @@ class ProtectionView(LoginRequiredMixin, View):
             else:
                 messages.success(request, f"{target} is no longer protected.")
             return redirect("governance:protection", name=model.name)
+        if request.POST.get("policy"):
+            policy_form = ReviewPolicyForm(request.POST)
+            if policy_form.is_valid():
+                try:
+                    services.review_policy_set(model=model, actor=request.user, **policy_form.cleaned_data)
+                except DomainError as error:
+                    raise_http(error)
+                    policy_form.add_error(None, error.message)
+                else:
+                    messages.success(request, "Review settings saved.")
+                    return redirect("governance:protection", name=model.name)
+            return self._render(request, model, policy_form=policy_form, status=400)
         form = ProtectedTargetForm(request.POST)
         if form.is_valid():
             try:

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views import View
 
 from governance import permissions
+from governance import selectors as governance_selectors
 from governance.cards import exports, jobs, pdf, schema, selectors, services
 from governance.cards.forms import CardSectionForm
 from governance.models import CardState, ExportState, ModelCard
@@ -49,12 +50,15 @@ def _sections(card: ModelCard) -> list[dict[str, Any]]:
     return out
 
 
-def _flags(user: Any, card: ModelCard | None, model: RegisteredModel) -> dict[str, bool]:
+def _flags(user: Any, card: ModelCard | None, model: RegisteredModel) -> dict[str, Any]:
     can_edit = permissions.can_edit_card(user, model)
     if card is None:
         return {"can_create": can_edit}
     review_refusal = permissions.card_review_refusal(user, card)
+    threshold = permissions.review_policy(model).card_min_completeness
     return {
+        "submit_refusal": services.submit_refusal(card, threshold) if card.state == CardState.DRAFT else None,
+        "card_threshold": threshold,
         "can_edit": can_edit and card.state == CardState.DRAFT,
         "can_submit": can_edit and card.state == CardState.DRAFT,
         "can_review": card.state == CardState.IN_REVIEW and review_refusal is None,
@@ -75,6 +79,7 @@ class CardView(LoginRequiredMixin, View):
                                    **_flags(request.user, card, model)}
         if card is not None:
             context.update(sections=_sections(card), history=list(selectors.card_history(card=card)[:50]),
+                           card_reviewers=governance_selectors.card_reviewers(card=card),
                            missing_labels=[schema.label_of(p) for p in card.missing],
                            details=card.content.get("model_details", {}))
         return render(request, "governance/card_detail.html", context)

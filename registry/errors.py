@@ -46,6 +46,11 @@ class Forbidden(DomainError):
     status = 403
 
 
+class ProtectedMove(Forbidden):
+    """A move onto a protected stage or alias that needs an approved promotion request; `details["request_url"]`
+    (when a plug-in gives it) is the page where a person opens that request."""
+
+
 class InvalidState(DomainError):
     """The object is not in a state that allows this action."""
 

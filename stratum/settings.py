@@ -112,6 +112,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "governance.context_processors.review_badge",
             ],
         },
     },
@@ -431,3 +432,16 @@ STRATUM_PREDICTION_RETENTION_DAYS = int(os.environ.get("STRATUM_PREDICTION_RETEN
 STRATUM_PREDICTION_BATCH_SECONDS = int(os.environ.get("STRATUM_PREDICTION_BATCH_SECONDS", "300"))
 CELERY_BEAT_SCHEDULE["deployments-prediction-records-purge"] = {
     "task": "deployments.tasks.prediction_records_purge", "schedule": 3600.0}
+
+
+# Email (review notifications): the console backend unless an SMTP host is configured; tests use locmem.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", bool(EMAIL_HOST))
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Stratum <stratum@localhost>")
+STRATUM_BASE_URL = os.environ.get("STRATUM_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

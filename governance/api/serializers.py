@@ -7,7 +7,16 @@ from typing import Any
 from rest_framework import serializers
 
 from governance import exports
-from governance.models import AuditEvent, PromotionDecision, PromotionRequest, ProtectedTarget, TargetKind
+from governance.models import (
+    GATE_KEYS,
+    AuditEvent,
+    CardApprovers,
+    PromotionDecision,
+    PromotionRequest,
+    ProtectedTarget,
+    TargetKind,
+    all_gate_keys,
+)
 
 
 class PromotionCreateInput(serializers.Serializer):
@@ -26,9 +35,20 @@ class ProtectedTargetInput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=TargetKind.choices, required=False, allow_blank=True)
     name = serializers.CharField(max_length=256)
     approvals_required = serializers.IntegerField(min_value=1, max_value=10, default=2)
-    block_on_unavailable = serializers.BooleanField(default=False)
+    required_gates = serializers.ListField(child=serializers.ChoiceField(choices=list(GATE_KEYS)), required=False,
+                                           default=all_gate_keys, max_length=len(GATE_KEYS))
     allow_emergency_rollback = serializers.BooleanField(default=False)
     metric_rules = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+
+
+class ReviewPolicyInput(serializers.Serializer):
+    card_approvers = serializers.ChoiceField(choices=CardApprovers.choices)
+    card_min_completeness = serializers.IntegerField(min_value=1, max_value=100)
+
+
+class ReviewPolicyOutput(serializers.Serializer):
+    card_approvers = serializers.CharField()
+    card_min_completeness = serializers.IntegerField()
 
 
 class RollbackInput(serializers.Serializer):
@@ -69,7 +89,7 @@ class PromotionOutput(serializers.ModelSerializer):
 class ProtectedTargetOutput(serializers.ModelSerializer):
     class Meta:
         model = ProtectedTarget
-        fields = ["kind", "name", "approvals_required", "block_on_unavailable", "allow_emergency_rollback",
+        fields = ["kind", "name", "approvals_required", "required_gates", "allow_emergency_rollback",
                   "metric_rules", "created_at", "updated_at"]
 
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("models/<str:name>/protected-targets", v.ProtectedTargetListApi.as_view(), name="api-protected-targets"),
     path("models/<str:name>/protected-targets/<str:kind>/<str:target>", v.ProtectedTargetDetailApi.as_view(),
          name="api-protected-target"),
+    path("models/<str:name>/review-policy", v.ReviewPolicyApi.as_view(), name="api-review-policy"),
     path("models/<str:name>/history", v.ModelHistoryApi.as_view(), name="api-model-history"),
     path("models/<str:name>/rollback", v.ModelRollbackApi.as_view(), name="api-model-rollback"),
     path("models/<str:name>/versions/<str:ref>/bom", bom.VersionBomApi.as_view(), name="api-version-bom"),

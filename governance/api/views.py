@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import audit, exports, selectors, services
+from governance import audit, exports, permissions, selectors, services
 from governance.api import serializers as s
 from registry import selectors as registry_selectors
 from registry.errors import InvalidInput
@@ -127,6 +127,23 @@ class ProtectedTargetListApi(APIView):
         model = registry_selectors.model_get(actor=request.user, name=name)
         target = services.protected_target_set(model=model, actor=request.user, **data)
         return Response(s.ProtectedTargetOutput(target).data, status=status.HTTP_201_CREATED)
+
+
+class ReviewPolicyApi(APIView):
+    """Read a model's card review settings, or set them (maintainers): who approves cards, and how complete a card
+    must be to be sent for review."""
+
+    @extend_schema(responses=s.ReviewPolicyOutput)
+    def get(self, request: Request, name: str) -> Response:
+        model = registry_selectors.model_get(actor=request.user, name=name)
+        return Response(s.ReviewPolicyOutput(permissions.review_policy(model)).data)
+
+    @extend_schema(request=s.ReviewPolicyInput, responses=s.ReviewPolicyOutput)
+    def put(self, request: Request, name: str) -> Response:
+        data = _valid(s.ReviewPolicyInput, request.data)
+        model = registry_selectors.model_get(actor=request.user, name=name)
+        return Response(s.ReviewPolicyOutput(services.review_policy_set(model=model, actor=request.user,
+                                                                         **data)).data)
 
 
 class ProtectedTargetDetailApi(APIView):

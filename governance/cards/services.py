@@ -147,24 +147,41 @@ def _transition(card: ModelCard, actor: Any, frm: tuple[str, ...], to: str, acti
     return _save(card, actor, action, note=note, data={"from": previous, "to": to, "comment": note})
 
 
+def submit_refusal(card: ModelCard, threshold: int | None = None) -> str | None:
+    """Return why the card cannot be sent for review yet (below the model's completeness threshold), or None."""
+    threshold = threshold if threshold is not None else permissions.review_policy(card.model).card_min_completeness
+    if card.completeness >= threshold:
+        return None
+    missing = ", ".join(schema.label_of(p) for p in card.missing[:8]) + ("…" if len(card.missing) > 8 else "")
+    return (f"The card is {card.completeness}% complete; {card.model.name!r} needs {threshold}% before a card "
+            f"goes for review." + (f" Missing: {missing}." if missing else ""))
+
+
 @transaction.atomic
 def card_submit(*, card: ModelCard, actor: Any) -> ModelCard:
-    """Send a draft for review (contributors)."""
+    """Send a draft for review (contributors), once it reaches the model's completeness threshold."""
     card = _lock(card)
     _require_editor(actor, card)
+    if card.state == CardState.DRAFT:
+        refusal = submit_refusal(card)
+        if refusal:
+            raise InvalidState(refusal)
     return _transition(card, actor, (CardState.DRAFT,), CardState.IN_REVIEW, "submitted", submitted_by=actor)
 
 
 @transaction.atomic
 def card_approve(*, card: ModelCard, actor: Any, comment: str = "") -> ModelCard:
-    """Approve a card in review: a reviewer who did not submit it, and only when every required field is filled."""
+    """Approve a card in review: an approver the model's policy names who did not submit it, and only while the card
+    meets the model's completeness threshold."""
     card = _lock(card)
     registry_permissions.require(registry_permissions.can_view, actor, card.model, action="see it")
     refusal = permissions.card_review_refusal(actor, card)
     if refusal:
         raise Forbidden(refusal)
-    if card.state == CardState.IN_REVIEW and card.missing:
-        raise InvalidState("The card is incomplete; missing: " + ", ".join(schema.label_of(p) for p in card.missing))
+    if card.state == CardState.IN_REVIEW:
+        refusal = submit_refusal(card)
+        if refusal:  # the threshold rose (or the card changed) since it was sent: it goes back, not through
+            raise InvalidState(refusal)
     return _transition(card, actor, (CardState.IN_REVIEW,), CardState.APPROVED, "approved", note=comment[:10_000],
                        approved_by=actor, approved_at=timezone.now())
 

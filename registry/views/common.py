@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.forms import Form
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from registry import selectors
-from registry.errors import DomainError, Forbidden, NotFound
+from registry.errors import DomainError, Forbidden, NotFound, ProtectedMove
 from registry.models import ModelVersion, RegisteredModel
 
 
@@ -17,6 +19,19 @@ def raise_http(error: DomainError) -> None:
         raise PermissionDenied(error.message)
     if isinstance(error, NotFound):
         raise Http404(error.message)
+
+
+def protected_move_redirect(request: HttpRequest, error: ProtectedMove) -> HttpResponse:
+    """Answer a browser's move onto a protected target with the form that requests it (a 403 page without one)."""
+    details = error.details if isinstance(error.details, dict) else {}
+    url = (details.get("promotion_request") or {}).get("request_url")
+    if not url or not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}):
+        raise PermissionDenied(error.message)
+    info = details["promotion_request"]
+    label = f"@{info['target']}" if info.get("kind") == "alias" else info.get("target", "")
+    messages.info(request, f"{label} is protected: moving version {info.get('version')} there needs "
+                           f"{info.get('approvals_required')} approval(s). Request the promotion below.")
+    return HttpResponseRedirect(url)
 
 
 def form_error(form: Form, error: DomainError) -> int:

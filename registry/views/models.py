@@ -12,14 +12,14 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views import View
 
-from registry import charts, permissions, selectors, services
-from registry.errors import DomainError
+from registry import charts, gates, permissions, selectors, services
+from registry.errors import DomainError, ProtectedMove
 from registry.filters import ModelFilter
 from registry.models import RegisteredModel
 from registry.pipeline import triggers
 from registry.pipeline.scan.trust import TrustState, VersionTrust, versions_trust
 from registry.search.words import Understood, understand
-from registry.views.common import form_error, get_model, get_version
+from registry.views.common import form_error, get_model, get_version, protected_move_redirect
 from registry.views.forms import AliasSetForm, ModelCreateForm, RetrainRuleForm
 
 MODELS_PER_PAGE = 25
@@ -122,6 +122,7 @@ def _model_page(
         "can_maintain": can_maintain,
         "can_contribute": permissions.can_contribute(request.user, model),
         "alias_form": alias_form,
+        "protected_aliases": [t for t in gates.protected_targets(model=model) if t["kind"] == "alias"],
         "retrain_rules": triggers.retrain_rules_for(model=model),
         "retrain_requests": triggers.retrain_requests_for(model=model),
         "retrain_form": retrain_form or RetrainRuleForm(),
@@ -193,6 +194,8 @@ class AliasSetView(LoginRequiredMixin, View):
                 alias = services.alias_set(
                     model=model, alias=form.cleaned_data["alias"], version=version, actor=request.user
                 )
+            except ProtectedMove as error:
+                return protected_move_redirect(request, error)
             except DomainError as error:
                 status = form_error(form, error)
             else:

@@ -12,15 +12,15 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.views import View
 
-from registry import permissions, selectors, services
+from registry import gates, permissions, selectors, services
 from registry.artifacts.uploads import received_files
-from registry.errors import DomainError, UploadTooLarge
+from registry.errors import DomainError, ProtectedMove, UploadTooLarge
 from registry.lineage.selectors import run_held_elsewhere
 from registry.models import ModelVersion, RegisteredModel
 from registry.pipeline.scan.release import model_releases
 from registry.pipeline.scan.trust import TrustState, version_trust
 from registry.pipeline.selectors import version_scan_status
-from registry.views.common import form_error, get_model, get_version
+from registry.views.common import form_error, get_model, get_version, protected_move_redirect
 from registry.views.forms import StageTransitionForm, VersionCreateForm
 
 
@@ -57,6 +57,7 @@ def _version_page(
         "signature_outputs": signature.get("outputs") or [],
         "can_maintain": can_maintain,
         "stage_form": stage_form,
+        "protected_stages": [t for t in gates.protected_targets(model=model) if t["kind"] == "stage"],
         "run_held_elsewhere": run_held_elsewhere(version),
     }
     return render(request, "registry/version_detail.html", context, status=status)
@@ -88,6 +89,8 @@ class VersionStageView(LoginRequiredMixin, View):
                     version=version, actor=request.user, stage=form.cleaned_data["stage"],
                     archive_existing_versions=form.cleaned_data["archive_existing_versions"],
                 )
+            except ProtectedMove as error:
+                return protected_move_redirect(request, error)
             except DomainError as error:
                 status = form_error(form, error)
             else:

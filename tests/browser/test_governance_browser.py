@@ -37,7 +37,7 @@ def test_promotion_flow_in_the_browser(page: Page, live_server, make_user):
     services.version_create(model=model, actor=people["erin"], metrics={"auc": 0.88}, params={"depth": "6"})
     services.alias_set(model=model, alias="champion", version=v1, actor=owner)
     governance_services.protected_target_set(model=model, actor=owner, kind="alias", name="champion",
-                                             approvals_required=2)
+                                             approvals_required=2, required_gates=["metrics"])
     base = live_server.url
 
     # The engineer opens a request from the version page.

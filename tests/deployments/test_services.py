@@ -433,7 +433,7 @@ def test_protected_environments_need_an_executed_promotion(staff, registered_mod
     from governance import services as governance
 
     governance.protected_target_set(model=registered_model, actor=owner, kind="alias", name="champion",
-                                    approvals_required=1)
+                                    approvals_required=1, required_gates=["metrics"])  # the version is not signed
     env = services.environment_create(actor=staff, name="prod", requires_promotion=True, follow_alias="champion")
     endpoint = services.endpoint_create(actor=owner, name="churn-prod", environment=env, model=registered_model)
     version = servable_version(registered_model)

@@ -147,7 +147,7 @@ def test_parallel_approvals_execute_once_on_postgresql(protected, team, owner):
     if connection.vendor != "postgresql":
         need_service("PostgreSQL", "DATABASE_URL does not point at PostgreSQL (CI sets it)")
     services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
-                                  approvals_required=1)
+                                  approvals_required=1, required_gates=["metrics"])
     for round_number in range(5):
         version = protected["v2"] if round_number % 2 == 0 else protected["v1"]
         request = services.promotion_request_create(version=version, actor=owner if version == protected["v2"]

@@ -115,6 +115,10 @@ def test_api_put_creates_edits_and_refuses(protected, team, api_client_for):
     viewer = api_client_for(team["viewer"])
     assert viewer.put(API, {"section": "factors", "values": {"relevant_factors": "x"}}, format="json"
                       ).status_code == 403
+    refused = engineer.post(f"{API}/submit", {}, format="json")
+    assert refused.status_code == 409
+    assert "needs 100% before a card goes for review" in refused.json()["error"]["message"]
+    fill(ModelCard.objects.get(), team["engineer"])
     assert engineer.post(f"{API}/submit", {}, format="json").json()["state"] == "in_review"
     assert engineer.post(f"{API}/approve", {}, format="json").status_code == 403
     history = viewer.get(f"{API}/history").json()["results"]

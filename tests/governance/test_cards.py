@@ -108,8 +108,14 @@ def test_an_incomplete_card_cannot_be_approved_and_viewers_cannot_edit(protected
     card = services.card_create(version=protected["v2"], actor=team["engineer"])
     with pytest.raises(Forbidden):
         services.card_update(card=card, actor=team["viewer"], section="factors", values={"relevant_factors": "x"})
+    with pytest.raises(InvalidState, match=r"% complete; 'churn' needs 100% before a card goes for review"):
+        services.card_submit(card=card, actor=team["engineer"])
+    governance_services.review_policy_set(model=card.model, actor=team["maint"], card_approvers="both",
+                                          card_min_completeness=card.completeness)
     card = services.card_submit(card=card, actor=team["engineer"])
-    with pytest.raises(InvalidState, match="incomplete"):
+    governance_services.review_policy_set(model=card.model, actor=team["maint"], card_approvers="both",
+                                          card_min_completeness=100)
+    with pytest.raises(InvalidState, match="needs 100%"):  # the bar rose while it waited: it goes back, not through
         services.card_approve(card=card, actor=team["r1"])
     card = services.card_return(card=card, actor=team["r1"], comment="Fill the rest.")
     assert card.state == CardState.DRAFT
@@ -119,16 +125,23 @@ def _gate(request):
     return {r["key"]: r for r in gates.evaluate(request)}["model_card"]
 
 
-def test_the_promotion_gate_reads_the_card(protected, team):
+def test_the_promotion_gate_reads_the_card(protected, team, owner):
     v2 = protected["v2"]
     request = governance_services.promotion_request_create(
         version=v2, actor=team["engineer"], kind="alias", target="champion", justification="Better AUC.")
-    assert _gate(request)["status"] == "not_available"
+    gate = _gate(request)
+    assert gate["status"] == "not_available" and not gate["blocking"] and gate["required"] is False  # advisory
+    governance_services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
+                                             approvals_required=2, required_gates=["model_card", "metrics"])
+    gate = _gate(request)
+    assert gate["status"] == "not_available" and gate["blocking"] and gate["required"]
+    assert gate["fix"] == {"label": "Write the model card", "url": "/models/churn/versions/2/card/"}
     card = services.card_create(version=v2, actor=team["engineer"])
     gate = _gate(request)
     assert gate["status"] == "failed" and gate["blocking"] and "Out-of-scope uses" in gate["detail"]
     fill(card, team["engineer"])
-    assert _gate(request)["status"] == "passed"
+    gate = _gate(request)
+    assert gate["status"] == "passed" and not gate["blocking"] and gate["fix"] is None
 
 
 def test_card_content_is_json_serialisable_and_hash_is_stable(protected, team):

@@ -61,17 +61,20 @@ def test_the_api_refusal_names_the_request_to_open(protected, owner, api_client_
     assert error["code"] == "PERMISSION_DENIED" and "POST /api/v1/promotions" in error["message"]
     assert error["details"]["promotion_request"] == {"model": "churn", "version": 2, "kind": "alias",
                                                      "target": "champion", "approvals_required": 2,
-                                                     "open_at": "/api/v1/promotions"}
+                                                     "open_at": "/api/v1/promotions",
+                                                     "request_url": "/models/churn/versions/2/promote/"
+                                                                    "?target=alias:champion"}
     stage = api_client_for(owner).post("/api/v1/models/churn/versions/2/stage", {"stage": "Production"},
                                        format="json")
     assert stage.status_code == 403 and stage.json()["error"]["code"] == "PERMISSION_DENIED"
 
 
-def test_the_page_refusal_is_a_readable_403(protected, owner, client):
+def test_the_page_answers_a_protected_move_with_the_request_form(protected, owner, client):
     client.force_login(owner)
-    response = client.post("/models/churn/aliases/", {"alias": "champion", "version": 2})
-    assert response.status_code == 403
-    assert b"is protected" in response.content
+    response = client.post("/models/churn/aliases/", {"alias": "champion", "version": 2}, follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain == [("/models/churn/versions/2/promote/?target=alias:champion", 302)]
+    assert b"@champion is protected" in response.content and b"Open request" in response.content
 
 
 def test_protection_is_for_maintainers_and_audited(protected, team, owner):
@@ -222,14 +225,14 @@ def test_gates_report_not_available_and_do_not_block_by_default(protected, team)
 
 def test_a_policy_can_make_not_available_block(protected, team, owner):
     services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
-                                  approvals_required=1, block_on_unavailable=True)
+                                  approvals_required=1, required_gates=None)
     request = request_champion(protected, team)
     request = services.promotion_approve(request=request, actor=team["r1"])
     assert request.state == PromotionState.APPROVED
     assert Alias.objects.get(name="champion").version == protected["v1"]
     assert AuditEvent.objects.filter(action="promotion.blocked").count() == 1
     services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
-                                  approvals_required=1, block_on_unavailable=False)
+                                  approvals_required=1, required_gates=["metrics"])
     request = services.promotion_execute(request=request, actor=team["engineer"])
     assert request.state == PromotionState.EXECUTED
     assert Alias.objects.get(name="champion").version == protected["v2"]
@@ -237,7 +240,7 @@ def test_a_policy_can_make_not_available_block(protected, team, owner):
 
 def test_metric_rules_compare_with_the_current_holder(protected, team, owner, make_version):
     services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
-                                  approvals_required=1, metric_rules=[
+                                  approvals_required=1, required_gates=["metrics"], metric_rules=[
                                       {"metric": "auc", "higher_is_better": True, "margin": 0.0},
                                       {"metric": "loss", "higher_is_better": False, "margin": 0.05}])
     worse = make_version(protected["model"], team["engineer"], metrics={"auc": 0.70, "loss": 0.52})

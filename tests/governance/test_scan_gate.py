@@ -19,7 +19,7 @@ def scan_gate(version, policy):
 def test_scan_gate_passes_clean_fails_quarantined_and_waits_for_pending(registered_model, owner, make_version,
                                                                        django_capture_on_commit_callbacks):
     policy = services.protected_target_set(model=registered_model, actor=owner, kind="alias", name="champion",
-                                           approvals_required=1, block_on_unavailable=True)
+                                           approvals_required=1, required_gates=None)
     with django_capture_on_commit_callbacks(execute=True):
         clean = make_version(registered_model, files={"model.pkl": pickle.dumps(benign_models()["ridge"])})
         evil = make_version(registered_model, files={"model.pkl": MALICIOUS["builtins.eval"][0]})

@@ -251,9 +251,12 @@ def test_every_audited_write_takes_its_locks_in_the_one_order(owner, staff, make
     mlrun = run("run_create", lambda: runs.run_create(actor=owner, experiment=experiment))
     run("run_update", lambda: runs.run_update(actor=owner, run=mlrun, status="FINISHED"))
     card = run("card_create", lambda: cards.card_create(version=v1, actor=owner))
+    run("review_policy_set", lambda: governance_services.review_policy_set(
+        model=model, actor=owner, card_approvers="both", card_min_completeness=1))
     run("card_submit", lambda: cards.card_submit(card=card, actor=owner))
     run("protected_target_set", lambda: governance_services.protected_target_set(
-        model=model, actor=owner, kind="alias", name="champion", approvals_required=1))
+        model=model, actor=owner, kind="alias", name="champion", approvals_required=1,
+        required_gates=["metrics"]))  # v1 has no files to scan or sign: the approval executes the move
     request = run("promotion_request_create", lambda: governance_services.promotion_request_create(
         version=v1, actor=owner, kind="alias", target="champion", justification="better"))
     run("promotion_approve", lambda: governance_services.promotion_approve(request=request, actor=reviewer))

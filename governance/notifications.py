@@ -1,0 +1,114 @@
+"""Review notifications: who is told what (by email) when a request or card awaits them or has been decided."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core import mail
+from django.core.cache import cache
+from django.urls import reverse
+
+from governance import selectors
+from governance.models import ModelCard, PromotionRequest
+
+# Domain events that someone should hear about, and whom they concern.
+TO_REVIEWERS = {"promotion.requested", "model_card.submitted"}
+TO_REQUESTER = {"promotion.executed", "promotion.rejected", "promotion.blocked", "promotion.expired",
+                "promotion.cancelled", "model_card.approved", "model_card.returned"}
+NOTIFIED_ACTIONS = TO_REVIEWERS | TO_REQUESTER
+SENT_MARK_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One email to send: recipients, subject and body."""
+
+    to: list[str]
+    subject: str
+    body: str
+
+
+def _absolute(path: str) -> str:
+    return f"{settings.STRATUM_BASE_URL}{path}"
+
+
+def _addresses(people: list[Any], actor_id: int | None) -> list[str]:
+    return sorted({p.email for p in people if p.email and p.is_active and p.pk != actor_id})
+
+
+def _promotion_notice(action: str, request: PromotionRequest, actor_name: str, actor_id: int | None
+                      ) -> Notice | None:
+    what = f"{request.model.name} version {request.version.number} → {request.target_label}"
+    link = _absolute(reverse("governance:promotion-detail", args=[request.pk]))
+    if action == "promotion.requested":
+        people = selectors.promotion_reviewers(version=request.version, requester=request.requested_by)
+        to = _addresses(people, actor_id)
+        subject = f"[Stratum] Review requested: {what} (#{request.pk})"
+        body = (f"{actor_name} asks to promote {what}. It needs {request.approvals_required} approval(s).\n\n"
+                f"Justification:\n{request.justification}\n\nReview it: {link}\n")
+        return Notice(to, subject, body) if to else None
+    requester = request.requested_by
+    if requester is None:
+        return None
+    to = _addresses([requester], actor_id)
+    outcome = {"promotion.executed": f"was approved and executed: version {request.version.number} now holds "
+                                     f"{request.target_label}",
+               "promotion.rejected": f"was rejected by {actor_name}",
+               "promotion.blocked": "was approved, but a required gate blocks the move until it passes",
+               "promotion.expired": "expired without a decision",
+               "promotion.cancelled": f"was cancelled by {actor_name}"}[action]
+    subject = f"[Stratum] Promotion #{request.pk} {action.split('.')[1]}: {what}"
+    return Notice(to, subject, f"Your request to promote {what} {outcome}.\n\nSee it: {link}\n") if to else None
+
+
+def _card_notice(action: str, card: ModelCard, actor_name: str, actor_id: int | None, note: str) -> Notice | None:
+    what = f"the model card of {card.model.name} version {card.version.number}"
+    link = _absolute(reverse("governance:card", args=[card.model.name, card.version.number]))
+    if action == "model_card.submitted":
+        to = _addresses(selectors.card_reviewers(card=card), actor_id)
+        subject = f"[Stratum] Card review requested: {card.model.name} v{card.version.number}"
+        body = (f"{actor_name} sent {what} for review ({card.completeness}% complete, revision {card.revision}).\n\n"
+                f"Review it: {link}\n")
+        return Notice(to, subject, body) if to else None
+    if card.submitted_by is None:
+        return None
+    to = _addresses([card.submitted_by], actor_id)
+    verdict = "approved" if action == "model_card.approved" else "returned to draft"
+    body = f"{actor_name} {verdict} {what}.\n" + (f"\nComment:\n{note}\n" if note else "") + f"\nSee it: {link}\n"
+    return Notice(to, f"[Stratum] Model card {verdict}: {card.model.name} v{card.version.number}", body) \
+        if to else None
+
+
+def notice_for(*, action: str, target_id: int, actor_id: int | None, actor_name: str, note: str = ""
+               ) -> Notice | None:
+    """Return the email a committed event calls for (None when it concerns nobody with an address)."""
+    if action.startswith("promotion."):
+        request = (PromotionRequest.objects.select_related("model", "version", "requested_by")
+                   .filter(pk=target_id).first())
+        return _promotion_notice(action, request, actor_name, actor_id) if request else None
+    card = ModelCard.objects.select_related("model", "version", "submitted_by").filter(pk=target_id).first()
+    return _card_notice(action, card, actor_name, actor_id, note) if card else None
+
+
+def notification_send(*, action: str, target_id: int, actor_id: int | None, actor_name: str, mark: str,
+                      note: str = "") -> int:
+    """Email whoever the event concerns, once per `mark` (each event gets its own when queued, so a redelivered or
+    retried task sends nothing twice); return how many messages went out."""
+    if action not in NOTIFIED_ACTIONS:
+        return 0
+    notice = notice_for(action=action, target_id=target_id, actor_id=actor_id, actor_name=actor_name, note=note)
+    if notice is None:
+        return 0
+    key = f"notified:{mark}"
+    if not cache.add(key, 1, timeout=SENT_MARK_SECONDS):
+        return 0
+    try:
+        messages = [mail.EmailMessage(notice.subject, notice.body, settings.DEFAULT_FROM_EMAIL, [address])
+                    for address in notice.to]  # one message each: reviewers do not see each other's addresses
+        with mail.get_connection() as connection:
+            return connection.send_messages(messages) or 0
+    except Exception:
+        cache.delete(key)  # not sent: a retry may try again
+        raise
