@@ -59,6 +59,8 @@ def test_a_worker_scans_converts_and_signs_from_the_object_store(owner, tmp_path
     keys = {o["Key"] for o in s3_artifacts.client().list_objects_v2(Bucket="stratum-test", Prefix=prefix + "/")
             .get("Contents", [])}
     signature = VersionSignature.objects.get(version=version)
-    assert signature.manifest == {a.path: a.blob_id for a in Artifact.objects.filter(version=version)}
+    signed_files = {p: sha for p, sha in signature.manifest.items() if not p.startswith(".stratum/")}  # + the AI-BOM
+    assert signed_files == {a.path: a.blob_id for a in Artifact.objects.filter(version=version)}
+    assert ".stratum/bom.cdx.json" in signature.manifest
     assert f"{prefix}/{onnx.blob.storage_name}" in keys and f"{prefix}/{signature.bundle.storage_name}" in keys
     assert not (tmp_path / "worker-local" / "blobs").exists()  # nothing of it on the worker's local disk
