@@ -210,9 +210,15 @@ def bench_search(api: Api, prefix: str, count: int, teams: int, repeats: int) ->
         "tag AND name prefix (page)": f"tags.team = 'team-{(team + 1) % teams}' AND name LIKE '{prefix}-%'",
     }
     url = api.url("models")
+    return time_pages(api, {label: (url, {"filter": text}) for label, text in queries.items()}, repeats)
+
+
+def time_pages(api: Api, queries: dict[str, tuple[str, dict[str, str]]], repeats: int
+               ) -> dict[str, tuple[Latencies, int]]:
+    """Time 100-row pages of each (url, params) `repeats` times; return latencies and the rows of each page."""
     out: dict[str, tuple[Latencies, int]] = {}
-    for label, text in queries.items():
-        params = {"filter": text, "max_results": 100}
+    for label, (url, params) in queries.items():
+        params = {**params, "max_results": 100}
         hits = len(api.call("GET", url, params=params)["results"])
         result = Latencies()
         start = time.perf_counter()
@@ -237,18 +243,7 @@ def bench_word_search(api: Api, repeats: int) -> dict[str, tuple[Latencies, int]
         "versions q=retrain scale-05": (api.url("versions"), {"q": "retrain scale-05"}),
         "one model's versions q=retrain": (api.url("models", "scale-05000", "versions"), {"q": "retrain"}),
     }
-    out: dict[str, tuple[Latencies, int]] = {}
-    for label, (url, params) in queries.items():
-        params = {**params, "max_results": 100}
-        hits = len(api.call("GET", url, params=params)["results"])
-        result = Latencies()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            elapsed, response = api.timed("GET", url, params=params)
-            result.record(elapsed, response.status_code)
-        result.wall = time.perf_counter() - start
-        out[label] = (result, hits)
-    return out
+    return time_pages(api, queries, repeats)
 
 
 @dataclass

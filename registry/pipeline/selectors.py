@@ -82,39 +82,45 @@ def artifact_quarantined(*, artifact: Artifact) -> bool:
     return artifact_trust(artifact).state == TrustState.QUARANTINED
 
 
+def _signature_verdict(signature: VersionSignature, last: Any, current: dict[str, str]
+                       ) -> tuple[str, str, dict[str, str], list[str]]:
+    """(status, detail, signed files, signed documents) of a signature against the version's current tree and its
+    latest verification (None when never verified)."""
+    from registry.pipeline.signing import SIGNED_DOCUMENT_DIR
+
+    # The documents a signature covers besides the files (the AI-BOM) are checked by verification, not here.
+    documents = sorted(p for p in signature.manifest if p.split("/")[0] == SIGNED_DOCUMENT_DIR)
+    signed = {p: sha for p, sha in signature.manifest.items() if p not in documents}
+    changed = sorted(p for p in signed if p in current and current[p] != signed[p])
+    added, removed = sorted(set(current) - set(signed)), sorted(set(signed) - set(current))
+    if changed or added or removed:
+        parts = [f"{label}: {', '.join(f)}" for label, f in
+                 (("changed", changed), ("added", added), ("removed", removed)) if f]
+        return "failed", "Files differ from the signed tree — " + "; ".join(parts) + ".", signed, documents
+    if last is not None and not last.ok:
+        return "failed", last.detail, signed, documents
+    return "verified", f"Signed tree of {len(signed)} file(s) verified.", signed, documents
+
+
 def version_signature_status(*, version: ModelVersion) -> dict[str, Any]:
     """Return the signature state a gate and a page show: unsigned, verified or failed (with the files named)."""
     signature = VersionSignature.objects.filter(version=version).first()
     if signature is None:
         return {"status": "unsigned", "detail": "The version has not been signed.", "signature": None}
     last = signature.verifications.first()
-    from registry.pipeline.signing import SIGNED_DOCUMENT_DIR
-
     current = dict(Artifact.objects.filter(version=version).values_list("path", "blob_id"))
-    # The documents a signature covers besides the files (the AI-BOM) are checked by verification, not here.
-    documents = sorted(p for p in signature.manifest if p.split("/")[0] == SIGNED_DOCUMENT_DIR)
-    signed = {p: sha for p, sha in signature.manifest.items() if p not in documents}
-    changed = sorted(p for p in signed if p in current and current[p] != signed[p])
-    added, removed = sorted(set(current) - set(signed)), sorted(set(signed) - set(current))
+    status, detail, signed, documents = _signature_verdict(signature, last, current)
     info = {"id": signature.pk, "key_fingerprint": signature.key_fingerprint,
             "signed_at": signature.signed_at.isoformat(), "bundle_sha256": signature.bundle_id,
             "files": len(signed), "documents": documents,
             "last_verified_at": last.verified_at.isoformat() if last else None}
-    if changed or added or removed:
-        parts = [f"{label}: {', '.join(f)}" for label, f in
-                 (("changed", changed), ("added", added), ("removed", removed)) if f]
-        return {"status": "failed", "detail": "Files differ from the signed tree — " + "; ".join(parts) + ".",
-                "signature": info}
-    if last is not None and not last.ok:
-        return {"status": "failed", "detail": last.detail, "signature": info}
-    return {"status": "verified", "detail": f"Signed tree of {len(signed)} file(s) verified.", "signature": info}
+    return {"status": status, "detail": detail, "signature": info}
 
 
 def versions_signature_state(*, version_ids: list[int]) -> dict[int, str]:
     """Each version's signature state as version_signature_status names it (unsigned, verified or failed), for a
     page of versions in three queries: the latest signatures, their latest verifications, the current trees."""
     from registry.models import SignatureVerification
-    from registry.pipeline.signing import SIGNED_DOCUMENT_DIR
 
     latest: dict[int, VersionSignature] = {}
     for signature in VersionSignature.objects.filter(version_id__in=version_ids).order_by(
@@ -134,7 +140,5 @@ def versions_signature_state(*, version_ids: list[int]) -> dict[int, str]:
         if signature is None:
             states[vid] = "unsigned"
             continue
-        signed = {p: sha for p, sha in signature.manifest.items() if p.split("/")[0] != SIGNED_DOCUMENT_DIR}
-        check = last.get(signature.pk)
-        states[vid] = "failed" if signed != trees[vid] or (check is not None and not check.ok) else "verified"
+        states[vid] = _signature_verdict(signature, last.get(signature.pk), trees[vid])[0]
     return states
