@@ -5,14 +5,12 @@ SQLite by default, PostgreSQL (restored into <name>_restore) when DATABASE_URL p
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -27,6 +25,7 @@ from governance.models import CardExportJob
 from registry.artifacts.storage import artifact_storage
 from registry.models import Blob, RegisteredModel
 from tests.conftest import free_port, need_service
+from tests.integration.uwsgi_support import wait_healthy
 from tests.registry.mlflow_support import mlflow_env  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -83,20 +82,8 @@ def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen([*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"], env=env, cwd=ROOT,
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the restored server exited: {log.read_text()[-2000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail("the restored server did not answer /healthz within 90 s")
-        time.sleep(0.3)
+    wait_healthy(proc, port, log, "the restored server")
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def test_backup_wipe_restore_verify_and_load_the_champion(mlflow_env, owner, tmp_path, monkeypatch):  # noqa: F811

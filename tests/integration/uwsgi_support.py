@@ -20,6 +20,25 @@ ROOT = Path(__file__).resolve().parents[2]
 UWSGI = Path(sys.executable).with_name("uwsgi")
 
 
+def wait_healthy(proc: subprocess.Popen, port: int, log: Path, what: str, seconds: float = 90) -> None:
+    """Wait until the server `proc` answers GET /healthz on `port` with 200; fail the test with the end of its log
+    when it exits first or does not answer within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not answer /healthz within {seconds:.0f} s")
+        time.sleep(0.3)
+
+
 @contextmanager
 def uwsgi_stratum(var: Path, *, processes: int, env_after_setup: dict[str, str] | None = None,
                   env: dict[str, str] | None = None) -> Iterator[tuple[int, str]]:
@@ -50,20 +69,7 @@ def uwsgi_stratum(var: Path, *, processes: int, env_after_setup: dict[str, str] 
     proc = subprocess.Popen([str(UWSGI), "--ini", str(ROOT / "deploy" / "uwsgi.ini")], env=env, cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"uWSGI exited with {proc.returncode}: {(var / 'uwsgi.log').read_text()[-2000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("uWSGI did not answer /healthz within 90 s")
-            time.sleep(0.3)
+        wait_healthy(proc, port, var / "uwsgi.log", "uWSGI")
         yield port, token
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
