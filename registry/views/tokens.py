@@ -26,24 +26,21 @@ class TokenListView(LoginRequiredMixin, View):
 
     template_name = "registry/tokens.html"
 
-    def _render(
-        self, request: HttpRequest, form: TokenCreateForm, status: int = 200, **extra: Any
-    ) -> HttpResponse:
+    def _render(self, request: HttpRequest, form: TokenCreateForm, status: int = 200,
+                just_created: dict[str, Any] | None = None) -> HttpResponse:
         tokens = list(selectors.token_list(actor=request.user))
-        context = {"form": form, "tokens": tokens, "now": timezone.now(), **extra}
+        context: dict[str, Any] = {"form": form, "tokens": tokens, "now": timezone.now()}
+        created = next((t for t in tokens if just_created and t.pk == just_created["id"]), None)
+        if created is not None:
+            context.update(created=created, raw_token=just_created["raw"])
         response = render(request, self.template_name, context, status=status)
         add_never_cache_headers(response)
         return response
 
     def get(self, request: HttpRequest) -> HttpResponse:
         """List the tokens with an empty creation form; right after a creation, its secret once."""
-        created = request.session.pop(JUST_CREATED, None)  # popped: a refresh shows the list without the secret
-        extra: dict[str, Any] = {}
-        if created:
-            token = next((t for t in selectors.token_list(actor=request.user) if t.pk == created["id"]), None)
-            if token is not None:
-                extra = {"created": token, "raw_token": created["raw"]}
-        return self._render(request, TokenCreateForm(), **extra)
+        # Popped: a refresh shows the list without the secret.
+        return self._render(request, TokenCreateForm(), just_created=request.session.pop(JUST_CREATED, None))
 
     def post(self, request: HttpRequest) -> HttpResponse:
         """Create a token, then redirect to the list (post/redirect/get: a refresh never creates a second one),
