@@ -215,7 +215,9 @@ def prediction_trace(*, actor, request_id: str) -> dict[str, Any]:
     records = list(PredictionRecord.objects.filter(request_id=request_id, at__gte=cutoff)
                    .select_related("endpoint__environment", "version__model", "deployment", "batch")
                    .order_by("-at", "-pk")[:20])
-    records = [r for r in records if registry_permissions.can_view(actor, r.version.model)]
+    models = {r.version.model_id: r.version.model for r in records}  # one permission check per model, not per row
+    visible = {pk for pk, model in models.items() if registry_permissions.can_view(actor, model)}
+    records = [r for r in records if r.version.model_id in visible]
     if not records:
         raise NotFound(f"No prediction with request id {request_id!r} in the last "
                        f"{settings.STRATUM_PREDICTION_RETENTION_DAYS} days that you may see.")

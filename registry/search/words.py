@@ -80,6 +80,13 @@ def understand(text: str | None) -> Understood | None:
     return Understood(kind="words", text=text, words=split_words(text))
 
 
+def understand_box(words: str, expression: str = "") -> Understood | None:
+    """What the models page's box holds: its text (`q`), classified, or else an old address's `filter=`."""
+    if words.strip():
+        return understand(words)
+    return Understood(kind="filter", text=expression.strip()) if expression.strip() else None
+
+
 def words_q(words: tuple[str, ...], *, fields: tuple[str, ...], tag_model: type, owner_field: str) -> Q:
     """Rows where every word appears (case-insensitive) in one of `fields` or in one of the row's tag values."""
     q = Q()

@@ -18,7 +18,7 @@ from registry.filters import ModelFilter
 from registry.models import RegisteredModel
 from registry.pipeline import triggers
 from registry.pipeline.scan.trust import TrustState, VersionTrust, versions_trust
-from registry.search.words import Understood, understand
+from registry.search.words import understand_box
 from registry.views.common import form_error, get_model, get_version, protected_move_redirect
 from registry.views.forms import AliasSetForm, ModelCreateForm, RetrainRuleForm
 
@@ -40,10 +40,9 @@ class ModelListView(LoginRequiredMixin, View):
         form_params = params.copy()
         form_params["q"] = words or expression
         form = ModelFilter(form_params).form
-        page, error, status = None, None, 200
-        understood = Understood(kind="filter", text=expression) if expression and not words else None
+        page, error, status, understood = None, None, 200, None
         try:
-            understood = understand(words) if words else understood
+            understood = understand_box(words, expression)
             if understood is not None:
                 params["filter" if understood.kind == "filter" else "q"] = understood.text
             models = selectors.model_list(actor=request.user, filters=params)
