@@ -66,7 +66,7 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-def _latest_metric(key: str) -> Subquery:
+def latest_metric_value(key: str) -> Subquery:
     """The run's latest value of metric `key` (highest step, then latest timestamp, then largest value)."""
     return Subquery(RunMetric.objects.filter(run=OuterRef("pk"), key=key)
                     .order_by("-step", "-timestamp", "-value", "-pk").values("value")[:1])
@@ -152,7 +152,7 @@ def _order(qs: QuerySet[Run], order_by: Iterable[str]) -> QuerySet[Run]:
                                   f"'{sorted([*_STRING_ATTRIBUTES, *_NUMERIC_ATTRIBUTES])}'")
             expr: Any = F(column)
         elif kind == "metric":
-            qs = qs.annotate(**{f"_order_{i}": _latest_metric(key)})
+            qs = qs.annotate(**{f"_order_{i}": latest_metric_value(key)})
             expr = F(f"_order_{i}")
         elif kind in ("parameter", "tag"):
             rows = (RunParam if kind == "parameter" else RunTag).objects.filter(run=OuterRef("pk"), key=key)

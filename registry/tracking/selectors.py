@@ -31,8 +31,8 @@ from registry.models import (
     TrackedArtifact,
 )
 from registry.tracking.experiments import experiment_get, experiments_visible
-from registry.tracking.run_search import run_search
-from registry.tracking.runs import runs_visible
+from registry.tracking.run_search import latest_metric_value, run_search
+from registry.tracking.runs import latest_metric_points, runs_visible
 
 KEYS_FROM_RUNS = 200  # the newest runs whose metric and param keys the column picker offers
 MAX_COLUMNS = 8  # chosen metric columns and param columns each
@@ -114,9 +114,7 @@ def run_table(*, actor: Any, experiment: Experiment, filter_string: str = "", or
                     order_by=[order] if order.strip() else [])
     annotations: dict[str, Any] = {}
     for i, key in enumerate(metric_columns):
-        annotations[f"col_metric_{i}"] = Subquery(
-            RunMetric.objects.filter(run=OuterRef("pk"), key=key)
-            .order_by("-step", "-timestamp", "-value", "-pk").values("value")[:1])
+        annotations[f"col_metric_{i}"] = latest_metric_value(key)
     for i, key in enumerate(param_columns):
         annotations[f"col_param_{i}"] = Subquery(
             RunParam.objects.filter(run=OuterRef("pk"), key=key).values("value")[:1])
@@ -264,10 +262,8 @@ def run_comparison(*, actor: Any, selection: str | None) -> Comparison:
         raise NotFound(f"No such run: {missing[0]}.")
     runs = [found[r] for r in ids]
     metrics: dict[str, dict[str, Any]] = {r: {} for r in ids}
-    for run_id, key, value in (RunMetric.objects.filter(run_id__in=ids).order_by("run_id", "key", "step", "timestamp",
-                                                                                  "pk")
-                               .values_list("run_id", "key", "value")):
-        metrics[run_id][key] = value  # the last point wins: the latest value
+    for point in latest_metric_points(ids):
+        metrics[point.run_id][point.key] = point.value
     params: dict[str, dict[str, Any]] = {r: {} for r in ids}
     for run_id, key, value in RunParam.objects.filter(run_id__in=ids).values_list("run_id", "key", "value"):
         params[run_id][key] = value
