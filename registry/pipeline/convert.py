@@ -152,7 +152,7 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
     from registry.models import Artifact
     from registry.pipeline import jobs
     from registry.pipeline.loader import run_sandboxed
-    from registry.pipeline.selectors import artifact_quarantined
+    from registry.pipeline.scan.trust import artifact_trust
 
     artifact = Artifact.objects.select_related("blob", "version__model").filter(pk=job.artifact_id).first()
     if artifact is None or artifact.blob_id != job.params.get("sha256"):
@@ -160,7 +160,7 @@ def artifact_convert_run(job: Any) -> dict[str, Any]:
     if artifact.format not in ("pickle", "joblib"):
         raise ConversionFailed(f"{artifact.path} is {artifact.format}, not a scikit-learn pickle or joblib file")
     _wait_for_scan(artifact)
-    if artifact_quarantined(artifact=artifact):
+    if not artifact_trust(artifact).servable:
         raise ConversionFailed(f"{artifact.path} is quarantined (it has not scanned clean and no four-eyes release "
                                "covers it); it is never loaded")
     actor = get_user_model().objects.filter(pk=job.params.get("actor")).first() or artifact.version.creator

@@ -22,7 +22,7 @@ from registry.pipeline.scan.trust import (  # the trust predicate, for the other
     versions_trust,
 )
 
-__all__ = ["CLEAN", "NO_ARTIFACTS", "PENDING", "QUARANTINED", "TrustState", "artifact_quarantined", "artifact_trust",
+__all__ = ["CLEAN", "NO_ARTIFACTS", "PENDING", "QUARANTINED", "TrustState", "artifact_trust",
            "ensure_digest_servable", "quarantined_digests", "version_jobs", "version_scan_status",
            "version_signature_status", "versions_signature_state", "versions_trust"]
 
@@ -73,13 +73,6 @@ def version_scan_status(*, version: ModelVersion) -> dict[str, Any]:
         if released:
             detail = f"All {len(rows)} file(s) scanned clean or released after review ({', '.join(released)})."
     return {"status": status, "detail": detail, "artifacts": rows, "released": released}
-
-
-def artifact_quarantined(*, artifact: Artifact) -> bool:
-    """Whether an artifact's current content may not be loaded: quarantined (and not released), or not scanned yet."""
-    if not ArtifactScan.objects.filter(artifact=artifact, blob_id=artifact.blob_id).exists():
-        return True
-    return artifact_trust(artifact).state == TrustState.QUARANTINED
 
 
 def _signature_verdict(signature: VersionSignature, last: Any, current: dict[str, str]
