@@ -98,7 +98,8 @@ class PromotionOutput(serializers.ModelSerializer):
         """True while the request is back in review because approvals went stale and the quorum is not met again."""
         return evidence.staleness(obj)[0]
 
-    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), help_text=(
+        "What changed since the stale approvals, one sentence each (empty unless `stale`).")))
     def get_stale_reasons(self, obj: PromotionRequest) -> list[str]:
         """What changed since the stale approvals (empty unless `stale`)."""
         return evidence.staleness(obj)[1]
