@@ -3,6 +3,7 @@ the request returns to review, reviewers are told, and execution is refused unti
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -254,7 +255,7 @@ def test_the_authoritative_check_refuses_when_counted_approvals_saw_other_eviden
     services.promotion_approve(request=request, actor=team["r1"])
     ModelVersion.objects.filter(pk=protected["v2"].pk).update(metrics={"auc": 0.1})
     request = PromotionRequest.objects.select_related("model", "version").get(pk=request.pk)
-    with pytest.raises(evidence.ApprovalsStale, match="candidate metric auc changed: 0.85 → 0.1"):
+    with pytest.raises(evidence.ApprovalsStale, match=re.escape("candidate metric auc changed: 0.85 → 0.1")):
         evidence.ensure_current(request)
 
 
