@@ -203,7 +203,7 @@ def changes(then: Snapshot | None, now: Snapshot, request: PromotionRequest) -> 
             for key in keys if then.get(key) != now.get(key)]
 
 
-def _reason(change: Change, request: PromotionRequest, keys: set[str]) -> str | None:
+def _reason(change: Change, request: PromotionRequest, keys: dict[str, Change]) -> str | None:
     """The sentence that says why an approval went stale because of `change` (None: another change says it)."""
     key, then, now = change.key, change.then, change.now
     if key == "holder":
@@ -225,10 +225,17 @@ def _reason(change: Change, request: PromotionRequest, keys: set[str]) -> str | 
             return f"model card written: revision {now}"
         if now is None:
             return "model card removed"
+        if "card.sha256" not in keys and "card.state" in keys:
+            return None  # a review step, not an edit: the state's reason says it
         return f"card edited: revision {then} → {now}"
     if key == "card.state":
-        return None if then is None or now is None else f"card {_show(then).replace('_', ' ')} → " \
-                                                         f"{_show(now).replace('_', ' ')}"
+        if then is None or now is None:
+            return None
+        step = f"card {_show(then).replace('_', ' ')} → {_show(now).replace('_', ' ')}"
+        revision = keys.get("card.revision")
+        if "card.sha256" in keys or revision is None:
+            return step
+        return f"{step} (revision {_show(revision.then)} → {_show(revision.now)})"
     if key == "card.sha256":
         return None if "card.revision" in keys else "card content changed"
     if key == "signature.status":
@@ -269,7 +276,7 @@ def _reason(change: Change, request: PromotionRequest, keys: set[str]) -> str | 
 
 def reasons(found: list[Change], request: PromotionRequest) -> list[str]:
     """Say why an approval went stale, one sentence per change that matters (no repeats)."""
-    keys = {c.key for c in found}
+    keys = {c.key: c for c in found}
     return list(dict.fromkeys(r for c in found if (r := _reason(c, request, keys))))
 
 

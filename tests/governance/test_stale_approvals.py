@@ -115,6 +115,16 @@ def test_a_card_edit_makes_the_approval_stale(protected, team, django_capture_on
     assert why == [f"card edited: revision {before} → {before + 1}"]
 
 
+def test_a_card_review_step_makes_the_approval_stale_and_says_it_was_not_an_edit(
+        protected, team, django_capture_on_commit_callbacks):
+    card = fill(card_services.card_create(version=protected["v2"], actor=team["engineer"]), team["engineer"])
+    request = ask(protected["v2"], team)
+    before = card.revision
+    why = _stale_after(request, team, lambda: card_services.card_submit(card=card, actor=team["engineer"]),
+                       django_capture_on_commit_callbacks)
+    assert why == [f"card draft → in review (revision {before} → {before + 1})"]
+
+
 def test_a_candidate_metric_change_makes_the_approval_stale(protected, team, django_capture_on_commit_callbacks):
     request = ask(protected["v2"], team)
     why = _stale_after(request, team, lambda: registry_services.version_update(
@@ -276,6 +286,10 @@ def test_reviewers_are_emailed_when_approvals_go_stale(protected, team, django_c
     assert "Back to review" in message.subject and "candidate metric auc changed: 0.85 → 0.84" in message.body
     assert f"/promotions/{request.pk}/" in message.body
     assert selectors.review_waiting_count(actor=team["r1"]) == 1  # the inbox badge counts it again
+    inbox = login(team["r1"]).get("/reviews/").content.decode()
+    row = inbox[inbox.index(f"/promotions/{request.pk}/"):]
+    row = row[:row.index("</tr>")]
+    assert "0 / 2" in row and "Back in review" in row
 
 
 def test_the_api_shows_stale_and_why(protected, team, api_client_for, django_capture_on_commit_callbacks):
