@@ -410,3 +410,34 @@ def test_a_card_edit_racing_the_final_approval_never_executes_on_stale_evidence(
 
 def owner_of(protected):
     return protected["model"].owner
+
+
+def test_lists_show_staleness_in_a_fixed_number_of_queries(protected, team, make_version, api_client_for,
+                                                           django_capture_on_commit_callbacks):
+    from django.test.utils import CaptureQueriesContext
+
+    client = api_client_for(team["r2"])
+
+    def counts() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as api:
+            assert client.get("/api/v1/promotions?state=open").status_code == 200
+        with CaptureQueriesContext(connection) as page:
+            assert login(team["r2"]).get("/reviews/").status_code == 200
+        return len(api), len(page)
+
+    def stale_request(metrics: dict) -> None:
+        version = make_version(protected["model"], team["engineer"], metrics=metrics)
+        request = ask(version, team)
+        services.promotion_approve(request=request, actor=team["r1"])
+        with django_capture_on_commit_callbacks(execute=True):
+            registry_services.version_update(version=version, actor=team["engineer"],
+                                             metrics={**metrics, "auc": 0.5})
+
+    stale_request({"auc": 0.9})
+    one = counts()
+    stale_request({"auc": 0.91})
+    stale_request({"auc": 0.92})
+    three = counts()
+    assert three[0] <= one[0] and three[1] <= one[1], (one, three)  # the first call also checks the token
+    body = client.get("/api/v1/promotions?state=open").json()["results"]
+    assert len(body) == 3 and all(r["stale"] for r in body)
