@@ -277,7 +277,9 @@ def _reason(change: Change, request: PromotionRequest, keys: dict[str, Change]) 
 def reasons(found: list[Change], request: PromotionRequest) -> list[str]:
     """Say why an approval went stale, one sentence per change that matters (no repeats)."""
     keys = {c.key: c for c in found}
-    return list(dict.fromkeys(r for c in found if (r := _reason(c, request, keys))))
+    said = list(dict.fromkeys(r for c in found if (r := _reason(c, request, keys))))
+    # Every change counts, even one no sentence above covers (a newer dataset version deleted again): say it plainly.
+    return said or [f"{c.label}: {_show(c.then)} → {_show(c.now)}" for c in found]
 
 
 def _brief(value: Any) -> str:

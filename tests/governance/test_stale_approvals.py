@@ -441,3 +441,15 @@ def test_lists_show_staleness_in_a_fixed_number_of_queries(protected, team, make
     assert three[0] <= one[0] and three[1] <= one[1], (one, three)  # the first call also checks the token
     body = client.get("/api/v1/promotions?state=open").json()["results"]
     assert len(body) == 3 and all(r["stale"] for r in body)
+
+
+def test_every_change_is_said_even_one_no_sentence_covers(protected, team):
+    request = ask(protected["v2"], team)
+    then = {"holder": 1, "lineage.dataset:iris@1": True, "lineage.dataset:iris@1.newer": "2",
+            "lineage.dataset:iris@1.erasure": False, "holder.metrics.auc": 0.8}
+    now = {**then, "lineage.dataset:iris@1.newer": None}
+    assert evidence.reasons(evidence.changes(then, now, request), request) == ["dataset iris@1: newer version: 2 → —"]
+    moved = {**then, "holder": 3, "holder.metrics.auc": 0.9}
+    assert evidence.reasons(evidence.changes(then, moved, request), request) == ["champion moved from v1 to v3"]
+    assert evidence.diff_rows(evidence.changes({"card.sha256": "a" * 64}, {"card.sha256": "b" * 64}, request)) == [
+        {"field": "model card sha256", "then": "aaaaaaaaaaaa…", "now": "bbbbbbbbbbbb…"}]
