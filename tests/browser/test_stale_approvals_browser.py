@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 from governance import services as governance_services
 from registry import services
 from registry.models import Alias
+from tests.browser.conftest import assert_no_serious_axe_violations
 from tests.browser.test_governance_browser import sign_in
 from tests.browser.test_review_flow_browser import churn  # noqa: F401  (the fixture)
 
@@ -38,6 +39,7 @@ def test_a_reviewer_sees_the_stale_marker_and_the_diff_and_approves_again(page: 
     expect(row).to_contain_text("0.986")
     expect(row).to_contain_text("→ 0.975")
     expect(page.locator(".promotion-state")).to_have_text("Open")
+    assert_no_serious_axe_violations(page)
 
     # Back in rita's inbox; she approves again, on what holds now.
     reviews = page.get_by_role("navigation", name="Main").get_by_role("link", name="Reviews")
