@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -360,6 +361,7 @@ def test_a_card_edit_racing_the_final_approval_never_executes_on_stale_evidence(
     if connection.vendor != "postgresql":
         need_service("PostgreSQL", "DATABASE_URL does not point at PostgreSQL (CI sets it)")
     card = fill(card_services.card_create(version=protected["v2"], actor=team["engineer"]), team["engineer"])
+    seen: set[str] = set()
     for round_number in range(4):
         request = ask(protected["v2"], team)
         services.promotion_approve(request=request, actor=team["r1"])
@@ -378,6 +380,8 @@ def test_a_card_edit_racing_the_final_approval_never_executes_on_stale_evidence(
         def edit(card=card, barrier=barrier, outcomes=outcomes, n=round_number) -> None:
             try:
                 barrier.wait()
+                if n % 2:
+                    time.sleep(1.0)  # give the approval a head start: both orders are exercised
                 card_services.card_update(card=card, actor=team["engineer"], section="caveats_recommendations",
                                           values={"limitations": f"Round {n}."})
                 outcomes["edit"] = "edited"
@@ -394,6 +398,7 @@ def test_a_card_edit_racing_the_final_approval_never_executes_on_stale_evidence(
         assert outcomes["edit"] == "edited", outcomes
         request.refresh_from_db()
         r1 = decision(request, team["r1"])
+        seen.add(request.state)
         if request.state == PromotionState.EXECUTED:
             # The approval won the lock: it executed on the evidence both approvals saw, before the edit.
             assert outcomes["approve"] == PromotionState.EXECUTED and not r1.stale
@@ -406,6 +411,7 @@ def test_a_card_edit_racing_the_final_approval_never_executes_on_stale_evidence(
             assert Alias.objects.get(name="champion").version == protected["v1"]
             services.promotion_cancel(request=request, actor=team["engineer"])
         card.refresh_from_db()
+    assert seen == {PromotionState.EXECUTED, PromotionState.OPEN}, seen
 
 
 def owner_of(protected):
