@@ -306,7 +306,7 @@ def standards_applied(facts: Facts) -> Section:
     s = Section(7, "standards_applied",
                 "A list of the harmonised standards applied, and of other relevant standards and technical "
                 "specifications applied")
-    applied = [{"name": f"CycloneDX {facts.bom['spec']} (ECMA-424) ML-BOM",
+    applied = [{"name": f"CycloneDX {facts.bom['spec']} ML-BOM",
                 "how": "the version's AI-BOM, validated against the official JSON schema"
                        + (" and covered by the version's signature" if facts.bom_signed else "")}]
     sig = facts.signature

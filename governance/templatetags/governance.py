@@ -52,3 +52,11 @@ def can_handle_erasure(user: Any) -> bool:
     from governance.permissions import can_handle_erasure as allowed
 
     return allowed(user)
+
+
+@register.filter
+def card_field_label(path: str) -> str:
+    """Return the readable label of a model card field's dotted path ("intended_use.primary_uses")."""
+    from governance.cards.schema import label_of
+
+    return label_of(str(path))
