@@ -177,8 +177,15 @@ def _decision_row(d: Any) -> dict[str, Any]:
     # Approvals go stale when their evidence changes (a later addition to PromotionDecision); read with defaults
     # so this document works on registries with and without those fields.
     return {"reviewer": d.reviewer_username, "decision": Decision(d.decision).label, "comment": d.comment,
-            "at": _iso(d.created_at), "stale": bool(getattr(d, "stale", False)),
-            "stale_reasons": list(getattr(d, "stale_reasons", None) or [])}
+            "at": _iso(d.created_at), "stale": bool(getattr(d, "stale", False)), "stale_reasons": _stale_reasons(d)}
+
+
+def _stale_reasons(d: Any) -> list[str]:
+    reasons = getattr(d, "stale_reasons", None)
+    if reasons:
+        return [str(r) for r in reasons] if isinstance(reasons, (list, tuple)) else [str(reasons)]
+    reason = getattr(d, "stale_reason", "")
+    return [str(reason)] if reason else []
 
 
 def approval_record(facts: Facts) -> list[dict[str, Any]]:

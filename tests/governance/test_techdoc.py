@@ -204,7 +204,8 @@ def test_the_card_page_links_to_the_document(seeded, client):
                                      data__sha256=download["X-Document-SHA256"]).exists()
 
 
-def test_queries_do_not_grow_with_the_history(registered_model, make_version, owner):
+def test_queries_do_not_grow_with_the_history(registered_model, make_version, owner,
+                                              django_assert_max_num_queries):
     v1, v2 = make_version(registered_model, owner), make_version(registered_model, owner)
 
     def count() -> int:
@@ -218,3 +219,51 @@ def test_queries_do_not_grow_with_the_history(registered_model, make_version, ow
         registry_services.alias_set(model=registered_model, alias="champion", version=v1, actor=owner)
         registry_services.version_transition_stage(version=v1, actor=owner, stage="Staging")
     assert count() == before
+    # The generation adds its transaction, the chain head, the audit insert and the event read back.
+    with django_assert_max_num_queries(before + 4):
+        services.techdoc_generate(version=v1, actor=owner)
+
+
+def test_gateway_metrics_analyses_and_drift_checks_come_from_the_serving_app(registered_model, make_version, owner):
+    from django.utils import timezone
+
+    from deployments.models import AnalysisRun, Deployment, Endpoint, Environment, TrafficStat
+
+    v1, v2 = make_version(registered_model, owner), make_version(registered_model, owner)
+    env = Environment.objects.create(name="production")
+    endpoint = Endpoint.objects.create(name="churn-prod", environment=env, model=registered_model, routing={
+        "routes": [{"version_id": v1.pk, "number": 1, "weight": 90, "role": "stable"},
+                   {"version_id": v2.pk, "number": 2, "weight": 10, "role": "canary"}]})
+    rollout = Deployment.objects.create(endpoint=endpoint, strategy="canary", phase="progressing", stable_version=v1,
+                                        candidate_version=v2, weight=10, analysis={"max_error_rate": 0.01},
+                                        steps=[{"set_weight": 10}, {"analysis": {}}], started_at=timezone.now())
+    now = timezone.now().replace(microsecond=0)
+    TrafficStat.objects.create(endpoint=endpoint, deployment=rollout, version=v2, bucket=now, requests=40, errors=2,
+                               latency_total_ms=400.0)
+    TrafficStat.objects.create(endpoint=endpoint, deployment=rollout, version=v2, bucket=now, requests=10, errors=0,
+                               latency_total_ms=100.0)
+    AnalysisRun.objects.create(deployment=rollout, step_index=1, verdict="failed", detail="error rate 4% > 1%",
+                               metrics={"label_shift": {"psi": 0.31}})
+
+    doc = services.techdoc_build(version=v2, actor=owner)
+    general, control, plan = _section(doc, 1)["content"], _section(doc, 3)["content"], _section(doc, 9)["content"]
+    assert [(d["endpoint"], d["role"], d["phase"]) for d in general["deployments"]] == [
+        ("churn-prod", "candidate", "progressing")]
+    assert general["serving_now"] == [{"endpoint": "churn-prod", "environment": "production",
+                                       "routes": ["canary 10%"]}]
+    [gateway] = control["gateway_metrics"]
+    assert (gateway["requests"], gateway["errors"], gateway["error_rate"], gateway["mean_latency_ms"]) == (
+        50, 2, 0.04, 10.0)
+    assert [(a["verdict"], a["label_psi"]) for a in control["rollout_analyses"]] == [("failed", 0.31)]
+    assert control["drift_checks"] == control["rollout_analyses"]
+    [monitoring] = plan["monitoring"]
+    assert monitoring["thresholds"]["max_error_rate"] == 0.01  # the rollout's own setting over the defaults
+    assert monitoring["steps"] == [{"set_weight": 10}, {"analysis": {}}]
+    section_gaps = {g["missing"] for g in doc["gaps"] if g["section"] in (3, 9)}
+    assert not any(g.startswith(("Gateway metrics", "Rollout analyses", "Drift checks", "Post-market monitoring"))
+                   for g in section_gaps)
+
+    # The version that only ever served as the stable side has no analysis of its own and says so.
+    stable = services.techdoc_build(version=v1, actor=owner)
+    assert _section(stable, 1)["content"]["deployments"][0]["role"] == "stable"
+    assert _section(stable, 3)["content"]["gateway_metrics"] == []
