@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
+from governance import audit
 from governance.audit import canonical_json
 from governance.models import AuditEvent
 from governance.techdoc.facts import facts_load
 from governance.techdoc.sections import BUILDERS
-from registry import events
 from registry.errors import InvalidInput
 from registry.models import ModelVersion
 
@@ -30,7 +29,7 @@ class Generated:
     """One generation of the document: the JSON (hash and audit event included) and its audit event."""
 
     document: dict[str, Any]
-    event: AuditEvent | None
+    event: AuditEvent
 
 
 def techdoc_format(raw: Any) -> str:
@@ -71,18 +70,19 @@ def techdoc_generate(*, version: ModelVersion, actor: Any, fmt: str = "json") ->
     fmt = techdoc_format(fmt)
     document = techdoc_build(version=version, actor=actor)
     digest = techdoc_hash(document)
-    events.emit(GENERATED_ACTION, actor=actor, target=version, data={
-        "sha256": digest, "format": fmt, "model": version.model.name, "version": version.number,
-        "gaps": len(document["gaps"])})
-    event = (AuditEvent.objects.filter(action=GENERATED_ACTION, target_id=str(version.pk))
-             .order_by("-seq").only("seq", "hash", "created_at").first())
+    # Straight into the trail, not a domain event: generating a document changes nothing in the registry, so it
+    # must not retire cached reads or reach webhooks as a change.
+    event = audit.append(action=GENERATED_ACTION, actor=actor, target_type="registry.modelversion",
+                         target_id=version.pk, target_label=str(version), model_id=version.model_id,
+                         model_name=version.model.name, version_number=version.number,
+                         data={"sha256": digest, "format": fmt, "gaps": len(document["gaps"])})
     document.update({
         "sha256": digest,
         "hash_covers": "SHA-256 of the canonical JSON (sorted keys, compact, UTF-8) of this object without "
                        + ", ".join(UNHASHED),
         "format": fmt,
-        "generated_at": (event.created_at if event else timezone.now()).isoformat(),
+        "generated_at": event.created_at.isoformat(),
         "generated_by": actor.get_username() if actor is not None else "system",
-        "audit_event": {"seq": event.seq, "hash": event.hash} if event else None,
+        "audit_event": {"seq": event.seq, "hash": event.hash},
     })
     return Generated(document=document, event=event)
