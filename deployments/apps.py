@@ -8,3 +8,9 @@ class DeploymentsConfig(AppConfig):
 
     name = "deployments"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from deployments.selectors import version_operations
+        from registry import operations
+
+        operations.register_reporter(version_operations)

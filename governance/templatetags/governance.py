@@ -67,3 +67,11 @@ def counted_approvals(request: Any) -> int:
 def back_in_review(request: Any) -> bool:
     """Whether a request returned to review because approvals went stale (governance/evidence.py)."""
     return evidence.staleness(request)[0]
+
+
+@register.filter
+def card_field_label(path: str) -> str:
+    """Return the readable label of a model card field's dotted path ("intended_use.primary_uses")."""
+    from governance.cards.schema import label_of
+
+    return label_of(str(path))
