@@ -129,6 +129,8 @@ class PromotionRequest(models.Model):
                              db_index=True)
     approvals_required = models.PositiveSmallIntegerField()
     is_rollback = models.BooleanField(default=False)
+    # An emergency rollback executes at once; its policy may ask for approvals after the fact.
+    emergency = models.BooleanField(default=False)
     holder_version_number = models.PositiveIntegerField(null=True, blank=True)
     gate_results = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -412,3 +414,6 @@ class CardExportJob(models.Model):
     @property
     def progress(self) -> int:
         return 100 if self.state == ExportState.DONE else int(100 * self.done / self.total) if self.total else 0
+
+
+from governance.policy.models import PolicyState, PromotionPolicyVersion  # noqa: E402,F401  (registers the model)

@@ -46,9 +46,19 @@ def can_approve(user, request: PromotionRequest) -> Answer:
         return Answer("You opened this request; someone else must review it (four-eyes rule).")
     if request.version.creator_id == user.pk:
         return Answer("You created this version; someone else must review it (four-eyes rule).")
-    if not has_model_role(user, request.model, Role.REVIEWER):
-        return Answer("Only reviewers of the model may approve or reject promotion requests.")
+    if not has_model_role(user, request.model, Role.REVIEWER) and not (
+            is_compliance(user) and can_view(user, request.model) and _policy_asks_compliance(request)):
+        return Answer("Only reviewers of the model (and compliance officers, where its policy asks for them) may "
+                      "approve or reject promotion requests.")
     return ALLOWED
+
+
+def _policy_asks_compliance(request: PromotionRequest) -> bool:
+    """True when the policy in force for the request's target needs a compliance officer's approval."""
+    from governance.policy.evaluation import effective_policy  # deferred: the evaluation imports this module
+
+    policy = effective_policy(request.model, request.kind, request.target)
+    return bool(policy and policy.document["roles"].get("compliance"))
 
 
 def can_cancel(user, request: PromotionRequest) -> bool:
@@ -56,9 +66,14 @@ def can_cancel(user, request: PromotionRequest) -> bool:
     return request.requested_by_id == user.pk or has_model_role(user, request.model, Role.MAINTAINER)
 
 
-def can_emergency_rollback(user, model: RegisteredModel) -> bool:
-    """Maintainers may roll back at once where the target's policy allows emergency rollback."""
-    return has_model_role(user, model, Role.MAINTAINER)
+def can_emergency_rollback(user, model: RegisteredModel, who: list[str] | tuple[str, ...] = ("maintainer",)) -> bool:
+    """Whoever the target's policy names (maintainers by default; owners; compliance members who can see the model)
+    may roll back at once where that policy allows emergency rollback."""
+    if "maintainer" in who and has_model_role(user, model, Role.MAINTAINER):
+        return True
+    if "owner" in who and has_model_role(user, model, Role.OWNER):
+        return True
+    return "compliance" in who and is_compliance(user) and can_view(user, model)
 
 
 def reviewable_models(user) -> QuerySet[RegisteredModel]:
