@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from governance.models import CardApprovers, PromotionRequest, ReviewPolicy
+from governance.models import CardApprovers, PromotionPolicyVersion, PromotionRequest, ReviewPolicy
 from registry.errors import Forbidden
 from registry.models import ModelRole, RegisteredModel, Role
 from registry.permissions import can_view, has_model_role, visible_models
@@ -55,10 +55,8 @@ def can_approve(user, request: PromotionRequest) -> Answer:
 
 def _policy_asks_compliance(request: PromotionRequest) -> bool:
     """True when the policy in force for the request's target needs a compliance officer's approval."""
-    from governance.policy.evaluation import effective_policy  # deferred: the evaluation imports this module
-
-    policy = effective_policy(request.model, request.kind, request.target)
-    return bool(policy and policy.document["roles"].get("compliance"))
+    version = PromotionPolicyVersion.objects.in_force(request.model_id, request.kind, request.target)
+    return bool(version is not None and version.document and version.document.get("roles", {}).get("compliance"))
 
 
 def can_cancel(user, request: PromotionRequest) -> bool:

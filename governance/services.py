@@ -17,7 +17,9 @@ from governance.models import (
     AuditEvent,
     CardApprovers,
     Decision,
+    PolicyState,
     PromotionDecision,
+    PromotionPolicyVersion,
     PromotionRequest,
     PromotionState,
     ProtectedTarget,
@@ -26,7 +28,6 @@ from governance.models import (
 )
 from governance.policy import evaluation
 from governance.policy import services as policy_services
-from governance.policy.models import PolicyState, PromotionPolicyVersion
 from governance.policy.schema import digest, from_protection, normalise_target
 from registry import events, validation
 from registry import permissions as registry_permissions
@@ -399,7 +400,9 @@ def promotion_rollback(
         raise Forbidden(f"The policy of {target} on {model.name!r} does not allow emergency rollback; "
                         "open a rollback request instead.")
     if not permissions.can_emergency_rollback(actor, model, who=rules["who"]):
-        raise Forbidden(f"Only {' or '.join(rules['who'])}s of {model.name!r} may roll back in an emergency.")
+        who = {"maintainer": "maintainers", "owner": "owners", "compliance": "compliance officers"}
+        raise Forbidden(f"Only {' or '.join(who[w] for w in rules['who'])} of {model.name!r} may roll back in an "
+                        "emergency.")
     request = PromotionRequest.objects.create(
         model=model, version=previous, kind=kind, target=target, justification=f"Emergency rollback: {reason}",
         requested_by=actor, approvals_required=rules["approvals_after"], is_rollback=True, emergency=True,

@@ -10,12 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.models import TargetKind
+from governance.models import PromotionPolicyVersion, TargetKind
 from registry import selectors as registry_selectors
 from registry.errors import InvalidInput
 
 from . import selectors, services
-from .models import PromotionPolicyVersion
 from .schema import normalise_target, schema
 
 

@@ -12,15 +12,21 @@ from typing import Any
 
 from django.utils import timezone
 
-from governance import gates
-from governance.gates import FAILED, NOT_AVAILABLE, PASSED, SKIPPED
-from governance.models import GATE_LABELS, Decision, PromotionDecision, PromotionRequest, ProtectedTarget
+from governance.models import (
+    GATE_LABELS,
+    Decision,
+    PromotionDecision,
+    PromotionPolicyVersion,
+    PromotionRequest,
+    ProtectedTarget,
+)
 from governance.permissions import is_compliance
 from registry.models import ModelVersion, RegisteredModel, Role
 from registry.permissions import can_view, has_model_role
 
+from . import checks as gates
 from . import freeze
-from .models import PolicyState, PromotionPolicyVersion
+from .checks import FAILED, NOT_AVAILABLE, PASSED, SKIPPED
 from .schema import from_protection
 
 ROLE_LABELS = {"reviewer": "reviewer of the model", "compliance": "compliance officer"}
@@ -54,13 +60,9 @@ def effective_policy(model: RegisteredModel, kind: str, target: str,
         protection = protection_of(model, kind, target)
     if protection is None:
         return None
-    active = {(v.kind, v.target): v for v in PromotionPolicyVersion.objects.filter(
-        model_id=model.pk, state=PolicyState.ACTIVE, kind__in=[kind, ""], target__in=[target, ""])}
-    own, default = active.get((kind, target)), active.get(("", ""))
-    if own is not None and own.document is not None:
-        return EffectivePolicy(own.document, own, "target")
-    if default is not None and default.document is not None:
-        return EffectivePolicy(default.document, default, "default")
+    in_force = PromotionPolicyVersion.objects.in_force(model.pk, kind, target)
+    if in_force is not None and in_force.document is not None:
+        return EffectivePolicy(in_force.document, in_force, "target" if in_force.kind else "default")
     return EffectivePolicy(from_protection(approvals_required=protection.approvals_required,
                                            required_gates=protection.required_gates,
                                            allow_emergency_rollback=protection.allow_emergency_rollback,

@@ -11,12 +11,10 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from governance.models import GATE_KEYS, TargetKind
+from governance.models import DEFAULT_SCOPE, GATE_KEYS, TargetKind
 from registry import validation
 from registry.errors import InvalidInput
 from registry.models import Stage
-
-from .models import DEFAULT_SCOPE
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "promotion_policy.schema.json"
 MAX_SOURCE = 100_000

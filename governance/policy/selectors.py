@@ -7,12 +7,19 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from governance.models import ACTIVE_STATES, PromotionRequest, ProtectedTarget, TargetKind
+from governance.models import (
+    ACTIVE_STATES,
+    DEFAULT_SCOPE,
+    PolicyState,
+    PromotionPolicyVersion,
+    PromotionRequest,
+    ProtectedTarget,
+    TargetKind,
+)
 from registry.errors import NotFound
 from registry.models import ModelVersion, RegisteredModel
 
 from . import evaluation
-from .models import DEFAULT_SCOPE, PolicyState, PromotionPolicyVersion
 from .schema import parse_scope, to_yaml
 
 

@@ -9,7 +9,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from governance import permissions
-from governance.models import ProtectedTarget
+from governance.models import DEFAULT_SCOPE, PolicyState, PromotionPolicyVersion, ProtectedTarget
 from registry import events
 from registry import permissions as registry_permissions
 from registry import validation as registry_validation
@@ -17,7 +17,6 @@ from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from registry.locking import model_lock
 from registry.models import RegisteredModel
 
-from .models import DEFAULT_SCOPE, PolicyState, PromotionPolicyVersion
 from .schema import digest, parse_scope, protection_fields, to_yaml
 from .validation import validate
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from governance import services
+from governance.models import PolicyState, PromotionPolicyVersion
 from governance.policy import services as policy_services
-from governance.policy.models import PolicyState, PromotionPolicyVersion
 
 
 def approve_pending(model: Any, approver: Any) -> None:
