@@ -15,7 +15,7 @@ from registry import selectors as registry_selectors
 from registry.errors import InvalidInput
 
 from . import selectors, services
-from .schema import normalise_target, schema
+from .schema import normalise_target, refuse, schema
 
 
 class PolicyVersionOutput(serializers.ModelSerializer):
@@ -88,8 +88,8 @@ class PolicyVersionListApi(APIView):
         model = _model(request, name)
         source = data.get("document") if "document" in data else data.get("source")
         if source is None and not data["remove"]:
-            raise InvalidInput("Give the policy as `document` (a JSON object) or `source` (YAML or JSON text).",
-                               details={"fields": {"/": "No policy document given."}})
+            raise refuse([("/", "No policy given: send `document` (a JSON object) or `source` (YAML or JSON "
+                                "text).")])
         version = services.policy_propose(model=model, actor=request.user, scope=scope, source=source,
                                           remove=data["remove"], note=data["note"])
         return Response(PolicyVersionOutput(version).data, status=status.HTTP_201_CREATED)

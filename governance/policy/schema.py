@@ -55,9 +55,8 @@ def refuse(errors: list[tuple[str, str]]) -> PolicyInvalid:
 
 def parse(source: Any) -> tuple[dict[str, Any], str]:
     """Return (document, source text) from YAML or JSON text or an already parsed mapping; refuse anything else."""
-    if isinstance(source, dict):
-        text = json.dumps(source, indent=2, sort_keys=False)
-        return source, text
+    if isinstance(source, dict):  # a JSON object: kept as the YAML people read and edit on the page
+        return source, yaml.safe_dump(source, sort_keys=False, allow_unicode=True, default_flow_style=False)
     if not isinstance(source, str) or not source.strip():
         raise refuse([("/", "The policy is empty: write a YAML or JSON document.")])
     if len(source) > MAX_SOURCE:
