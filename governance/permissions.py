@@ -53,6 +53,20 @@ def can_approve(user, request: PromotionRequest) -> Answer:
     return ALLOWED
 
 
+def compliance_approvable_filter(user) -> Q:
+    """The promotion requests a compliance officer may decide because the policy in force asks for one, as a filter
+    on PromotionRequest (the SQL form of the compliance branch of `can_approve`)."""
+    if user is None or not user.is_authenticated:
+        return Q(pk__in=[])
+    asks = {"state": "active", "document__roles__compliance__gte": 1}
+    own = PromotionPolicyVersion.objects.filter(model_id=OuterRef("model_id"), kind=OuterRef("kind"),
+                                                target=OuterRef("target"), state="active")
+    default = PromotionPolicyVersion.objects.filter(model_id=OuterRef("model_id"), kind="", target="", **asks)
+    member = Exists(Group.objects.filter(pk__in=user.groups.values("pk"), name=COMPLIANCE_GROUP))
+    in_force_asks = Exists(own.filter(**asks)) | (~Exists(own) & Exists(default))
+    return Q(member) & Q(model__in=visible_models(user)) & in_force_asks
+
+
 def _policy_asks_compliance(request: PromotionRequest) -> bool:
     """True when the policy in force for the request's target needs a compliance officer's approval."""
     version = PromotionPolicyVersion.objects.in_force(request.model_id, request.kind, request.target)

@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from governance import selectors as governance_selectors
 from governance import services
 from governance.models import (
     AuditEvent,
@@ -83,12 +84,14 @@ def test_a_compliance_approval_is_required_two_reviewers_are_not_enough(protecte
     assert "1 more from a compliance officer" in answer["blockers"][0]["reason"]
     with pytest.raises(InvalidState):
         services.promotion_execute(request=request, actor=team["engineer"])
+    assert list(governance_selectors.promotion_inbox(actor=officer)) == [request]  # waiting for the officer
     request = services.promotion_approve(request=request, actor=officer)  # a compliance officer may now approve
     assert request.state == PromotionState.EXECUTED and champion() == 2
 
 
 def test_a_compliance_officer_may_not_approve_where_the_policy_does_not_ask_for_one(protected, team, officer):
     request = request_champion(protected, team)
+    assert not governance_selectors.promotion_inbox(actor=officer).exists()
     with pytest.raises(Forbidden, match="Only reviewers"):
         services.promotion_approve(request=request, actor=officer)
 
