@@ -294,6 +294,9 @@ def promotion_approve(*, request: PromotionRequest, actor, comment: str = "") ->
         return request
     verdict = evaluation.evaluate_request(request)
     approvals, quorum = verdict.approvals["count"], verdict.approvals["met"]
+    if verdict.approvals["quorum"] != request.approvals_required:  # the policy in force changed since the request
+        request.approvals_required = verdict.approvals["quorum"]
+        request.save(update_fields=["approvals_required", "updated_at"])
     events.emit("promotion.approved", actor=actor, target=request, data={
         "comment": comment, "approvals": approvals, "approvals_required": verdict.approvals["quorum"],
         "quorum_reached": quorum, "roles": verdict.approvals["roles"],

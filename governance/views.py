@@ -25,6 +25,7 @@ from governance.forms import (
 )
 from governance.models import GATE_KEYS, GATE_LABELS, PromotionRequest, PromotionState, TargetKind
 from governance.pages import page_model, raise_http
+from governance.policy import evaluation
 from governance.policy import selectors as policy_selectors
 from registry import selectors as registry_selectors
 from registry.errors import DomainError
@@ -63,6 +64,7 @@ def _decision_context(request: HttpRequest, promotion: PromotionRequest, **extra
         "promotion": promotion,
         "decisions": list(promotion.decisions.all()),
         "approvals": sum(1 for d in promotion.decisions.all() if d.decision == "approve"),
+        "roles": evaluation.approval_state(promotion)["roles"] if is_open else [],
         "can_decide": is_open and bool(approval) and not decided,
         "refusal": (approval.reason or None) if is_open and not decided else None,
         "already_decided": decided,

@@ -98,6 +98,13 @@ def evaluate_request(request: PromotionRequest, *, now: datetime | None = None) 
                          approvers=request_approvers(request), now=now)
 
 
+def approval_state(request: PromotionRequest) -> dict[str, Any]:
+    """Where a request stands against the quorum and roles of the policy in force (the approvals part of the
+    evaluation, for the request page)."""
+    policy = effective_policy(request.model, request.kind, request.target)
+    return _approvals(policy.document if policy else None, request.model, request_approvers(request))
+
+
 def request_approvers(request: PromotionRequest | None) -> list[Any]:
     """The people who approved a request (none for no request)."""
     if request is None or request.pk is None:

@@ -52,7 +52,8 @@ def policy_propose(*, model: RegisteredModel, actor: Any, scope: str, source: An
         document, text = None, ""
     else:
         document, text = validate(source, model=model, check_people=check_people)
-    versions = PromotionPolicyVersion.objects.select_for_update().filter(model=model, kind=kind, target=target)
+    # The model lock above serialises every policy write of the model: numbers and the one pending version hold.
+    versions = PromotionPolicyVersion.objects.filter(model=model, kind=kind, target=target)
     pending = versions.filter(state=PolicyState.PROPOSED).first()
     if pending is not None:
         raise InvalidState(f"Version {pending.number} of the policy of {_scope_label(kind, target)} is waiting for "

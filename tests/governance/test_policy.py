@@ -69,11 +69,12 @@ def explain(protected, version=None) -> dict:
 # ------------------------------------------------------------------------------------------------- roles
 
 
-def test_a_compliance_approval_is_required_two_reviewers_are_not_enough(protected, team, owner, officer):
+def test_a_compliance_approval_is_required_two_reviewers_are_not_enough(protected, team, owner, officer, client):
     set_policy(protected, team, owner, "quorum: 2\nroles: {reviewer: 1, compliance: 1}\ngates:\n  required: "
                                        "[metrics]\n")
     request = request_champion(protected, team)
     assert request.approvals_required == 2
+    client.force_login(officer)
     services.promotion_approve(request=request, actor=team["r1"])
     request = services.promotion_approve(request=request, actor=team["r2"])
     assert request.state == PromotionState.OPEN and champion() == 1  # two reviewers: quorum, but no compliance
@@ -85,6 +86,8 @@ def test_a_compliance_approval_is_required_two_reviewers_are_not_enough(protecte
     with pytest.raises(InvalidState):
         services.promotion_execute(request=request, actor=team["engineer"])
     assert list(governance_selectors.promotion_inbox(actor=officer)) == [request]  # waiting for the officer
+    page = client.get(f"/promotions/{request.pk}/")
+    assert "1 from a compliance officer (0 so far)" in page.content.decode()
     request = services.promotion_approve(request=request, actor=officer)  # a compliance officer may now approve
     assert request.state == PromotionState.EXECUTED and champion() == 2
 
