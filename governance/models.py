@@ -129,6 +129,8 @@ class PromotionRequest(models.Model):
                              db_index=True)
     approvals_required = models.PositiveSmallIntegerField()
     is_rollback = models.BooleanField(default=False)
+    # An emergency rollback executes at once; its policy may ask for approvals after the fact.
+    emergency = models.BooleanField(default=False)
     holder_version_number = models.PositiveIntegerField(null=True, blank=True)
     gate_results = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -427,3 +429,80 @@ class CardExportJob(models.Model):
     @property
     def progress(self) -> int:
         return 100 if self.state == ExportState.DONE else int(100 * self.done / self.total) if self.total else 0
+
+
+# ----------------------------------------------------------------------------------- promotion policies
+
+DEFAULT_SCOPE = "default"
+
+
+class PolicyState(models.TextChoices):
+    """Where a policy version stands: proposed → active → superseded, or rejected / withdrawn."""
+
+    PROPOSED = "proposed", "Proposed"
+    ACTIVE = "active", "Active"
+    SUPERSEDED = "superseded", "Superseded"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class PolicyVersionQuerySet(models.QuerySet):
+    """Reads every caller of policies shares."""
+
+    def in_force(self, model_id: int, kind: str, target: str) -> PromotionPolicyVersion | None:
+        """Return the version in force for a target: its own active version, else the model-wide default's (a
+        version lifting the target's protection, document None, stands for itself)."""
+        versions = {(v.kind, v.target): v for v in self.filter(model_id=model_id, state=PolicyState.ACTIVE,
+                                                               kind__in=[kind, ""], target__in=[target, ""])}
+        return versions.get((kind, target)) or versions.get(("", ""))
+
+
+class PromotionPolicyVersion(models.Model):
+    """One version of the promotion policy of a protected target (or of the model-wide default; kind and target
+    blank); the document, its source and hash never change after creation, only the state moves on."""
+
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, blank=True, default="")
+    target = models.CharField(max_length=256, blank=True, default="")
+    number = models.PositiveIntegerField()
+    # None: this version lifts the protection of the target (it proposes that no policy applies any more).
+    document = models.JSONField(null=True, blank=True)
+    source = models.TextField(blank=True, default="")
+    sha256 = models.CharField(max_length=64)
+    state = models.CharField(max_length=12, choices=PolicyState.choices, default=PolicyState.PROPOSED,
+                             db_index=True)
+    note = models.TextField(blank=True, default="")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    author_username = models.CharField(max_length=150, blank=True, default="")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_by_username = models.CharField(max_length=150, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PolicyVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["model_id", "kind", "target", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "kind", "target", "number"], name="uniq_policy_version"),
+            models.UniqueConstraint(fields=["model", "kind", "target"], condition=Q(state="active"),
+                                    name="one_active_policy_per_scope"),
+            models.UniqueConstraint(fields=["model", "kind", "target"], condition=Q(state="proposed"),
+                                    name="one_proposed_policy_per_scope"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} policy v{self.number}"
+
+    @property
+    def scope(self) -> str:
+        """The scope as people and URLs name it: "default", "alias:champion" or "stage:Production"."""
+        return f"{self.kind}:{self.target}" if self.kind else DEFAULT_SCOPE
+
+    @property
+    def scope_label(self) -> str:
+        if not self.kind:
+            return "Model-wide default"
+        return f"@{self.target}" if self.kind == "alias" else self.target

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from governance.models import CardApprovers, PromotionRequest, ReviewPolicy
+from governance.models import CardApprovers, PromotionPolicyVersion, PromotionRequest, ReviewPolicy
 from registry.errors import Forbidden
 from registry.models import ModelRole, RegisteredModel, Role
 from registry.permissions import can_view, has_model_role, visible_models
@@ -46,9 +46,31 @@ def can_approve(user, request: PromotionRequest) -> Answer:
         return Answer("You opened this request; someone else must review it (four-eyes rule).")
     if request.version.creator_id == user.pk:
         return Answer("You created this version; someone else must review it (four-eyes rule).")
-    if not has_model_role(user, request.model, Role.REVIEWER):
-        return Answer("Only reviewers of the model may approve or reject promotion requests.")
+    if not has_model_role(user, request.model, Role.REVIEWER) and not (
+            is_compliance(user) and can_view(user, request.model) and _policy_asks_compliance(request)):
+        return Answer("Only reviewers of the model (and compliance officers, where its policy asks for them) may "
+                      "approve or reject promotion requests.")
     return ALLOWED
+
+
+def compliance_approvable_filter(user) -> Q:
+    """The promotion requests a compliance officer may decide because the policy in force asks for one, as a filter
+    on PromotionRequest (the SQL form of the compliance branch of `can_approve`)."""
+    if user is None or not user.is_authenticated:
+        return Q(pk__in=[])
+    asks = {"state": "active", "document__roles__compliance__gte": 1}
+    own = PromotionPolicyVersion.objects.filter(model_id=OuterRef("model_id"), kind=OuterRef("kind"),
+                                                target=OuterRef("target"), state="active")
+    default = PromotionPolicyVersion.objects.filter(model_id=OuterRef("model_id"), kind="", target="", **asks)
+    member = Exists(Group.objects.filter(pk__in=user.groups.values("pk"), name=COMPLIANCE_GROUP))
+    in_force_asks = Exists(own.filter(**asks)) | (~Exists(own) & Exists(default))
+    return Q(member) & Q(model__in=visible_models(user)) & in_force_asks
+
+
+def _policy_asks_compliance(request: PromotionRequest) -> bool:
+    """True when the policy in force for the request's target needs a compliance officer's approval."""
+    version = PromotionPolicyVersion.objects.in_force(request.model_id, request.kind, request.target)
+    return bool(version is not None and version.document and version.document.get("roles", {}).get("compliance"))
 
 
 def can_cancel(user, request: PromotionRequest) -> bool:
@@ -56,9 +78,14 @@ def can_cancel(user, request: PromotionRequest) -> bool:
     return request.requested_by_id == user.pk or has_model_role(user, request.model, Role.MAINTAINER)
 
 
-def can_emergency_rollback(user, model: RegisteredModel) -> bool:
-    """Maintainers may roll back at once where the target's policy allows emergency rollback."""
-    return has_model_role(user, model, Role.MAINTAINER)
+def can_emergency_rollback(user, model: RegisteredModel, who: list[str] | tuple[str, ...] = ("maintainer",)) -> bool:
+    """Whoever the target's policy names (maintainers by default; owners; compliance members who can see the model)
+    may roll back at once where that policy allows emergency rollback."""
+    if "maintainer" in who and has_model_role(user, model, Role.MAINTAINER):
+        return True
+    if "owner" in who and has_model_role(user, model, Role.OWNER):
+        return True
+    return "compliance" in who and is_compliance(user) and can_view(user, model)
 
 
 def reviewable_models(user) -> QuerySet[RegisteredModel]:

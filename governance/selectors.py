@@ -54,7 +54,8 @@ def promotion_inbox(*, actor) -> QuerySet[PromotionRequest]:
     decided = PromotionDecision.objects.filter(request_id=OuterRef("pk"), reviewer_id=actor.pk, stale_at__isnull=True)
     return (
         _request_queryset()
-        .filter(state=PromotionState.OPEN, model__in=permissions.reviewable_models(actor))
+        .filter(Q(model__in=permissions.reviewable_models(actor)) | permissions.compliance_approvable_filter(actor),
+                state=PromotionState.OPEN)
         .exclude(requested_by_id=actor.pk)
         .exclude(version__creator_id=actor.pk)
         .exclude(Exists(decided))

@@ -17,22 +17,25 @@ from governance.models import (
     AuditEvent,
     CardApprovers,
     Decision,
+    PolicyState,
     PromotionDecision,
+    PromotionPolicyVersion,
     PromotionRequest,
     PromotionState,
     ProtectedTarget,
     ReviewPolicy,
     TargetKind,
 )
+from governance.policy import evaluation
+from governance.policy import services as policy_services
+from governance.policy.schema import digest, from_protection, normalise_target
 from registry import events, validation
 from registry import permissions as registry_permissions
 from registry import services as registry_services
-from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from registry.errors import Forbidden, InvalidInput, InvalidState
 from registry.locking import model_lock
-from registry.models import ModelVersion, RegisteredModel, Role, Stage, VersionSignature, VersionStatus
+from registry.models import ModelVersion, RegisteredModel, Role, VersionSignature, VersionStatus
 from registry.pipeline import services as pipeline
-
-PROTECTABLE_STAGES = (Stage.STAGING, Stage.PRODUCTION)
 
 
 def _lock_model(model_id: int) -> RegisteredModel:
@@ -46,23 +49,6 @@ def _lock_request(request: PromotionRequest) -> PromotionRequest:
     return (PromotionRequest.objects.select_for_update(no_key=True, of=("self",))
             .select_related("model", "version", "requested_by").get(pk=request.pk))
 
-
-
-def normalise_target(kind: str | None, target: str) -> tuple[str, str]:
-    """Return a valid (kind, target): a protectable stage or an alias; the kind is inferred when not given."""
-    if not isinstance(target, str) or not target.strip():
-        raise InvalidInput("A target (a stage such as Production, or an alias such as champion) is required.")
-    target = target.strip()
-    if kind in (None, ""):
-        kind = TargetKind.STAGE if target.lower() in {s.lower() for s in Stage.values} else TargetKind.ALIAS
-    if kind == TargetKind.STAGE:
-        stage = validation.stage(target)
-        if stage not in PROTECTABLE_STAGES:
-            raise InvalidInput(f"Only {' and '.join(PROTECTABLE_STAGES)} can be protected, not {stage}.")
-        return TargetKind.STAGE, stage
-    if kind == TargetKind.ALIAS:
-        return TargetKind.ALIAS, validation.alias_name(target.lstrip("@"))
-    raise InvalidInput(f"Unknown target kind {kind!r}; use 'stage' or 'alias'.")
 
 
 def _metric_rules(rules: Any) -> list[dict[str, Any]]:
@@ -90,10 +76,12 @@ def protected_target_set(
     *, model: RegisteredModel, actor, name: str, kind: str | None = None, approvals_required: int = 2,
     required_gates: Any = None, allow_emergency_rollback: bool = False, metric_rules: Any = None,
 ) -> ProtectedTarget:
-    """Protect a stage or alias of `model` (or change its policy); maintainers only.
+    """Protect a stage or alias of `model` (or propose a change of its policy); maintainers only.
 
-    `required_gates` names the gates that must pass (a failed or unavailable one blocks); the others are advisory.
-    None requires every gate.
+    The settings become a policy version: protecting a target nothing protects takes effect at once (it only adds
+    review); a change of an existing protection waits for another maintainer's approval (`pending_policy` on the
+    returned row names the proposed version). `required_gates` names the gates that must pass (a failed or
+    unavailable one blocks); the others are advisory. None requires every gate.
     """
     model = _lock_model(model.pk)
     registry_permissions.require(registry_permissions.can_view, actor, model, action="see it")
@@ -104,20 +92,20 @@ def protected_target_set(
         1 <= approvals_required <= 10
     ):
         raise InvalidInput("Approvals required must be a whole number from 1 to 10.")
-    policy = {"approvals_required": approvals_required, "required_gates": _required_gates(required_gates),
-              "allow_emergency_rollback": bool(allow_emergency_rollback), "metric_rules": _metric_rules(metric_rules)}
+    document = from_protection(approvals_required=approvals_required, required_gates=_required_gates(required_gates),
+                               allow_emergency_rollback=bool(allow_emergency_rollback),
+                               metric_rules=_metric_rules(metric_rules))
+    active = PromotionPolicyVersion.objects.filter(model=model, kind=kind, target=name,
+                                                   state=PolicyState.ACTIVE).first()
     existing = ProtectedTarget.objects.filter(model=model, kind=kind, name=name).first()
-    before = None
-    if existing is None:
-        obj = ProtectedTarget.objects.create(model=model, kind=kind, name=name, created_by=actor, **policy)
-    else:
-        before = {key: getattr(existing, key) for key in policy}
-        for key, value in policy.items():
-            setattr(existing, key, value)
-        existing.save()
-        obj = existing
-    events.emit("protected_target.updated" if before else "protected_target.created", actor=actor, target=obj,
-                data={"model": model.name, "kind": kind, "name": name, "before": before, "after": policy})
+    if existing is not None and active is not None and active.sha256 == digest(document):
+        existing.pending_policy = None
+        return existing  # the settings in force already: nothing to propose
+    # The settings form predates policies and keeps its rule on numbers (1 to 10 approvals, whoever holds roles).
+    version = policy_services.policy_propose(model=model, actor=actor, scope=f"{kind}:{name}", source=document,
+                                             check_people=False)
+    obj = ProtectedTarget.objects.get(model=model, kind=kind, name=name)
+    obj.pending_policy = version if version.state == PolicyState.PROPOSED else None
     return obj
 
 
@@ -160,20 +148,12 @@ def review_policy_set(*, model: RegisteredModel, actor, card_approvers: str, car
     return policy
 
 
-@transaction.atomic
-def protected_target_delete(*, model: RegisteredModel, actor, kind: str | None, name: str) -> None:
-    """Lift the protection of a stage or alias; maintainers only, and audited like every change."""
-    model = _lock_model(model.pk)
-    registry_permissions.require(registry_permissions.can_view, actor, model, action="see it")
-    if not permissions.can_manage_protection(actor, model):
-        raise Forbidden(f"Only maintainers of {model.name!r} may change its protected targets.")
+def protected_target_delete(*, model: RegisteredModel, actor, kind: str | None, name: str
+                            ) -> PromotionPolicyVersion:
+    """Propose lifting the protection of a stage or alias; maintainers only. Like every policy change it takes
+    effect when another maintainer approves it."""
     kind, name = normalise_target(kind, name)
-    obj = ProtectedTarget.objects.filter(model=model, kind=kind, name=name).first()
-    if obj is None:
-        raise NotFound(f"The {kind} {name!r} of {model.name!r} is not protected.")
-    events.emit("protected_target.deleted", actor=actor, target=obj,
-                data={"model": model.name, "kind": kind, "name": name})
-    obj.delete()
+    return policy_services.policy_propose(model=model, actor=actor, scope=f"{kind}:{name}", remove=True)
 
 
 # ------------------------------------------------------------------------------------ promotion requests
@@ -207,22 +187,30 @@ def promotion_request_create(
     duplicate = PromotionRequest.objects.filter(version=version, kind=kind, target=target, state__in=ACTIVE_STATES)
     if duplicate.exists():
         raise InvalidState(f"Promotion request #{duplicate.first().pk} already asks for this move.")
+    verdict = evaluation.evaluate_move(model=model, version=version, kind=kind, target=target, protection=policy)
+    quorum = verdict.approvals["quorum"]
     request = PromotionRequest.objects.create(
         model=model, version=version, kind=kind, target=target, justification=justification, requested_by=actor,
-        approvals_required=policy.approvals_required, is_rollback=is_rollback,
-        holder_version_number=holder.number if holder else None, gate_results=gates.evaluate_for(version, policy),
+        approvals_required=quorum, is_rollback=is_rollback,
+        holder_version_number=holder.number if holder else None, gate_results=verdict.gates,
     )
     request.model, request.version = model, version
     events.emit("promotion.requested", actor=actor, target=request, data={
         "model": model.name, "version": version.number, "kind": kind, "target": target,
-        "justification": justification, "approvals_required": policy.approvals_required,
+        "justification": justification, "approvals_required": quorum, "policy": verdict.policy.summary(),
         "current_holder": holder.number if holder else None, "rollback": is_rollback,
     })
     return request
 
 
+def _awaits_review_after_the_fact(request: PromotionRequest) -> bool:
+    """An executed emergency rollback takes the approvals its policy asks for afterwards."""
+    return (request.emergency and request.state == PromotionState.EXECUTED
+            and request.decisions.filter(decision=Decision.APPROVE).count() < request.approvals_required)
+
+
 def _check_open(request: PromotionRequest) -> None:
-    if request.state != PromotionState.OPEN:
+    if request.state != PromotionState.OPEN and not _awaits_review_after_the_fact(request):
         raise InvalidState(f"Promotion request #{request.pk} is {request.state}; it can no longer be decided.")
 
 
@@ -252,17 +240,18 @@ def _reverify_signature(version, actor) -> None:
 
 
 def _execute(request: PromotionRequest, actor) -> PromotionRequest:
-    """Run the move of an approved request under the gate's pass, in the caller's transaction."""
-    policy = gates.protected_target(request.model, request.kind, request.target)
+    """Run the move of an approved request under the gate's pass, in the caller's transaction, if its approvals saw
+    the current evidence and the policy's evaluation (the one explain shows) finds nothing blocking it."""
     evidence.ensure_current(request)
     _reverify_signature(request.version, actor)
-    results = gates.evaluate(request, policy)
-    request.gate_results = results
-    blocking = [r["label"] for r in results if r["blocking"]]
-    if blocking:
+    verdict = evaluation.evaluate_request(request)
+    request.gate_results = verdict.gates
+    blockers = verdict.blockers(emergency=request.emergency)
+    if blockers:
         request.save(update_fields=["gate_results", "updated_at"])
+        labels = [r["label"] for r in verdict.gates if r["blocking"]]
         events.emit("promotion.blocked", actor=actor, target=request,
-                    data={"gates": blocking, "version": request.version.number})
+                    data={"gates": labels, "blockers": blockers, "version": request.version.number})
         return request
     holder = gates.target_holder(request.model, request.kind, request.target)
     # The quorum's approval is the authority for this move; the registry records it under the executing user.
@@ -296,13 +285,24 @@ def promotion_approve(*, request: PromotionRequest, actor, comment: str = "") ->
     _check_open(request)
     _check_reviewer(request, actor)
     comment = validation.text(comment or "", "Comment", 10_000).strip()
+    after_the_fact = request.state == PromotionState.EXECUTED
+    if after_the_fact:
+        _record_decision(request, actor, Decision.APPROVE, comment)
+        approvals = request.decisions.filter(decision=Decision.APPROVE).count()
+        events.emit("promotion.approved", actor=actor, target=request, data={
+            "comment": comment, "approvals": approvals, "approvals_required": request.approvals_required,
+            "after_emergency_rollback": True})
+        return request
     current = evidence.refresh(request, actor)
     evidence.record(_record_decision(request, actor, Decision.APPROVE, comment), current)
-    approvals = evidence.live_approvals(request).count()
-    quorum = approvals >= request.approvals_required
+    verdict = evaluation.evaluate_request(request)
+    approvals, quorum = verdict.approvals["count"], verdict.approvals["met"]
+    if verdict.approvals["quorum"] != request.approvals_required:  # the policy in force changed since the request
+        request.approvals_required = verdict.approvals["quorum"]
+        request.save(update_fields=["approvals_required", "updated_at"])
     events.emit("promotion.approved", actor=actor, target=request, data={
-        "comment": comment, "approvals": approvals, "approvals_required": request.approvals_required,
-        "quorum_reached": quorum,
+        "comment": comment, "approvals": approvals, "approvals_required": verdict.approvals["quorum"],
+        "quorum_reached": quorum, "roles": verdict.approvals["roles"],
     })
     if quorum:
         request.state = PromotionState.APPROVED
@@ -399,18 +399,22 @@ def promotion_rollback(
     previous = selectors.previous_holder(model=model, kind=kind, target=target)
     if previous is None:
         raise InvalidState(f"The audit trail names no earlier holder of {target} on {model.name!r} to roll back to.")
-    policy = gates.protected_target(model, kind, target)
     if not emergency:
         return promotion_request_create(version=previous, actor=actor, kind=kind, target=target,
                                         justification=f"Rollback: {reason}", is_rollback=True)
-    if policy is None or not policy.allow_emergency_rollback:
+    policy = evaluation.effective_policy(model, kind, target)
+    rules = policy.document["emergency_rollback"] if policy else {"allowed": False}
+    if not rules["allowed"]:
         raise Forbidden(f"The policy of {target} on {model.name!r} does not allow emergency rollback; "
                         "open a rollback request instead.")
-    if not permissions.can_emergency_rollback(actor, model):
-        raise Forbidden(f"Only maintainers of {model.name!r} may roll back in an emergency.")
+    if not permissions.can_emergency_rollback(actor, model, who=rules["who"]):
+        who = {"maintainer": "maintainers", "owner": "owners", "compliance": "compliance officers"}
+        raise Forbidden(f"Only {' or '.join(who[w] for w in rules['who'])} of {model.name!r} may roll back in an "
+                        "emergency.")
     request = PromotionRequest.objects.create(
         model=model, version=previous, kind=kind, target=target, justification=f"Emergency rollback: {reason}",
-        requested_by=actor, approvals_required=0, is_rollback=True, state=PromotionState.APPROVED,
+        requested_by=actor, approvals_required=rules["approvals_after"], is_rollback=True, emergency=True,
+        state=PromotionState.APPROVED,
     )
     request.model = model
     events.emit("promotion.emergency_rollback_started", actor=actor, target=request,

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from governance import views, views_cards, views_erasure
+from governance.policy import views as policy_views
 from governance.techdoc import views as views_techdoc
 
 app_name = "governance"
@@ -14,6 +15,7 @@ urlpatterns = [
          name="promotion-create"),
     path("models/<str:name>/history/", views.ModelHistoryView.as_view(), name="model-history"),
     path("models/<str:name>/protection/", views.ProtectionView.as_view(), name="protection"),
+    path("models/<str:name>/policies/<str:scope>/", policy_views.PolicyView.as_view(), name="policy"),
     path("audit/", views.AuditListView.as_view(), name="audit"),
     path("models/<str:name>/versions/<int:number>/card/", views_cards.CardView.as_view(), name="card"),
     path("models/<str:name>/versions/<int:number>/card/edit/<str:section>/", views_cards.CardEditView.as_view(),

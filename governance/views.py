@@ -24,28 +24,14 @@ from governance.forms import (
     RollbackForm,
 )
 from governance.models import GATE_KEYS, GATE_LABELS, PromotionRequest, PromotionState, TargetKind
+from governance.pages import page_model, raise_http
+from governance.policy import evaluation
+from governance.policy import selectors as policy_selectors
 from registry import selectors as registry_selectors
-from registry.errors import DomainError, Forbidden, NotFound
+from registry.errors import DomainError
 from registry.models import ModelVersion, RegisteredModel, Stage
 
 AUDIT_PER_PAGE = 50
-
-
-def raise_http(error: DomainError) -> None:
-    """Turn a refusal into the HTTP answer a page gives: 403 for forbidden, 404 for not found."""
-    if isinstance(error, Forbidden):
-        raise PermissionDenied(error.message)
-    if isinstance(error, NotFound):
-        raise Http404(error.message)
-
-
-def page_model(request: HttpRequest, name: str) -> RegisteredModel:
-    """Return the model a governance page is about, or answer 404/403 as the registry's pages do."""
-    try:
-        return registry_selectors.model_get(actor=request.user, name=name)
-    except DomainError as error:
-        raise_http(error)
-        raise
 
 
 def _promotion(request: HttpRequest, pk: int) -> PromotionRequest:
@@ -81,6 +67,7 @@ def _decision_context(request: HttpRequest, promotion: PromotionRequest, **extra
         "approvals": sum(1 for d in promotion.decisions.all() if d.decision == "approve" and not d.stale),
         "stale": stale,
         "stale_reasons": stale_reasons,
+        "roles": evaluation.approval_state(promotion)["roles"] if is_open else [],
         "can_decide": is_open and bool(approval) and not decided,
         "refusal": (approval.reason or None) if is_open and not decided else None,
         "already_decided": decided,
@@ -329,6 +316,7 @@ class ProtectionView(LoginRequiredMixin, View):
                        "card_approvers": policy.card_approvers,
                        "card_min_completeness": policy.card_min_completeness}),
                    "can_manage": permissions.can_manage_protection(request.user, model),
+                   "policy_scopes": policy_selectors.policy_scopes(model=model),
                    "stages": [Stage.STAGING, Stage.PRODUCTION]}
         return render(request, "governance/protection.html", context, status=status)
 
@@ -348,7 +336,8 @@ class ProtectionView(LoginRequiredMixin, View):
             except DomainError as error:
                 messages.error(request, error.message)
             else:
-                messages.success(request, f"{target} is no longer protected.")
+                messages.success(request, f"Lifting the protection of {target} is proposed: it takes effect once "
+                                          "another maintainer approves it.")
             return redirect("governance:protection", name=model.name)
         if request.POST.get("policy"):
             policy_form = ReviewPolicyForm(request.POST)
@@ -370,6 +359,11 @@ class ProtectionView(LoginRequiredMixin, View):
                 raise_http(error)
                 form.add_error(None, error.message)
             else:
-                messages.success(request, f"{target.label} is protected ({target.approvals_required} approvals).")
+                if getattr(target, "pending_policy", None) is not None:
+                    messages.success(request, f"The change of {target.label} is proposed as policy version "
+                                              f"{target.pending_policy.number}: it takes effect once another "
+                                              "maintainer approves it.")
+                else:
+                    messages.success(request, f"{target.label} is protected ({target.approvals_required} approvals).")
                 return redirect("governance:protection", name=model.name)
         return self._render(request, model, form, status=400)

@@ -106,10 +106,17 @@ class PromotionOutput(serializers.ModelSerializer):
 
 
 class ProtectedTargetOutput(serializers.ModelSerializer):
+    pending_policy_version = serializers.SerializerMethodField(
+        help_text="The proposed policy version waiting for another maintainer's approval, when a change is pending.")
+
     class Meta:
         model = ProtectedTarget
         fields = ["kind", "name", "approvals_required", "required_gates", "allow_emergency_rollback",
-                  "metric_rules", "created_at", "updated_at"]
+                  "metric_rules", "created_at", "updated_at", "pending_policy_version"]
+
+    def get_pending_policy_version(self, obj: ProtectedTarget) -> int | None:
+        pending = getattr(obj, "pending_policy", None)
+        return pending.number if pending is not None else None
 
 
 class AuditEventOutput(serializers.ModelSerializer):

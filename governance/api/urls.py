@@ -4,9 +4,12 @@ from django.urls import path
 
 from governance.api import bom, cards, erasure, techdoc
 from governance.api import views as v
+from governance.policy import api as policy_api
 
 urlpatterns = [
     path("promotions", v.PromotionListCreateApi.as_view(), name="api-promotions"),
+    path("promotions/policy-schema", policy_api.PolicySchemaApi.as_view(), name="api-policy-schema"),
+    path("promotions/explain", policy_api.PromotionExplainApi.as_view(), name="api-promotion-explain"),
     path("promotions/<int:pk>", v.PromotionDetailApi.as_view(), name="api-promotion"),
     path("promotions/<int:pk>/approve", v.PromotionApproveApi.as_view(), name="api-promotion-approve"),
     path("promotions/<int:pk>/reject", v.PromotionRejectApi.as_view(), name="api-promotion-reject"),
@@ -15,6 +18,13 @@ urlpatterns = [
     path("models/<str:name>/protected-targets", v.ProtectedTargetListApi.as_view(), name="api-protected-targets"),
     path("models/<str:name>/protected-targets/<str:kind>/<str:target>", v.ProtectedTargetDetailApi.as_view(),
          name="api-protected-target"),
+    path("models/<str:name>/policies", policy_api.PolicyScopeListApi.as_view(), name="api-policies"),
+    path("models/<str:name>/policies/<str:scope>", policy_api.PolicyVersionListApi.as_view(),
+         name="api-policy-versions"),
+    path("models/<str:name>/policies/<str:scope>/versions/<int:number>/approve",
+         policy_api.PolicyVersionApproveApi.as_view(), name="api-policy-approve"),
+    path("models/<str:name>/policies/<str:scope>/versions/<int:number>/reject",
+         policy_api.PolicyVersionRejectApi.as_view(), name="api-policy-reject"),
     path("models/<str:name>/review-policy", v.ReviewPolicyApi.as_view(), name="api-review-policy"),
     path("models/<str:name>/history", v.ModelHistoryApi.as_view(), name="api-model-history"),
     path("models/<str:name>/rollback", v.ModelRollbackApi.as_view(), name="api-model-rollback"),

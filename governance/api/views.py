@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from governance import audit, exports, permissions, selectors, services
 from governance.api import serializers as s
+from governance.policy.api import PolicyVersionOutput
 from registry import selectors as registry_selectors
 from registry.errors import InvalidInput
 from registry.pagination import paginate
@@ -121,12 +122,16 @@ class ProtectedTargetListApi(APIView):
         model = registry_selectors.model_get(actor=request.user, name=name)
         return Response(s.ProtectedTargetOutput(selectors.protected_target_list(model=model), many=True).data)
 
-    @extend_schema(request=s.ProtectedTargetInput, responses={201: s.ProtectedTargetOutput})
+    @extend_schema(request=s.ProtectedTargetInput, responses={201: s.ProtectedTargetOutput,
+                                                              202: s.ProtectedTargetOutput})
     def post(self, request: Request, name: str) -> Response:
         data = _valid(s.ProtectedTargetInput, request.data)
         model = registry_selectors.model_get(actor=request.user, name=name)
         target = services.protected_target_set(model=model, actor=request.user, **data)
-        return Response(s.ProtectedTargetOutput(target).data, status=status.HTTP_201_CREATED)
+        # A change of an existing protection is a proposed policy version: accepted, in force once approved.
+        pending = getattr(target, "pending_policy", None) is not None
+        return Response(s.ProtectedTargetOutput(target).data,
+                        status=status.HTTP_202_ACCEPTED if pending else status.HTTP_201_CREATED)
 
 
 class ReviewPolicyApi(APIView):
@@ -147,13 +152,13 @@ class ReviewPolicyApi(APIView):
 
 
 class ProtectedTargetDetailApi(APIView):
-    """Lift the protection of a stage or alias (maintainers)."""
+    """Propose lifting the protection of a stage or alias (maintainers); another maintainer approves it."""
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={202: PolicyVersionOutput})
     def delete(self, request: Request, name: str, kind: str, target: str) -> Response:
         model = registry_selectors.model_get(actor=request.user, name=name)
-        services.protected_target_delete(model=model, actor=request.user, kind=kind, name=target)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        version = services.protected_target_delete(model=model, actor=request.user, kind=kind, name=target)
+        return Response(PolicyVersionOutput(version).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ModelHistoryApi(APIView):

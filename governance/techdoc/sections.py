@@ -174,18 +174,8 @@ def development_process(facts: Facts) -> Section:
 
 
 def _decision_row(d: Any) -> dict[str, Any]:
-    # Approvals go stale when their evidence changes (a later addition to PromotionDecision); read with defaults
-    # so this document works on registries with and without those fields.
     return {"reviewer": d.reviewer_username, "decision": Decision(d.decision).label, "comment": d.comment,
-            "at": _iso(d.created_at), "stale": bool(getattr(d, "stale", False)), "stale_reasons": _stale_reasons(d)}
-
-
-def _stale_reasons(d: Any) -> list[str]:
-    reasons = getattr(d, "stale_reasons", None)
-    if reasons:
-        return [str(r) for r in reasons] if isinstance(reasons, (list, tuple)) else [str(reasons)]
-    reason = getattr(d, "stale_reason", "")
-    return [str(reason)] if reason else []
+            "at": _iso(d.created_at), "stale": d.stale, "stale_reasons": [str(r) for r in d.stale_reasons or []]}
 
 
 def approval_record(facts: Facts) -> list[dict[str, Any]]:
@@ -277,7 +267,7 @@ def risk_management(facts: Facts) -> Section:
     s.content["gates_at_promotion"] = [{"request": r.pk, "target": r.target_label, "gates": r.gate_results}
                                        for r in facts.requests if r.gate_results]
     stale = [{"request": r.pk, "target": r.target_label, **_decision_row(d)}
-             for r in facts.requests for d in r.decisions.all() if getattr(d, "stale", False)]
+             for r in facts.requests for d in r.decisions.all() if d.stale]
     s.content["stale_approvals"] = stale
     personal = [n["name"] for n in facts.lineage if n["personal_data"]]
     s.content["personal_data_in_lineage"] = personal

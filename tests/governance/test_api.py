@@ -13,6 +13,7 @@ from governance import services
 from governance.models import AuditEvent, PromotionRequest, PromotionState
 from registry.models import Alias
 from tests.conftest import need_service
+from tests.governance.policy_support import protect
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +87,11 @@ def test_protected_targets_api(protected, clients):
         "kind": "alias", "name": "prod", "approvals_required": 1,
         "metric_rules": [{"metric": "auc", "higher_is_better": True, "margin": 0.01}]}, format="json")
     assert created.status_code == 201 and created.json()["metric_rules"][0]["metric"] == "auc"
-    assert clients["maint"].delete("/api/v1/models/churn/protected-targets/alias/prod").status_code == 204
+    removal = clients["maint"].delete("/api/v1/models/churn/protected-targets/alias/prod")
+    assert removal.status_code == 202 and removal.json()["state"] == "proposed"  # a second maintainer decides
+    approved = clients["owner"].post(f"/api/v1/models/churn/policies/alias:prod/versions/{removal.json()['number']}"
+                                     "/approve", {}, format="json")
+    assert approved.status_code == 200 and approved.json()["state"] == "active"
     assert clients["maint"].delete("/api/v1/models/churn/protected-targets/alias/prod").status_code == 404
 
 
@@ -146,8 +151,8 @@ def test_outsiders_see_only_their_own_audit_events(protected, outsider, api_clie
 def test_parallel_approvals_execute_once_on_postgresql(protected, team, owner):
     if connection.vendor != "postgresql":
         need_service("PostgreSQL", "DATABASE_URL does not point at PostgreSQL (CI sets it)")
-    services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
-                                  approvals_required=1, required_gates=["metrics"])
+    protect(approver=team["maint"], model=protected["model"], actor=owner, kind="alias", name="champion",
+            approvals_required=1, required_gates=["metrics"])
     for round_number in range(5):
         version = protected["v2"] if round_number % 2 == 0 else protected["v1"]
         request = services.promotion_request_create(version=version, actor=owner if version == protected["v2"]

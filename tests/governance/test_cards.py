@@ -11,6 +11,7 @@ from governance import services as governance_services
 from governance.cards import schema, services
 from governance.models import AuditEvent, CardState, ModelCardRevision
 from registry.errors import Forbidden, InvalidInput, InvalidState
+from tests.governance.policy_support import protect
 
 COMPLETE = {
     "model_details": {"overview": "Predicts churn.", "license": "apache-2.0"},
@@ -131,8 +132,8 @@ def test_the_promotion_gate_reads_the_card(protected, team, owner):
         version=v2, actor=team["engineer"], kind="alias", target="champion", justification="Better AUC.")
     gate = _gate(request)
     assert gate["status"] == "not_available" and not gate["blocking"] and gate["required"] is False  # advisory
-    governance_services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
-                                             approvals_required=2, required_gates=["model_card", "metrics"])
+    protect(approver=team["maint"], model=protected["model"], actor=owner, kind="alias", name="champion",
+            approvals_required=2, required_gates=["model_card", "metrics"])
     gate = _gate(request)
     assert gate["status"] == "not_available" and gate["blocking"] and gate["required"]
     assert gate["fix"] == {"label": "Write the model card", "url": "/models/churn/versions/2/card/"}

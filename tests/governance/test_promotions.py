@@ -10,6 +10,7 @@ from governance.models import AuditEvent, PromotionRequest, PromotionState
 from registry import services as registry_services
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from registry.models import Alias, ModelVersion, Stage
+from tests.governance.policy_support import approve_pending, protect
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +87,9 @@ def test_protection_is_for_maintainers_and_audited(protected, team, owner):
     services.protected_target_set(model=protected["model"], actor=team["maint"], kind=None, name="prod",
                                   approvals_required=1, metric_rules=[{"metric": "auc", "margin": 0.01}])
     services.protected_target_delete(model=protected["model"], actor=team["maint"], kind="alias", name="prod")
-    assert actions_since(start) == [("protected_target.created", "maint"), ("protected_target.deleted", "maint")]
+    approve_pending(protected["model"], owner)  # lifting a protection waits for a second maintainer
+    assert actions_since(start) == [("protected_target.created", "maint"), ("promotion_policy.proposed", "maint"),
+                                    ("promotion_policy.approved", "owner")]
 
 
 # ---------------------------------------------------------------------------------------- four eyes, quorum
@@ -224,14 +227,14 @@ def test_gates_report_not_available_and_do_not_block_by_default(protected, team)
 
 
 def test_a_policy_can_make_not_available_block(protected, team, owner):
-    services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
+    protect(approver=team["maint"], model=protected["model"], actor=owner, kind="alias", name="champion",
                                   approvals_required=1, required_gates=None)
     request = request_champion(protected, team)
     request = services.promotion_approve(request=request, actor=team["r1"])
     assert request.state == PromotionState.APPROVED
     assert Alias.objects.get(name="champion").version == protected["v1"]
     assert AuditEvent.objects.filter(action="promotion.blocked").count() == 1
-    services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
+    protect(approver=team["maint"], model=protected["model"], actor=owner, kind="alias", name="champion",
                                   approvals_required=1, required_gates=["metrics"])
     request = services.promotion_execute(request=request, actor=team["engineer"])
     assert request.state == PromotionState.EXECUTED
@@ -239,7 +242,7 @@ def test_a_policy_can_make_not_available_block(protected, team, owner):
 
 
 def test_metric_rules_compare_with_the_current_holder(protected, team, owner, make_version):
-    services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
+    protect(approver=team["maint"], model=protected["model"], actor=owner, kind="alias", name="champion",
                                   approvals_required=1, required_gates=["metrics"], metric_rules=[
                                       {"metric": "auc", "higher_is_better": True, "margin": 0.0},
                                       {"metric": "loss", "higher_is_better": False, "margin": 0.05}])
@@ -297,7 +300,7 @@ def test_emergency_rollback_executes_at_once_for_maintainers(protected, team, ow
     assert Alias.objects.get(name="champion").version == protected["v1"]
     assert [a for a, _ in actions_since(start)] == [
         "promotion.emergency_rollback_started", "model_version_alias.set", "promotion.executed"]
-    services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
+    protect(approver=team["maint"], model=protected["model"], actor=owner, kind="alias", name="champion",
                                   allow_emergency_rollback=False)
     with pytest.raises(Forbidden, match="does not allow emergency"):
         services.promotion_rollback(model=protected["model"], actor=team["maint"], kind="alias",

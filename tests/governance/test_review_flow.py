@@ -19,6 +19,7 @@ from registry import access
 from registry import services as registry_services
 from registry.errors import Forbidden, InvalidInput, InvalidState, ProtectedMove
 from registry.models import Alias, Role
+from tests.governance.policy_support import approve_pending, protect
 from tests.governance.test_cards import fill
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +94,7 @@ def test_an_unprotected_move_still_moves_and_the_gate_raises_a_protected_move(pr
 
 
 def test_required_gates_block_when_unavailable_and_name_their_fix(protected, team, owner):
-    services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
+    protect(approver=team["maint"], model=protected["model"], actor=owner, kind="alias", name="champion",
                                   approvals_required=1, required_gates=["signature", "metrics"])
     request = services.promotion_request_create(version=protected["v2"], actor=team["engineer"], kind="alias",
                                                 target="champion", justification="Better AUC.")
@@ -114,6 +115,7 @@ def test_the_settings_page_lists_gates_as_required_or_advisory(protected, team, 
                                                          "approvals_required": 2,
                                                          "required_gates": ["model_card", "metrics"]})
     assert response.status_code == 302
+    approve_pending(protected["model"], owner)  # the change takes effect once a second maintainer approves it
     body = maint.get("/models/churn/protection/").content.decode()
     row = body[body.index('id="target-alias-champion"'):]
     row = row[:row.index("</tr>")]

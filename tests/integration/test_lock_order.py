@@ -18,6 +18,7 @@ from governance import audit
 from governance import services as governance_services
 from governance.cards import services as cards
 from governance.models import AuditEvent
+from governance.policy import services as policy_services
 from registry import access, services
 from registry.lineage import services as lineage
 from registry.lineage.models import EdgeKind, NodeKind
@@ -257,6 +258,10 @@ def test_every_audited_write_takes_its_locks_in_the_one_order(owner, staff, make
     run("protected_target_set", lambda: governance_services.protected_target_set(
         model=model, actor=owner, kind="alias", name="champion", approvals_required=1,
         required_gates=["metrics"]))  # v1 has no files to scan or sign: the approval executes the move
+    proposal = run("policy_propose", lambda: policy_services.policy_propose(
+        model=model, actor=owner, scope="alias:champion", source="quorum: 1\nroles: {reviewer: 1}\n"
+                                                                "gates: {required: [metrics]}\n"))
+    run("policy_approve", lambda: policy_services.policy_approve(version=proposal, actor=staff))
     request = run("promotion_request_create", lambda: governance_services.promotion_request_create(
         version=v1, actor=owner, kind="alias", target="champion", justification="better"))
     run("promotion_approve", lambda: governance_services.promotion_approve(request=request, actor=reviewer))
