@@ -26,6 +26,7 @@ from registry import tasks as registry_tasks
 from registry.lineage import services as lineage
 from registry.models import Alias, Artifact, ArtifactScan, ModelVersion, VersionStatus
 from tests.conftest import need_service
+from tests.governance.policy_support import protect
 from tests.governance.test_cards import fill
 from tests.registry.pickle_corpus import MALICIOUS
 
@@ -230,8 +231,8 @@ def test_a_stale_request_executes_only_once_the_quorum_reapproves_on_current_evi
 
 def test_execution_is_refused_with_409_and_the_check_at_execute_time_catches_what_no_event_said(
         protected, team, owner, api_client_for):
-    services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
-                                  approvals_required=2, required_gates=["signature"])
+    protect(approver=team["maint"], model=protected["model"], actor=owner, kind="alias", name="champion",
+            approvals_required=2, required_gates=["signature"])
     request = ask(protected["v2"], team)
     services.promotion_approve(request=request, actor=team["r1"])
     request = services.promotion_approve(request=request, actor=team["r2"])
@@ -339,8 +340,8 @@ def test_the_page_marks_stale_approvals_and_shows_what_changed(protected, team, 
 
 
 def test_a_stale_execute_from_the_page_reads_as_a_message(protected, team, owner):
-    services.protected_target_set(model=protected["model"], actor=owner, kind="alias", name="champion",
-                                  approvals_required=2, required_gates=["signature"])
+    protect(approver=team["maint"], model=protected["model"], actor=owner, kind="alias", name="champion",
+            approvals_required=2, required_gates=["signature"])
     request = ask(protected["v2"], team)
     services.promotion_approve(request=request, actor=team["r1"])
     services.promotion_approve(request=request, actor=team["r2"])
