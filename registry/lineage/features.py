@@ -265,8 +265,9 @@ def _resolve_source(actor: Any, spec: FeatureSetSpec, ref: SourceRef, owner: Any
             found = found.filter(**{column: getattr(ref, column)})
     matches = list(found.order_by("pk")[:2])
     if len(matches) > 1:
-        raise InvalidInput(f"Feature set {spec.label()}: {ref.label()} names several datasets; add its uri or digest, "
-                           "or name it by its lineage node id.")
+        message = (f"Feature set {spec.label()}: {ref.label()} names several datasets; add its uri or digest, or "
+                   "name it by its lineage node id.")
+        raise InvalidInput(message, details={"fields": {"feature_sets": message}})
     if matches:
         return matches[0]
     clean = node_fields_clean(NodeKind.DATASET, {"name": ref.name, "version": ref.version, "uri": ref.uri,
@@ -287,8 +288,9 @@ def _feature_set_node(spec: FeatureSetSpec, owner: Any) -> tuple[LineageNode, bo
     for column in ("transformation_ref", "uri", "schema"):
         old, new = getattr(node, column), clean[column]
         if old and new and old != new:
-            raise InvalidState(f"Feature set {spec.label()} is already registered with another {column}; a changed "
-                               "feature set is a new version.")
+            message = (f"Feature set {spec.label()} is already registered with another {column}; a changed "
+                       "feature set is a new version.")
+            raise InvalidState(message, details={"fields": {"feature_sets": message}})
     return node, False
 
 
@@ -307,15 +309,16 @@ def feature_sets_record(*, actor: Any, version_node: LineageNode, specs: list[Fe
             try:
                 edge_insert(upstream=source, downstream=node, kind=EdgeKind.DERIVED_FROM, role="", actor=actor)
             except InvalidState as error:
-                raise InvalidState(f"Feature set {spec.label()} cannot derive from {ref.label()}: it would close a "
-                                   f"cycle in the lineage graph ({error.message})") from None
+                message = (f"Feature set {spec.label()} cannot derive from {ref.label()}: it would close a cycle in "
+                           f"the lineage graph ({error.message})")
+                raise InvalidState(message, details={"fields": {"feature_sets": message}}) from None
             sources.append({"node": source.pk, "name": source.name, "version": source.version})
         try:
             _, linked = edge_insert(upstream=node, downstream=version_node, kind=EdgeKind.USES_FEATURES, role="",
                                     actor=actor)
         except InvalidState as error:
-            raise InvalidState(f"Version {version_node.name} v{version_node.version} cannot use feature set "
-                               f"{spec.label()}: {error.message}") from None
+            message = f"Version {version_node.name} v{version_node.version} cannot use {spec.label()}: {error.message}"
+            raise InvalidState(message, details={"fields": {"feature_sets": message}}) from None
         out.append({"node": node.pk, "name": node.name, "version": node.version, "created": created,
                     "linked": linked, "derived_from": sources})
     return out

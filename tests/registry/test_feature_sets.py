@@ -246,3 +246,38 @@ def test_form_lines_name_every_bad_line():
     errors = error.value.details["errors"]
     assert [e.split(":")[0].split(" (")[0] for e in errors] == ["Line 1", "Line 2", "Line 3",
                                                                   "Feature set good@1 is declared twice."]
+
+
+# ------------------------------------------------------------------------------------------------- form
+
+
+def test_version_form_declares_feature_sets(client, owner, registered_model):
+    client.force_login(owner)
+    form = client.get("/models/churn/versions/new/").content.decode()
+    assert 'name="feature_sets"' in form and "name@version &lt;- " in form
+    response = client.post("/models/churn/versions/new/", {
+        "feature_sets": "customer_features@3 <- customers@2024-05, orders@2024-05 | git+https://x/f@1#a.py\n"})
+    assert response.status_code == 302, response.content.decode()
+    version = ModelVersion.objects.get(model=registered_model, number=1)
+    assert ("dataset", "customers@2024-05", "derived_from", "customer_features@3") in _chain(version)
+    page = client.get("/models/churn/versions/1/").content.decode()
+    assert 'id="feature-sets"' in page and "customer_features@3" in page and "customers@2024-05" in page
+
+
+def test_version_form_shows_every_feature_set_error_at_once(client, owner, registered_model):
+    client.force_login(owner)
+    response = client.post("/models/churn/versions/new/", {
+        "semver": "1.0", "feature_sets": "nameonly <- a@1\nfs@2 <- a@1,,b@2\nok@1 <- x@1\nok@1\n"})
+    body = response.content.decode()
+    assert response.status_code == 400
+    for message in ("Line 1 (nameonly", "Line 2: list the datasets", "ok@1 is declared twice",
+                    "is not a semantic version"):
+        assert message in body, message
+    assert not ModelVersion.objects.exists() and not LineageNode.objects.exists()
+
+
+def test_version_form_refuses_a_cycle_readably(client, owner, registered_model):
+    client.force_login(owner)
+    response = client.post("/models/churn/versions/new/", {"feature_sets": "loop@1 <- loop@1"})
+    assert response.status_code == 409 and "cannot derive from loop@1" in response.content.decode()
+    assert not ModelVersion.objects.exists() and not LineageNode.objects.exists()
