@@ -332,6 +332,7 @@ def version_create_from_source(
     return version_create(
         model=model, actor=actor, source_uri=source_uri, run_id=prov.run_id, description=description,
         metrics=prov.metrics, params=prov.params, datasets=prov.datasets, tags=tag_map, linked_files=prov.files,
+        feature_sets=prov.feature_sets,
     )
 
 

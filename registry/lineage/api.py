@@ -13,8 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import selectors
-from registry.errors import InvalidInput, NotFound
 from registry.api.serializers import JSONOrTextField
+from registry.errors import InvalidInput, NotFound
 from registry.lineage import features, offline, openlineage
 from registry.lineage import selectors as lineage
 from registry.lineage import services as lineage_services

@@ -166,6 +166,15 @@ def _spec(raw: Any, where: str, errors: list[str]) -> FeatureSetSpec | None:
                           transformation_ref=values["transformation_ref"], uri=values["uri"], schema=values["schema"])
 
 
+def feature_set_parse(raw: Any, where: str) -> FeatureSetSpec:
+    """Return one feature set object as a spec, or raise one InvalidInput naming every fault of it."""
+    errors: list[str] = []
+    spec = _spec(raw, where, errors)
+    _raise_all(errors, "feature_sets")
+    assert spec is not None
+    return spec
+
+
 def _schema(value: Any, where: str) -> Any:
     if value in (None, ""):
         return {}
@@ -359,7 +368,8 @@ def versions_feature_sets(version_ids: list[int]) -> dict[int, list[dict[str, An
     for fs_id, pk, kind, name, version, uri in (
             # Sources scoped to a model (another model's prediction batches) stay in the graph, where visibility
             # is checked; only shared datasets and feature sets are listed here.
-            LineageEdge.objects.filter(kind=EdgeKind.DERIVED_FROM, downstream_id__in=fs_ids, upstream__model__isnull=True)
+            LineageEdge.objects.filter(kind=EdgeKind.DERIVED_FROM, downstream_id__in=fs_ids,
+                                       upstream__model__isnull=True)
             .order_by("upstream__name", "upstream__version", "upstream_id")
             .values_list("downstream_id", "upstream_id", "upstream__kind", "upstream__name", "upstream__version",
                          "upstream__uri")):

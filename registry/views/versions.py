@@ -15,8 +15,8 @@ from django.views import View
 from registry import gates, permissions, selectors, services
 from registry.artifacts.uploads import received_files
 from registry.errors import DomainError, ProtectedMove, UploadTooLarge
-from registry.lineage.selectors import run_held_elsewhere
 from registry.lineage.features import versions_feature_sets
+from registry.lineage.selectors import run_held_elsewhere
 from registry.models import ModelVersion, RegisteredModel
 from registry.pipeline.scan.release import model_releases
 from registry.pipeline.scan.trust import TrustState, version_trust

@@ -9,6 +9,7 @@ from registry.lineage import features
 from registry.lineage import services as lineage
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
 from registry.models import ModelVersion, Role
+from tests.registry.mlflow_support import mlflow_env  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -281,3 +282,56 @@ def test_version_form_refuses_a_cycle_readably(client, owner, registered_model):
     response = client.post("/models/churn/versions/new/", {"feature_sets": "loop@1 <- loop@1"})
     assert response.status_code == 409 and "cannot derive from loop@1" in response.content.decode()
     assert not ModelVersion.objects.exists() and not LineageNode.objects.exists()
+
+
+# --------------------------------------------------------------------------------------- mlflow client
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stock_mlflow_client_logs_feature_sets(mlflow_env, owner, api_client_for):  # noqa: F811
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    estimator = LogisticRegression().fit(X, [1, 0, 1, 0])
+    mlflow_env(owner)
+    mlflow.set_experiment("churn-features")
+    with mlflow.start_run() as run:
+        mlflow.log_input(mlflow.data.from_numpy(X, name="train-set", source="s3://lake/train"), context="training")
+        mlflow.log_input(mlflow.data.from_numpy(X, name="customer_features", source="s3://features/customer/v3"),
+                         context="features", tags={
+                             "stratum.version": "3", "stratum.derived_from": "customers@2024-05, orders@2024-05",
+                             "stratum.transformation_ref": CUSTOMER_FEATURES["transformation_ref"]})
+        mlflow.sklearn.log_model(estimator, name="model", registered_model_name="churn")
+    version = ModelVersion.objects.get(model__name="churn", number=1)
+    # The features input is a feature set, not a training dataset.
+    assert [d.name for d in version.datasets.all()] == ["train-set"]
+    assert _chain(version) >= {
+        ("dataset", "customers@2024-05", "derived_from", "customer_features@3"),
+        ("dataset", "orders@2024-05", "derived_from", "customer_features@3"),
+        ("feature_set", "customer_features@3", "uses_features", "churn@1"),
+    }
+    fs = LineageNode.objects.get(kind=NodeKind.FEATURE_SET)
+    assert fs.uri == "s3://features/customer/v3" and fs.transformation_ref == CUSTOMER_FEATURES["transformation_ref"]
+    assert fs.schema  # MLflow's tensor spec of the dataset
+    [listed] = api_client_for(owner).get("/api/v1/models/churn/versions/1").json()["feature_sets"]
+    assert listed["name"] == "customer_features" and len(listed["derived_from"]) == 2
+
+    # Registering the run again: the same feature set node, a second uses_features edge.
+    mlflow.register_model(f"runs:/{run.info.run_id}/model", "churn")
+    assert LineageNode.objects.filter(kind=NodeKind.FEATURE_SET).count() == 1
+    assert LineageEdge.objects.filter(upstream=fs, kind=EdgeKind.USES_FEATURES).count() == 2
+
+    # A features input whose sources are malformed: registration answers INVALID_PARAMETER_VALUE, writes nothing.
+    with mlflow.start_run() as bad:
+        mlflow.log_input(mlflow.data.from_numpy(X, name="broken_features"), context="features",
+                         tags={"stratum.derived_from": "customers@"})
+        info = mlflow.sklearn.log_model(estimator, name="model")
+    with pytest.raises(MlflowException) as error:
+        mlflow.MlflowClient().create_model_version("churn", f"models:/{info.model_id}", run_id=bad.info.run_id)
+    assert error.value.error_code == "INVALID_PARAMETER_VALUE" and "broken_features" in error.value.message
+    assert ModelVersion.objects.filter(model__name="churn").count() == 2
+    assert not LineageNode.objects.filter(name="broken_features").exists()
