@@ -329,6 +329,8 @@ def version_create_from_source(
     sources.check_tags(tag_map)
     permissions.require(permissions.can_contribute, actor, model, action="register versions")
     prov = provenance.source_provenance(actor=actor, source=source_uri, run_id=run_id, model_id=model_id)
+    if prov.feature_set_errors:
+        raise InvalidInput(" ".join(prov.feature_set_errors), details={"errors": prov.feature_set_errors})
     return version_create(
         model=model, actor=actor, source_uri=source_uri, run_id=prov.run_id, description=description,
         metrics=prov.metrics, params=prov.params, datasets=prov.datasets, tags=tag_map, linked_files=prov.files,

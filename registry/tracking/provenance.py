@@ -46,6 +46,7 @@ class Provenance:
     datasets: list[dict[str, str]] = field(default_factory=list)
     # Dataset inputs logged with context "features": feature sets, with what they derive from (FEATURES_HELP)
     feature_sets: list[FeatureSetSpec] = field(default_factory=list)
+    feature_set_errors: list[str] = field(default_factory=list)
     logged_model: LoggedModel | None = None
     external_run: bool = False  # the source names a run Stratum does not hold (or the actor may not see)
 
@@ -126,7 +127,11 @@ def _run_provenance(prov: Provenance, run: Run) -> None:
     for ds in RunInput.objects.filter(run=run):
         context = str(ds.tags.get("mlflow.data.context", "")).lower()
         if context == FEATURES_CONTEXT:
-            spec = _feature_set(ds)
+            try:
+                spec = _feature_set(ds)
+            except InvalidInput as error:  # registration refuses it; an import or a run link warns and goes on
+                prov.feature_set_errors.append(error.message)
+                continue
             if all(f.label() != spec.label() for f in prov.feature_sets):
                 prov.feature_sets.append(spec)
             continue
