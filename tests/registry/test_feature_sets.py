@@ -101,6 +101,14 @@ def test_lineage_graph_reads_dataset_feature_set_version(owner, registered_model
     assert {("feature_set", "customer_features"), ("dataset", "customers"), ("dataset", "orders")} <= kinds
 
 
+def test_openlineage_export_names_declared_feature_sets_as_training_inputs(owner, registered_model, make_version,
+                                                                          api_client_for):
+    make_version(registered_model, feature_sets=[{**CUSTOMER_FEATURES, "uri": "s3://features/customer_features"}])
+    events = api_client_for(owner).get("/api/v1/lineage/models/churn/versions/1/openlineage").json()["events"]
+    [train] = [e for e in events if e["job"]["name"] == "models/churn/train"]
+    assert {(i["namespace"], i["name"]) for i in train["inputs"]} == {("s3://features", "customer_features")}
+
+
 def test_version_list_reads_feature_sets_in_a_fixed_number_of_queries(owner, registered_model, make_version,
                                                                       api_client_for, django_assert_max_num_queries):
     client = api_client_for(owner)
