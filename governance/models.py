@@ -344,6 +344,8 @@ class ObligationStatus(models.TextChoices):
     DATASET_PURGED = "dataset_purged", "Dataset purged"
     MODEL_RETRAINED = "model_retrained", "Model retrained"
     MODEL_DEPRECATED = "model_deprecated", "Model deprecated"
+    FEATURES_RECOMPUTED = "features_recomputed", "Feature set recomputed without the subject"
+    OUTPUTS_DELETED = "outputs_deleted", "Outputs deleted or marked"
     EXEMPT = "exempt", "Exemption (Art. 17(3))"
     NOT_APPLICABLE = "not_applicable", "Not applicable"
 
@@ -359,7 +361,8 @@ class ExemptionGround(models.TextChoices):
 
 
 class ErasureObligation(models.Model):
-    """One affected dataset version, model version or deployment of a request, and how it was resolved."""
+    """One affected item of a request (dataset version, feature set, model version, deployment, prediction batch),
+    and how it was resolved."""
 
     request = models.ForeignKey(ErasureRequest, on_delete=models.CASCADE, related_name="obligations")
     node = models.ForeignKey("registry.LineageNode", null=True, on_delete=models.SET_NULL, related_name="+")

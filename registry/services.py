@@ -13,6 +13,8 @@ from registry.artifacts import sources
 from registry.artifacts.paths import validate_artifact_path
 from registry.artifacts.storage import SpooledUpload, blob_put
 from registry.errors import AlreadyExists, Forbidden, InvalidInput, InvalidState, NotFound
+from registry.lineage import features as lineage_features
+from registry.lineage import services as lineage_services
 from registry.locking import model_lock, models_lock
 from registry.models import (
     Alias,
@@ -203,6 +205,7 @@ def version_create(
     environment: Any = None,
     datasets: Any = None,
     tags: Any = None,
+    feature_sets: Any = None,
     files: Iterable[tuple[str, SpooledUpload]] = (),
     linked_files: Iterable[tuple[str, Blob, str]] = (),
     number: int | None = None,
@@ -211,7 +214,8 @@ def version_create(
 
     `linked_files` are (path, blob, format) triples already in the store (a run's or logged model's files):
     the version's tree points at those blobs, no bytes are copied. `number` (imports only) keeps another
-    registry's numbering: it must be above every number the model has used.
+    registry's numbering: it must be above every number the model has used. `feature_sets` (JSON, or specs already
+    parsed) are recorded as lineage in the same transaction: dataset -> feature set -> this version.
 
     The input is checked before the transaction opens: on SQLite writers take turns, and each holds the write
     lock only for the reads and writes that need it.
@@ -223,6 +227,7 @@ def version_create(
                                  code_repository=code_repository, code_commit=code_commit, environment=environment)
         dataset_rows = validation.datasets(datasets)
         tag_map = validation.tags(tags)
+        feature_specs = lineage_features.feature_sets_coerce(feature_sets)
         paths = [validate_artifact_path(path) for path, _ in files]
         linked = [(validate_artifact_path(path), blob, fmt) for path, blob, fmt in linked_files]
         if len(set(paths) | {path for path, _, _ in linked}) != len(paths) + len(linked):
@@ -239,6 +244,12 @@ def version_create(
             VersionTag.objects.bulk_create([VersionTag(version=version, key=k, value=v) for k, v in tag_map.items()])
             # Listeners and the response read what the version holds without querying for what is known empty.
             selectors.version_prefetch_new(version, tags=bool(tag_map), datasets=bool(dataset_rows))
+            declared = []
+            if feature_specs:  # the graph's lock before the audit chain's (the event below): registry/locking.py
+                lineage_services.graph_lock()
+                version_node, _ = lineage_services.version_node_ensure(version)
+                declared = lineage_features.feature_sets_record(actor=actor, version_node=version_node,
+                                                                specs=feature_specs)
             stored = [_artifact_store(version, path, upload) for path, (_, upload) in zip(paths, files, strict=True)]
             stored += Artifact.objects.bulk_create([
                 Artifact(version=version, path=path, blob=blob, size=blob.size, format=fmt)
@@ -248,6 +259,7 @@ def version_create(
                 "model": model.name, "version": version.number, "semver": version.semver,
                 "source_uri": version.source_uri, "run_id": version.run_id,
                 "files": [{"path": a.path, "sha256": a.blob_id, "size": a.size} for a in stored],
+                **({"feature_sets": declared} if declared else {}),
             })
     except BaseException:
         for _, upload in files:
@@ -317,9 +329,12 @@ def version_create_from_source(
     sources.check_tags(tag_map)
     permissions.require(permissions.can_contribute, actor, model, action="register versions")
     prov = provenance.source_provenance(actor=actor, source=source_uri, run_id=run_id, model_id=model_id)
+    if prov.feature_set_errors:
+        raise InvalidInput(" ".join(prov.feature_set_errors), details={"errors": prov.feature_set_errors})
     return version_create(
         model=model, actor=actor, source_uri=source_uri, run_id=prov.run_id, description=description,
         metrics=prov.metrics, params=prov.params, datasets=prov.datasets, tags=tag_map, linked_files=prov.files,
+        feature_sets=prov.feature_sets,
     )
 
 

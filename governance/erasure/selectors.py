@@ -39,13 +39,33 @@ def erasure_get(*, actor: Any, pk: int | str) -> ErasureRequest:
     return request
 
 
+# What the officer must do about each kind of affected item (shown beside it, in the API and on the certificate).
+DUTIES = {
+    "dataset": "Purge the subject: register a new dataset version without them (its manifest proves it) and delete "
+               "the stored files of this one.",
+    "feature_set": "Recompute the feature set without the subject and register the new version (name it here), or "
+                   "delete its stored features or mark the rows derived from the subject.",
+    "model_version": "Retrain without the subject (name the new version) or deprecate this version.",
+    "deployment": "Replace the served version with one trained without the subject, or record why not.",
+    "prediction_batch": "Delete the batch's outputs, or mark the predictions derived from the subject's data; say "
+                        "which and where.",
+}
+
+
+def obligation_duty(kind: str) -> str:
+    """Return what the officer must do about an affected item of `kind`."""
+    return DUTIES.get(kind, "Record how the subject's data was dealt with.")
+
+
 def obligations(*, request: ErasureRequest) -> list[ErasureObligation]:
-    """Return a request's obligations with what their rows show (each with `links`: where to act on it)."""
+    """Return a request's obligations with what their rows show (each with `links`: where to act on it, and `duty`:
+    what must be done)."""
     rows = list(request.obligations.select_related(
         "node", "node__model_version", "node__model_version__model", "node__model", "replacement_node",
         "replacement_version", "replacement_version__model", "resolved_by").order_by("kind", "label", "pk"))
     for row in rows:
         row.links = obligation_links(row)
+        row.duty = obligation_duty(row.kind)
     return rows
 
 
@@ -65,6 +85,8 @@ def obligation_links(obligation: ErasureObligation) -> dict[str, Any]:
         version = node.model_version
         links["version"] = reverse("registry:version-detail", args=[version.model.name, version.number])
         links["card"] = reverse("governance:card", args=[version.model.name, version.number])
+    elif obligation.kind == "prediction_batch" and node.model is not None and node.version.isdigit():
+        links["version"] = reverse("registry:version-detail", args=[node.model.name, int(node.version)])
     elif obligation.kind == "deployment":
         # Stratum's own rollouts are recorded as "<endpoint>#<deployment id>"; anything else came from outside.
         endpoint, sep, number = node.name.partition("#")

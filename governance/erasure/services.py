@@ -88,25 +88,43 @@ def manifest_upload(*, node: LineageNode, actor: Any, identifiers: Iterable[str]
 # ---------------------------------------------------------------------------------------------- impact
 
 
+# What erasure follows downstream of a dataset holding the subject, in the order obligations are listed.
+AFFECTED = {NodeKind.FEATURE_SET: "feature_sets", NodeKind.MODEL_VERSION: "versions",
+            NodeKind.DEPLOYMENT: "deployments", NodeKind.PREDICTION_BATCH: "prediction_batches"}
+
+
 def impact(subject_hash: str) -> dict[str, list[LineageNode]]:
-    """Return the dataset versions holding the subject and, through lineage, the model versions and deployments."""
+    """Return the dataset versions holding the subject and, through lineage, what derives from them: feature sets,
+    model versions, deployments and the prediction batches those versions produced (offline and served)."""
     datasets = list(LineageNode.objects.filter(subject_manifest__hashes__digest=subject_hash).distinct()
                     .order_by("name", "version", "pk"))
+    dataset_ids = {n.pk for n in datasets}
     downstream: dict[int, str] = {}
     for node in datasets:
-        for row in lineage_selectors.lineage_impact(actor=REGULATOR, node=node):
-            downstream[row["id"]] = row["kind"]
+        for row in lineage_selectors.lineage_impact(actor=REGULATOR, node=node, kinds=AFFECTED):
+            if row["id"] not in dataset_ids:
+                downstream[row["id"]] = row["kind"]
     nodes = {n.pk: n for n in LineageNode.objects.filter(pk__in=downstream).select_related(
         "model_version", "model_version__model", "model")}
-    ordered = sorted(nodes.values(), key=lambda n: (n.name, n.model_version.number if n.model_version else 0, n.pk))
-    return {"datasets": datasets, "versions": [n for n in ordered if n.kind == NodeKind.MODEL_VERSION],
-            "deployments": [n for n in ordered if n.kind == NodeKind.DEPLOYMENT]}
+    ordered = sorted(nodes.values(), key=lambda n: (n.name, n.model_version.number if n.model_version else 0,
+                                                    n.window_start is not None, n.window_start or 0, n.pk))
+    found: dict[str, list[LineageNode]] = {"datasets": datasets, **{key: [] for key in AFFECTED.values()}}
+    for node in ordered:
+        found[AFFECTED[node.kind]].append(node)
+    return found
 
 
 def node_label(node: LineageNode) -> str:
     """Return a readable label for an affected node (no personal data: names of datasets, models, endpoints)."""
     if node.kind == NodeKind.MODEL_VERSION and node.model_version_id:
         return f"{node.model_version.model.name} v{node.model_version.number}"
+    if node.kind == NodeKind.FEATURE_SET:
+        return f"{node.name}@{node.version}" if node.version else node.name
+    if node.kind == NodeKind.PREDICTION_BATCH:
+        model = node.model.name if node.model_id else ""
+        where = node.uri or (f"{node.window_start:%Y-%m-%d %H:%M}–{node.window_end:%H:%M} UTC"
+                             if node.window_start and node.window_end else node.name)
+        return f"{model} v{node.version}: {where}"[:512] if model else where[:512]
     return f"{node.name} {node.version}".strip()
 
 
@@ -129,9 +147,9 @@ def erasure_request_create(*, actor: Any, identifier: str, received_on: date | N
         subject_hash=digest, key_id=hashing.key_id(), received_on=received_on,
         deadline=add_months(received_on, 1), handler=handler or actor, created_by=actor)
     found = impact(digest)
-    for kind in ("datasets", "versions", "deployments"):
-        for node in found[kind]:
-            ErasureObligation.objects.create(request=request, node=node, kind=node.kind, label=node_label(node))
+    ErasureObligation.objects.bulk_create([  # a served model may have produced many prediction batches
+        ErasureObligation(request=request, node=node, kind=node.kind, label=node_label(node))
+        for kind in ("datasets", *AFFECTED.values()) for node in found[kind]], batch_size=1000)
     suppressed_nodes = list(LineageNode.objects.filter(
         subject_manifest__hashes__digest=digest, subject_manifest__suppressed_hits__gt=0).values_list("pk", flat=True))
     if suppressed_nodes:
@@ -140,7 +158,8 @@ def erasure_request_create(*, actor: Any, identifier: str, received_on: date | N
     events.emit("erasure_request.created", actor=actor, target=request, data={
         "received_on": received_on.isoformat(), "deadline": request.deadline.isoformat(),
         "handler": (handler or actor).get_username(), "datasets": len(found["datasets"]),
-        "model_versions": len(found["versions"]), "deployments": len(found["deployments"])})
+        "model_versions": len(found["versions"]), "deployments": len(found["deployments"]),
+        "feature_sets": len(found["feature_sets"]), "prediction_batches": len(found["prediction_batches"])})
     return request
 
 
@@ -200,6 +219,24 @@ def _check_resolution(obligation: ErasureObligation, request: ErasureRequest, st
             raise InvalidInput("Only model version obligations are resolved by deprecation.")
         if not (obligation.node and obligation.node.model_version and obligation.node.model_version.deprecated):
             raise InvalidState("Deprecate the version in the registry first.")
+    elif status == ObligationStatus.FEATURES_RECOMPUTED:
+        if kind != NodeKind.FEATURE_SET:
+            raise InvalidInput("Only feature set obligations are resolved by recomputing the feature set.")
+        old_node = obligation.node
+        if replacement_node is None or replacement_node.kind != NodeKind.FEATURE_SET or old_node is None \
+                or replacement_node.pk == old_node.pk or replacement_node.name != old_node.name:
+            raise InvalidInput("Name the new version of the same feature set (its lineage node id), recomputed "
+                               "without the subject.")
+        held = request.obligations.filter(kind=NodeKind.DATASET, node__isnull=False).values_list("node_id", flat=True)
+        if any(lineage_selectors.reaches(start=pk, goal=replacement_node.pk) for pk in held):
+            raise InvalidState("The new feature set version is itself affected by this request: it still derives "
+                               "from data holding the subject.")
+    elif status == ObligationStatus.OUTPUTS_DELETED:
+        if kind not in (NodeKind.PREDICTION_BATCH, NodeKind.FEATURE_SET):
+            raise InvalidInput("Only prediction batches and feature sets have outputs to delete or mark.")
+        if not reason:
+            raise InvalidInput("Say what was done: the outputs deleted (where), or the rows derived from the "
+                               "subject marked.")
     elif status == ObligationStatus.EXEMPT:
         if ground not in ExemptionGround.values or not reason:
             raise InvalidInput("An exemption needs an Art. 17(3) ground and a reason.")
@@ -224,7 +261,8 @@ def obligation_resolve(*, obligation: ErasureObligation, actor: Any, status: str
     _check_resolution(obligation, request, status, replacement_node=replacement_node,
                       replacement_version=replacement_version, ground=ground, reason=reason)
     obligation.status, obligation.reason = status, reason
-    obligation.replacement_node = replacement_node if status == ObligationStatus.DATASET_PURGED else None
+    obligation.replacement_node = replacement_node if status in (ObligationStatus.DATASET_PURGED,
+                                                                 ObligationStatus.FEATURES_RECOMPUTED) else None
     obligation.replacement_version = replacement_version if status == ObligationStatus.MODEL_RETRAINED else None
     obligation.exemption_ground = ground if status == ObligationStatus.EXEMPT else ""
     obligation.resolved_by, obligation.resolved_at = actor, timezone.now()

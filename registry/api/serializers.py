@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from registry.lineage.features import versions_feature_sets
 from registry.lineage.selectors import runs_held_elsewhere
 from registry.models import AccessToken, Artifact, ModelRole, ModelVersion, RegisteredModel, Role
 from registry.pipeline.scan.trust import TrustState, VersionTrust, versions_trust
@@ -70,6 +71,10 @@ class VersionInput(serializers.Serializer):
     environment = JSONOrTextField(required=False, default=None)
     datasets = JSONOrTextField(required=False, default=None)
     tags = JSONOrTextField(required=False, default=None)
+    feature_sets = JSONOrTextField(
+        required=False, default=None,
+        help_text="Feature sets the version consumed: [{name, version, derived_from: ['dataset@version' | node id | "
+                  "{name, version, uri, digest}], transformation_ref, uri, schema}], recorded as lineage.")
 
 
 class VersionUpdateInput(serializers.Serializer):
@@ -148,11 +153,13 @@ class VersionListOutput(serializers.ListSerializer):
         rows = list(data.all() if hasattr(data, "all") else data)
         self.child.runs_elsewhere = runs_held_elsewhere(v.run_id for v in rows)
         self.child.trust = versions_trust([v.pk for v in rows])
+        self.child.features = versions_feature_sets([v.pk for v in rows])
         try:
             return [self.child.to_representation(v) for v in rows]
         finally:
             self.child.runs_elsewhere = None
             self.child.trust = None
+            self.child.features = None
 
 
 class VersionOutput(serializers.Serializer):
@@ -160,6 +167,7 @@ class VersionOutput(serializers.Serializer):
 
     runs_elsewhere: set[str] | None = None  # set by VersionListOutput for a page
     trust: dict[int, VersionTrust] | None = None  # likewise
+    features: dict[int, list[dict[str, Any]]] | None = None  # likewise
 
     class Meta:
         list_serializer_class = VersionListOutput
@@ -190,6 +198,9 @@ class VersionOutput(serializers.Serializer):
     code = serializers.SerializerMethodField()
     environment = serializers.ListField(child=serializers.CharField())
     datasets = serializers.SerializerMethodField()
+    feature_sets = serializers.SerializerMethodField(
+        help_text="The feature sets the version consumed (lineage: dataset -> feature set -> version), each with the "
+                  "lineage node id, name, version, uri, transformation_ref, schema and the datasets it derives from.")
     tags = serializers.SerializerMethodField()
     aliases = serializers.SerializerMethodField()
     deprecated = serializers.BooleanField()
@@ -224,6 +235,7 @@ class VersionOutput(serializers.Serializer):
             "code": self.get_code(obj),
             "environment": [str(x) for x in (obj.environment or [])],
             "datasets": self.get_datasets(obj),
+            "feature_sets": self.get_feature_sets(obj),
             "tags": self.get_tags(obj),
             "aliases": self.get_aliases(obj),
             "deprecated": bool(obj.deprecated),
@@ -257,6 +269,11 @@ class VersionOutput(serializers.Serializer):
 
     def get_datasets(self, obj: ModelVersion) -> list[dict[str, str]]:
         return [{"name": d.name, "uri": d.uri, "digest": d.digest, "role": d.role} for d in obj.datasets.all()]
+
+    @extend_schema_field({"type": "array", "items": {"type": "object"}})
+    def get_feature_sets(self, obj: ModelVersion) -> list[dict[str, Any]]:
+        known = self.features if self.features is not None else versions_feature_sets([obj.pk])
+        return known.get(obj.pk, [])
 
     def get_code(self, obj: ModelVersion) -> dict[str, str]:
         return {"repository": obj.code_repository, "commit": obj.code_commit}

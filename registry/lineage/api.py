@@ -13,8 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import selectors
+from registry.api.serializers import JSONOrTextField
 from registry.errors import InvalidInput, NotFound
-from registry.lineage import openlineage
+from registry.lineage import features, offline, openlineage
 from registry.lineage import selectors as lineage
 from registry.lineage import services as lineage_services
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
@@ -212,3 +213,73 @@ class OpenLineageVersionApi(APIView):
         version = selectors.version_resolve(model=model, ref=ref)
         namespace = f"stratum://{request.get_host()}"
         return Response({"events": openlineage.version_openlineage(version=version, namespace=namespace)})
+
+
+class FeatureSetsInput(serializers.Serializer):
+    """Feature sets to declare on an existing version."""
+
+    feature_sets = JSONOrTextField(help_text="As on version registration: a list of {name, version, derived_from, "
+                                             "transformation_ref, uri, schema}.")
+
+
+def _version(request: Request, name: str, ref: str) -> Any:
+    model = selectors.model_get(actor=request.user, name=name)
+    return selectors.version_resolve(model=model, ref=ref)
+
+
+class VersionFeatureSetsApi(APIView):
+    """The feature sets a version consumed: list them, or declare more (dataset -> feature set -> version)."""
+
+    @extend_schema(operation_id="version_feature_sets_list", responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str, ref: str) -> Response:
+        """Return {"feature_sets": [...]}."""
+        version = _version(request, name, ref)
+        return Response({"feature_sets": features.versions_feature_sets([version.pk]).get(version.pk, [])})
+
+    @extend_schema(operation_id="version_feature_sets_declare", request=FeatureSetsInput,
+                   responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str, ref: str) -> Response:
+        """Record the feature sets (201), or acknowledge ones already recorded (200)."""
+        version = _version(request, name, ref)
+        if not isinstance(request.data, dict):
+            raise InvalidInput('The body is a JSON object: {"feature_sets": [...]}.')
+        specs = features.feature_sets_parse(request.data.get("feature_sets"))
+        recorded = features.feature_sets_declare(actor=request.user, version=version, feature_sets=specs)
+        new = any(row["created"] or row["linked"] for row in recorded)
+        return Response({"recorded": recorded,
+                         "feature_sets": features.versions_feature_sets([version.pk]).get(version.pk, [])},
+                        status=status.HTTP_201_CREATED if new else status.HTTP_200_OK)
+
+
+class PredictionBatchInput(serializers.Serializer):
+    """An offline scoring run's output: where the predictions are, how many rows, optional window and digests."""
+
+    uri = serializers.CharField(max_length=2048, help_text="Where the predictions were written (s3://, gs://, "
+                                                          "hdfs://, a warehouse table …; never a local path)")
+    row_count = serializers.IntegerField(min_value=0)
+    window_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    window_end = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    input_digest = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    output_digest = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+
+
+class VersionPredictionBatchesApi(APIView):
+    """A version's prediction batches (gateway and offline): list them, or register an offline scoring output."""
+
+    @extend_schema(operation_id="version_prediction_batches_list", responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str, ref: str) -> Response:
+        """Return {"prediction_batches": [...]} (at most the newest 500)."""
+        version = _version(request, name, ref)
+        rows = list(offline.version_prediction_batches(version=version)[:500])
+        return Response({"prediction_batches": [node_output(n) for n in rows]})
+
+    @extend_schema(operation_id="version_prediction_batch_register", request=PredictionBatchInput,
+                   responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str, ref: str) -> Response:
+        """Register the batch (201), or return the one already registered for that output (200)."""
+        version = _version(request, name, ref)
+        ser = PredictionBatchInput(data=request.data)
+        ser.is_valid(raise_exception=True)
+        result = offline.prediction_batch_register(actor=request.user, version=version, **ser.validated_data)
+        node = lineage.node_get(actor=request.user, node_id=result.obj.pk)
+        return Response(node_output(node), status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)

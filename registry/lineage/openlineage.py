@@ -27,6 +27,7 @@ from registry.models import ModelVersion
 PRODUCER = "https://github.com/stratum-registry/stratum"
 MAX_DATASETS = 200
 NAMESPACE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]{0,31})(?P<rest>://[^\s\x00-\x1f]{1,1000})?")
+DATA_URI = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]{0,31})://[^\s\x00-\x1f\x7f-\x9f]{1,2000}")
 # Dataset namespaces of the OpenLineage naming specification (what Airflow, Spark and dbt emit); `file` is not
 # among them: Stratum never records local paths.
 DEFAULT_SCHEMES = ("postgres", "postgresql", "mysql", "mssql", "sqlserver", "oracle", "db2", "teradata", "redshift",
@@ -52,6 +53,21 @@ def _namespace(value: Any, field: str) -> str:
         raise InvalidInput(f"OpenLineage event: unknown dataset namespace {text[:100]!r} in {field}; use one of the "
                            f"naming specification's schemes ({', '.join(schemes[:8])}, …), e.g. "
                            "postgres://db.example:5432 or s3://bucket.")
+    return text
+
+
+def data_uri(value: Any, field: str) -> str:
+    """Return `value` when it is a data location other hosts can read: `<scheme>://…` with a scheme of the naming
+    specification's allow-list (s3, gs, hdfs, postgres …; never file:), at most 2,048 characters, no whitespace or
+    control characters; raise InvalidInput naming `field` otherwise. Empty stays empty."""
+    if value in (None, ""):
+        return ""
+    text = _text(value, field, 2048)
+    match = DATA_URI.fullmatch(text)
+    schemes = getattr(settings, "STRATUM_OPENLINEAGE_SCHEMES", DEFAULT_SCHEMES)
+    if match is None or match.group("scheme") not in schemes:
+        raise InvalidInput(f"{field} {text[:100]!r} is not a data location Stratum accepts; use <scheme>://… with "
+                           f"one of {', '.join(schemes[:10])}, … (local paths and file: are refused).")
     return text
 
 

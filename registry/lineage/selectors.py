@@ -140,8 +140,10 @@ def lineage_walk(*, actor: Any, node: LineageNode, direction: str = "both", dept
                  truncated=truncated)
 
 
-def lineage_impact(*, actor: Any, node: LineageNode) -> list[dict[str, Any]]:
-    """Return every model version and deployment downstream of `node` that `actor` may see (one recursive query)."""
+def lineage_impact(*, actor: Any, node: LineageNode, kinds: Iterable[str] = IMPACT_KINDS) -> list[dict[str, Any]]:
+    """Return every node of `kinds` (by default model versions and deployments) downstream of `node` that `actor` may
+    see (one recursive query)."""
+    kinds = tuple(kinds)
     mv = connection.ops.quote_name(ModelVersion._meta.db_table)
     rm = connection.ops.quote_name(RegisteredModel._meta.db_table)
     sql = f"""
@@ -154,10 +156,10 @@ def lineage_impact(*, actor: Any, node: LineageNode) -> list[dict[str, Any]]:
         FROM down JOIN {_node_table()} n ON n.id = down.id
         LEFT JOIN {mv} v ON v.id = n.model_version_id
         LEFT JOIN {rm} m ON m.id = n.model_id
-        WHERE n.kind IN (%s, %s) AND n.id <> %s
+        WHERE n.kind IN ({", ".join(["%s"] * len(kinds))}) AND n.id <> %s
         ORDER BY n.kind DESC, m.name, v.number, n.name, n.id"""  # noqa: S608 - only identifiers from model metadata are interpolated
     with connection.cursor() as cursor:
-        cursor.execute(sql, [node.pk, *IMPACT_KINDS, node.pk])
+        cursor.execute(sql, [node.pk, *kinds, node.pk])
         rows = cursor.fetchall()
     allowed = _visible_model_ids(actor, {r[5] for r in rows if r[5] is not None})
     if actor is not None and (actor.is_staff or actor.is_superuser):

@@ -91,7 +91,8 @@ def graph_lock() -> None:
 # ------------------------------------------------------------------------------------------------ writes
 
 
-def _identity_key(kind: str, fields: dict[str, Any]) -> str:
+def identity_key(kind: str, fields: dict[str, Any]) -> str:
+    """Return the digest that names a node of `kind` with these identity fields (IDENTITY says which count)."""
     parts = [kind, *[_plain(fields.get(name)) for name in IDENTITY[kind]]]
     return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
 
@@ -104,7 +105,8 @@ def _plain(value: Any) -> Any:
     return value if value is not None else ""
 
 
-def _clean_node_fields(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+def node_fields_clean(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Return a node's columns from `fields`, checked (text limits, no control characters, JSON, window order)."""
     out: dict[str, Any] = {}
     for name, limit in TEXT_LIMITS.items():
         value = fields.get(name, "")
@@ -167,13 +169,13 @@ def node_create(*, actor: Any, kind: str, model: RegisteredModel | None = None,
         raise InvalidInput("Only model_version nodes name a version.")
     if model is not None and kind not in SCOPED_KINDS:
         raise InvalidInput(f"A {kind} node is shared across models; do not name a model.")
-    clean = _clean_node_fields(kind, fields)
+    clean = node_fields_clean(kind, fields)
     probe = LineageNode(kind=kind, model=model)
     _check_write(actor, probe)
     if model is not None:
         model_lock(model)  # the lock order of registry/locking.py: the model, then the graph's lock
     graph_lock()
-    key = _identity_key(kind, {**clean, "model": model})
+    key = identity_key(kind, {**clean, "model": model})
     existing = LineageNode.objects.filter(kind=kind, key=key).first()
     if existing is not None:
         return Registered(existing, False)
@@ -190,7 +192,7 @@ def edge_create(*, actor: Any, upstream: LineageNode, downstream: LineageNode, k
     for node in sorted((upstream, downstream), key=lambda n: n.model_id is None):  # hidden models answer 404 first
         _check_write(actor, node)
     graph_lock()
-    edge, created = _edge_insert(upstream=upstream, downstream=downstream, kind=kind, role=role, actor=actor)
+    edge, created = edge_insert(upstream=upstream, downstream=downstream, kind=kind, role=role, actor=actor)
     if created:
         events.emit("lineage_edge.created", actor=actor, target=edge, data={
             "kind": kind, "role": edge.role, "upstream": upstream.pk, "downstream": downstream.pk,
@@ -198,7 +200,7 @@ def edge_create(*, actor: Any, upstream: LineageNode, downstream: LineageNode, k
     return Registered(edge, created)
 
 
-def _edge_insert(*, upstream: LineageNode, downstream: LineageNode, kind: str, role: str, actor: Any
+def edge_insert(*, upstream: LineageNode, downstream: LineageNode, kind: str, role: str, actor: Any
                  ) -> tuple[LineageEdge, bool]:
     """Validate and insert an edge under the graph lock; no permission check, no event (callers do that)."""
     if kind not in EdgeKind.values:
@@ -281,7 +283,7 @@ def prediction_batches_record(specs: list[BatchSpec]) -> list[LineageNode | None
     deployment_nodes = {(n.model_id, n.name): n for n in LineageNode.objects.filter(
         kind=NodeKind.DEPLOYMENT, model_id__in={m for m, _ in wanted}, name__in={d for _, d in wanted})}
     kept = [spec for spec in specs if spec.version_id in versions]
-    keys = [_identity_key(NodeKind.PREDICTION_BATCH, {
+    keys = [identity_key(NodeKind.PREDICTION_BATCH, {
         "model": versions[s.version_id].model_id, "name": s.name, "endpoint": s.endpoint, "external_id": s.process,
         "window_start": s.window_start, "window_end": s.window_end}) for s in kept]
     # A process flushes every second or so: a window's later flushes add to the batch its first flush created.
@@ -315,8 +317,8 @@ def prediction_batches_record(specs: list[BatchSpec]) -> list[LineageNode | None
 
 
 def _system_node(kind: str, owner: Any, **fields: Any) -> LineageNode:
-    clean = _clean_node_fields(kind, fields)
-    key = _identity_key(kind, clean)
+    clean = node_fields_clean(kind, fields)
+    key = identity_key(kind, clean)
     node = LineageNode.objects.filter(kind=kind, key=key).first()
     return node or LineageNode.objects.create(kind=kind, key=key, owner=owner, **clean)
 
@@ -332,14 +334,14 @@ def lineage_fill_from_version(version: ModelVersion) -> int:
     added = 0
     for ds in version.datasets.all():
         upstream = _system_node(NodeKind.DATASET, version.creator, name=ds.name, uri=ds.uri, digest=ds.digest)
-        added += _edge_insert(upstream=upstream, downstream=node, kind=EdgeKind.TRAINED_ON, role=ds.role,
+        added += edge_insert(upstream=upstream, downstream=node, kind=EdgeKind.TRAINED_ON, role=ds.role,
                               actor=None)[1]
     stale = LineageEdge.objects.filter(downstream=node, kind=EdgeKind.BUILT_FROM_CODE, created_by__isnull=True)
     if version.code_commit:
         code = _system_node(NodeKind.CODE_COMMIT, version.creator, repository=version.code_repository,
                             commit=version.code_commit)
         stale.exclude(upstream=code).delete()
-        added += _edge_insert(upstream=code, downstream=node, kind=EdgeKind.BUILT_FROM_CODE, role="", actor=None)[1]
+        added += edge_insert(upstream=code, downstream=node, kind=EdgeKind.BUILT_FROM_CODE, role="", actor=None)[1]
     else:
         stale.delete()
     added += _external_run_fill(version, node)
@@ -355,12 +357,12 @@ def _external_run_fill(version: ModelVersion, node: LineageNode) -> int:
         external.delete()
         return 0
     fields = {"model": version.model_id, "external_id": version.run_id}
-    key = _identity_key(NodeKind.EXTERNAL_RUN, fields)
+    key = identity_key(NodeKind.EXTERNAL_RUN, fields)
     run_node = LineageNode.objects.filter(kind=NodeKind.EXTERNAL_RUN, key=key).first() or LineageNode.objects.create(
         kind=NodeKind.EXTERNAL_RUN, key=key, model_id=version.model_id, name=f"run {version.run_id}",
         external_id=version.run_id, properties={"verified": False}, owner=version.creator)
     external.exclude(upstream=run_node).delete()
-    return _edge_insert(upstream=run_node, downstream=node, kind=EdgeKind.TRAINED_IN, role="", actor=None)[1]
+    return edge_insert(upstream=run_node, downstream=node, kind=EdgeKind.TRAINED_IN, role="", actor=None)[1]
 
 
 def on_domain_event(sender: Any, event: events.DomainEvent, **kwargs: Any) -> None:

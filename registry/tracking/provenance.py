@@ -12,8 +12,10 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from registry import events, permissions
-from registry.errors import NotFound
+from registry.errors import InvalidInput, NotFound
+from registry.lineage.features import FeatureSetSpec, feature_set_parse
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
+from registry.lineage.openlineage import data_uri
 from registry.lineage.services import graph_lock, lineage_fill_from_version
 from registry.locking import model_lock
 from registry.models import (
@@ -30,6 +32,7 @@ from registry.models import (
 from registry.tracking.artifacts import artifact_root_resolve
 from registry.tracking.logged_models import logged_models_visible
 from registry.tracking.runs import latest_metrics, run_get, runs_visible
+from registry.validation import json_loads
 
 
 @dataclass
@@ -41,6 +44,9 @@ class Provenance:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     datasets: list[dict[str, str]] = field(default_factory=list)
+    # Dataset inputs logged with context "features": feature sets, with what they derive from (FEATURES_HELP)
+    feature_sets: list[FeatureSetSpec] = field(default_factory=list)
+    feature_set_errors: list[str] = field(default_factory=list)
     logged_model: LoggedModel | None = None
     external_run: bool = False  # the source names a run Stratum does not hold (or the actor may not see)
 
@@ -76,6 +82,40 @@ def _dataset_uri(ds: RunInput) -> str:
     return ds.source
 
 
+FEATURES_CONTEXT = "features"
+FEATURES_HELP = ("mlflow.log_input(dataset, context='features', tags={'stratum.derived_from': 'customers@2024-05, "
+                 "orders@2024-05', 'stratum.transformation_ref': 'git+https://…@<commit>#featurize.py'}); the "
+                 "dataset's profile may carry derived_from, transformation_ref and version instead")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json_loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _feature_set(ds: RunInput) -> FeatureSetSpec:
+    """A dataset input logged with context "features" as a feature set: named by the dataset's name and version
+    (the input tag stratum.version, the profile's version, else MLflow's digest of its content); it lives at the
+    dataset's source when that is a data location others can read; its sources and code reference come from the
+    input tags stratum.derived_from and stratum.transformation_ref, or the same keys in its profile."""
+    profile = _json_object(ds.profile)
+    derived = ds.tags.get("stratum.derived_from") or profile.get("derived_from") or []
+    if isinstance(derived, str):
+        derived = [part.strip() for part in derived.split(",") if part.strip()]
+    uri = _dataset_uri(ds)
+    try:
+        uri = data_uri(uri, "uri")
+    except InvalidInput:
+        uri = ""  # a client's local path: nobody else can read it, so the node keeps no location
+    raw = {"name": ds.name, "version": ds.tags.get("stratum.version") or profile.get("version") or ds.digest,
+           "derived_from": derived, "uri": uri, "schema": _json_object(ds.schema),
+           "transformation_ref": ds.tags.get("stratum.transformation_ref") or profile.get("transformation_ref") or ""}
+    return feature_set_parse(raw, f"Dataset input {ds.name[:80]!r} (context features)")
+
+
 def _run_provenance(prov: Provenance, run: Run) -> None:
     prov.run_id = prov.run_id or run.run_id
     for key, value in RunParam.objects.filter(run=run).values_list("key", "value"):
@@ -86,6 +126,15 @@ def _run_provenance(prov: Provenance, run: Run) -> None:
             prov.metrics.setdefault(key, metric.value)
     for ds in RunInput.objects.filter(run=run):
         context = str(ds.tags.get("mlflow.data.context", "")).lower()
+        if context == FEATURES_CONTEXT:
+            try:
+                spec = _feature_set(ds)
+            except InvalidInput as error:  # registration refuses it; an import or a run link warns and goes on
+                prov.feature_set_errors.append(error.message)
+                continue
+            if all(f.label() != spec.label() for f in prov.feature_sets):
+                prov.feature_sets.append(spec)
+            continue
         role = {"training": "train", "train": "train", "eval": "validation", "validation": "validation",
                 "test": "test"}.get(context, "train")
         prov.datasets.append({"name": ds.name[:256], "uri": _dataset_uri(ds)[:2048], "digest": ds.digest[:128],

@@ -6,6 +6,8 @@ from typing import Any
 
 from django import forms
 
+from registry.errors import InvalidInput
+from registry.lineage.features import FeatureSetSpec, feature_set_lines_parse
 from registry.models import Stage
 
 
@@ -40,6 +42,28 @@ class KeyValueLinesField(forms.CharField):
                 )
             result[key] = val
         return result
+
+
+class FeatureSetLinesField(forms.CharField):
+    """A textarea of `name@version <- dataset@version, … | code reference` lines, cleaned to feature-set specs;
+    every bad line is named at once."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "mono",
+                                   "placeholder": "customer_features@3 <- customers@2024-05, orders@2024-05 | "
+                                                  "git+https://github.com/acme/features@4f2a9c1#build.py"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> list[FeatureSetSpec]:  # type: ignore[override]
+        """Return the specs, or raise a ValidationError with one message per fault."""
+        text = super().to_python(value) or ""
+        try:
+            return feature_set_lines_parse(text)
+        except InvalidInput as error:
+            errors = (error.details or {}).get("errors") or [error.message]
+            raise forms.ValidationError([forms.ValidationError(e, code="invalid_line") for e in errors]) from None
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -97,6 +121,12 @@ class VersionCreateForm(forms.Form):
         label="Requirements", required=False,
         widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "spellcheck": "false"}),
         help_text="One requirement per line, as in requirements.txt.",
+    )
+    feature_sets = FeatureSetLinesField(
+        label="Feature sets",
+        help_text="One feature set per line: name@version <- the datasets it derives from (dataset@version, comma "
+                  "separated), optionally | the transformation's code reference. A dataset not yet in lineage is "
+                  "added; one already there (or a feature set) is linked.",
     )
 
 

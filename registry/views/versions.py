@@ -15,6 +15,7 @@ from django.views import View
 from registry import gates, permissions, selectors, services
 from registry.artifacts.uploads import received_files
 from registry.errors import DomainError, ProtectedMove, UploadTooLarge
+from registry.lineage.features import versions_feature_sets
 from registry.lineage.selectors import run_held_elsewhere
 from registry.models import ModelVersion, RegisteredModel
 from registry.pipeline.scan.release import model_releases
@@ -59,6 +60,7 @@ def _version_page(
         "stage_form": stage_form,
         "protected_stages": [t for t in gates.protected_targets(model=model) if t["kind"] == "stage"],
         "run_held_elsewhere": run_held_elsewhere(version),
+        "feature_sets": versions_feature_sets([version.pk]).get(version.pk, []),
     }
     return render(request, "registry/version_detail.html", context, status=status)
 
@@ -158,6 +160,7 @@ class VersionCreateView(LoginRequiredMixin, View):
                     source_uri=data["source_uri"], run_id=data["run_id"],
                     code_repository=data["code_repository"], code_commit=data["code_commit"],
                     metrics=data["metrics"], params=data["params"], environment=data["environment"],
+                    feature_sets=data["feature_sets"],
                 )
             except DomainError as error:
                 status = form_error(form, error)

@@ -72,7 +72,9 @@ def test_requests_of_one_window_share_one_batch_and_a_flush_writes_a_fixed_numbe
     assert sum(b.row_count for b in batches) == 25
 
 
-@pytest.mark.parametrize("header", ["x" * 10_000, "abc", "bad id with spaces", "id\u00e9-unicode-0001"])
+@pytest.mark.parametrize("header", ["x" * 10_000, "abc", "bad id with spaces", "id\u00e9-unicode-0001",
+                                    "id\x00with-nul-0001", "id\x1bescape-0001", "id-with-del\x7f-0001",
+                                    "order-4711\t"])
 def test_a_malformed_request_id_is_refused_and_nothing_is_recorded(live, predict, header):
     response = predict(NAME, {"rows": [ROW]}, **{"X-Request-Id": header})
     assert response.status_code == 400 and response.json()["error"]["code"] == "INVALID_PARAMETER_VALUE"

@@ -30,7 +30,7 @@ def test_the_request_finds_exactly_the_affected_items(world):
     labels = {(o.kind, o.label) for o in request.obligations.all()}
     assert labels == {("dataset", "customers 2026-01"), ("dataset", "events 2026-01"),
                       ("model_version", "churn v1"), ("model_version", "churn v2"), ("model_version", "churn v3"),
-                      ("deployment", "churn-prod")}
+                      ("deployment", "churn-prod"), ("feature_set", "event-features@7")}
     assert request.deadline == date(2026, 12, 2)
     assert request.subject_hash == hashing.subject_hash(SUBJECT)
 

@@ -20,6 +20,7 @@ from governance.cards import services as cards
 from governance.models import AuditEvent
 from governance.policy import services as policy_services
 from registry import access, services
+from registry.lineage import features, offline
 from registry.lineage import services as lineage
 from registry.lineage.models import EdgeKind, NodeKind
 from registry.models import Alias, ModelTag, RegisteredModel, RetrainRule, Role
@@ -248,6 +249,12 @@ def test_every_audited_write_takes_its_locks_in_the_one_order(owner, staff, make
     version_node, _ = lineage.version_node_ensure(v2)  # made when its commit was recorded
     run("edge_create", lambda: lineage.edge_create(actor=owner, upstream=dataset, downstream=version_node,
                                                    kind=EdgeKind.TRAINED_ON))
+    fs = [{"name": "ordered-features", "version": "1", "derived_from": ["events@2026"]}]
+    run("version_create", lambda: services.version_create(model=model, actor=owner, feature_sets=fs))
+    run("feature_sets_declare", lambda: features.feature_sets_declare(
+        actor=owner, version=v2, feature_sets=features.feature_sets_parse(fs)))
+    run("prediction_batch_register", lambda: offline.prediction_batch_register(
+        actor=owner, version=v2, uri="s3://scores/ordered.parquet", row_count=3))
     experiment = run("experiment_create", lambda: experiments.experiment_create(actor=owner, name="exp"))
     mlrun = run("run_create", lambda: runs.run_create(actor=owner, experiment=experiment))
     run("run_update", lambda: runs.run_update(actor=owner, run=mlrun, status="FINISHED"))

@@ -434,7 +434,7 @@ def test_version_output_renders_exactly_as_drf_would(owner, make_version):
 def test_a_page_of_versions_asks_once_which_runs_stratum_holds(api, registered_model, make_version,
                                                                django_assert_num_queries):
     """run_verified: null without a run, false for a run held elsewhere; a page costs one lookup, not one a row (and
-    one for the page's scan status)."""
+    one for the page's scan status, one for its feature sets)."""
     from rest_framework.test import APIRequestFactory
 
     from registry import selectors
@@ -445,6 +445,6 @@ def test_a_page_of_versions_asks_once_which_runs_stratum_holds(api, registered_m
         make_version(registered_model, run_id=f"{i:032x}")
     rows = list(selectors.version_queryset().filter(model=registered_model).order_by("number"))
     APIRequestFactory()  # DRF set up before counting
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         data = VersionOutput(rows, many=True).data
     assert [v["run_verified"] for v in data] == [None, False, False, False]

@@ -271,9 +271,13 @@ class Command(BaseCommand):
             source = ""
         held = Run.objects.filter(pk=rv.get("run_id") or "").first()
         datasets: list[dict[str, str]] = []
+        feature_sets: list[Any] = []
         if held is not None:  # imported just before: the version inherits what Stratum holds, datasets included
             prov = provenance.run_provenance(held)
             params, metrics, datasets = prov.params, prov.metrics, prov.datasets
+            feature_sets = prov.feature_sets
+            summary.warnings.extend(f"{model.name} v{number}: {e} (feature set not recorded)"
+                                    for e in prov.feature_set_errors)
         else:
             params, metrics = self._run_data(remote, rv.get("run_id") or "")
         files: list[tuple[str, SpooledUpload]] = []
@@ -283,7 +287,7 @@ class Command(BaseCommand):
             version = services.version_create(
                 model=model, actor=actor, number=number, source_uri=source, run_id=rv.get("run_id") or "",
                 description=rv.get("description") or "", tags=tags, params=params, metrics=metrics, files=files,
-                datasets=datasets,
+                datasets=datasets, feature_sets=feature_sets,
             )
         except DomainError as exc:
             for _, upload in files:
