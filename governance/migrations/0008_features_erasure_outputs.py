@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0005_review_policy_and_required_gates'),
+        ('governance', '0007_promotion_policy'),
     ]
 
     operations = [
