@@ -167,8 +167,8 @@ class ModelOutput(serializers.Serializer):
 
     def to_representation(self, obj: RegisteredModel | Mapping[str, Any]) -> dict[str, Any]:
         """The fields above, rendered by hand from a model or from a row of selectors.model_rows (completed with
-        model_rows_complete): list pages render up to 1,000 models. tests/registry/test_api.py checks this against
-        DRF's own rendering of the same declarations."""
+        model_rows_complete): list pages render up to 1,000 models. tests/registry/test_api_lists.py checks this
+        against DRF's own rendering of the same declarations."""
         row = obj if isinstance(obj, Mapping) else _model_row(obj, self)
         return {
             "name": str(row["name"]),
