@@ -12,7 +12,9 @@ Sections (all on by default; --only a,c to pick):
   c  search latency over >= 1,000 registered models (created once, reused by later runs)
   d  concurrency check: T threads x K creates on one fresh model; numbers must be exactly 1..T*K
   w  plain-word search (`q=`), 100-row pages over 10,000 models and 100,000 versions (seed them once with
-     bench/seed_scale.py in the server's environment, or pass --seed-scale when this runs beside the server)
+     bench/seed_scale.py in the server's environment, or pass --seed-scale when this runs beside the server):
+     p50/p95 per page and its ratio to the same list without words; with --server-side (beside the server, in
+     its environment) also each page's queries and SQL time, apart from HTTP, middleware and rendering
   e  ceiling: the same 1-client and C-client harness on GET /healthz (no work behind it), for what the machine
      carries at all; a throughput target above this ceiling cannot be met on that machine
 
@@ -230,20 +232,63 @@ def time_pages(api: Api, queries: dict[str, tuple[str, dict[str, str]]], repeats
     return out
 
 
+# (w) pages: label -> (path under /api/v1/, params, the label of the unfiltered page of the same list it is set
+# against). The baselines are the same lists without words: what a page costs before any search.
+WORD_PAGES: dict[str, tuple[tuple[str, ...], dict[str, str], str]] = {
+    "models (baseline)": (("models",), {}, ""),
+    "models q=wine": (("models",), {"q": "wine"}, "models (baseline)"),
+    "models q=wine region": (("models",), {"q": "wine region"}, "models (baseline)"),
+    "models q=wine + filter": (("models",), {"q": "wine", "filter": "name LIKE 'scale-0%'"}, "models (baseline)"),
+    "versions (baseline)": (("versions",), {}, ""),
+    "versions q=wine": (("versions",), {"q": "wine"}, "versions (baseline)"),
+    "versions q=retrain scale-05": (("versions",), {"q": "retrain scale-05"}, "versions (baseline)"),
+    "one model's versions (baseline)": (("models", "scale-05000", "versions"), {}, ""),
+    "one model's versions q=retrain": (("models", "scale-05000", "versions"), {"q": "retrain"},
+                                       "one model's versions (baseline)"),
+}
+
+
 def bench_word_search(api: Api, repeats: int) -> dict[str, tuple[Latencies, int]]:
-    """(w) Time 100-row pages of plain-word searches over the scale corpus; return latencies and result counts."""
+    """(w) Time 100-row pages of plain-word searches over the scale corpus, and the same lists without words;
+    return latencies and result counts."""
     probe = api.call("GET", api.url("models"), params={"filter": "name = 'scale-09999'"})
     if not probe["results"]:
         raise BenchError("the scale corpus is missing: run bench/seed_scale.py with the server's environment first")
-    queries = {
-        "models q=wine": (api.url("models"), {"q": "wine"}),
-        "models q=wine region": (api.url("models"), {"q": "wine region"}),
-        "models q=wine + filter": (api.url("models"), {"q": "wine", "filter": "name LIKE 'scale-0%'"}),
-        "versions q=wine": (api.url("versions"), {"q": "wine"}),
-        "versions q=retrain scale-05": (api.url("versions"), {"q": "retrain scale-05"}),
-        "one model's versions q=retrain": (api.url("models", "scale-05000", "versions"), {"q": "retrain"}),
-    }
-    return time_pages(api, queries, repeats)
+    return time_pages(api, {label: (api.url(*parts), params) for label, (parts, params, _) in WORD_PAGES.items()},
+                      repeats)
+
+
+def word_search_server_side(token: str, repeats: int) -> dict[str, Any]:
+    """(w, --server-side) Each page's queries and SQL time, measured in this process (bench/registry_api_server.py)."""
+    from urllib.parse import quote as q
+
+    from registry_api_server import page_costs
+
+    pages = {label: ("/api/v1/" + "/".join(q(p, safe="") for p in parts), {**params, "max_results": 100})
+             for label, (parts, params, _) in WORD_PAGES.items()}
+    return page_costs(token, pages, repeats)
+
+
+def print_word_search(results: dict[str, Any]) -> bool:
+    """Print section (w): p50/p95 per page, its ratio to the unfiltered list, and the server-side split if measured."""
+    ok = True
+    costs = results.get("words_server") or {}
+    for label, (lat, hits) in results["words"].items():
+        baseline = WORD_PAGES[label][2]
+        ratio = f"{lat.ms(50) / results['words'][baseline][0].ms(50):4.1f}x base" if baseline else "  baseline"
+        verdict = "meets" if lat.ms(50) < 50 else "MISSES"
+        line = (f"  {label:<34} {hits:>3} rows: p50 {lat.ms(50):6.2f} ms, p95 {lat.ms(95):6.2f} ms, {ratio} "
+                f"({verdict} 50 ms)")
+        if label in costs:
+            cost = costs[label]
+            line += (f" | {cost.queries} queries, SQL {cost.sql_ms:5.2f} ms, in-process {cost.request_ms:6.2f} ms "
+                     f"(CPU {cost.cpu_ms:5.2f} ms)")
+        say(line + (f", {lat.failed} errors" if lat.failed else ""))
+        ok &= lat.failed == 0
+    if costs:
+        say("  queries: the page's statements, whatever its size; SQL: those statements replayed on their own "
+            "(executed and fetched); in-process: the request through Django's test client, no HTTP")
+    return ok
 
 
 @dataclass
@@ -351,6 +396,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--search-repeats", type=int, help="(c) runs of each query (default 100; quick 20)")
     parser.add_argument("--seed-scale", action="store_true",
                         help="(w) seed the 10,000-model corpus first, here (needs the server's DATABASE_URL)")
+    parser.add_argument("--server-side", action="store_true",
+                        help="(w) also measure each page's queries and SQL time in this process (needs the "
+                             "server's environment: DATABASE_URL and the settings module)")
     parser.add_argument("--threads", type=int, default=16, help="(d) concurrent creators (default 16)")
     parser.add_argument("--per-thread", type=int, help="(d) creates per thread (default 100; quick 10)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
@@ -417,11 +465,10 @@ def run_sections(args: argparse.Namespace, make_api: Callable[[], Api]) -> tuple
             if spent:
                 say(f"  corpus seeded in {spent:.1f}s")
         results["words"] = bench_word_search(api, args.search_repeats)
-        for label, (lat, hits) in results["words"].items():
-            verdict = "meets" if lat.ms(50) < 50 else "MISSES"
-            say(f"  {label:<32} {hits:>3} rows: p50 {lat.ms(50):.2f} ms, p99 {lat.ms(99):.2f} ms ({verdict} 50 ms)"
-                f"{', ' + str(lat.failed) + ' errors' if lat.failed else ''}")
-            ok &= lat.failed == 0
+        if args.server_side:
+            results["words_server"] = word_search_server_side(args.token, args.search_repeats)
+        say(f"  machine load (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+        ok &= print_word_search(results)
     if "d" in args.only:
         say(f"\n(d) concurrency: {args.threads} threads x {args.per_thread} creates on one fresh model")
         conc = results["concurrency"] = bench_concurrency(make_api, args.prefix, args.threads, args.per_thread)

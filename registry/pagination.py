@@ -46,7 +46,8 @@ def decode_cursor(raw: str | None, arity: int) -> list[Any] | None:
 
 
 def paginate(qs: QuerySet, params: Any, keys: list[tuple[str, bool]]) -> tuple[list[Any], str | None]:
-    """Return one page of `qs` ordered by `keys` ((field, descending) pairs, last one unique) and the next cursor."""
+    """Return one page of `qs` (instances or .values() rows) ordered by `keys` ((field, descending) pairs, last one
+    unique) and the next cursor."""
     size = max_results(params)
     after = decode_cursor(params.get("cursor"), len(keys))
     qs = qs.order_by(*[f"-{f}" if desc else f for f, desc in keys])
@@ -68,6 +69,8 @@ def paginate(qs: QuerySet, params: Any, keys: list[tuple[str, bool]]) -> tuple[l
 
 
 def _value(obj: Any, field: str) -> Any:
+    if isinstance(obj, dict):  # a row of .values(), keyed by the lookup itself
+        return obj[field]
     for part in field.split("__"):
         obj = getattr(obj, part)
     return obj

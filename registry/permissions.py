@@ -52,12 +52,17 @@ def with_delegated_role(user, model: RegisteredModel, role: int):
     return delegate
 
 
+def sees_every_model(user) -> bool:
+    """Staff and superusers see every model (lists may then leave the visibility filter out of their queries)."""
+    return bool(user is not None and user.is_authenticated and (user.is_staff or user.is_superuser))
+
+
 def visible_models(user) -> QuerySet[RegisteredModel]:
     """Return the models `user` may see: staff see all, others those they own or hold a role on."""
     qs = RegisteredModel.objects.all()
     if user is None or not user.is_authenticated:
         return qs.none()
-    if user.is_staff or user.is_superuser:
+    if sees_every_model(user):
         return qs
     granted = ModelRole.objects.filter(_role_grants(user), model_id=OuterRef("pk"))
     return qs.filter(Q(owner_id=user.pk) | Exists(granted))

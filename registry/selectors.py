@@ -47,10 +47,37 @@ def model_list(*, actor, filters: Mapping[str, Any] | None = None) -> QuerySet[R
         .prefetch_related("tags", Prefetch("aliases", queryset=Alias.objects.select_related("version")))
         .order_by("name", "pk")
     )
+    return _model_filter(qs, filters)
+
+
+def _model_filter(qs: QuerySet[RegisteredModel], filters: Mapping[str, Any] | None) -> QuerySet[RegisteredModel]:
     filterset = ModelFilter(filters or {}, queryset=qs)
     if not filterset.is_valid():
         raise InvalidInput(filterset.error_message())
     return filterset.qs
+
+
+# What the API's model list shows of each model, as plain rows: a page holds up to 1,000 models, and building model
+# instances with prefetched managers cost several times what the database did.
+MODEL_ROW_FIELDS = ("pk", "name", "description", "owner__username", "last_version_number", "created_at",
+                    "updated_at", "deprecated", "deprecation_reason", "successor__name")
+
+
+def model_rows(*, actor, filters: Mapping[str, Any] | None = None) -> QuerySet:
+    """Return the models `actor` may see matching `filters` (as model_list) as rows of MODEL_ROW_FIELDS, ordered by
+    name; model_rows_complete adds a page's tags and aliases. Invalid filters raise InvalidInput."""
+    qs = _model_filter(permissions.visible_models(actor).order_by("name", "pk"), filters)
+    return qs.values(*MODEL_ROW_FIELDS)
+
+
+def model_rows_complete(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add to each row of a page of model_rows its `tags` (key: value) and `aliases` (name: version number), in two
+    queries for the page whatever its size."""
+    tags, aliases = model_tags_and_aliases([row["pk"] for row in rows])
+    for row in rows:
+        row["tags"] = dict(tags.get(row["pk"], ()))
+        row["aliases"] = dict(aliases.get(row["pk"], ()))
+    return rows
 
 
 # A model's version counter and last-update time change with every version registered. Cached reads leave them
@@ -71,7 +98,11 @@ def model_get(*, actor, name: str) -> RegisteredModel:
 
 def version_queryset() -> QuerySet[ModelVersion]:
     """Versions with what detail and list views show."""
-    return ModelVersion.objects.select_related("model", "creator", "successor", "successor__model").prefetch_related(
+    return _with_version_related(ModelVersion.objects.all())
+
+
+def _with_version_related(qs: QuerySet[ModelVersion]) -> QuerySet[ModelVersion]:
+    return qs.select_related("model", "creator", "successor", "successor__model").prefetch_related(
         "tags", "datasets", Prefetch("aliases", queryset=Alias.objects.only("id", "name", "version_id", "model_id"))
     )
 
@@ -80,12 +111,62 @@ def version_list(*, actor, model: RegisteredModel | None = None, filter_string: 
                  words: str | None = None) -> QuerySet[ModelVersion]:
     """Return versions `actor` may see (of one model, or across models) matching a filter expression and plain
     words (model name, description or tag value, case-insensitive), newest first."""
-    visible = permissions.visible_models(actor)
-    qs = version_queryset().filter(model__in=visible) if model is None else version_queryset().filter(model=model)
+    return _with_version_related(_version_matches(actor=actor, model=model, filter_string=filter_string, words=words))
+
+
+def _version_matches(*, actor, model: RegisteredModel | None, filter_string: str | None,
+                     words: str | None) -> QuerySet[ModelVersion]:
+    if model is not None:
+        qs = ModelVersion.objects.filter(model=model)
+    elif permissions.sees_every_model(actor):
+        # No `model IN (every model)`: without it the database walks the model name index into each model's
+        # versions and stops at the page's end, where the IN made SQLite sort every version first.
+        qs = ModelVersion.objects.all()
+    else:
+        qs = ModelVersion.objects.filter(model__in=permissions.visible_models(actor))
     qs = qs.filter(compile_version_filter(filter_string))
     if words:
-        qs = qs.filter(version_words_q(split_words(words)))
+        qs = qs.filter(version_words_q(split_words(words), one_model=model is not None))
     return qs.order_by("model__name", "-number")
+
+
+# What the API's version lists show of each version, as plain rows (see MODEL_ROW_FIELDS).
+VERSION_ROW_FIELDS = ("pk", "model__name", "number", "semver", "stage", "status", "status_message", "source_uri",
+                      "run_id", "description", "creator__username", "created_at", "updated_at", "metrics", "params",
+                      "signature", "code_repository", "code_commit", "environment", "deprecated",
+                      "deprecation_reason", "successor__model__name", "successor__number")
+
+
+def version_rows(*, actor, model: RegisteredModel | None = None, filter_string: str | None = None,
+                 words: str | None = None) -> QuerySet:
+    """version_list as rows of VERSION_ROW_FIELDS; version_rows_complete adds a page's tags, datasets and aliases."""
+    return _version_matches(actor=actor, model=model, filter_string=filter_string,
+                            words=words).values(*VERSION_ROW_FIELDS)
+
+
+def version_rows_complete(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add to each row of a page of version_rows its `tags` (key: value, by key), `datasets` (by role and name) and
+    `aliases` (names, sorted), in three queries for the page whatever its size."""
+    ids = [row["pk"] for row in rows]
+    tags: dict[int, dict[str, str]] = {}
+    datasets: dict[int, list[dict[str, str]]] = {}
+    aliases: dict[int, list[str]] = {}
+    if ids:
+        for version_id, key, value in (VersionTag.objects.filter(version_id__in=ids).order_by("key")
+                                       .values_list("version_id", "key", "value")):
+            tags.setdefault(version_id, {})[key] = value
+        for version_id, name, uri, digest, role in (
+                VersionDataset.objects.filter(version_id__in=ids).order_by("role", "name")
+                .values_list("version_id", "name", "uri", "digest", "role")):
+            datasets.setdefault(version_id, []).append({"name": name, "uri": uri, "digest": digest, "role": role})
+        for version_id, name in Alias.objects.filter(version_id__in=ids).order_by("name").values_list("version_id",
+                                                                                                     "name"):
+            aliases.setdefault(version_id, []).append(name)
+    for row in rows:
+        row["tags"] = tags.get(row["pk"], {})
+        row["datasets"] = datasets.get(row["pk"], [])
+        row["aliases"] = aliases.get(row["pk"], [])
+    return rows
 
 
 def version_get(*, model: RegisteredModel, number: int | str) -> ModelVersion:

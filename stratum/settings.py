@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # OpClass in index expressions: the trigram indexes of word search (none on SQLite)
     "rest_framework",
     "django_filters",
     "django_htmx",

@@ -41,9 +41,9 @@ class ModelListCreateApi(APIView):
                    responses=inline_serializer("ModelPage", {"results": s.ModelOutput(many=True),
                                                              "next_cursor": serializers.CharField(allow_null=True)}))
     def get(self, request: Request) -> Response:
-        qs = selectors.model_list(actor=request.user, filters=request.query_params)
+        qs = selectors.model_rows(actor=request.user, filters=request.query_params)
         rows, nxt = paginate(qs, request.query_params, [("name", False)])
-        return Response(page(s.ModelOutput(rows, many=True).data, nxt))
+        return Response(page(s.ModelOutput(selectors.model_rows_complete(rows), many=True).data, nxt))
 
     @extend_schema(request=s.ModelInput, responses={201: s.ModelOutput})
     def post(self, request: Request) -> Response:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -117,8 +119,38 @@ class TokenInput(serializers.Serializer):
                                    min_length=1, help_text='"api" (default) and/or "serve" (the gateway).')
 
 
+_DATETIME = serializers.DateTimeField()
+
+
+def _iso(value: Any, field: serializers.DateTimeField | None = None) -> str | None:
+    return None if value is None else (field or _DATETIME).to_representation(value)
+
+
+def _page_datetimes() -> serializers.DateTimeField:
+    """DRF's datetime rendering in the current time zone, looked up once for a page (the lookup cost more than the
+    rendering when made for each value)."""
+    return serializers.DateTimeField(default_timezone=timezone.get_current_timezone())
+
+
+class ModelListOutput(serializers.ListSerializer):
+    """A page of models: the current time zone is looked up once for the page."""
+
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        self.child.datetimes = _page_datetimes()
+        try:
+            return super().to_representation(data)
+        finally:
+            self.child.datetimes = None
+
+
 class ModelOutput(serializers.Serializer):
     """A registered model. Plain fields (no model introspection): this shape is rendered on every hot path."""
+
+    # Set by ModelListOutput for a page (None, not a field: a Field class attribute would declare a field).
+    datetimes: serializers.DateTimeField | None = None
+
+    class Meta:
+        list_serializer_class = ModelListOutput
 
     name = serializers.CharField()
     description = serializers.CharField()
@@ -138,12 +170,36 @@ class ModelOutput(serializers.Serializer):
     def get_aliases(self, obj: RegisteredModel) -> dict[str, int]:
         return {a.name: a.version.number for a in obj.aliases.all()}
 
+    def to_representation(self, obj: RegisteredModel | Mapping[str, Any]) -> dict[str, Any]:
+        """The fields above, rendered by hand from a model or from a row of selectors.model_rows (completed with
+        model_rows_complete): list pages render up to 1,000 models. tests/registry/test_api_lists.py checks this
+        against DRF's own rendering of the same declarations."""
+        row = obj if isinstance(obj, Mapping) else _model_row(obj, self)
+        return {
+            "name": str(row["name"]),
+            "description": str(row["description"]),
+            "owner": None if row["owner__username"] is None else str(row["owner__username"]),
+            "tags": {str(k): str(v) for k, v in row["tags"].items()},
+            "aliases": {str(k): int(v) for k, v in row["aliases"].items()},
+            "latest_version": int(row["last_version_number"]),
+            "created_at": _iso(row["created_at"], self.datetimes),
+            "updated_at": _iso(row["updated_at"], self.datetimes),
+            "deprecated": bool(row["deprecated"]),
+            "deprecation_reason": str(row["deprecation_reason"]),
+            "successor": None if row["successor__name"] is None else str(row["successor__name"]),
+        }
 
-_DATETIME = serializers.DateTimeField()
 
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else _DATETIME.to_representation(value)
+def _model_row(model: RegisteredModel, serializer: ModelOutput) -> dict[str, Any]:
+    """A model as the row selectors.model_rows would give for it."""
+    return {
+        "name": model.name, "description": model.description,
+        "owner__username": model.owner.username if model.owner_id is not None else None,
+        "tags": serializer.get_tags(model), "aliases": serializer.get_aliases(model),
+        "last_version_number": model.last_version_number, "created_at": model.created_at,
+        "updated_at": model.updated_at, "deprecated": model.deprecated, "deprecation_reason": model.deprecation_reason,
+        "successor__name": model.successor.name if model.successor_id is not None else None,
+    }
 
 
 class VersionListOutput(serializers.ListSerializer):
@@ -151,15 +207,18 @@ class VersionListOutput(serializers.ListSerializer):
 
     def to_representation(self, data: Any) -> list[dict[str, Any]]:
         rows = list(data.all() if hasattr(data, "all") else data)
-        self.child.runs_elsewhere = runs_held_elsewhere(v.run_id for v in rows)
-        self.child.trust = versions_trust([v.pk for v in rows])
-        self.child.features = versions_feature_sets([v.pk for v in rows])
+        keys = [(v["pk"], v["run_id"]) if isinstance(v, Mapping) else (v.pk, v.run_id) for v in rows]
+        self.child.runs_elsewhere = runs_held_elsewhere(run_id for _, run_id in keys)
+        self.child.trust = versions_trust([pk for pk, _ in keys])
+        self.child.features = versions_feature_sets([pk for pk, _ in keys])
+        self.child.datetimes = _page_datetimes()
         try:
             return [self.child.to_representation(v) for v in rows]
         finally:
             self.child.runs_elsewhere = None
             self.child.trust = None
             self.child.features = None
+            self.child.datetimes = None
 
 
 class VersionOutput(serializers.Serializer):
@@ -168,6 +227,7 @@ class VersionOutput(serializers.Serializer):
     runs_elsewhere: set[str] | None = None  # set by VersionListOutput for a page
     trust: dict[int, VersionTrust] | None = None  # likewise
     features: dict[int, list[dict[str, Any]]] | None = None  # likewise
+    datetimes: serializers.DateTimeField | None = None  # likewise
 
     class Meta:
         list_serializer_class = VersionListOutput
@@ -207,59 +267,64 @@ class VersionOutput(serializers.Serializer):
     deprecation_reason = serializers.CharField()
     successor = serializers.SerializerMethodField()
 
-    def to_representation(self, obj: ModelVersion) -> dict[str, Any]:
-        """The fields above, rendered by hand: versions are the hottest read (alias resolution), and DRF's
-        per-call copy of 24 field objects cost more than the database. tests/registry/test_api.py checks this
-        against DRF's own rendering of the same declarations."""
-        creator = obj.creator if obj.creator_id is not None else None
-        trust = self._trust(obj)
+    def to_representation(self, obj: ModelVersion | Mapping[str, Any]) -> dict[str, Any]:
+        """The fields above, rendered by hand from a version or from a row of selectors.version_rows (completed with
+        version_rows_complete): versions are the hottest read (alias resolution), and DRF's per-call copy of 24
+        field objects cost more than the database. tests/registry/test_api.py checks this against DRF's own
+        rendering of the same declarations."""
+        row = obj if isinstance(obj, Mapping) else _version_row(obj, self)
+        trust = self._trust(row["pk"])
         return {
-            "model": obj.model.name,
-            "version": int(obj.number),
-            "semver": str(obj.semver),
-            "stage": str(obj.stage),
-            "status": str(obj.status),
-            "status_message": str(obj.status_message),
-            "source_uri": str(obj.source_uri),
-            "run_id": str(obj.run_id),
-            "run_verified": self.get_run_verified(obj),
+            "model": str(row["model__name"]),
+            "version": int(row["number"]),
+            "semver": str(row["semver"]),
+            "stage": str(row["stage"]),
+            "status": str(row["status"]),
+            "status_message": str(row["status_message"]),
+            "source_uri": str(row["source_uri"]),
+            "run_id": str(row["run_id"]),
+            "run_verified": self._run_verified(row["run_id"]),
             "scan_status": str(trust.state),
             "scan_detail": trust.detail,
-            "description": str(obj.description),
-            "creator": None if creator is None else str(creator.username),
-            "created_at": _iso(obj.created_at),
-            "updated_at": _iso(obj.updated_at),
-            "metrics": {str(k): float(v) for k, v in (obj.metrics or {}).items()},
-            "params": {str(k): str(v) for k, v in (obj.params or {}).items()},
-            "signature": obj.signature,
-            "code": self.get_code(obj),
-            "environment": [str(x) for x in (obj.environment or [])],
-            "datasets": self.get_datasets(obj),
-            "feature_sets": self.get_feature_sets(obj),
-            "tags": self.get_tags(obj),
-            "aliases": self.get_aliases(obj),
-            "deprecated": bool(obj.deprecated),
-            "deprecation_reason": str(obj.deprecation_reason),
-            "successor": self.get_successor(obj),
+            "description": str(row["description"]),
+            "creator": None if row["creator__username"] is None else str(row["creator__username"]),
+            "created_at": _iso(row["created_at"], self.datetimes),
+            "updated_at": _iso(row["updated_at"], self.datetimes),
+            "metrics": {str(k): float(v) for k, v in (row["metrics"] or {}).items()},
+            "params": {str(k): str(v) for k, v in (row["params"] or {}).items()},
+            "signature": row["signature"],
+            "code": {"repository": row["code_repository"], "commit": row["code_commit"]},
+            "environment": [str(x) for x in (row["environment"] or [])],
+            "datasets": [dict(d) for d in row["datasets"]],
+            "feature_sets": self._feature_sets(row["pk"]),
+            "tags": dict(row["tags"]),
+            "aliases": sorted(row["aliases"]),
+            "deprecated": bool(row["deprecated"]),
+            "deprecation_reason": str(row["deprecation_reason"]),
+            "successor": None if row["successor__number"] is None else {
+                "model": row["successor__model__name"], "version": row["successor__number"]},
         }
+
+    def _run_verified(self, run_id: str) -> bool | None:
+        if not run_id:
+            return None
+        elsewhere = self.runs_elsewhere if self.runs_elsewhere is not None else runs_held_elsewhere([run_id])
+        return run_id not in elsewhere
 
     @extend_schema_field({"type": "boolean", "nullable": True})
     def get_run_verified(self, obj: ModelVersion) -> bool | None:
-        if not obj.run_id:
-            return None
-        elsewhere = self.runs_elsewhere if self.runs_elsewhere is not None else runs_held_elsewhere([obj.run_id])
-        return obj.run_id not in elsewhere
+        return self._run_verified(obj.run_id)
 
-    def _trust(self, obj: ModelVersion) -> VersionTrust:
-        known = self.trust if self.trust is not None else versions_trust([obj.pk])
-        return known.get(obj.pk) or VersionTrust()
+    def _trust(self, pk: int) -> VersionTrust:
+        known = self.trust if self.trust is not None else versions_trust([pk])
+        return known.get(pk) or VersionTrust()
 
     @extend_schema_field({"type": "string", "enum": [s.value for s in TrustState]})
     def get_scan_status(self, obj: ModelVersion) -> str:
-        return str(self._trust(obj).state)
+        return str(self._trust(obj.pk).state)
 
     def get_scan_detail(self, obj: ModelVersion) -> str:
-        return self._trust(obj).detail
+        return self._trust(obj.pk).detail
 
     def get_tags(self, obj: ModelVersion) -> dict[str, str]:
         return {t.key: t.value for t in obj.tags.all()}
@@ -272,8 +337,11 @@ class VersionOutput(serializers.Serializer):
 
     @extend_schema_field({"type": "array", "items": {"type": "object"}})
     def get_feature_sets(self, obj: ModelVersion) -> list[dict[str, Any]]:
-        known = self.features if self.features is not None else versions_feature_sets([obj.pk])
-        return known.get(obj.pk, [])
+        return self._feature_sets(obj.pk)
+
+    def _feature_sets(self, pk: int) -> list[dict[str, Any]]:
+        known = self.features if self.features is not None else versions_feature_sets([pk])
+        return known.get(pk, [])
 
     def get_code(self, obj: ModelVersion) -> dict[str, str]:
         return {"repository": obj.code_repository, "commit": obj.code_commit}
@@ -282,6 +350,26 @@ class VersionOutput(serializers.Serializer):
         if obj.successor_id is None:
             return None
         return {"model": obj.successor.model.name, "version": obj.successor.number}
+
+
+def _version_row(version: ModelVersion, serializer: VersionOutput) -> dict[str, Any]:
+    """A version (with its relations loaded, as selectors.version_queryset gives it) as the row
+    selectors.version_rows and version_rows_complete would give for it."""
+    successor = version.successor if version.successor_id is not None else None
+    return {
+        "pk": version.pk, "model__name": version.model.name, "number": version.number, "semver": version.semver,
+        "stage": version.stage, "status": version.status, "status_message": version.status_message,
+        "source_uri": version.source_uri, "run_id": version.run_id, "description": version.description,
+        "creator__username": version.creator.username if version.creator_id is not None else None,
+        "created_at": version.created_at, "updated_at": version.updated_at, "metrics": version.metrics,
+        "params": version.params, "signature": version.signature, "code_repository": version.code_repository,
+        "code_commit": version.code_commit, "environment": version.environment, "deprecated": version.deprecated,
+        "deprecation_reason": version.deprecation_reason,
+        "successor__model__name": None if successor is None else successor.model.name,
+        "successor__number": None if successor is None else successor.number,
+        "tags": serializer.get_tags(version), "datasets": serializer.get_datasets(version),
+        "aliases": serializer.get_aliases(version),
+    }
 
 
 class ArtifactOutput(serializers.ModelSerializer):

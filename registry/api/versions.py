@@ -32,10 +32,10 @@ class VersionListCreateApi(UploadApi):
                    responses=VERSION_PAGE)
     def get(self, request: Request, name: str) -> Response:
         model = selectors.model_get(actor=request.user, name=name)
-        qs = selectors.version_list(actor=request.user, model=model, filter_string=request.query_params.get("filter"),
-                                     words=request.query_params.get("q"))
+        qs = selectors.version_rows(actor=request.user, model=model, filter_string=request.query_params.get("filter"),
+                                    words=request.query_params.get("q"))
         rows, nxt = paginate(qs, request.query_params, [("number", True)])
-        return Response(page(s.VersionOutput(rows, many=True).data, nxt))
+        return Response(page(s.VersionOutput(selectors.version_rows_complete(rows), many=True).data, nxt))
 
     @extend_schema(
         request={"application/json": s.VersionInput, "multipart/form-data": inline_serializer(
@@ -62,10 +62,10 @@ class VersionSearchApi(APIView):
 
     @extend_schema(parameters=[FILTER_PARAM, WORDS_PARAM, *PAGE_PARAMS], responses=VERSION_PAGE)
     def get(self, request: Request) -> Response:
-        qs = selectors.version_list(actor=request.user, filter_string=request.query_params.get("filter"),
-                                     words=request.query_params.get("q"))
+        qs = selectors.version_rows(actor=request.user, filter_string=request.query_params.get("filter"),
+                                    words=request.query_params.get("q"))
         rows, nxt = paginate(qs, request.query_params, [("model__name", False), ("number", True)])
-        return Response(page(s.VersionOutput(rows, many=True).data, nxt))
+        return Response(page(s.VersionOutput(selectors.version_rows_complete(rows), many=True).data, nxt))
 
 
 class VersionDetailApi(APIView):
