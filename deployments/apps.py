@@ -8,3 +8,8 @@ class DeploymentsConfig(AppConfig):
 
     name = "deployments"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from deployments import version_panels
+
+        version_panels.register()
