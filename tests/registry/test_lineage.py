@@ -278,7 +278,8 @@ def test_version_page_embeds_lineage(owner, version, client):
     client.force_login(owner)
     html = client.get("/models/churn/versions/1/").content.decode()
     assert 'hx-get="/models/churn/versions/1/lineage/"' in html  # the Lineage tab
-    embed = client.get("/models/churn/versions/1/lineage/", headers={"HX-Request": "true", "HX-Target": "lineage-graph"})
+    embed = client.get("/models/churn/versions/1/lineage/",
+                       headers={"HX-Request": "true", "HX-Target": "lineage-graph"})
     assert embed.status_code == 200 and "Open full lineage" in embed.content.decode()
     assert "<html" not in embed.content.decode()
     page = client.get("/models/churn/versions/1/lineage/")  # the version page on its Lineage tab

@@ -389,7 +389,8 @@ def test_version_page_empty_states(owner_client, registered_model, make_version)
     make_version(registered_model)
     body = text_of(owner_client.get("/models/churn/versions/1/"))
     assert "No metrics." in body and "No input/output signature recorded." in body
-    assert "No files were uploaded with this version." in text_of(owner_client.get("/models/churn/versions/1/artifacts/"))
+    artifacts = text_of(owner_client.get("/models/churn/versions/1/artifacts/"))
+    assert "No files were uploaded with this version." in artifacts
 
 
 def test_download_link_encodes_odd_names(owner_client, owner, make_version):
