@@ -11,5 +11,8 @@ class DeploymentsConfig(AppConfig):
 
     def ready(self) -> None:
         from deployments import version_panels
+        from deployments.selectors import version_operations
+        from registry import operations
 
         version_panels.register()
+        operations.register_reporter(version_operations)

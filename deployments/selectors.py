@@ -338,3 +338,77 @@ def version_rollouts(*, actor, version: ModelVersion, limit: int = 50) -> list[D
     endpoints `actor` may see, in one query."""
     return list(deployment_list(actor=actor).filter(Q(candidate_version=version) | Q(stable_version=version))
                 [:limit])
+
+
+# ------------------------------------------------------------------------------- the registry's operations report
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def version_operations(*, version: ModelVersion) -> dict[str, list[dict[str, Any]]]:
+    """Report how an already visible version is deployed, what the gateway measured of it, the rollout analyses
+    (with their prediction-shift checks) and the monitoring configuration of what serves it now: the registry's
+    operations plug point, in five queries whatever the history."""
+    from django.conf import settings
+    from django.db.models import Max, Min, Sum
+
+    from deployments.services.plans import analysis_config
+
+    rollouts = list(_deployments().filter(Q(candidate_version=version) | Q(stable_version=version))
+                    .order_by("created_at", "pk"))
+    serving: dict[int, list[str]] = {}
+    endpoints = Endpoint.objects.filter(model_id=version.model_id).select_related("environment").order_by("name")
+    endpoint_rows = list(endpoints)
+    for endpoint in endpoint_rows:
+        for route in (endpoint.routing or {}).get("routes") or []:
+            if route.get("version_id") == version.pk and route.get("weight"):
+                serving.setdefault(endpoint.pk, []).append(f"{route.get('role') or 'route'} {route['weight']}%")
+    deployments = [{
+        "id": d.pk, "endpoint": d.endpoint.name, "environment": d.endpoint.environment.name,
+        "strategy": d.get_strategy_display(), "phase": d.phase, "phase_label": d.phase_label,
+        "role": "candidate" if d.candidate_version_id == version.pk else "stable",
+        "candidate_version": d.candidate_version.number,
+        "stable_version": d.stable_version.number if d.stable_version_id else None,
+        "created_by": d.created_by.get_username() if d.created_by_id else None,
+        "started_at": _iso(d.started_at), "finished_at": _iso(d.finished_at),
+    } for d in rollouts]
+    gateway = []
+    for row in (TrafficStat.objects.filter(version=version).values("endpoint__name", "role")
+                .annotate(requests=Sum("requests"), errors=Sum("errors"), latency=Sum("latency_total_ms"),
+                          compared=Sum("compared"), agreed=Sum("agreed"), first=Min("bucket"), last=Max("bucket"))
+                .order_by("endpoint__name", "role")):
+        requests = row["requests"] or 0
+        gateway.append({
+            "endpoint": row["endpoint__name"], "role": row["role"], "requests": requests, "errors": row["errors"] or 0,
+            "error_rate": (row["errors"] or 0) / requests if requests else None,
+            "mean_latency_ms": round(row["latency"] / requests, 1) if requests and row["latency"] is not None
+            else None,
+            "agreement": row["agreed"] / row["compared"] if row["compared"] else None,
+            "since": _iso(row["first"]), "until": _iso(row["last"])})
+    analyses = []
+    for run in (AnalysisRun.objects.filter(deployment__in=[d.pk for d in rollouts])
+                .select_related("deployment__endpoint").order_by("created_at", "pk")):
+        metrics = run.metrics or {}
+        analyses.append({
+            "deployment": run.deployment_id, "endpoint": run.deployment.endpoint.name, "step": run.step_index,
+            "verdict": run.verdict, "detail": run.detail, "at": _iso(run.created_at),
+            "label_psi": (metrics.get("label_shift") or {}).get("psi"),
+            "ks_statistic": (metrics.get("value_shift") or {}).get("statistic")})
+    latest_on: dict[str, Deployment] = {d.endpoint.name: d for d in rollouts}
+    monitor = ("Celery beat" if settings.REDIS_URL else
+               "the embedded monitor thread" if settings.STRATUM_EMBEDDED_MONITOR else "no scheduler configured")
+    monitoring = []
+    for endpoint in endpoint_rows:
+        if endpoint.pk not in serving:
+            continue
+        d = latest_on.get(endpoint.name)
+        monitoring.append({
+            "endpoint": endpoint.name, "environment": endpoint.environment.name, "serving": serving[endpoint.pk],
+            "deployment": d.pk if d else None, "strategy": d.get_strategy_display() if d else None,
+            "phase": d.phase if d else None, "thresholds": analysis_config(d.analysis or {}) if d else None,
+            "steps": list(d.steps or []) if d else [],
+            "monitor": monitor, "monitor_interval_seconds": settings.STRATUM_ROLLOUT_MONITOR_SECONDS,
+            "prediction_retention_days": settings.STRATUM_PREDICTION_RETENTION_DAYS})
+    return {"deployments": deployments, "gateway": gateway, "analyses": analyses, "monitoring": monitoring}

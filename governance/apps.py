@@ -19,6 +19,9 @@ class GovernanceConfig(AppConfig):
         from governance.receivers import notify_on_commit
 
         events.domain_event_committed.connect(notify_on_commit, dispatch_uid="governance.notifications")
+        from governance.receivers import check_evidence_on_commit
+
+        events.domain_event_committed.connect(check_evidence_on_commit, dispatch_uid="governance.evidence")
         gates.register_gate(promotion_gate, probe=protected_targets)
         compare.register_metric_policy(champion_metric_rules)
         from governance.cards import bom

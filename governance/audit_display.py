@@ -32,6 +32,7 @@ ACTION_LABELS: dict[str, str] = {
     "registered_model.tag_deleted": "Model tag removed",
     "promotion.requested": "Promotion requested",
     "promotion.emergency_rollback_started": "Emergency rollback started",
+    "promotion.evidence_changed": "Approvals went stale (evidence changed)",
     "model_card.created": "Model card created",
     "protected_target.updated": "Protection rule set",
     "protected_target.deleted": "Protection rule removed",

@@ -164,13 +164,28 @@ class PromotionDecision(models.Model):
     decision = models.CharField(max_length=8, choices=Decision.choices)
     comment = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    # What an approval saw (governance/evidence.py); null on approvals given before evidence was recorded.
+    evidence = models.JSONField(null=True, blank=True)
+    # Set when that evidence changed before the request executed: the approval is kept, no longer counted, and its
+    # reviewer may approve again on the current evidence.
+    stale_at = models.DateTimeField(null=True, blank=True)
+    stale_reasons = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["created_at", "pk"]
-        constraints = [models.UniqueConstraint(fields=["request", "reviewer"], name="uniq_decision_per_reviewer")]
+        constraints = [models.UniqueConstraint(fields=["request", "reviewer"], condition=Q(stale_at__isnull=True),
+                                               name="uniq_live_decision_per_reviewer")]
 
     def __str__(self) -> str:
         return f"{self.reviewer_username} {self.decision}"
+
+    @property
+    def stale(self) -> bool:
+        return self.stale_at is not None
+
+    @property
+    def stale_reason(self) -> str:
+        return "; ".join(self.stale_reasons or [])
 
 
 class CardApprovers(models.TextChoices):

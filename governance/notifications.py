@@ -10,11 +10,11 @@ from django.core import mail
 from django.core.cache import cache
 from django.urls import reverse
 
-from governance import selectors
+from governance import evidence, selectors
 from governance.models import ModelCard, PromotionRequest
 
 # Domain events that someone should hear about, and whom they concern.
-TO_REVIEWERS = {"promotion.requested", "model_card.submitted"}
+TO_REVIEWERS = {"promotion.requested", "promotion.evidence_changed", "model_card.submitted"}
 TO_REQUESTER = {"promotion.executed", "promotion.rejected", "promotion.blocked", "promotion.expired",
                 "promotion.cancelled", "model_card.approved", "model_card.returned"}
 NOTIFIED_ACTIONS = TO_REVIEWERS | TO_REQUESTER
@@ -49,6 +49,8 @@ def _promotion_notice(action: str, request: PromotionRequest, actor_name: str, a
         body = (f"{actor_name} asks to promote {what}. It needs {request.approvals_required} approval(s).\n\n"
                 f"Justification:\n{request.justification}\n\nReview it: {link}\n")
         return Notice(to, subject, body) if to else None
+    if action == "promotion.evidence_changed":
+        return _stale_notice(request, what, link, actor_id)
     requester = request.requested_by
     if requester is None:
         return None
@@ -61,6 +63,23 @@ def _promotion_notice(action: str, request: PromotionRequest, actor_name: str, a
                "promotion.cancelled": f"was cancelled by {actor_name}"}[action]
     subject = f"[Stratum] Promotion #{request.pk} {action.split('.')[1]}: {what}"
     return Notice(to, subject, f"Your request to promote {what} {outcome}.\n\nSee it: {link}\n") if to else None
+
+
+def _stale_notice(request: PromotionRequest, what: str, link: str, actor_id: int | None) -> Notice | None:
+    """Tell the reviewers (and the requester) that approvals went stale and the request is back in review."""
+    stale, why = evidence.staleness(request)
+    if not stale:
+        return None  # re-approved on the current evidence meanwhile: nothing left to ask for
+    people = [*selectors.promotion_reviewers(version=request.version, requester=request.requested_by),
+              *([request.requested_by] if request.requested_by else [])]
+    to = _addresses(people, actor_id)
+    live = evidence.live_approvals(request).count()
+    reasons = "\n".join(f"- {reason}" for reason in why)
+    body = (f"The evidence behind the approvals of promotion #{request.pk} ({what}) changed before it executed:\n"
+            f"{reasons}\n\nThose approvals are kept but marked stale, and the request is back in review: it "
+            f"needs {request.approvals_required} approval(s) on the current evidence (it has {live}).\n\n"
+            f"Review it again: {link}\n")
+    return Notice(to, f"[Stratum] Back to review, evidence changed: {what} (#{request.pk})", body) if to else None
 
 
 def _card_notice(action: str, card: ModelCard, actor_name: str, actor_id: int | None, note: str) -> Notice | None:

@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Any
 
-from governance import audit, notifications
+from governance import audit, evidence, notifications
 from governance.models import ModelCard, PromotionRequest, ProtectedTarget
 from registry.events import DomainEvent
 from registry.models import ModelVersion
@@ -63,3 +63,18 @@ def notify_on_commit(sender: Any, event: DomainEvent, **kwargs: Any) -> None:
                    mark=f"{event.action}:{event.target_id}:{uuid.uuid4().hex}", note=note[:2000])
     except Exception:  # a broken mail server or broker must not turn a recorded decision into an error page
         logger.exception("Could not send the %s notification for %s", event.action, event.target_id)
+
+
+def check_evidence_on_commit(sender: Any, event: DomainEvent, **kwargs: Any) -> None:
+    """Queue an evidence check of each active request a committed event may concern (approvals that saw other
+    evidence go stale); execution checks again under lock, so a check lost here is still caught there."""
+    try:
+        affected = evidence.requests_affected(event)
+        if not affected:
+            return
+        from governance.tasks import promotion_evidence_check as task
+
+        for request_id in affected:
+            task.delay(request_id=request_id)
+    except Exception:  # the event has committed; a failed check must not turn it into an error for the caller
+        logger.exception("Could not check the approval evidence after %s", event.action)

@@ -51,7 +51,7 @@ def promotion_list(*, actor, state: str | None = None, model: RegisteredModel | 
 
 def promotion_inbox(*, actor) -> QuerySet[PromotionRequest]:
     """Return the open requests `actor` may decide and has not decided yet, oldest first."""
-    decided = PromotionDecision.objects.filter(request_id=OuterRef("pk"), reviewer_id=actor.pk)
+    decided = PromotionDecision.objects.filter(request_id=OuterRef("pk"), reviewer_id=actor.pk, stale_at__isnull=True)
     return (
         _request_queryset()
         .filter(state=PromotionState.OPEN, model__in=permissions.reviewable_models(actor))
@@ -338,5 +338,6 @@ def version_approvals(*, version: ModelVersion) -> list[dict[str, Any]]:
     return [{"id": r.pk, "kind": r.kind, "target": r.target, "executed_at": r.executed_at,
              "requested_by": r.requested_by.get_username() if r.requested_by else None,
              "justification": r.justification,
-             "approvals": [{"reviewer": d.reviewer_username, "decision": d.decision, "at": d.created_at}
+             "approvals": [{"reviewer": d.reviewer_username, "decision": d.decision, "at": d.created_at,
+                            "stale": d.stale_at is not None}
                            for d in r.decisions.all()]} for r in requests]

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from governance import audit, gates, permissions, refusals, selectors, signing, timestamps
+from governance import audit, evidence, gates, permissions, refusals, selectors, signing, timestamps
 from governance.models import (
     ACTIVE_STATES,
     GATE_KEYS,
@@ -231,7 +231,7 @@ def _check_reviewer(request: PromotionRequest, actor) -> None:
     approval = permissions.can_approve(actor, request)
     if not approval:
         raise Forbidden(approval.reason)
-    if request.decisions.filter(reviewer_id=actor.pk).exists():
+    if request.decisions.filter(reviewer_id=actor.pk, stale_at__isnull=True).exists():
         raise InvalidState(f"You have already decided on promotion request #{request.pk}; each reviewer decides once.")
 
 
@@ -254,6 +254,7 @@ def _reverify_signature(version, actor) -> None:
 def _execute(request: PromotionRequest, actor) -> PromotionRequest:
     """Run the move of an approved request under the gate's pass, in the caller's transaction."""
     policy = gates.protected_target(request.model, request.kind, request.target)
+    evidence.ensure_current(request)
     _reverify_signature(request.version, actor)
     results = gates.evaluate(request, policy)
     request.gate_results = results
@@ -278,7 +279,7 @@ def _execute(request: PromotionRequest, actor) -> PromotionRequest:
     request.holder_version_number = holder.number if holder else None
     request.save(update_fields=["state", "executed_at", "closed_at", "holder_version_number", "gate_results",
                                 "updated_at"])
-    approvers = list(request.decisions.filter(decision=Decision.APPROVE).values_list("reviewer_username", flat=True))
+    approvers = list(evidence.live_approvals(request).values_list("reviewer_username", flat=True))
     events.emit("promotion.executed", actor=actor, target=request, data={
         "kind": request.kind, "target": request.target, "from_version": request.holder_version_number,
         "to_version": request.version.number, "approved_by": approvers, "rollback": request.is_rollback,
@@ -295,8 +296,9 @@ def promotion_approve(*, request: PromotionRequest, actor, comment: str = "") ->
     _check_open(request)
     _check_reviewer(request, actor)
     comment = validation.text(comment or "", "Comment", 10_000).strip()
-    _record_decision(request, actor, Decision.APPROVE, comment)
-    approvals = request.decisions.filter(decision=Decision.APPROVE).count()
+    current = evidence.refresh(request, actor)
+    evidence.record(_record_decision(request, actor, Decision.APPROVE, comment), current)
+    approvals = evidence.live_approvals(request).count()
     quorum = approvals >= request.approvals_required
     events.emit("promotion.approved", actor=actor, target=request, data={
         "comment": comment, "approvals": approvals, "approvals_required": request.approvals_required,
@@ -345,11 +347,13 @@ def promotion_cancel(*, request: PromotionRequest, actor, comment: str = "") -> 
 
 
 @refusals.audited("execute")
+@evidence.rechecked
 @transaction.atomic
 def promotion_execute(*, request: PromotionRequest, actor) -> PromotionRequest:
     """Retry the move of an approved request that a blocking gate held back (requester or maintainer)."""
     request = _lock_request(request)
     registry_permissions.require(registry_permissions.can_view, actor, request.model, action="see it")
+    evidence.refuse_if_stale(request)
     if request.state != PromotionState.APPROVED:
         raise InvalidState(f"Promotion request #{request.pk} is {request.state}; only approved requests execute.")
     if not permissions.can_cancel(actor, request):

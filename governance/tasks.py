@@ -24,6 +24,14 @@ def promotion_expire_stale() -> int:
     return services.promotion_expire_stale()
 
 
+@shared_task(acks_late=True)
+def promotion_evidence_check(*, request_id: int) -> list[str]:
+    """Mark the approvals of a request stale whose evidence changed; return why (safe to run twice)."""
+    from governance import evidence
+
+    return evidence.promotion_evidence_check(request_id=request_id)
+
+
 @shared_task(bind=True, acks_late=True, max_retries=8)
 def notification_send(self, *, action: str, target_id: int, actor_id: int | None, actor_name: str, mark: str,
                       note: str = "") -> int:

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from governance import views, views_cards, views_erasure
+from governance.techdoc import views as views_techdoc
 
 app_name = "governance"
 
@@ -19,6 +20,8 @@ urlpatterns = [
          name="card-edit"),
     path("models/<str:name>/versions/<int:number>/card/export/<str:fmt>/", views_cards.CardExportView.as_view(),
          name="card-export"),
+    path("models/<str:name>/versions/<int:number>/technical-documentation.pdf",
+         views_techdoc.TechnicalDocumentationView.as_view(), name="technical-documentation"),
     path("models/<str:name>/cards.pdf", views_cards.ModelCardsPdfView.as_view(), name="model-cards-pdf"),
     path("models/<str:name>/cards/export/", views_cards.CardExportJobCreateView.as_view(), name="card-export-start"),
     path("card-exports/<int:pk>/", views_cards.CardExportJobView.as_view(), name="card-export-job"),

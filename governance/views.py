@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views import View
 
-from governance import audit, audit_display, charts, exports, gates, permissions, selectors, services
+from governance import audit, audit_display, charts, evidence, exports, gates, permissions, selectors, services
 from governance.forms import (
     AuditFilterForm,
     DecisionForm,
@@ -71,13 +71,16 @@ class ReviewInboxView(LoginRequiredMixin, View):
 
 def _decision_context(request: HttpRequest, promotion: PromotionRequest, **extra: Any) -> dict[str, Any]:
     user = request.user
-    decided = any(d.reviewer_id == user.pk for d in promotion.decisions.all())
+    decided = any(d.reviewer_id == user.pk and not d.stale for d in promotion.decisions.all())
     approval = permissions.can_approve(user, promotion)
     is_open = promotion.state == PromotionState.OPEN
+    stale, stale_reasons = evidence.staleness(promotion)
     return {
         "promotion": promotion,
         "decisions": list(promotion.decisions.all()),
-        "approvals": sum(1 for d in promotion.decisions.all() if d.decision == "approve"),
+        "approvals": sum(1 for d in promotion.decisions.all() if d.decision == "approve" and not d.stale),
+        "stale": stale,
+        "stale_reasons": stale_reasons,
         "can_decide": is_open and bool(approval) and not decided,
         "refusal": (approval.reason or None) if is_open and not decided else None,
         "already_decided": decided,
@@ -108,6 +111,7 @@ class PromotionDetailView(LoginRequiredMixin, View):
             blockers=[g for g in gate_results if g.get("blocking")] if live else [], live=live,
             params=params, all_params=all_params, unchanged_params=len(comparison.params) - len(params),
             form=DecisionForm(),
+            approval_diffs=evidence.approval_diffs(promotion, list(promotion.decisions.all())) if live else [],
         )
         return render(request, "governance/promotion_detail.html", context)
 
@@ -151,7 +155,7 @@ def _outcome(promotion: PromotionRequest) -> str:
     if promotion.state == PromotionState.APPROVED:
         return "Approved, but a blocking gate holds the move back."
     if promotion.state == PromotionState.OPEN:
-        approvals = sum(1 for d in promotion.decisions.all() if d.decision == "approve")
+        approvals = sum(1 for d in promotion.decisions.all() if d.decision == "approve" and not d.stale)
         return f"Approval recorded ({approvals} of {promotion.approvals_required})."
     return f"The request is now {promotion.get_state_display().lower()}."
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from governance import exports
+from governance import evidence, exports
 from governance.models import (
     GATE_KEYS,
     AuditEvent,
@@ -60,10 +62,13 @@ class RollbackInput(serializers.Serializer):
 
 class DecisionOutput(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer_username")
+    stale = serializers.BooleanField(read_only=True, help_text="The evidence this approval saw has changed since: it "
+                                                              "is kept, but no longer counts towards the quorum.")
+    stale_reason = serializers.CharField(read_only=True, help_text="What changed (empty while the approval holds).")
 
     class Meta:
         model = PromotionDecision
-        fields = ["reviewer", "decision", "comment", "created_at"]
+        fields = ["reviewer", "decision", "comment", "created_at", "stale", "stale_at", "stale_reason"]
 
 
 class PromotionOutput(serializers.ModelSerializer):
@@ -71,19 +76,33 @@ class PromotionOutput(serializers.ModelSerializer):
     version = serializers.IntegerField(source="version.number")
     requested_by = serializers.SerializerMethodField()
     approvals = serializers.SerializerMethodField()
+    stale = serializers.SerializerMethodField()
+    stale_reasons = serializers.SerializerMethodField()
     decisions = DecisionOutput(many=True, read_only=True)
 
     class Meta:
         model = PromotionRequest
         fields = ["id", "model", "version", "kind", "target", "justification", "requested_by", "state",
-                  "approvals_required", "approvals", "is_rollback", "holder_version_number", "gate_results",
-                  "decisions", "created_at", "closed_at", "executed_at"]
+                  "approvals_required", "approvals", "stale", "stale_reasons", "is_rollback",
+                  "holder_version_number", "gate_results", "decisions", "created_at", "closed_at", "executed_at"]
 
     def get_requested_by(self, obj: PromotionRequest) -> str | None:
         return obj.requested_by.get_username() if obj.requested_by else None
 
     def get_approvals(self, obj: PromotionRequest) -> int:
-        return sum(1 for d in obj.decisions.all() if d.decision == "approve")
+        """Approvals that count: not stale."""
+        return sum(1 for d in obj.decisions.all() if d.decision == "approve" and d.stale_at is None)
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_stale(self, obj: PromotionRequest) -> bool:
+        """True while the request is back in review because approvals went stale and the quorum is not met again."""
+        return evidence.staleness(obj)[0]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), help_text=(
+        "What changed since the stale approvals, one sentence each (empty unless `stale`).")))
+    def get_stale_reasons(self, obj: PromotionRequest) -> list[str]:
+        """What changed since the stale approvals (empty unless `stale`)."""
+        return evidence.staleness(obj)[1]
 
 
 class ProtectedTargetOutput(serializers.ModelSerializer):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from governance.api import bom, cards, erasure
+from governance.api import bom, cards, erasure, techdoc
 from governance.api import views as v
 
 urlpatterns = [
@@ -20,6 +20,8 @@ urlpatterns = [
     path("models/<str:name>/rollback", v.ModelRollbackApi.as_view(), name="api-model-rollback"),
     path("models/<str:name>/versions/<str:ref>/bom", bom.VersionBomApi.as_view(), name="api-version-bom"),
     path("models/<str:name>/versions/<str:ref>/card", cards.CardApi.as_view(), name="api-card"),
+    path("models/<str:name>/versions/<str:ref>/technical-documentation", techdoc.TechnicalDocumentationApi.as_view(),
+         name="api-technical-documentation"),
     path("models/<str:name>/versions/<str:ref>/card/history", cards.CardHistoryApi.as_view(), name="api-card-history"),
     path("models/<str:name>/versions/<str:ref>/card/<str:action>", cards.CardTransitionApi.as_view(),
          name="api-card-transition"),

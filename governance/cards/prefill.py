@@ -62,7 +62,8 @@ def approvals(version: ModelVersion) -> list[dict[str, Any]]:
         role = model_role(d.reviewer, version.model) if d.reviewer else None
         out.append({"request": d.request_id, "target": d.request.target_label, "who": d.reviewer_username,
                     "role": Role(role).label if role else "former user",
-                    "decision": Decision(d.decision).label, "comment": d.comment,
+                    "decision": Decision(d.decision).label + (f" (stale: {d.stale_reason})" if d.stale else ""),
+                    "comment": d.comment,
                     "at": d.created_at.isoformat(timespec="seconds")})
     return out
 

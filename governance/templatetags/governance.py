@@ -6,6 +6,8 @@ from typing import Any
 
 from django import template
 
+from governance import evidence
+
 register = template.Library()
 
 
@@ -52,3 +54,24 @@ def can_handle_erasure(user: Any) -> bool:
     from governance.permissions import can_handle_erasure as allowed
 
     return allowed(user)
+
+
+@register.filter
+def counted_approvals(request: Any) -> int:
+    """The approvals of a promotion request that count towards its quorum (stale ones do not), from its
+    prefetched decisions."""
+    return sum(1 for d in request.decisions.all() if d.decision == "approve" and d.stale_at is None)
+
+
+@register.filter
+def back_in_review(request: Any) -> bool:
+    """Whether a request returned to review because approvals went stale (governance/evidence.py)."""
+    return evidence.staleness(request)[0]
+
+
+@register.filter
+def card_field_label(path: str) -> str:
+    """Return the readable label of a model card field's dotted path ("intended_use.primary_uses")."""
+    from governance.cards.schema import label_of
+
+    return label_of(str(path))

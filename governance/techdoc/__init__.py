@@ -1,0 +1,1 @@
+"""EU AI Act technical documentation (Annex IV) assembled from registry data."""
