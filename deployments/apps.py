@@ -10,7 +10,9 @@ class DeploymentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from deployments import version_panels
         from deployments.selectors import version_operations
         from registry import operations
 
+        version_panels.register()
         operations.register_reporter(version_operations)

@@ -304,6 +304,42 @@ def deployable_versions(*, endpoint: Endpoint, limit: int = DEPLOYABLE_LIST_LIMI
     return [(v, refusals[v.pk]) for v in versions]
 
 
+def version_deployed_at(*, actor, version: ModelVersion) -> list[dict[str, Any]]:
+    """Where `version` serves now: one row per endpoint (of those `actor` may see) whose live routing sends it
+    traffic, mirrors traffic to it (shadow) or previews it (blue-green), with its role and share of live traffic
+    and the endpoint's whole split; in two queries, whatever the number of endpoints."""
+    endpoints = list(endpoint_list(actor=actor).filter(model_id=version.model_id))
+    active = active_deployments(endpoints=endpoints)
+    rows = []
+    for endpoint in endpoints:
+        routing = endpoint.routing or {}
+        routes = [r for r in routing.get("routes") or [] if r.get("weight", 0) > 0]
+        mine = [r for r in routes if r.get("version_id") == version.pk]
+        shadow, preview = routing.get("shadow"), routing.get("preview")
+        shares = [{"role": r.get("role") or "stable", "weight": r.get("weight", 0)} for r in mine]
+        if shadow and shadow.get("version_id") == version.pk:
+            shares.append({"role": "shadow", "weight": 0, "mirrored": shadow.get("percent", 0)})
+        if preview and preview.get("version_id") == version.pk:
+            shares.append({"role": "preview", "weight": 0})
+        if not shares:
+            continue
+        rows.append({
+            "endpoint": endpoint, "environment": endpoint.environment, "shares": shares,
+            "weight": sum(s["weight"] for s in shares),
+            "split": [{"number": r.get("number"), "weight": r.get("weight", 0), "role": r.get("role") or "stable",
+                       "this": r.get("version_id") == version.pk} for r in routes],
+            "deployment": active.get(endpoint.pk),
+        })
+    return sorted(rows, key=lambda row: (row["environment"].name, row["endpoint"].name))
+
+
+def version_rollouts(*, actor, version: ModelVersion, limit: int = 50) -> list[Deployment]:
+    """Return the rollouts that took `version` out (candidate) or started from it (stable), newest first, on the
+    endpoints `actor` may see, in one query."""
+    return list(deployment_list(actor=actor).filter(Q(candidate_version=version) | Q(stable_version=version))
+                [:limit])
+
+
 # ------------------------------------------------------------------------------- the registry's operations report
 
 

@@ -33,6 +33,9 @@ class GovernanceConfig(AppConfig):
         from registry.artifacts import gc
 
         gc.register_known_files(card_jobs.card_export_files)
+        from governance import version_panels
+
+        version_panels.register()
 
 
 def champion_metric_rules(model) -> list[dict]:

@@ -60,4 +60,8 @@ urlpatterns = [
     path("compare/runs/", views_tracking.RunCompareView.as_view(), name="run-compare"),
     path("tokens/", views_tokens.TokenListView.as_view(), name="token-list"),
     path("tokens/<int:pk>/revoke/", views_tokens.TokenRevokeView.as_view(), name="token-revoke"),
+    # Last: a version page's other tabs (Artifacts, and those governance and deployments provide through
+    # registry.panels); the routes above with the same shape (stage, pipeline, lineage, releases) match first.
+    path("models/<str:name>/versions/<int:number>/<slug:tab>/", views_versions.VersionTabView.as_view(),
+         name="version-tab"),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views import View
@@ -13,6 +13,7 @@ from registry.errors import DomainError, InvalidInput, NotFound
 from registry.lineage import selectors as lineage
 from registry.lineage.models import LineageNode, NodeKind
 from registry.views.common import get_model, get_version
+from registry.views.version_tabs import version_tab_response, wants_panel
 
 
 def _node_or_404(request: HttpRequest, pk: int) -> LineageNode:
@@ -61,26 +62,26 @@ class LineageNodeView(LoginRequiredMixin, View):
 
 
 class VersionLineageView(LoginRequiredMixin, View):
-    """A version's lineage: the graph partial the version page embeds, or a redirect to the node's page."""
+    """A version's Lineage tab: its graph (the graph's own controls ask for the graph alone)."""
 
     def get(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
-        """Render the version's graph (htmx) or go to its node page."""
+        """Render the version page on its Lineage tab, or the graph alone for the graph's controls."""
         model = get_model(request, name)
         version = get_version(model, number)
         node = lineage.node_for_version(version=version)
-        if node is None:  # nothing links to it yet: its own node, alone, and what would give it lineage
-            template = "registry/_lineage_graph.html" if request.htmx else "registry/version_lineage_empty.html"
-            return render(request, template, {"node": None, "model": model, "version": version})
-        if not request.htmx:
-            return redirect("registry:lineage-node", pk=node.pk)
-        node = _node_or_404(request, node.pk)
-        try:
-            direction, depth = _walk_params(request)
-            graph = lineage.lineage_walk(actor=request.user, node=node, direction=direction, depth=depth)
-        except DomainError:
-            graph = lineage.lineage_walk(actor=request.user, node=node)
-        context = {"node": node, "embedded": True, **lineage.graph_context(graph),
-                   "graph_url": reverse("registry:version-lineage", args=[model.name, version.number])}
-        response = render(request, "registry/_lineage_graph.html", context)
-        patch_vary_headers(response, ("HX-Request",))
+        context: dict = {"node": None}
+        if node is not None:
+            node = _node_or_404(request, node.pk)
+            try:
+                direction, depth = _walk_params(request)
+                graph = lineage.lineage_walk(actor=request.user, node=node, direction=direction, depth=depth)
+            except DomainError:
+                graph = lineage.lineage_walk(actor=request.user, node=node)
+            context = {"node": node, "embedded": True, **lineage.graph_context(graph),
+                       "graph_url": reverse("registry:version-lineage", args=[model.name, version.number])}
+        if not wants_panel(request):  # with nothing linked yet: its own node, alone, and what would give it lineage
+            return version_tab_response(request, model, version, tab="lineage",
+                                        template="registry/_version_lineage.html", context=context)
+        response = render(request, "registry/_lineage_graph.html", {"model": model, "version": version, **context})
+        patch_vary_headers(response, ("HX-Request", "HX-Target"))
         return response

@@ -1,4 +1,4 @@
-"""The version page's pipeline panel: background jobs with live progress (htmx polling) and scan verdicts."""
+"""The version page's Pipeline tab: background jobs with live progress (htmx polling) and scan verdicts."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from registry.pipeline import signing
 from registry.pipeline.convert import convert_enqueue
 from registry.pipeline.scan import services as scan_service
 from registry.views.common import get_model, get_version
+from registry.views.version_tabs import version_tab_response, wants_panel
 
 
 class VersionPipelineView(LoginRequiredMixin, View):
     """Render a version's jobs and scan results (the panel polls itself while a job is active); POST rescans."""
 
     def get(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
-        """Render the pipeline panel."""
+        """Render the version page on its Pipeline tab, or the panel alone (its own polling)."""
         model = get_model(request, name)
         version = get_version(model, number)
         jobs = pipeline_selectors.version_jobs(version=version)
@@ -35,9 +36,11 @@ class VersionPipelineView(LoginRequiredMixin, View):
             "can_contribute": permissions.can_contribute(request.user, model),
             "can_maintain": permissions.can_maintain(request.user, model),
         }
-        template = "registry/_pipeline_panel.html" if request.htmx else "registry/version_pipeline.html"
-        response = render(request, template, context)
-        patch_vary_headers(response, ("HX-Request",))
+        if not wants_panel(request):  # the page on its Pipeline tab, or the tab for a tab link
+            return version_tab_response(request, model, version, tab="pipeline",
+                                        template="registry/_version_pipeline.html", context=context)
+        response = render(request, "registry/_pipeline_panel.html", context)
+        patch_vary_headers(response, ("HX-Request", "HX-Target"))
         add_never_cache_headers(response)
         return response
 
@@ -63,7 +66,7 @@ class VersionPipelineView(LoginRequiredMixin, View):
                 messages.success(request, f"Queued {len(jobs)} scan job{'s' if len(jobs) != 1 else ''}.")
         except DomainError as error:
             messages.error(request, error.message)
-        return redirect("registry:version-detail", name=model.name, number=version.number)
+        return redirect("registry:version-pipeline", name=model.name, number=version.number)
 
 
 class ScannerView(LoginRequiredMixin, View):

@@ -20,7 +20,7 @@ def _back(release: ArtifactRelease | None, model_name: str, number: int | None) 
         number = release.version.number
     if number is None:
         return redirect(reverse("registry:model-detail", args=[model_name]))
-    return redirect(reverse("registry:version-detail", args=[model_name, number]) + "#releases")
+    return redirect(reverse("registry:version-tab", args=[model_name, number, "artifacts"]) + "#releases")
 
 
 class ReleaseRequestView(LoginRequiredMixin, View):

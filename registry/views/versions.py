@@ -1,4 +1,5 @@
-"""Version pages: a version's provenance and stage form, and registering a version with its files."""
+"""Version pages: a version's tabs (Overview with its provenance and stage form, Artifacts, and the tabs other apps
+provide), and registering a version with its files."""
 
 from __future__ import annotations
 
@@ -6,54 +7,35 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.views import View
 
-from registry import gates, permissions, selectors, services
+from registry import gates, panels, permissions, services
 from registry.artifacts.uploads import received_files
 from registry.errors import DomainError, ProtectedMove, UploadTooLarge
 from registry.lineage.features import versions_feature_sets
 from registry.lineage.selectors import run_held_elsewhere
 from registry.models import ModelVersion, RegisteredModel
-from registry.pipeline.scan.release import model_releases
-from registry.pipeline.scan.trust import TrustState, version_trust
-from registry.pipeline.selectors import version_scan_status
+from registry.pipeline.scan.trust import version_trust
 from registry.views.common import form_error, get_model, get_version, protected_move_redirect
 from registry.views.forms import StageTransitionForm, VersionCreateForm
+from registry.views.version_tabs import artifacts_context, version_tab_response
 
 
 def _version_page(
     request: HttpRequest, model: RegisteredModel, version: ModelVersion, *,
     stage_form: StageTransitionForm | None = None, status: int = 200,
 ) -> HttpResponse:
-    """Render a version's page (also used to re-show the stage form with its errors)."""
+    """Render a version's page on its Overview tab (also used to re-show the stage form with its errors)."""
     can_maintain = permissions.can_maintain(request.user, model)
     if stage_form is None and can_maintain:
         stage_form = StageTransitionForm(initial={"stage": version.stage})
     signature = version.signature or {}
-    artifacts = list(selectors.artifact_list(version=version))
-    scan = version_scan_status(version=version)
-    file_trust = {row["path"]: row for row in scan["artifacts"]}
-    trust = version_trust(version)
-    withheld = {f.path: f for f in trust.files if not f.servable}
-    for artifact in artifacts:
-        artifact.withheld = withheld.get(artifact.path)
-    releases = list(model_releases(model=model).filter(blob_id__in=[a.blob_id for a in artifacts]))
     context = {
-        "model": model,
-        "version": version,
-        "trust": trust,
-        "quarantined_files": [dict(file_trust[f.path], trust_detail=f.detail) for f in trust.files
-                              if f.state == TrustState.QUARANTINED],
-        "releases": releases,
-        "open_release_digests": {r.blob_id for r in releases if r.state != "revoked"},
-        "can_request_release": permissions.can_request_release(request.user, model),
-        "can_revoke_release": permissions.can_revoke_release(request.user, model),
-        "is_administrator": permissions.is_administrator(request.user),
-        "artifacts": artifacts,
+        "overview_panels": panels.render_overview_panels(request=request, model=model, version=version),
         "signature_inputs": signature.get("inputs") or [],
         "signature_outputs": signature.get("outputs") or [],
         "can_maintain": can_maintain,
@@ -62,16 +44,40 @@ def _version_page(
         "run_held_elsewhere": run_held_elsewhere(version),
         "feature_sets": versions_feature_sets([version.pk]).get(version.pk, []),
     }
-    return render(request, "registry/version_detail.html", context, status=status)
+    return version_tab_response(request, model, version, tab="overview", template="registry/_version_overview.html",
+                                context=context, status=status)
 
 
 class VersionDetailView(LoginRequiredMixin, View):
-    """A version: provenance, signature, metrics, params, artifacts and the stage form."""
+    """A version's Overview tab: provenance, signature, metrics, params, where it is deployed, the stage form."""
 
     def get(self, request: HttpRequest, name: str, number: int) -> HttpResponse:
         """Render the version page."""
         model = get_model(request, name)
         return _version_page(request, model, get_version(model, number))
+
+
+class VersionTabView(LoginRequiredMixin, View):
+    """A tab of a version's page at its own address: Artifacts, or one that another app provides (registry.panels)."""
+
+    def get(self, request: HttpRequest, name: str, number: int, tab: str) -> HttpResponse:
+        """Render the page with the tab selected, or the tab alone for a tab link's htmx request."""
+        model = get_model(request, name)
+        version = get_version(model, number)
+        if tab == "artifacts":
+            trust = version_trust(version)
+            context = {**artifacts_context(model, version, trust), "trust": trust,
+                       "can_request_release": permissions.can_request_release(request.user, model),
+                       "can_revoke_release": permissions.can_revoke_release(request.user, model),
+                       "is_administrator": permissions.is_administrator(request.user)}
+            return version_tab_response(request, model, version, tab=tab,
+                                        template="registry/_version_artifacts.html", context=context)
+        provided = panels.version_tab(tab)
+        if provided is None:
+            raise Http404(f"A version page has no tab {tab!r}.")
+        content = panels.render_tab(provided, request=request, model=model, version=version)
+        return version_tab_response(request, model, version, tab=tab, template="registry/_version_provided_tab.html",
+                                    context={"tab_content": content})
 
 
 class VersionStageView(LoginRequiredMixin, View):

@@ -16,6 +16,20 @@
     });
   }
 
+  // htmx keeps a copy of the page when a link pushes a new address (the version page's tabs), to put back on Back.
+  // A drawn chart would come back as markup whose inline styles the Content-Security-Policy refuses (plotly
+  // positions its layers with them): empty the charts before the copy is taken and draw them again on the way back.
+  function purge(root) {
+    if (typeof window.Plotly === "undefined") { return; }
+    root.querySelectorAll("[data-plotly-chart] .chart-plot[data-drawn]").forEach(function (plot) {
+      window.Plotly.purge(plot);
+      plot.replaceChildren();
+      delete plot.dataset.drawn;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
   document.addEventListener("htmx:afterSwap", function (event) { draw(event.target); });
+  document.addEventListener("htmx:beforeHistorySave", function () { purge(document); });
+  document.addEventListener("htmx:historyRestore", function () { draw(document); });
 })();

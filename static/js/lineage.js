@@ -17,4 +17,10 @@
 
   document.addEventListener("DOMContentLoaded", function () { wire(document); });
   document.addEventListener("htmx:afterSwap", function (event) { wire(event.target); });
+  document.addEventListener("htmx:beforeHistorySave", function () {  // charts.js empties the plots: wire anew later
+    document.querySelectorAll("[data-lineage-chart] .chart-plot").forEach(function (plot) {
+      delete plot.dataset.clickWired;
+    });
+  });
+  document.addEventListener("htmx:historyRestore", function () { wire(document); });
 })();

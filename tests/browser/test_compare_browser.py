@@ -64,6 +64,8 @@ def test_version_page_draws_its_lineage(page: Page, live_server, make_user):
                             datasets=[{"name": "customers", "digest": "d1", "role": "train"}])
     sign_in(page, live_server.url, "alice")
     page.goto(f"{live_server.url}/models/churn/versions/1/")
+    page.get_by_role("tab", name="Lineage").click()
+    expect(page).to_have_url(f"{live_server.url}/models/churn/versions/1/lineage/")
     lineage = page.locator("#lineage")
     expect(lineage.locator(".js-plotly-plot .main-svg").first).to_be_visible()
     expect(lineage).to_contain_text("3 nodes, 2 edges")

@@ -47,7 +47,8 @@ def test_main_pages_load_without_csp_violations_and_draw_their_charts(
 
     page.goto(f"{base}/models/churn/")  # the champion/trends panel arrives through htmx
     page.goto(f"{base}/models/churn/versions/3/")
-    expect(page.locator(".lineage-graph .js-plotly-plot")).to_have_count(1)  # drawn after an htmx load
+    page.get_by_role("tab", name="Lineage").click()
+    expect(page.locator(".lineage-graph .js-plotly-plot")).to_have_count(1)  # drawn after an htmx swap
     expect(page.locator(".plot-container")).not_to_have_count(0)
     expect(page.locator(".modebar-container")).not_to_have_count(0)
     # plotly.js's own rules apply although it may not inject them (static/css/plotly.css)

@@ -65,6 +65,8 @@ def test_registry_flow_in_the_browser(page: Page, live_server, make_user, tmp_pa
     register_version(page, tmp_path, "1.0.0", "auc=0.81\nloss=0.52")
     expect(page).to_have_url(f"{base}/models/churn/versions/1/")
     expect(page.get_by_text("Registered version 1 of churn.")).to_be_visible()
+    page.get_by_role("tab", name="Artifacts").click()  # the files are on the version's Artifacts tab
+    expect(page).to_have_url(f"{base}/models/churn/versions/1/artifacts/")
     artifacts = page.locator("#artifacts")
     expect(artifacts.get_by_text("model.pkl")).to_be_visible()
     expect(artifacts.locator(".badge-format-pickle")).to_be_visible()

@@ -31,7 +31,7 @@ def test_quarantine_banner_no_download_and_four_eyes_release(page: Page, live_se
     expect(page.locator("#versions .badge-quarantined")).to_have_text("Quarantined")
     expect(page.locator("#versions").get_by_text("Ready", exact=True)).to_have_count(0)
 
-    page.goto(f"{base}/models/churn/versions/1/")
+    page.goto(f"{base}/models/churn/versions/1/artifacts/")
     banner = page.locator(".quarantine-banner")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("posix.system")
@@ -54,7 +54,7 @@ def test_quarantine_banner_no_download_and_four_eyes_release(page: Page, live_se
 
     # An administrator approves: the banner goes and the Download button is back.
     sign_in(page, base, "admin")
-    page.goto(f"{base}/models/churn/versions/1/")
+    page.goto(f"{base}/models/churn/versions/1/artifacts/")
     page.get_by_role("button", name="Approve release").click()
     expect(page.get_by_text("Release approved")).to_be_visible()
     expect(page.locator(".quarantine-banner")).to_have_count(0)

@@ -167,3 +167,19 @@ def test_exporting_every_card_runs_as_a_job_with_progress(protected, team, djang
 
     stranger = get_user_model().objects.create_user("stranger")
     assert login(stranger).get(response["Location"]).status_code == 404
+
+
+# ------------------------------------------------------------------------------ the version page's Card tab
+
+CARD_TAB = "/models/churn/versions/2/model-card/"
+
+
+def test_the_card_tab_summarises_the_card_and_links_to_it(protected, team):
+    client = login(team["engineer"])
+    body = client.get(CARD_TAB).content.decode()
+    assert 'id="tab-model-card"' in body and "has no model card yet" in body and "Create the card" in body
+    assert "Create the card" not in login(team["viewer"]).get(CARD_TAB).content.decode()
+    card = services.card_create(version=protected["v2"], actor=team["engineer"])
+    body = client.get(CARD_TAB, headers={"HX-Request": "true", "HX-Target": "version-tabs"}).content.decode()
+    assert "<html" not in body and "Draft" in body and f"{card.completeness}%" in body and "Missing:" in body
+    assert f'href="{CARD}"' in body and f'href="{CARD}export/pdf/"' in body and "Out-of-scope uses" in body

@@ -277,11 +277,15 @@ def test_lineage_page_is_404_for_hidden_and_unknown(version, outsider, client):
 def test_version_page_embeds_lineage(owner, version, client):
     client.force_login(owner)
     html = client.get("/models/churn/versions/1/").content.decode()
-    assert 'hx-get="/models/churn/versions/1/lineage/"' in html
-    embed = client.get("/models/churn/versions/1/lineage/", headers={"HX-Request": "true"})
+    assert 'hx-get="/models/churn/versions/1/lineage/"' in html  # the Lineage tab
+    embed = client.get("/models/churn/versions/1/lineage/",
+                       headers={"HX-Request": "true", "HX-Target": "lineage-graph"})
     assert embed.status_code == 200 and "Open full lineage" in embed.content.decode()
-    page = client.get("/models/churn/versions/1/lineage/")
-    assert page.status_code == 302 and page["Location"].startswith("/lineage/nodes/")
+    assert "<html" not in embed.content.decode()
+    page = client.get("/models/churn/versions/1/lineage/")  # the version page on its Lineage tab
+    body = page.content.decode()
+    assert page.status_code == 200 and "Open full lineage" in body and 'id="tab-lineage"' in body
+    assert 'href="/lineage/nodes/' in body
 
 
 # ----------------------------------------------------------------------------------------------- layout

@@ -366,6 +366,7 @@ def test_version_page_shows_provenance_signature_metrics_and_artifacts(owner_cli
                      "s3://data/customers.parquet", "Training", "scikit-learn==1.9.1", "tenure", "double",
                      "0.912345", "max_depth", "<strong>Q3</strong>", "2.0.0", "reviewed"):
         assert expected in body, expected
+    body = text_of(owner_client.get("/models/churn/versions/1/artifacts/"))  # the files are on the Artifacts tab
     digest = hashlib.sha256(pkl).hexdigest()
     assert f'<code title="{digest}">{digest[:12]}</code>' in body
     # The pickle has not been scanned yet: its bytes are withheld and the page says so instead of offering them.
@@ -377,7 +378,7 @@ def test_version_page_shows_provenance_signature_metrics_and_artifacts(owner_cli
     from registry.pipeline.scan.services import scan_enqueue
 
     job_run(scan_enqueue(Artifact.objects.get(path="model/model.pkl")).pk)
-    body = text_of(owner_client.get("/models/churn/versions/1/"))
+    body = text_of(owner_client.get("/models/churn/versions/1/artifacts/"))
     assert 'href="/api/v1/models/churn/versions/1/artifacts/model/model.pkl"' in body
     assert "model/</td>" in body  # the folder row of the tree
     assert "badge-format-pickle" in body and "badge-format-mlmodel" in body
@@ -387,14 +388,15 @@ def test_version_page_shows_provenance_signature_metrics_and_artifacts(owner_cli
 def test_version_page_empty_states(owner_client, registered_model, make_version):
     make_version(registered_model)
     body = text_of(owner_client.get("/models/churn/versions/1/"))
-    assert "No files were uploaded with this version." in body and "No metrics." in body
-    assert "No input/output signature recorded." in body
+    assert "No metrics." in body and "No input/output signature recorded." in body
+    artifacts = text_of(owner_client.get("/models/churn/versions/1/artifacts/"))
+    assert "No files were uploaded with this version." in artifacts
 
 
 def test_download_link_encodes_odd_names(owner_client, owner, make_version):
     model = services.model_create(actor=owner, name="my model")
     make_version(model, files={"dir/a b#c.txt": b"x"})
-    body = text_of(owner_client.get("/models/my%20model/versions/1/"))
+    body = text_of(owner_client.get("/models/my%20model/versions/1/artifacts/"))
     assert 'href="/api/v1/models/my%20model/versions/1/artifacts/dir/a%20b%23c.txt"' in body
 
 

@@ -327,7 +327,8 @@ def test_outsiders_see_no_releases(api_client_for, evil_version, outsider, peopl
 
 def test_version_and_model_pages_show_the_red_banner_and_no_download(client, owner, evil_version):
     client.force_login(owner)
-    page = client.get("/models/churn/versions/1/").content.decode()
+    assert "quarantine-banner" in client.get("/models/churn/versions/1/").content.decode()  # on every tab
+    page = client.get("/models/churn/versions/1/artifacts/").content.decode()
     assert "quarantine-banner" in page and "posix.system" in page
     assert 'href="/api/v1/models/churn/versions/1/artifacts/model.pkl"' not in page
     assert "artifacts/notes.txt" in page  # the harmless file keeps its button
@@ -340,16 +341,16 @@ def test_release_through_the_pages(client, evil_version, people):
     client.force_login(people["maintainer"])
     response = client.post("/models/churn/versions/1/releases/", {
         "path": "model.pkl", "accepted_globals": ["posix.system"], "reason": "Reviewed by hand."})
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"] == "/models/churn/versions/1/artifacts/#releases"
     release = ArtifactRelease.objects.get()
-    page = client.get("/models/churn/versions/1/").content.decode()
+    page = client.get("/models/churn/versions/1/artifacts/").content.decode()
     assert "Reviewed by hand." in page and "Approve release" not in page  # the maintainer cannot approve
     client.force_login(people["admin"])
-    assert "Approve release" in client.get("/models/churn/versions/1/").content.decode()
+    assert "Approve release" in client.get("/models/churn/versions/1/artifacts/").content.decode()
     client.post(f"/models/churn/releases/{release.pk}/approve/")
     release.refresh_from_db()
     assert release.state == "approved"
-    page = client.get("/models/churn/versions/1/").content.decode()
+    page = client.get("/models/churn/versions/1/artifacts/").content.decode()
     assert "quarantine-banner" not in page and "artifacts/model.pkl" in page
     # A bad request reads as a message, never a 500.
     response = client.post(f"/models/churn/releases/{release.pk}/revoke/", {"reason": ""}, follow=True)
