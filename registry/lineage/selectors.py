@@ -297,6 +297,7 @@ def graph_context(graph: Graph, *, graph_url: str | None = None, expand: frozens
                 for kind in sorted(expand) if grouped]
     return {"graph": graph, "figure": figure, "charts": [figure], "crossings": layout.crossings,
             "kinds": sorted({n.kind for n in nodes}), "node_count": len(nodes), "edge_count": len(graph.edges),
+            "listed": [n for n in nodes if shown[n.pk] == n.pk],  # the nodes drawn one by one
             "grouped": grouped, "group_above": GROUP_ABOVE, "groups": groups, "expanded": expanded,
             "expand": sorted(expand),
             "depth_choices": sorted({1, 2, 3, 5, 8, 12, MAX_DEPTH, graph.depth}),

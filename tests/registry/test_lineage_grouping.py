@@ -36,6 +36,8 @@ def test_a_large_neighbourhood_is_drawn_one_node_per_kind(owner, client, django_
     body = response.content.decode()
     assert response.status_code == 200
     assert "300 nodes" in body and "Grouped by kind" in body
+    assert body.count("<li><a href=\"/lineage/nodes/") == 1  # only the focus is listed one by one
+    assert "grouped: <a href" in body
     groups = _group_trace(_figure(body))
     assert groups is not None
     expected = {f"Dataset ×{hood.counts['dataset']}", f"Model version ×{hood.counts['model_version']}",
