@@ -13,6 +13,9 @@ signed versions, an endpoint with a direct deployment and a token with the serve
      gunicorn (2 and 4 workers; the best is reported) and `mlflow models serve --env-manager local` of the same
      scikit-learn model; both get the same dataframe_split body, warm-up and request count
   c  in-process gateway latency with a direct deployment vs a 50% canary between two versions
+Prediction batches (issue 21) are recorded throughout, as in production; (a) and (b) also measure the gateway with
+them off (STRATUM_PREDICTION_BATCHES=false: no request ids kept, no batches written), in the same run, so their
+cost is the difference: overhead p50 at most 1 ms, throughput at most 10% below the run without them.
 Servers this script starts are stopped at the end, and the temporary directory is removed.
 """
 
@@ -42,7 +45,7 @@ SIGNATURE = {"inputs": [{"name": n, "type": "double"} for n in FEATURES],
              "outputs": [{"name": "class", "type": "long", "labels": ["setosa", "versicolor", "virginica"]}]}
 ENDPOINT = "iris-bench"
 CLIENTS = 8
-TARGETS = {"overhead_p50_ms": 1.0, "throughput_ratio": 2.0}
+TARGETS = {"overhead_p50_ms": 1.0, "throughput_ratio": 2.0, "batches_throughput": 0.9}
 
 
 # ------------------------------------------------------------------------------------------------ figures
@@ -168,9 +171,15 @@ def bare_ort(onnx_bytes: bytes, iterations: int) -> Latencies:
     return timed_loop(call, iterations, warmup=200)
 
 
-def in_process_gateway(token: str, iterations: int, versions: dict[str, int] | None = None) -> Latencies:
-    """POST the row to the gateway through Django's test Client (the whole middleware stack, no socket)."""
-    from django.test import Client
+def in_process_gateway(token: str, iterations: int, versions: dict[str, int] | None = None, *,
+                       batches: bool = True) -> Latencies:
+    """POST the row to the gateway through Django's test Client (the whole middleware stack, no socket), with
+    prediction batches recorded or not."""
+    from django.test import Client, override_settings
+
+    if not batches:
+        with override_settings(STRATUM_PREDICTION_BATCHES=False):
+            return in_process_gateway(token, iterations, versions)
 
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     url = f"/serve/{ENDPOINT}/predict"
@@ -203,11 +212,12 @@ def start_canary(setup: Setup) -> Any:
 # ------------------------------------------------------------------------------------------------ (b)
 
 
-def start_gunicorn(var_dir: Path, workers: int, log: Path) -> tuple[int, subprocess.Popen]:
+def start_gunicorn(var_dir: Path, workers: int, log: Path, *, batches: bool = True) -> tuple[int, subprocess.Popen]:
     """Serve the benchmark's Stratum (same SQLite and artifacts) with `workers` sync gunicorn workers."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update({"STRATUM_VAR_DIR": str(var_dir), "STRATUM_HTTPS": "false", "DEBUG": "false",
-                "STRATUM_SERVING_RATE_PER_MINUTE": "0", "STRATUM_CACHE": "file"})  # the workers share one cache
+                "STRATUM_SERVING_RATE_PER_MINUTE": "0", "STRATUM_CACHE": "file",  # the workers share one cache
+                "STRATUM_PREDICTION_BATCHES": "true" if batches else "false"})
     port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
     proc = subprocess.Popen([str(gunicorn), "stratum.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}"],
@@ -294,24 +304,31 @@ def check_same_answer(stratum_port: int, mlflow_port: int, token: str) -> str:
 
 
 def section_throughput(setup: Setup, var_dir: Path, mlflow_dir: Path, workdir: Path, args: argparse.Namespace,
-                       total: int, warmup: int, procs: list[subprocess.Popen]) -> tuple[int, Latencies, Latencies]:
-    """(b) Stratum under gunicorn with each worker count, then `mlflow models serve`, `CLIENTS` clients each;
-    return the best worker count, its figures and MLflow's."""
+                       total: int, warmup: int, procs: list[subprocess.Popen]
+                       ) -> tuple[int, Latencies, Latencies, Latencies]:
+    """(b) Stratum under gunicorn with each worker count, then the best count without prediction batches, then
+    `mlflow models serve`, `CLIENTS` clients each; return the best worker count, its figures, the figures without
+    batches and MLflow's."""
     worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
     say(f"\n(b) throughput, {CLIENTS} concurrent keep-alive clients, {total} requests after {warmup} warm-up "
         "requests per server")
     stratum_runs: dict[int, Latencies] = {}
     for workers in worker_counts:
         port, proc = start_gunicorn(var_dir, workers, workdir / f"gunicorn-{workers}.log")
+        _wait_warm(port, setup.token)
         procs.append(proc)
         result = throughput(port, f"/serve/{ENDPOINT}/predict", {"Authorization": f"Bearer {setup.token}"},
                             total, warmup)
         stratum_runs[workers] = result
         say(f"  Stratum, gunicorn -w {workers} (sync workers): {result.line(digits=3)}")
-        stratum_port = port
-        if workers != worker_counts[-1]:
-            stop(proc)
-            procs.remove(proc)
+        stop(proc)
+        procs.remove(proc)
+    best_workers = max(stratum_runs, key=lambda w: stratum_runs[w].per_second)
+    stratum_port, proc = start_gunicorn(var_dir, best_workers, workdir / "gunicorn-no-batches.log", batches=False)
+    procs.append(proc)
+    without = throughput(stratum_port, f"/serve/{ENDPOINT}/predict", {"Authorization": f"Bearer {setup.token}"},
+                         total, warmup)
+    say(f"  Stratum, gunicorn -w {best_workers}, prediction batches OFF: {without.line(digits=3)}")
     mlflow_port, proc = start_mlflow(mlflow_dir, args.mlflow_workers, workdir / "mlflow.log")
     procs.append(proc)
     answer = check_same_answer(stratum_port, mlflow_port, setup.token)
@@ -319,14 +336,32 @@ def section_throughput(setup: Setup, var_dir: Path, mlflow_dir: Path, workdir: P
     ml_label = f"-w {args.mlflow_workers}" if args.mlflow_workers else "default workers"
     say(f"  mlflow models serve ({ml_label}): {ml.line(digits=3)}")
     say(f"  (both answered the row with {answer})")
-    best_workers = max(stratum_runs, key=lambda w: stratum_runs[w].per_second)
     best = stratum_runs[best_workers]
     say(f"  best Stratum: gunicorn -w {best_workers}, {best.per_second:,.0f}/s = "
         f"{best.per_second / ml.per_second:.1f}x MLflow's {ml.per_second:,.0f}/s")
+    say(f"  with prediction batches / without: {best.per_second:,.0f}/s / {without.per_second:,.0f}/s = "
+        f"{best.per_second / without.per_second:.2f}")
     for proc in procs:
         stop(proc)
     procs.clear()
-    return best_workers, best, ml
+    return best_workers, best, without, ml
+
+
+def _wait_warm(port: int, token: str) -> None:
+    """One request, so a worker has loaded the session before the timed clients start."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", f"/serve/{ENDPOINT}/predict", body=BODY,
+                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    conn.getresponse().read()
+    conn.close()
+
+
+def recorded() -> tuple[int, int]:
+    """Prediction batches (lineage nodes) and traced request ids written so far by every process."""
+    from deployments.models import PredictionRecord
+    from registry.lineage.models import LineageNode, NodeKind
+
+    return (LineageNode.objects.filter(kind=NodeKind.PREDICTION_BATCH).count(), PredictionRecord.objects.count())
 
 
 def section_canary(setup: Setup, iterations: int) -> tuple[Latencies, Latencies, dict[int, float]]:
@@ -387,18 +422,29 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  in-process gateway (test Client): {direct.line(rate=False, digits=3)}")
         overhead = {p: direct.ms(p) - bare.ms(p) for p in (50, 90, 99)}
         say(f"  overhead: p50 {overhead[50]:.3f} ms, p90 {overhead[90]:.3f} ms, p99 {overhead[99]:.3f} ms")
+        from deployments import serving
 
-        best_workers, best, ml = section_throughput(setup, var_dir, mlflow_dir, workdir, args, total, warmup,
+        serving.drain()
+        batches_a, records_a = recorded()
+        say(f"  recorded: {batches_a} prediction batches, {records_a:,} traced request ids")
+        off = in_process_gateway(setup.token, iterations, batches=False)
+        say(f"  in-process gateway, prediction batches OFF: {off.line(rate=False, digits=3)}")
+        overhead_off = {p: off.ms(p) - bare.ms(p) for p in (50, 99)}
+        say(f"  overhead without batches: p50 {overhead_off[50]:.3f} ms; batches cost "
+            f"{overhead[50] - overhead_off[50]:+.3f} ms at p50")
+
+        best_workers, best, without, ml = section_throughput(setup, var_dir, mlflow_dir, workdir, args, total, warmup,
                                                     procs)
         ratio = best.per_second / ml.per_second
         direct_again, split, canary_cost = section_canary(setup, iterations)
 
-        from deployments import serving
-
         serving.drain()
-        errors = sum(r.failed for r in (direct, best, ml, direct_again, split))
+        batches, records = recorded()
+        errors = sum(r.failed for r in (direct, off, best, without, ml, direct_again, split))
         met_overhead = overhead[50] < TARGETS["overhead_p50_ms"]
         met_ratio = ratio >= TARGETS["throughput_ratio"]
+        kept = best.per_second / without.per_second
+        met_kept = kept >= TARGETS["batches_throughput"]
         say("\nSummary" + (" (quick run: small samples)" if args.quick else ""))
         print_table(("metric", "value", "target", ""), [
             ("bare ONNX Runtime p50", f"{bare.ms(50):.3f} ms", "-", ""),
@@ -406,16 +452,22 @@ def main(argv: list[str] | None = None) -> int:
             ("gateway overhead p50", f"{overhead[50]:.3f} ms", f"< {TARGETS['overhead_p50_ms']:g} ms",
              "met" if met_overhead else "MISSED"),
             ("gateway overhead p99", f"{overhead[99]:.3f} ms", "-", ""),
+            ("gateway overhead p50, prediction batches off", f"{overhead_off[50]:.3f} ms", "-", ""),
             (f"Stratum req/s ({CLIENTS} clients, gunicorn -w {best_workers})", f"{best.per_second:,.0f}", "-", ""),
             (f"mlflow models serve req/s ({CLIENTS} clients)", f"{ml.per_second:,.0f}", "-", ""),
             ("throughput ratio Stratum / MLflow", f"{ratio:.2f}x", f">= {TARGETS['throughput_ratio']:g}x",
              "met" if met_ratio else "MISSED"),
+            (f"Stratum req/s, prediction batches off (-w {best_workers})", f"{without.per_second:,.0f}", "-", ""),
+            ("throughput with / without batches", f"{kept:.2f}", f">= {TARGETS['batches_throughput']:g}",
+             "met" if met_kept else "MISSED"),
+            ("prediction batches / traced ids written", f"{batches} / {records:,}", "> 0",
+             "met" if batches and records else "MISSED"),
             ("canary 50% - direct, p50", f"{canary_cost[50]:+.3f} ms", "-", ""),
             ("canary 50% - direct, p99", f"{canary_cost[99]:+.3f} ms", "-", ""),
             ("failed requests (all sections)", str(errors), "0", "met" if errors == 0 else "MISSED"),
         ])
         say(f"\ntotal time {time.perf_counter() - started:.0f}s")
-        return 0 if (met_overhead and met_ratio and errors == 0) else 1
+        return 0 if (met_overhead and met_ratio and met_kept and batches and errors == 0) else 1
     finally:
         for proc in procs:
             stop(proc)

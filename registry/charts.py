@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -155,8 +156,9 @@ def lineage_figure(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], wid
                    ) -> dict[str, Any]:
     """Return a laid-out lineage DAG: nodes coloured by kind, hover details, highlights, urls for clicks.
 
-    `nodes` carry id, kind, label, hover, url, x, y and the flags focus/personal/deprecated/quarantined;
-    `edges` carry points (a polyline) and label.
+    `nodes` carry id, kind, label, hover, url, x, y and the flags focus/personal/deprecated/quarantined/group
+    (a group stands for `count` nodes of its kind; its trace's meta tells the page's script that a click on it
+    expands it rather than opening a node); `edges` carry points (a polyline) and label.
     """
     traces: list[dict[str, Any]] = []
     xs: list[float | None] = []
@@ -176,8 +178,20 @@ def lineage_figure(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], wid
                    "hovertemplate": "%{text}<extra></extra>", "showlegend": False,
                    "marker": {"symbol": "triangle-right", "size": 7, "color": "#9ca3af"}})
     show_labels = len(nodes) <= LABELS_UP_TO
+    groups = [n for n in nodes if n.get("group")]
+    if groups:
+        traces.append({
+            "type": "scatter", "mode": "markers+text", "name": "Group of one kind (click to expand)",
+            "meta": "lineage-group", "x": [n["x"] for n in groups], "y": [n["y"] for n in groups],
+            "text": [n["label"] for n in groups], "textposition": "bottom center", "textfont": {"size": 11},
+            "hovertext": [n["hover"] for n in groups], "hovertemplate": "%{hovertext}<extra></extra>",
+            "customdata": [n["url"] for n in groups],
+            "marker": {"symbol": "square", "color": [NODE_COLORS[n["kind"]] for n in groups],
+                       "size": [min(40, 18 + 4 * math.log2(max(n["count"], 1))) for n in groups],
+                       "line": {"color": "#111827", "width": 1}},
+        })
     for kind, color in NODE_COLORS.items():
-        group = [n for n in nodes if n["kind"] == kind]
+        group = [n for n in nodes if n["kind"] == kind and not n.get("group")]
         if not group:
             continue
         traces.append({
@@ -192,7 +206,7 @@ def lineage_figure(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], wid
     for flag, name, symbol, color in (("personal", "Personal data", "circle-open", "#dc2626"),
                                       ("deprecated", "Deprecated", "x-thin-open", "#374151"),
                                       ("quarantined", "Quarantined", "square-open", "#b91c1c")):
-        group = [n for n in nodes if n.get(flag)]
+        group = [n for n in nodes if n.get(flag) and not n.get("group")]
         if group:
             traces.append({"type": "scatter", "mode": "markers", "name": name, "x": [n["x"] for n in group],
                            "y": [n["y"] for n in group], "hovertext": [n["hover"] for n in group],

@@ -431,6 +431,9 @@ STRATUM_PREDICTION_RETENTION_DAYS = int(os.environ.get("STRATUM_PREDICTION_RETEN
 # A prediction batch (a lineage node) counts what one serving process answered per endpoint, version, routing role
 # and generation in a window of this many seconds.
 STRATUM_PREDICTION_BATCH_SECONDS = int(os.environ.get("STRATUM_PREDICTION_BATCH_SECONDS", "300"))
+# Off: the gateway records no prediction batches and no request ids (no trace, no lineage past the deployment);
+# statistics for the rollout monitor are kept either way. The serving benchmark measures its cost with it off.
+STRATUM_PREDICTION_BATCHES = env_bool("STRATUM_PREDICTION_BATCHES", True)
 CELERY_BEAT_SCHEDULE["deployments-prediction-records-purge"] = {
     "task": "deployments.tasks.prediction_records_purge", "schedule": 3600.0}
 

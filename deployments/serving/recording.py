@@ -93,11 +93,13 @@ class Recorder:
         now = time.time()
         minute = int(now // BUCKET_SECONDS)  # the bucket's index (named for the charts' unit)
         schema = f"{x.shape[1] if x is not None and x.ndim == 2 else 0}:{x.dtype if x is not None else ''}"
+        traced = settings.STRATUM_PREDICTION_BATCHES
         with self._lock:
             if len(self._requests) >= self.MAX_REQUESTS:
                 del self._requests[: self.MAX_REQUESTS // 10]
-            self._requests.append(_Request(endpoint_id, deployment_id, version_id, role, route_role, generation,
-                                           minute, request_id, now, bool(error), rows, schema))
+            if traced:
+                self._requests.append(_Request(endpoint_id, deployment_id, version_id, role, route_role, generation,
+                                               minute, request_id, now, bool(error), rows, schema))
             bucket = self._buckets.get((endpoint_id, deployment_id, version_id, role, minute))
             if bucket is None:
                 bucket = self._buckets[(endpoint_id, deployment_id, version_id, role, minute)] = _Bucket()

@@ -42,6 +42,7 @@ def _layers(nodes: Sequence[Hashable], edges: Sequence[tuple[Hashable, Hashable]
 
 def _crossings(order: list[list[Hashable]], links: list[tuple[Hashable, Hashable]], layer: dict[Hashable, int]
                ) -> int:
+    """Count edge crossings between adjacent layers: inversions of the lower ends, in O(E log V) per layer pair."""
     pos = {n: i for row in order for i, n in enumerate(row)}
     by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for u, v in links:
@@ -49,12 +50,21 @@ def _crossings(order: list[list[Hashable]], links: list[tuple[Hashable, Hashable
     total = 0
     for pairs in by_layer.values():
         pairs.sort()
-        for i in range(len(pairs)):
-            a0, b0 = pairs[i]
-            for j in range(i + 1, len(pairs)):
-                a1, b1 = pairs[j]
-                if a1 > a0 and b1 < b0:
-                    total += 1
+        # Fenwick tree over the lower layer's slots: for each edge, count earlier edges ending strictly below it.
+        size = max(b for _, b in pairs) + 2
+        tree = [0] * (size + 1)
+        seen = 0
+        for _, b in pairs:
+            i, below = b + 1, 0
+            while i > 0:
+                below += tree[i]
+                i -= i & -i
+            total += seen - below  # earlier edges (smaller or equal upper slot) whose lower end is further down
+            seen += 1
+            i = b + 1
+            while i <= size:
+                tree[i] += 1
+                i += i & -i
     return total
 
 

@@ -9,6 +9,7 @@ hidden model never leaks through the graph.
 from __future__ import annotations
 
 import html
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.urls import reverse
+from django.utils.http import urlencode
 
 from registry import charts, permissions, validation
 from registry.errors import InvalidInput, NotFound
@@ -25,7 +27,8 @@ from registry.models import ModelVersion, RegisteredModel, Run
 
 MAX_DEPTH = 25
 DEFAULT_DEPTH = 3
-MAX_GRAPH_NODES = 1000
+MAX_GRAPH_NODES = 2500
+GROUP_ABOVE = 40  # a graph with more nodes than this is drawn one node per kind until a kind is expanded
 IMPACT_KINDS = (NodeKind.MODEL_VERSION, NodeKind.DEPLOYMENT)
 
 
@@ -134,7 +137,10 @@ def lineage_walk(*, actor: Any, node: LineageNode, direction: str = "both", dept
     nodes = list(visible_nodes(actor).filter(pk__in=wanted)
                  .select_related("model", "model_version", "model_version__model"))
     ids = {n.pk for n in nodes}
-    edges = list(LineageEdge.objects.filter(upstream_id__in=ids, downstream_id__in=ids).order_by("pk"))
+    # One IN list, the other end checked here: SQLite answers "upstream IN (…) AND downstream IN (…)" with two
+    # thousand ids each in seconds, as it probes the second list for every row the first one finds.
+    edges = [e for e in LineageEdge.objects.filter(upstream_id__in=ids).order_by("pk")
+             .only("id", "upstream_id", "downstream_id", "kind", "role") if e.downstream_id in ids]
     return Graph(focus=node, nodes=sorted(nodes, key=lambda n: (depths[n.pk], n.kind, n.name, n.pk)),
                  depths={pk: depths[pk] for pk in ids}, edges=edges, direction=direction, depth=depth,
                  truncated=truncated)
@@ -179,7 +185,7 @@ def versions_trained_on(*, actor: Any, node: LineageNode) -> list[LineageNode]:
     return list(visible_nodes(actor).filter(
         kind=NodeKind.MODEL_VERSION, upstream_edges__upstream=node,
         upstream_edges__kind__in=[EdgeKind.TRAINED_ON, EdgeKind.USES_FEATURES],
-    ).select_related("model_version", "model").distinct().order_by("name", "model_version__number"))
+    ).select_related("model_version__model", "model").distinct().order_by("name", "model_version__number"))
 
 
 # ------------------------------------------------------------------------------------------------ drawing
@@ -215,26 +221,84 @@ def _hover(node: LineageNode) -> str:
     return "<br>".join(html.escape(p) for p in parts)
 
 
-def graph_context(graph: Graph) -> dict[str, Any]:
-    """Lay out a walked graph and return what the graph partial renders (figure, counts, flags)."""
+def expand_kinds(values: Iterable[str]) -> frozenset[str]:
+    """Validate the node kinds a grouped graph should draw one by one (`expand` query values)."""
+    kinds = frozenset(v for v in values if v)
+    unknown = sorted(kinds - set(NodeKind.values))
+    if unknown:
+        raise InvalidInput(f"Cannot expand {unknown[0][:40]!r}: expand takes node kinds "
+                           f"({', '.join(NodeKind.values)}).")
+    return kinds
+
+
+def _node_row(n: LineageNode, focus: LineageNode) -> dict[str, Any]:
+    deprecated = bool(n.model_version_id and n.model_version.deprecated)
+    return {"id": n.pk, "kind": n.kind, "label": _label(n), "hover": _hover(n),
+            "url": reverse("registry:lineage-node", args=[n.pk]), "focus": n.pk == focus.pk,
+            "personal": n.contains_personal_data, "deprecated": deprecated,
+            "quarantined": bool(n.properties.get("quarantined")), "group": False}
+
+
+def _edge_label(kinds: dict[str, int]) -> str:
+    return ", ".join(f"{label}{f' ×{count:,}' if count > 1 else ''}" for label, count in sorted(kinds.items()))
+
+
+def graph_context(graph: Graph, *, graph_url: str | None = None, expand: frozenset[str] = frozenset()
+                  ) -> dict[str, Any]:
+    """Lay out a walked graph and return what the graph partial renders (figure, counts, flags).
+
+    With a `graph_url` (the partial's address) and more than GROUP_ABOVE nodes, every kind not in `expand` is drawn
+    as one node with its count, linked to the other groups by the edges between their members, and clicking it
+    asks `graph_url` for the graph with that kind expanded; the focus node is always drawn on its own.
+    """
     nodes = graph.nodes
-    ids = [n.pk for n in nodes]
-    pairs = [(e.upstream_id, e.downstream_id) for e in graph.edges]
-    layout = layered_layout(ids, pairs, sort_key={n.pk: f"{n.kind}:{n.name}" for n in nodes})
-    rows = []
+    grouped = graph_url is not None and len(nodes) > GROUP_ABOVE
+    shown: dict[int, Any] = {}  # node pk -> the id it is drawn as (itself, or its kind's group)
+    members: dict[str, list[LineageNode]] = defaultdict(list)
     for n in nodes:
-        x, y = layout.positions[n.pk]
-        deprecated = bool(n.model_version_id and n.model_version.deprecated)
-        rows.append({"id": n.pk, "kind": n.kind, "label": _label(n), "hover": _hover(n), "x": x, "y": y,
-                     "url": reverse("registry:lineage-node", args=[n.pk]), "focus": n.pk == graph.focus.pk,
-                     "personal": n.contains_personal_data, "deprecated": deprecated,
-                     "quarantined": bool(n.properties.get("quarantined"))})
-    kept = [e for e in graph.edges if e.upstream_id != e.downstream_id]
-    edges = [{"points": points, "label": f"{e.get_kind_display()}{' (' + e.role + ')' if e.role else ''}"}
-             for e, points in zip(kept, layout.polylines, strict=True)]
+        if grouped and n.kind not in expand and n.pk != graph.focus.pk:
+            shown[n.pk] = f"group:{n.kind}"
+            members[n.kind].append(n)
+        else:
+            shown[n.pk] = n.pk
+    merged: dict[tuple[Any, Any], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for e in graph.edges:
+        u, v = shown[e.upstream_id], shown[e.downstream_id]
+        if u != v:  # edges inside one group are summed up by its count
+            merged[(u, v)][f"{e.get_kind_display()}{' (' + e.role + ')' if e.role else ''}"] += 1
+    rows = []
+    params = {"direction": graph.direction, "depth": graph.depth}
+    for n in nodes:
+        if shown[n.pk] == n.pk:
+            rows.append(_node_row(n, graph.focus))
+    for kind, group in members.items():
+        label = charts.NODE_LABELS[kind]
+        url = f"{graph_url}?{urlencode({**params, 'expand': sorted(expand | {kind})}, doseq=True)}"
+        personal = sum(m.contains_personal_data for m in group)
+        hover = f"{len(group):,} × {label.lower()}" + (f", {personal:,} with personal data" if personal else "")
+        rows.append({"id": f"group:{kind}", "kind": kind, "label": f"{label} ×{len(group):,}",
+                     "hover": html.escape(f"{hover}: click to show them one by one"),
+                     "url": url, "focus": False, "personal": bool(personal),
+                     "deprecated": False, "quarantined": False, "group": True, "count": len(group)})
+    ids = [r["id"] for r in rows]
+    pairs = list(merged)
+    layout = layered_layout(ids, pairs, sort_key={r["id"]: f"{r['kind']}:{r['label']}" for r in rows})
+    for r in rows:
+        r["x"], r["y"] = layout.positions[r["id"]]
+    edges = [{"points": points, "label": _edge_label(merged[pair])}
+             for pair, points in zip(pairs, layout.polylines, strict=True)]
     figure = charts.lineage_figure(rows, edges, layout.widest, layout.layers)
+    groups = [{"kind": kind, "label": charts.NODE_LABELS[kind], "count": len(group),
+               "url": f"{graph_url}?{urlencode({**params, 'expand': sorted(expand | {kind})}, doseq=True)}"}
+              for kind, group in sorted(members.items())]
+    expanded = [{"kind": kind, "label": charts.NODE_LABELS[kind],
+                 "url": f"{graph_url}?{urlencode({**params, 'expand': sorted(expand - {kind})}, doseq=True)}"}
+                for kind in sorted(expand) if grouped]
     return {"graph": graph, "figure": figure, "charts": [figure], "crossings": layout.crossings,
-            "kinds": sorted({n.kind for n in nodes}), "node_count": len(nodes), "edge_count": len(edges),
+            "kinds": sorted({n.kind for n in nodes}), "node_count": len(nodes), "edge_count": len(graph.edges),
+            "listed": [n for n in nodes if shown[n.pk] == n.pk],  # the nodes drawn one by one
+            "grouped": grouped, "group_above": GROUP_ABOVE, "groups": groups, "expanded": expanded,
+            "expand": sorted(expand),
             "depth_choices": sorted({1, 2, 3, 5, 8, 12, MAX_DEPTH, graph.depth}),
             "direction_choices": [("both", "Upstream and downstream"), ("upstream", "Upstream"),
                                   ("downstream", "Downstream")]}

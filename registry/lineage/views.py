@@ -31,6 +31,19 @@ def _walk_params(request: HttpRequest) -> tuple[str, int]:
     return direction, int(raw)
 
 
+def _graph(request: HttpRequest, node: LineageNode, graph_url: str) -> tuple[dict, int, str | None]:
+    """Walk and lay out `node`'s graph from the query (direction, depth, expanded kinds); bad input draws the
+    default graph with the message."""
+    try:
+        direction, depth = _walk_params(request)
+        expand = lineage.expand_kinds(request.GET.getlist("expand"))
+        graph = lineage.lineage_walk(actor=request.user, node=node, direction=direction, depth=depth)
+    except DomainError as exc:
+        graph = lineage.lineage_walk(actor=request.user, node=node)
+        return lineage.graph_context(graph, graph_url=graph_url), exc.status, exc.message
+    return lineage.graph_context(graph, graph_url=graph_url, expand=expand), 200, None
+
+
 class LineageNodeView(LoginRequiredMixin, View):
     """A lineage node: its details, its layered graph and, for data, every model version it reaches."""
 
@@ -40,15 +53,9 @@ class LineageNodeView(LoginRequiredMixin, View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Render the node page, or only its graph for an htmx request."""
         node = _node_or_404(request, pk)
-        status, error = 200, None
-        try:
-            direction, depth = _walk_params(request)
-            graph = lineage.lineage_walk(actor=request.user, node=node, direction=direction, depth=depth)
-        except DomainError as exc:
-            status, error = exc.status, exc.message
-            graph = lineage.lineage_walk(actor=request.user, node=node)
-        context = {"node": node, "error": error, "graph_url": reverse("registry:lineage-node", args=[node.pk]),
-                   **lineage.graph_context(graph)}
+        graph_url = reverse("registry:lineage-node", args=[node.pk])
+        drawn, status, error = _graph(request, node, graph_url)
+        context = {"node": node, "error": error, "graph_url": graph_url, **drawn}
         if request.htmx:
             template = self.partial_template_name
         else:
@@ -70,18 +77,16 @@ class VersionLineageView(LoginRequiredMixin, View):
         version = get_version(model, number)
         node = lineage.node_for_version(version=version)
         context: dict = {"node": None}
+        status = 200
         if node is not None:
             node = _node_or_404(request, node.pk)
-            try:
-                direction, depth = _walk_params(request)
-                graph = lineage.lineage_walk(actor=request.user, node=node, direction=direction, depth=depth)
-            except DomainError:
-                graph = lineage.lineage_walk(actor=request.user, node=node)
-            context = {"node": node, "embedded": True, **lineage.graph_context(graph),
-                       "graph_url": reverse("registry:version-lineage", args=[model.name, version.number])}
+            graph_url = reverse("registry:version-lineage", args=[model.name, version.number])
+            drawn, status, error = _graph(request, node, graph_url)
+            context = {"node": node, "embedded": True, "error": error, "graph_url": graph_url, **drawn}
         if not wants_panel(request):  # with nothing linked yet: its own node, alone, and what would give it lineage
             return version_tab_response(request, model, version, tab="lineage",
-                                        template="registry/_version_lineage.html", context=context)
-        response = render(request, "registry/_lineage_graph.html", {"model": model, "version": version, **context})
+                                        template="registry/_version_lineage.html", context=context, status=status)
+        response = render(request, "registry/_lineage_graph.html", {"model": model, "version": version, **context},
+                          status=status)
         patch_vary_headers(response, ("HX-Request", "HX-Target"))
         return response

@@ -1,4 +1,5 @@
-/* Open a lineage node when its marker is clicked (charts.js draws the figure; each point carries its URL). */
+/* Lineage graph clicks (charts.js draws the figure; each point carries a URL): a node opens its page, a group of
+   one kind (a trace whose meta is "lineage-group") asks for the graph again with that kind shown node by node. */
 (function () {
   "use strict";
 
@@ -8,7 +9,11 @@
       plot.dataset.clickWired = "1";
       plot.on("plotly_click", function (event) {
         var point = event && event.points && event.points[0];
-        if (point && typeof point.customdata === "string" && point.customdata.charAt(0) === "/") {
+        if (!point || typeof point.customdata !== "string" || point.customdata.charAt(0) !== "/") { return; }
+        var container = plot.closest(".lineage-graph");
+        if (point.data && point.data.meta === "lineage-group" && container && window.htmx) {
+          window.htmx.ajax("GET", point.customdata, {target: container, swap: "outerHTML"});
+        } else {
           window.location.assign(point.customdata);
         }
       });
@@ -23,4 +28,5 @@
     });
   });
   document.addEventListener("htmx:historyRestore", function () { wire(document); });
+  document.addEventListener("stratum:chart-drawn", function (event) { wire(event.target.parentNode || document); });
 })();

@@ -45,6 +45,7 @@ from registry.errors import Forbidden
 from registry.models import AccessToken, ModelRole, ModelVersion, RegisteredModel, Stage
 from stratum.demo import deployments as deployments_demo
 from stratum.demo import governance as governance_demo
+from stratum.demo import lineage as lineage_demo
 from stratum.demo.catalogue import (
     CHALLENGER,
     CHAMPION,
@@ -476,6 +477,7 @@ def seed_demo(
     governance_demo.protect_demo_models(users=accounts, models=demo_models)
     governance_demo.seed_cards_and_erasure(users=accounts, models=demo_models, report=report)
     deployments_demo.seed_endpoints(users=accounts, models=demo_models, report=report)
+    lineage_demo.seed_lineage(users=accounts, models=demo_models, specs=models, report=report)
     # Last, so the signature covers everything above.
     governance_demo.audit_checkpoint(report=report if report.changed else None)
     return report

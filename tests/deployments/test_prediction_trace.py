@@ -128,3 +128,19 @@ def test_the_trace_page(live, predict, owner):
     assert f'href="/models/churn/versions/{live.number}/"' in body and "customers" in body and "stable" in body
     missing = client.get("/predictions/no-such-request/")
     assert missing.status_code == 404 and "No prediction with request id" in missing.content.decode()
+
+
+def test_with_prediction_batches_off_requests_are_counted_but_not_traced(live, predict, settings):
+    from deployments.models import TrafficStat
+
+    settings.STRATUM_PREDICTION_BATCHES = False
+    response = predict(NAME, {"rows": [ROW]})
+    assert response.status_code == 200
+    serving.drain()
+    assert TrafficStat.objects.filter(requests=1).exists()  # the rollout monitor still sees the request
+    assert not PredictionRecord.objects.exists()
+    assert not LineageNode.objects.filter(kind=NodeKind.PREDICTION_BATCH).exists()
+    settings.STRATUM_PREDICTION_BATCHES = True
+    predict(NAME, {"rows": [ROW]})
+    serving.drain()
+    assert PredictionRecord.objects.count() == 1
