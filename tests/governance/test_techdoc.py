@@ -267,3 +267,18 @@ def test_gateway_metrics_analyses_and_drift_checks_come_from_the_serving_app(reg
     stable = services.techdoc_build(version=v1, actor=owner)
     assert _section(stable, 1)["content"]["deployments"][0]["role"] == "stable"
     assert _section(stable, 3)["content"]["gateway_metrics"] == []
+
+
+def test_the_risk_record_names_approvals_that_went_stale(protected, team, django_capture_on_commit_callbacks):
+    from governance import services as promotions
+
+    request = promotions.promotion_request_create(version=protected["v2"], actor=team["engineer"], kind="alias",
+                                                  target="champion", justification="Better AUC on the 2026 data.")
+    promotions.promotion_approve(request=request, actor=team["r1"])
+    with django_capture_on_commit_callbacks(execute=True):
+        registry_services.version_update(version=protected["v2"], actor=team["engineer"],
+                                         metrics={"auc": 0.86, "loss": 0.4})
+    risk = _section(services.techdoc_build(version=protected["v2"], actor=team["engineer"]), 5)["content"]
+    [stale] = risk["stale_approvals"]
+    assert stale["request"] == request.pk and stale["reviewer"] == "r1" and stale["stale"] is True
+    assert any("auc" in reason for reason in stale["stale_reasons"])
