@@ -306,9 +306,9 @@ def check_same_answer(stratum_port: int, mlflow_port: int, token: str) -> str:
 def section_throughput(setup: Setup, var_dir: Path, mlflow_dir: Path, workdir: Path, args: argparse.Namespace,
                        total: int, warmup: int, procs: list[subprocess.Popen]
                        ) -> tuple[int, Latencies, Latencies, Latencies]:
-    """(b) Stratum under gunicorn with each worker count, then the best count without prediction batches, then
-    `mlflow models serve`, `CLIENTS` clients each; return the best worker count, its figures, the figures without
-    batches and MLflow's."""
+    """(b) Stratum under gunicorn with each worker count, then on the best count alternated runs without and with
+    prediction batches, then `mlflow models serve`, `CLIENTS` clients each; return the best worker count, the best
+    figures with batches and without, and MLflow's."""
     worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
     say(f"\n(b) throughput, {CLIENTS} concurrent keep-alive clients, {total} requests after {warmup} warm-up "
         "requests per server")
@@ -324,11 +324,26 @@ def section_throughput(setup: Setup, var_dir: Path, mlflow_dir: Path, workdir: P
         stop(proc)
         procs.remove(proc)
     best_workers = max(stratum_runs, key=lambda w: stratum_runs[w].per_second)
-    stratum_port, proc = start_gunicorn(var_dir, best_workers, workdir / "gunicorn-no-batches.log", batches=False)
+    # With and without prediction batches, alternated (off, on, off, on …) on the best worker count, each server
+    # warmed alike, so neither side gains from running later on a calmer machine; the best of each side counts.
+    with_batches: list[Latencies] = []
+    without_batches: list[Latencies] = []
+    for batches in [False, True] * args.pairs:
+        port, proc = start_gunicorn(var_dir, best_workers, workdir / f"gunicorn-{best_workers}-{batches}.log",
+                                    batches=batches)
+        _wait_warm(port, setup.token)
+        procs.append(proc)
+        result = throughput(port, f"/serve/{ENDPOINT}/predict", {"Authorization": f"Bearer {setup.token}"},
+                            total, warmup)
+        (with_batches if batches else without_batches).append(result)
+        say(f"  Stratum, gunicorn -w {best_workers}, prediction batches {'ON ' if batches else 'OFF'}: "
+            f"{result.line(digits=3)}")
+        stop(proc)
+        procs.remove(proc)
+    best = max(with_batches, key=lambda r: r.per_second)
+    without = max(without_batches, key=lambda r: r.per_second)
+    stratum_port, proc = start_gunicorn(var_dir, best_workers, workdir / "gunicorn-answer.log")
     procs.append(proc)
-    without = throughput(stratum_port, f"/serve/{ENDPOINT}/predict", {"Authorization": f"Bearer {setup.token}"},
-                         total, warmup)
-    say(f"  Stratum, gunicorn -w {best_workers}, prediction batches OFF: {without.line(digits=3)}")
     mlflow_port, proc = start_mlflow(mlflow_dir, args.mlflow_workers, workdir / "mlflow.log")
     procs.append(proc)
     answer = check_same_answer(stratum_port, mlflow_port, setup.token)
@@ -336,7 +351,6 @@ def section_throughput(setup: Setup, var_dir: Path, mlflow_dir: Path, workdir: P
     ml_label = f"-w {args.mlflow_workers}" if args.mlflow_workers else "default workers"
     say(f"  mlflow models serve ({ml_label}): {ml.line(digits=3)}")
     say(f"  (both answered the row with {answer})")
-    best = stratum_runs[best_workers]
     say(f"  best Stratum: gunicorn -w {best_workers}, {best.per_second:,.0f}/s = "
         f"{best.per_second / ml.per_second:.1f}x MLflow's {ml.per_second:,.0f}/s")
     say(f"  with prediction batches / without: {best.per_second:,.0f}/s / {without.per_second:,.0f}/s = "
@@ -389,6 +403,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", default="2,4", help="(b) gunicorn worker counts to try (default 2,4)")
     parser.add_argument("--mlflow-workers", type=int, default=None,
                         help="(b) uvicorn workers for mlflow models serve (default: its own default, 1)")
+    parser.add_argument("--pairs", type=int, default=2,
+                        help="(b) alternated runs without and with prediction batches (default 2 pairs)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) at the end")
     return parser.parse_args(argv)
 

@@ -11,7 +11,7 @@ from django.test import Client
 
 ROOT = Path(__file__).resolve().parents[1]
 # Rendered to PDF by WeasyPrint, never served as a page: their inline <style> meets no browser policy.
-PDF_TEMPLATES = {"governance/card_pdf.html", "governance/erasure_certificate.html"}
+PDF_TEMPLATES = {"governance/card_pdf.html", "governance/erasure_certificate.html", "governance/techdoc_pdf.html"}
 
 
 def directives(header: str) -> dict[str, list[str]]:

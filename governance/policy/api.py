@@ -62,7 +62,7 @@ class PolicyScopeListApi(APIView):
     """A model's policy scopes (the model-wide default and each protected target) with the version in force and
     the one waiting for approval."""
 
-    @extend_schema(responses=SCOPE_ROWS)
+    @extend_schema(responses=SCOPE_ROWS, operation_id="models_policies_scopes_list")
     def get(self, request: Request, name: str) -> Response:
         rows = selectors.policy_scopes(model=_model(request, name))
         return Response([{"scope": r["scope"], "label": r["label"], "protected": r["protected"],
@@ -75,7 +75,7 @@ class PolicyVersionListApi(APIView):
     """The versions of one scope's policy (newest first), or propose a new one (maintainers): it takes effect once
     another maintainer approves it."""
 
-    @extend_schema(responses=PolicyVersionOutput(many=True))
+    @extend_schema(responses=PolicyVersionOutput(many=True), operation_id="models_policies_versions_list")
     def get(self, request: Request, name: str, scope: str) -> Response:
         versions = selectors.policy_versions(model=_model(request, name), scope=scope)
         return Response(PolicyVersionOutput(versions, many=True).data)

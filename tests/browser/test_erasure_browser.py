@@ -25,7 +25,7 @@ def test_officer_traces_resolves_and_certifies_an_erasure(page: Page, live_serve
     page.get_by_label("Subject identifier").fill(SUBJECT)
     page.get_by_role("button", name="Record and trace impact").click()
     expect(page).to_have_url(re.compile(r"/erasure/\d+/$"))
-    expect(page.get_by_test_id("obligation")).to_have_count(6)
+    expect(page.get_by_test_id("obligation")).to_have_count(7)
     expect(page.locator("#impact .js-plotly-plot")).to_have_count(1)
     assert SUBJECT not in page.content()
 
@@ -33,7 +33,7 @@ def test_officer_traces_resolves_and_certifies_an_erasure(page: Page, live_serve
     page.get_by_role("alertdialog").get_by_role("button", name="Close request").click()
     expect(page.locator(".messages")).to_contain_text("unresolved")
 
-    for _ in range(6):
+    for _ in range(7):
         row = page.get_by_test_id("obligation").filter(has=page.locator("details.resolve")).first
         row.locator("summary").click()
         row.get_by_label("Resolution").select_option("not_applicable")
