@@ -511,14 +511,18 @@ def test_canary_analysis_compares_numeric_predictions(shift, verdict, servable_v
     candidate = servable_version(registered_model, regressor_onnx(shift), signature=signature)
     services.deployment_start(actor=owner, endpoint=endpoint, strategy="direct", version=stable.number)
     canary = services.deployment_start(actor=owner, endpoint=endpoint, strategy="canary", version=candidate.number,
-                                       steps=[{"set_weight": 50}, {"analysis": {**FAST, "min_requests": 10}}])
+                                       steps=[{"set_weight": 50},
+                                              {"analysis": {**FAST, "window_seconds": 600, "min_requests": 10}}])
     rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [4.9, 3.1, 1.5, 0.1]]
     counts = {stable.number: 0, candidate.number: 0}
     while min(counts.values()) < 30:
         response = predict("churn-staging", {"rows": [rows[sum(counts.values()) % 4]] * 3})
         counts[response.json()["version"]] += 1
     serving.drain()
-    canary = services.rollout_evaluate(deployment=canary)
+    # Judged as the monitor would once the step's window is over, so the window holds every request the test sent
+    # however long they took (a window of 0 s counted only the current 10-second bucket).
+    canary.refresh_from_db()
+    canary = services.rollout_evaluate(deployment=canary, now=canary.step_started_at + timedelta(seconds=600))
     run = canary.analysis_runs.get()
     assert run.verdict == verdict, run.detail
     assert run.metrics["value_shift"]["method"] == "two-sample Kolmogorov–Smirnov"
