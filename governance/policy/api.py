@@ -95,28 +95,30 @@ class PolicyVersionListApi(APIView):
         return Response(PolicyVersionOutput(version).data, status=status.HTTP_201_CREATED)
 
 
-class PolicyVersionApproveApi(APIView):
+class _PolicyDecisionApi(APIView):
+    """Decide on a proposed version with `decide` (a service taking version, actor and comment)."""
+
+    decide: staticmethod
+
+    @extend_schema(request=PolicyDecisionInput, responses=PolicyVersionOutput)
+    def post(self, request: Request, name: str, scope: str, number: int) -> Response:
+        ser = PolicyDecisionInput(data=request.data)
+        ser.is_valid(raise_exception=True)
+        version = selectors.policy_version_get(model=_model(request, name), scope=scope, number=number)
+        version = self.decide(version=version, actor=request.user, comment=ser.validated_data["comment"])
+        return Response(PolicyVersionOutput(version).data)
+
+
+class PolicyVersionApproveApi(_PolicyDecisionApi):
     """Approve a proposed version (a maintainer other than its author): it replaces the version in force."""
 
-    @extend_schema(request=PolicyDecisionInput, responses=PolicyVersionOutput)
-    def post(self, request: Request, name: str, scope: str, number: int) -> Response:
-        ser = PolicyDecisionInput(data=request.data)
-        ser.is_valid(raise_exception=True)
-        version = selectors.policy_version_get(model=_model(request, name), scope=scope, number=number)
-        version = services.policy_approve(version=version, actor=request.user, comment=ser.validated_data["comment"])
-        return Response(PolicyVersionOutput(version).data)
+    decide = staticmethod(services.policy_approve)
 
 
-class PolicyVersionRejectApi(APIView):
+class PolicyVersionRejectApi(_PolicyDecisionApi):
     """Reject a proposed version (another maintainer, with a reason) or withdraw it (its author)."""
 
-    @extend_schema(request=PolicyDecisionInput, responses=PolicyVersionOutput)
-    def post(self, request: Request, name: str, scope: str, number: int) -> Response:
-        ser = PolicyDecisionInput(data=request.data)
-        ser.is_valid(raise_exception=True)
-        version = selectors.policy_version_get(model=_model(request, name), scope=scope, number=number)
-        version = services.policy_reject(version=version, actor=request.user, comment=ser.validated_data["comment"])
-        return Response(PolicyVersionOutput(version).data)
+    decide = staticmethod(services.policy_reject)
 
 
 class PromotionExplainApi(APIView):
