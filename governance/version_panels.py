@@ -36,9 +36,18 @@ def card_tab(*, request: HttpRequest, model: RegisteredModel, version: ModelVers
 
 def version_history(*, model: RegisteredModel, version: ModelVersion, limit: int = HISTORY_LIMIT) -> list[AuditEvent]:
     """The audit events about `version`, newest first: its registration, changes, stage moves, aliases set on it or
-    moved away from it, promotion requests, scans and signatures (one query)."""
+    moved away from it, another version's stage move that archived it, promotion requests, scans and signatures
+    (two queries)."""
     about = Q(version_number=version.number) | Q(action="model_version_alias.set", data__from_version=version.number)
-    return list(AuditEvent.objects.filter(about, model_id=model.pk).order_by("-seq")[:limit])
+    own = list(AuditEvent.objects.filter(about, model_id=model.pk).order_by("-seq")[:limit])
+    # A move with archive_existing_versions names the versions it archived in its data; a JSON list lookup is not
+    # portable to SQLite, so the model's archiving moves are read (newest first, as many as the page shows) and
+    # kept when they name this version.
+    archiving = [e for e in AuditEvent.objects.filter(
+        model_id=model.pk, action="model_version.stage_transitioned", data__archive_existing_versions=True,
+    ).exclude(version_number=version.number).order_by("-seq")[:limit]
+        if version.number in (e.data or {}).get("archived_versions", [])]
+    return sorted(own + archiving, key=lambda e: e.seq, reverse=True)[:limit]
 
 
 def history_tab(*, request: HttpRequest, model: RegisteredModel, version: ModelVersion) -> str:

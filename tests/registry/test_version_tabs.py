@@ -107,6 +107,19 @@ def test_history_tab_tells_the_version_story_from_the_audit_trail(client, owner,
     assert "Staging" not in other and "@champion → version 2 (was 1)" in other
 
 
+def test_history_tab_shows_an_archive_caused_by_another_versions_move(client, owner, registered_model, make_version):
+    v1, v2, v3 = (make_version(registered_model) for _ in range(3))
+    services.version_transition_stage(version=v1, actor=owner, stage="Production")
+    services.version_transition_stage(version=v3, actor=owner, stage="Staging", archive_existing_versions=True)
+    services.version_transition_stage(version=v2, actor=owner, stage="Production", archive_existing_versions=True)
+    client.force_login(owner)
+    html = client.get("/models/churn/versions/1/history/").content.decode()
+    assert "Archived when version 2 moved to Production" in html and "None → Production" in html
+    for number in (2, 3):  # neither was archived by a move; v3's own move archived nothing
+        other = client.get(f"/models/churn/versions/{number}/history/").content.decode()
+        assert "Archived when" not in other
+
+
 def _queries(client, url: str) -> int:
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
