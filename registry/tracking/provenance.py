@@ -13,10 +13,10 @@ from django.db.models import QuerySet
 
 from registry import events, permissions
 from registry.errors import InvalidInput, NotFound
-from registry.lineage.features import FeatureSetSpec, feature_set_parse
+from registry.lineage.features import FeatureSetSpec, feature_set_parse, feature_sets_record
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
 from registry.lineage.openlineage import data_uri
-from registry.lineage.services import graph_lock, lineage_fill_from_version
+from registry.lineage.services import graph_lock, lineage_fill_from_version, version_node_ensure
 from registry.locking import model_lock
 from registry.models import (
     Artifact,
@@ -219,9 +219,10 @@ def version_run_link(*, version: ModelVersion, actor: Any) -> bool:
     """Link a version whose run was held elsewhere to that run, now that Stratum holds it; return False when there
     was nothing to link (no external run recorded, or already linked).
 
-    The version takes the run's params, metrics and datasets it does not have yet (its own values stay), its
-    lineage loses the external_run node (not verified) for the run's datasets, and one `model_version.run_linked`
-    event records it. From then on run_verified is true and no page says "not verified by Stratum".
+    The version takes the run's params, metrics, datasets and feature sets it does not have yet (its own values
+    stay; feature sets are recorded as version create records them, idempotently), its lineage loses the
+    external_run node (not verified) for the run's datasets, and one `model_version.run_linked` event records it.
+    From then on run_verified is true and no page says "not verified by Stratum".
     """
     model = model_lock(version.model_id)
     version = ModelVersion.objects.select_for_update(no_key=True).get(pk=version.pk)
@@ -249,10 +250,14 @@ def version_run_link(*, version: ModelVersion, actor: Any) -> bool:
     graph_lock()  # the lock order of registry/locking.py: the model, its rows, the graph, the audit chain
     version = ModelVersion.objects.select_related("model", "creator").prefetch_related("datasets").get(pk=version.pk)
     lineage_fill_from_version(version)  # the run is held now: the external edge goes, the datasets come in
+    feature_sets = []
+    if prov.feature_sets:  # the run's dataset inputs logged with context "features", as version create takes them
+        node, _ = version_node_ensure(version)
+        feature_sets = feature_sets_record(actor=actor, version_node=node, specs=prov.feature_sets)
     orphans = [n.pk for n in externals if not LineageEdge.objects.filter(upstream=n).exists()]
     events.emit("model_version.run_linked", actor=actor, target=version, data={
         "model": model.name, "version": version.number, "run_id": run.run_id, "experiment": run.experiment_id,
         "params_added": sorted(params), "metrics_added": sorted(metrics),
-        "datasets_added": [d.name for d in datasets], "external_nodes_removed": orphans})
+        "datasets_added": [d.name for d in datasets], "feature_sets": feature_sets, "external_nodes_removed": orphans})
     LineageNode.objects.filter(pk__in=orphans).delete()  # deletes come after the event (registry/locking.py)
     return True

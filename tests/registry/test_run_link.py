@@ -83,6 +83,25 @@ def test_link_takes_the_run_provenance_and_drops_the_external_node(owner, outsid
     assert AuditEvent.objects.filter(action="model_version.run_linked").count() == 1
 
 
+def test_link_brings_in_the_runs_feature_sets(owner):
+    model = services.model_create(actor=owner, name="churn")
+    version = services.version_create_from_source(model=model, actor=owner, source_uri=f"runs:/{RUN_ID}/model")
+    features = {"dataset": {"name": "churn-features", "digest": "f1", "source_type": "s3",
+                            "source": '{"uri": "s3://data/features.parquet"}'},
+                "tags": [{"key": "mlflow.data.context", "value": "features"},
+                         {"key": "stratum.version", "value": "3"},
+                         {"key": "stratum.derived_from", "value": "customers@2024-05"}]}
+    exp, _ = experiments.experiment_for_import(actor=owner, name="elsewhere")
+    _import(owner, exp, inputs=[*INPUTS, features])
+    assert provenance.version_run_link(version=version, actor=owner) is True
+    fs = LineageNode.objects.get(kind=NodeKind.FEATURE_SET, name="churn-features", version="3")
+    assert LineageEdge.objects.filter(upstream=fs, downstream__model_version=version, kind="uses_features").exists()
+    assert LineageEdge.objects.filter(upstream__name="customers", upstream__version="2024-05", downstream=fs,
+                                      kind="derived_from").exists()
+    event = AuditEvent.objects.get(action="model_version.run_linked")
+    assert [(f["name"], f["version"]) for f in event.data["feature_sets"]] == [("churn-features", "3")]
+
+
 def test_run_import_copies_a_long_history_once(owner):
     exp, _ = experiments.experiment_for_import(actor=owner, name="long")
     history = [{"key": "loss", "value": 1 / (i + 1), "timestamp": i, "step": i} for i in range(2500)]
