@@ -1,4 +1,5 @@
-"""Review notifications: who is told what (by email) when a request or card awaits them or has been decided."""
+"""Review notifications: who is told what (by email) when a request, card or policy change awaits them or has been
+decided."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from governance import evidence, selectors
-from governance.models import ModelCard, PromotionRequest
+from governance.models import ModelCard, PromotionPolicyVersion, PromotionRequest
+from governance.policy import people
 
 # Domain events that someone should hear about, and whom they concern.
-TO_REVIEWERS = {"promotion.requested", "promotion.evidence_changed", "model_card.submitted"}
+TO_REVIEWERS = {"promotion.requested", "promotion.evidence_changed", "model_card.submitted",
+                "promotion_policy.proposed"}
 TO_REQUESTER = {"promotion.executed", "promotion.rejected", "promotion.blocked", "promotion.expired",
-                "promotion.cancelled", "model_card.approved", "model_card.returned"}
+                "promotion.cancelled", "model_card.approved", "model_card.returned", "promotion_policy.approved",
+                "promotion_policy.rejected"}
 NOTIFIED_ACTIONS = TO_REVIEWERS | TO_REQUESTER
 SENT_MARK_SECONDS = 7 * 24 * 3600
 
@@ -100,9 +104,35 @@ def _card_notice(action: str, card: ModelCard, actor_name: str, actor_id: int | 
         if to else None
 
 
+def _policy_notice(action: str, version: PromotionPolicyVersion, actor_name: str, actor_id: int | None,
+                   note: str) -> Notice | None:
+    """A proposed policy change goes to the model's maintainers (one of whom must approve it) and its compliance
+    members (who answer for what the policy enforces); the decision goes back to its author."""
+    what = (f"{'removal of ' if version.document is None else ''}version {version.number} of the promotion policy "
+            f"of {version.model.name} ({version.scope_label})")
+    link = _absolute(reverse("governance:policy", args=[version.model.name, version.scope]))
+    if action == "promotion_policy.proposed":
+        people_told = [*people.maintainers(version.model), *people.compliance_viewers(version.model)]
+        to = _addresses(people_told, actor_id)
+        body = (f"{actor_name} proposes {what}. It takes effect once a maintainer other than its author approves "
+                f"it.\n" + (f"\nNote:\n{version.note}\n" if version.note else "") + f"\nReview the change: {link}\n")
+        return Notice(to, f"[Stratum] Policy change to review: {version.model.name} {version.scope_label} "
+                          f"v{version.number}", body) if to else None
+    if version.author is None:
+        return None
+    to = _addresses([version.author], actor_id)
+    verdict = "approved: it is in force now" if action == "promotion_policy.approved" else "rejected"
+    body = f"{actor_name} {verdict} — {what}.\n" + (f"\nComment:\n{note}\n" if note else "") + f"\nSee it: {link}\n"
+    subject = f"[Stratum] Policy {action.split('.')[1]}: {version.model.name} {version.scope_label} v{version.number}"
+    return Notice(to, subject, body) if to else None
+
+
 def notice_for(*, action: str, target_id: int, actor_id: int | None, actor_name: str, note: str = ""
                ) -> Notice | None:
     """Return the email a committed event calls for (None when it concerns nobody with an address)."""
+    if action.startswith("promotion_policy."):
+        version = (PromotionPolicyVersion.objects.select_related("model", "author").filter(pk=target_id).first())
+        return _policy_notice(action, version, actor_name, actor_id, note) if version else None
     if action.startswith("promotion."):
         request = (PromotionRequest.objects.select_related("model", "version", "requested_by")
                    .filter(pk=target_id).first())

@@ -24,6 +24,11 @@ def reviewers(model: RegisteredModel) -> QuerySet:
     return _holding(model, Role.REVIEWER)
 
 
+def maintainers(model: RegisteredModel) -> QuerySet:
+    """People who hold the maintainer role (or higher) on the model: those who may approve its policy changes."""
+    return _holding(model, Role.MAINTAINER)
+
+
 def compliance_viewers(model: RegisteredModel) -> QuerySet:
     """Members of the compliance group who can see the model."""
     return _holding(model, Role.VIEWER).filter(groups__name=COMPLIANCE_GROUP).distinct()
