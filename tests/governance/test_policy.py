@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group
+from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -130,6 +131,29 @@ def test_a_policy_edit_by_its_author_alone_does_not_take_effect(protected, team,
     assert event.data["sha256"] == approved.sha256 and event.model_name == "churn"
 
 
+def test_a_proposed_change_is_emailed_to_maintainers_and_compliance_and_the_decision_to_its_author(
+        protected, team, owner, officer, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        proposed = policy_services.policy_propose(model=protected["model"], actor=owner, scope="alias:champion",
+                                                  source="quorum: 1\n", note="One reviewer is enough here.")
+    # The maintainer may approve; the officer answers for it; the author and plain reviewers are not asked.
+    assert sorted(m.to[0] for m in mail.outbox) == ["maint@example.com", "officer@example.com"]
+    assert all("/models/churn/policies/alias:champion/" in m.body and "One reviewer is enough" in m.body
+               and "version 2 of the promotion policy of churn (@champion)" in m.body for m in mail.outbox)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        policy_services.policy_approve(version=proposed, actor=team["maint"], comment="Agreed.")
+    assert [(m.to, "approved: it is in force now" in m.body, "Agreed." in m.body) for m in mail.outbox] == [
+        (["owner@example.com"], True, True)]
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        again = policy_services.policy_propose(model=protected["model"], actor=owner, scope="alias:champion",
+                                               source="quorum: 2\n")
+        policy_services.policy_reject(version=again, actor=team["maint"], comment="Keep one.")
+    rejected = [m for m in mail.outbox if m.to == ["owner@example.com"]]
+    assert len(rejected) == 1 and "rejected" in rejected[0].subject and "Keep one." in rejected[0].body
+
+
 def test_versions_are_immutable_and_hashed(protected, team, owner):
     first = set_policy(protected, team, owner, {"quorum": 2, "gates": {"required": ["metrics"]}})
     again = set_policy(protected, team, owner, "quorum: 2\ngates:\n  required: [metrics]\nroles: {reviewer: 2}\n")
@@ -208,25 +232,42 @@ SCENARIOS = [
 ]
 
 
+MOVES = [("alias", "champion"), ("stage", "Production")]
+
+
+def _holds(protected, kind: str, target: str) -> bool:
+    """True when the candidate (v2) holds the target now."""
+    if kind == "alias":
+        return champion() == 2
+    protected["v2"].refresh_from_db()
+    return protected["v2"].stage == target
+
+
+@pytest.mark.parametrize(("kind", "target"), MOVES, ids=[f"{k}:{t}" for k, t in MOVES])
 @pytest.mark.parametrize(("name", "document", "approvers", "expected"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
 def test_explain_says_blocked_exactly_when_execution_refuses(protected, team, owner, officer, name, document,
-                                                             approvers, expected):
+                                                             approvers, expected, kind, target):
     people = {**team, "officer": officer}
-    set_policy(protected, team, owner, document)
-    request = request_champion(protected, team)
+    set_policy(protected, team, owner, document, scope=f"{kind}:{target}")
+    request = services.promotion_request_create(version=protected["v2"], actor=team["engineer"], kind=kind,
+                                                target=target, justification="Better AUC.")
+
+    def explain_move() -> dict:
+        return selectors.explain(model=protected["model"], version=protected["v2"], kind=kind, target=target)
+
     for who in approvers[:-1]:
         services.promotion_approve(request=request, actor=people[who])
-    before_last = explain(protected)
+    before_last = explain_move()
     assert before_last["request"]["id"] == request.pk
     request = services.promotion_approve(request=request, actor=people[approvers[-1]])
     executed = request.state == PromotionState.EXECUTED
-    assert executed == (champion() == 2)
+    assert executed == _holds(protected, kind, target)
     if executed:
         # Explain, one approval short, named only the approvals as blocking; the last approval executed the move.
         assert [b["key"] for b in before_last["blockers"]] == ["approvals"]
         assert expected == set(), name
     else:
-        after = explain(protected)
+        after = explain_move()
         assert after["blocked"] and {b["key"] for b in after["blockers"]} == expected, name
         if request.state == PromotionState.APPROVED:  # a gate held it back: a retry is refused the same way
             blocked = AuditEvent.objects.filter(action="promotion.blocked").order_by("-seq").first()
