@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, Latencies, free_port, print_table, say, stop, wait_ready
+from common import ROOT, Latencies, free_port, group_cpu_seconds, load_line, print_table, say, stop, wait_ready
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -326,20 +326,29 @@ def section_throughput(setup: Setup, var_dir: Path, mlflow_dir: Path, workdir: P
     best_workers = max(stratum_runs, key=lambda w: stratum_runs[w].per_second)
     # With and without prediction batches, alternated (off, on, off, on …) on the best worker count, each server
     # warmed alike, so neither side gains from running later on a calmer machine; the best of each side counts.
+    # The server's CPU time per request (master and workers, flush threads included) is printed beside each run:
+    # on a loaded machine it says what recording costs more steadily than requests per second do.
     with_batches: list[Latencies] = []
     without_batches: list[Latencies] = []
+    cpu: dict[bool, list[float]] = {False: [], True: []}
     for batches in [False, True] * args.pairs:
         port, proc = start_gunicorn(var_dir, best_workers, workdir / f"gunicorn-{best_workers}-{batches}.log",
                                     batches=batches)
         _wait_warm(port, setup.token)
         procs.append(proc)
+        cpu_before = group_cpu_seconds(proc.pid)
         result = throughput(port, f"/serve/{ENDPOINT}/predict", {"Authorization": f"Bearer {setup.token}"},
                             total, warmup)
+        time.sleep(1.5)  # the last flush (every second) of what was counted
+        per_request_ms = (group_cpu_seconds(proc.pid) - cpu_before) / (total + warmup) * 1000
+        cpu[batches].append(per_request_ms)
         (with_batches if batches else without_batches).append(result)
         say(f"  Stratum, gunicorn -w {best_workers}, prediction batches {'ON ' if batches else 'OFF'}: "
-            f"{result.line(digits=3)}")
+            f"{result.line(digits=3)}; server CPU {per_request_ms:.3f} ms/request ({load_line()})")
         stop(proc)
         procs.remove(proc)
+    say(f"  server CPU per request, best run of each side: batches ON {min(cpu[True]):.3f} ms, OFF "
+        f"{min(cpu[False]):.3f} ms: requests per CPU-second with / without = {min(cpu[False]) / min(cpu[True]):.2f}")
     best = max(with_batches, key=lambda r: r.per_second)
     without = max(without_batches, key=lambda r: r.per_second)
     stratum_port, proc = start_gunicorn(var_dir, best_workers, workdir / "gunicorn-answer.log")

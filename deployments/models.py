@@ -262,19 +262,32 @@ class Outcome(models.Model):
         return f"{self.metric}={self.value} for version {self.version_id}"
 
 
-class PredictionRecord(models.Model):
-    """One answered request, kept for the retention window so its id traces back to what answered it: the endpoint,
-    the version and its routing role and generation, and the lineage prediction batch it was counted in."""
+class PredictionBatch(models.Model):
+    """What every request of one lineage prediction batch shares: the endpoint, the deployment, the version, its
+    traffic role, routing role and routing generation; a trace record names only its request id, batch and time."""
 
-    request_id = models.CharField(max_length=64)
+    node = models.ForeignKey("registry.LineageNode", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="+")
     deployment = models.ForeignKey(Deployment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     version = models.ForeignKey("registry.ModelVersion", on_delete=models.CASCADE, related_name="+")
     role = models.CharField(max_length=8, choices=TrafficRole.choices, default=TrafficRole.LIVE)
     route_role = models.CharField(max_length=16, blank=True, default="")  # stable, canary, preview, arm-a ...
     generation = models.PositiveIntegerField(default=0)  # the endpoint's routing generation that routed it
-    batch = models.ForeignKey("registry.LineageNode", null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="+")
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"prediction batch {self.pk} of endpoint {self.endpoint_id}"
+
+
+class PredictionRecord(models.Model):
+    """One answered request, kept for the retention window so its id traces back, through its batch, to what
+    answered it: the endpoint, the version and its routing role and generation, and the lineage prediction batch."""
+
+    request_id = models.CharField(max_length=64)
+    batch = models.ForeignKey(PredictionBatch, on_delete=models.CASCADE, related_name="records")
     at = models.DateTimeField()
 
     class Meta:

@@ -212,26 +212,29 @@ def prediction_trace(*, actor, request_id: str) -> dict[str, Any]:
     if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
         raise InvalidInput("A request id is 8 to 64 letters, digits, '.', '_', ':' or '-'.")
     cutoff = timezone.now() - timedelta(days=settings.STRATUM_PREDICTION_RETENTION_DAYS)
+    # A record holds only its id, time and batch; what answered it is read through the batch, in the same query.
     records = list(PredictionRecord.objects.filter(request_id=request_id, at__gte=cutoff)
-                   .select_related("endpoint__environment", "version__model", "deployment", "batch")
+                   .select_related("batch__endpoint__environment", "batch__version__model", "batch__deployment",
+                                   "batch__node")
                    .order_by("-at", "-pk")[:20])
-    models = {r.version.model_id: r.version.model for r in records}  # one permission check per model, not per row
+    models = {r.batch.version.model_id: r.batch.version.model for r in records}  # one check per model, not per row
     visible = {pk for pk, model in models.items() if registry_permissions.can_view(actor, model)}
-    records = [r for r in records if r.version.model_id in visible]
+    records = [r for r in records if r.batch.version.model_id in visible]
     if not records:
         raise NotFound(f"No prediction with request id {request_id!r} in the last "
                        f"{settings.STRATUM_PREDICTION_RETENTION_DAYS} days that you may see.")
-    live = next((r for r in records if r.role == "live"), records[0])
-    version = live.version
+    live = next((r for r in records if r.batch.role == "live"), records[0])
+    batch = live.batch
+    version = batch.version
     feature_sets = [e.upstream for e in LineageEdge.objects.filter(
         downstream__model_version=version, kind=EdgeKind.USES_FEATURES).select_related("upstream")]
     signature = VersionSignature.objects.filter(version=version).order_by("-signed_at", "-pk").first()
     return {
         "request_id": request_id, "at": live.at, "record": live,
-        "endpoint": live.endpoint, "environment": live.endpoint.environment,
-        "version": version, "model": version.model, "routing_role": live.route_role, "traffic_role": live.role,
-        "routing_generation": live.generation, "deployment": live.deployment, "batch": live.batch,
-        "also": [r for r in records if r is not live],  # a shadow copy, or an earlier request reusing the id
+        "endpoint": batch.endpoint, "environment": batch.endpoint.environment,
+        "version": version, "model": version.model, "routing_role": batch.route_role, "traffic_role": batch.role,
+        "routing_generation": batch.generation, "deployment": batch.deployment, "batch": batch.node,
+        "also": [r.batch for r in records if r is not live],  # a shadow copy, or an earlier request reusing the id
         "datasets": list(version.datasets.all()), "feature_sets": feature_sets,
         "code": {"repository": version.code_repository, "commit": version.code_commit},
         "signature_digest": signature.bundle_id if signature else None,

@@ -19,7 +19,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from django.conf import settings
@@ -50,22 +50,22 @@ VALUE_SAMPLE = 200  # numeric predictions kept per version and bucket for the sh
 PROCESS = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-@dataclass(frozen=True)
-class _Request:
-    """One answered request, as the trace needs it."""
+# What the requests of one prediction batch share: endpoint, deployment, version, traffic role, routing role and
+# routing generation.
+_Route = tuple[int, int | None, int, str, str, int]
 
-    endpoint_id: int
-    deployment_id: int | None
-    version_id: int
-    role: str
-    route_role: str
-    generation: int
-    bucket: int
+
+class _Request(NamedTuple):
+    """One answered request, as the trace needs it (a tuple: built on the request path, under the lock)."""
+
+    route: _Route
     request_id: str
     at: float
     error: bool
     rows: int
     schema: str
+
+
 BUCKET_SECONDS = 10  # statistics resolution: analysis windows are honoured to within this
 
 
@@ -92,14 +92,15 @@ class Recorder:
         (and every error, up to a cap)."""
         now = time.time()
         minute = int(now // BUCKET_SECONDS)  # the bucket's index (named for the charts' unit)
-        schema = f"{x.shape[1] if x is not None and x.ndim == 2 else 0}:{x.dtype if x is not None else ''}"
         traced = settings.STRATUM_PREDICTION_BATCHES
+        if traced:
+            schema = f"{x.shape[1] if x is not None and x.ndim == 2 else 0}:{x.dtype if x is not None else ''}"
         with self._lock:
             if len(self._requests) >= self.MAX_REQUESTS:
                 del self._requests[: self.MAX_REQUESTS // 10]
             if traced:
-                self._requests.append(_Request(endpoint_id, deployment_id, version_id, role, route_role, generation,
-                                               minute, request_id, now, bool(error), rows, schema))
+                self._requests.append(_Request((endpoint_id, deployment_id, version_id, role, route_role, generation),
+                                               request_id, now, bool(error), rows, schema))
             bucket = self._buckets.get((endpoint_id, deployment_id, version_id, role, minute))
             if bucket is None:
                 bucket = self._buckets[(endpoint_id, deployment_id, version_id, role, minute)] = _Bucket()
@@ -211,24 +212,23 @@ def _digest(value: Any) -> str:
 
 def _write_batches(requests: list[_Request], samples: list[dict[str, Any]]) -> int:
     """Write one prediction batch per (endpoint, deployment, version, role, routing role, generation, window), then
-    one trace record per request; return the rows written."""
+    one narrow trace record per request (request id, batch, time); return the rows written."""
     from deployments.models import Endpoint, PredictionRecord
     from registry.lineage.services import BatchSpec, prediction_batches_record
 
     if not requests:
         return 0
     window = max(int(settings.STRATUM_PREDICTION_BATCH_SECONDS), BUCKET_SECONDS)
-    groups: dict[tuple[int, int | None, int, str, str, int, int], list[_Request]] = defaultdict(list)
+    groups: dict[tuple[_Route, int], list[_Request]] = defaultdict(list)
     for r in requests:
-        groups[(r.endpoint_id, r.deployment_id, r.version_id, r.role, r.route_role, r.generation,
-                int(r.at // window))].append(r)
+        groups[(r.route, int(r.at // window))].append(r)
     sampled = defaultdict(list)
     for s in samples:
         sampled[s["request_id"]].append({"inputs": s["inputs"], "outputs": s["outputs"], "error": s["error"]})
-    names = dict(Endpoint.objects.filter(pk__in={key[0] for key in groups}).values_list("pk", "name"))
-    groups = {key: rows for key, rows in groups.items() if key[0] in names}  # an endpoint deleted meanwhile
+    names = dict(Endpoint.objects.filter(pk__in={route[0] for route, _ in groups}).values_list("pk", "name"))
+    groups = {key: rows for key, rows in groups.items() if key[0][0] in names}  # an endpoint deleted meanwhile
     specs = []
-    for (endpoint_id, deployment_id, version_id, role, route_role, generation, index), rows in groups.items():
+    for ((endpoint_id, deployment_id, version_id, role, route_role, generation), index), rows in groups.items():
         endpoint = names[endpoint_id]
         start = datetime.fromtimestamp(index * window, UTC)
         end = datetime.fromtimestamp((index + 1) * window, UTC)
@@ -243,13 +243,37 @@ def _write_batches(requests: list[_Request], samples: list[dict[str, Any]]) -> i
                         "sampled": sum(len(sampled.get(r.request_id, ())) for r in rows),
                         "sample_digest": _digest([sampled.get(r.request_id, []) for r in rows
                                                   if r.request_id in sampled])}))
-    batches = prediction_batches_record(specs)
-    records = [PredictionRecord(request_id=r.request_id[:64], endpoint_id=r.endpoint_id, deployment_id=r.deployment_id,
-                                version_id=r.version_id, role=r.role, route_role=r.route_role, generation=r.generation,
-                                batch=batch, at=datetime.fromtimestamp(r.at, UTC))
-               for batch, rows in zip(batches, groups.values(), strict=True) if batch is not None for r in rows]
+    nodes = prediction_batches_record(specs)
+    wanted: dict[tuple[int, _Route], list[_Request]] = defaultdict(list)
+    for node, ((route, _), rows) in zip(nodes, groups.items(), strict=True):
+        if node is not None:  # None: the version was deleted meanwhile
+            wanted[(node.pk, route)] += rows
+    batch_ids = _batches_ensure(wanted)
+    # Per request only what differs: its id and time. The batch id is a plain integer (no related-object checks), the
+    # time one conversion from the float the request path kept.
+    records = [PredictionRecord(request_id=r.request_id[:64], batch_id=batch_id, at=datetime.fromtimestamp(r.at, UTC))
+               for key, rows in wanted.items() for batch_id in (batch_ids[key],) for r in rows]
     PredictionRecord.objects.bulk_create(records, batch_size=5000)
-    return len(batches) + len(records)
+    return len(nodes) + len(records)
+
+
+def _batches_ensure(wanted: dict[tuple[int, _Route], list[_Request]]) -> dict[tuple[int, _Route], int]:
+    """Return the PredictionBatch id per (lineage node id, route), creating the missing ones: a window's later flushes
+    reuse the batch its first flush created (a node is this process's own, so no other writer races for it)."""
+    from deployments.models import PredictionBatch
+
+    found: dict[tuple[int, _Route], int] = {}
+    existing = PredictionBatch.objects.filter(node_id__in={node_id for node_id, _ in wanted})
+    for pk, node_id, *route in existing.values_list("pk", "node_id", "endpoint_id", "deployment_id", "version_id",
+                                                    "role", "route_role", "generation"):
+        found.setdefault((node_id, tuple(route)), pk)
+    missing = [key for key in wanted if key not in found]
+    made = PredictionBatch.objects.bulk_create([
+        PredictionBatch(node_id=node_id, endpoint_id=e, deployment_id=d, version_id=v, role=role,
+                        route_role=route_role, generation=generation)
+        for node_id, (e, d, v, role, route_role, generation) in missing])
+    found.update((key, batch.pk) for key, batch in zip(missing, made, strict=True))
+    return found
 
 
 recorder = Recorder()

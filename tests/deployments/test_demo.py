@@ -69,7 +69,7 @@ def test_seed_demo_seeds_the_chain_from_data_to_predictions(client, monkeypatch)
         assert kind in kinds_at, f"no {kind} downstream of the training data"
     batches = LineageNode.objects.filter(kind=NodeKind.PREDICTION_BATCH, endpoint="iris-species-staging")
     assert sum(b.properties["requests"] for b in batches) == 24
-    assert PredictionRecord.objects.filter(batch__in=batches).count() == 24
+    assert PredictionRecord.objects.filter(batch__node__in=batches).count() == 24
     # Each batch was produced by a deployment and a version that uses the feature set.
     for batch in batches:
         ups = {e.upstream.kind for e in batch.upstream_edges.select_related("upstream")}

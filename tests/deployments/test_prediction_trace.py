@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from deployments import services, serving
-from deployments.models import PredictionRecord
+from deployments.models import PredictionBatch, PredictionRecord
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
 
 pytestmark = pytest.mark.django_db
@@ -70,6 +70,21 @@ def test_requests_of_one_window_share_one_batch_and_a_flush_writes_a_fixed_numbe
     batches = LineageNode.objects.filter(kind=NodeKind.PREDICTION_BATCH)
     assert batches.count() <= 2 and sum(b.properties["requests"] for b in batches) == 25
     assert sum(b.row_count for b in batches) == 25
+    # ... and its records name the routing row the first flush wrote: one per lineage batch, not one per request.
+    assert PredictionBatch.objects.count() == batches.count()
+    assert set(PredictionBatch.objects.values_list("node", flat=True)) == set(batches.values_list("pk", flat=True))
+
+
+def test_a_trace_record_holds_only_its_request_id_batch_and_time(live, predict, endpoint):
+    assert {f.attname for f in PredictionRecord._meta.concrete_fields} == {"id", "request_id", "batch_id", "at"}
+    rid = predict(NAME, {"rows": [ROW]}).json()["request_id"]
+    serving.drain()
+    batch = PredictionRecord.objects.select_related("batch").get(request_id=rid).batch
+    assert (batch.endpoint_id, batch.version_id, batch.role, batch.route_role) == (endpoint.pk, live.pk, "live",
+                                                                                   "stable")
+    assert batch.deployment.endpoint_id == endpoint.pk and batch.generation == endpoint.__class__.objects.get(
+        pk=endpoint.pk).generation
+    assert batch.node.kind == NodeKind.PREDICTION_BATCH
 
 
 @pytest.mark.parametrize("header", ["x" * 10_000, "abc", "bad id with spaces", "id\u00e9-unicode-0001",
@@ -97,6 +112,17 @@ def test_unknown_expired_hidden_and_malformed_ids(live, predict, api_client_for,
     assert api.get(f"/api/v1/predictions/{rid}").status_code == 404
     assert services.prediction_records_purge() == 1
     assert LineageNode.objects.filter(kind=NodeKind.PREDICTION_BATCH).count() == 1
+    assert not PredictionBatch.objects.exists(), "a routing row no record names any more goes with its records"
+
+
+def test_the_purge_keeps_the_batch_of_records_still_within_the_window(live, predict, settings):
+    old, recent = (predict(NAME, {"rows": [ROW]}).json()["request_id"] for _ in range(2))
+    serving.drain()
+    PredictionRecord.objects.filter(request_id=old).update(
+        at=timezone.now() - timedelta(days=settings.STRATUM_PREDICTION_RETENTION_DAYS + 1))
+    assert services.prediction_records_purge() == 1
+    assert list(PredictionRecord.objects.values_list("request_id", flat=True)) == [recent]
+    assert PredictionBatch.objects.count() == 1
 
 
 def test_shadow_copies_are_traced_as_shadow(servable_version, registered_model, endpoint, owner, predict,
@@ -112,8 +138,12 @@ def test_shadow_copies_are_traced_as_shadow(servable_version, registered_model, 
     serving.drain()
     trace = api_client_for(owner).get(f"/api/v1/predictions/{rid}").json()
     assert trace["version"] == stable.number and trace["traffic_role"] == "live"
-    shadow = PredictionRecord.objects.get(request_id=rid, role="shadow")
-    assert shadow.version_id == candidate.pk and shadow.route_role == "shadow"
+    shadow = PredictionRecord.objects.select_related("batch").get(request_id=rid, batch__role="shadow")
+    assert shadow.batch.version_id == candidate.pk and shadow.batch.route_role == "shadow"
+    client = Client()
+    client.force_login(owner)
+    body = client.get(f"/predictions/{rid}/").content.decode()
+    assert f"also names 1 other record: churn v{candidate.number} (shadow)" in body
 
 
 def test_the_trace_page(live, predict, owner):
@@ -144,3 +174,45 @@ def test_with_prediction_batches_off_requests_are_counted_but_not_traced(live, p
     predict(NAME, {"rows": [ROW]})
     serving.drain()
     assert PredictionRecord.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_gives_records_written_before_it_their_batch(make_version, registered_model, endpoint):
+    """Records of the old, wide shape keep tracing: 0005 makes one batch per distinct shared part."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    version = make_version(registered_model)
+    node = LineageNode.objects.create(kind=NodeKind.PREDICTION_BATCH, key="b" * 64, name="old batch",
+                                      model=registered_model)
+    before = [("deployments", "0003_prediction_records")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("deployments", "PredictionRecord")
+    now = timezone.now()
+    shared = {"endpoint_id": endpoint.pk, "version_id": version.pk, "batch_id": node.pk, "generation": 3}
+    old.objects.create(request_id="old-live-0001", role="live", route_role="stable", at=now, **shared)
+    old.objects.create(request_id="old-live-0002", role="live", route_role="stable", at=now, **shared)
+    old.objects.create(request_id="old-live-0001", role="shadow", route_role="shadow", at=now, **shared)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert PredictionBatch.objects.count() == 2
+    live = PredictionRecord.objects.select_related("batch").get(request_id="old-live-0002").batch
+    assert (live.node_id, live.endpoint_id, live.version_id, live.role, live.route_role, live.generation,
+            live.deployment_id) == (node.pk, endpoint.pk, version.pk, "live", "stable", 3, None)
+    assert PredictionRecord.objects.get(request_id="old-live-0001", batch__role="shadow").batch.route_role == "shadow"
+    assert PredictionRecord.objects.filter(batch=live).count() == 2
+
+    # And back: the records get their columns again (then forward, as every other test expects the schema).
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("deployments", "PredictionRecord")
+    assert sorted(old.objects.values_list("request_id", "role", "route_role", "generation", "batch_id",
+                                          "version_id")) == [
+        ("old-live-0001", "live", "stable", 3, node.pk, version.pk),
+        ("old-live-0001", "shadow", "shadow", 3, node.pk, version.pk),
+        ("old-live-0002", "live", "stable", 3, node.pk, version.pk)]
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
