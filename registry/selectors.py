@@ -126,7 +126,7 @@ def _version_matches(*, actor, model: RegisteredModel | None, filter_string: str
         qs = ModelVersion.objects.filter(model__in=permissions.visible_models(actor))
     qs = qs.filter(compile_version_filter(filter_string))
     if words:
-        qs = qs.filter(version_words_q(split_words(words), one_model=model is not None))
+        qs = qs.filter(version_words_q(split_words(words)))
     return qs.order_by("model__name", "-number")
 
 

@@ -102,6 +102,9 @@ class ModelVersion(models.Model):
     deprecated = models.BooleanField(default=False)
     deprecation_reason = models.TextField(blank=True, default="")
     successor = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # What plain-word search reads: the model's name, this description and the tag values, kept current by the
+    # services (registry.search.text), so a word is one trigram-indexed column, not a join, a subquery and an OR.
+    search_text = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["model_id", "-number"]
@@ -112,7 +115,7 @@ class ModelVersion(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["model", "stage", "number"], name="version_model_stage_number"),
-                   words_index("description", "version_description_words")]
+                   words_index("search_text", "version_search_words")]
 
     def __str__(self) -> str:
         return f"{self.model.name} v{self.number}"

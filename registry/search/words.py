@@ -107,19 +107,10 @@ def model_words_q(words: tuple[str, ...]) -> Q:
     return words_q(words, fields=("name", "description"), tag_model=ModelTag, owner_field="model")
 
 
-def version_words_q(words: tuple[str, ...], *, one_model: bool = False) -> Q:
-    """Versions whose model name, own description or a tag value holds every word (`one_model`: versions of a
-    single model are searched, so each version asks for its own tags rather than all tags being looked through)."""
-    from registry.models import RegisteredModel, VersionTag
-
-    if one_model:
-        return words_q(words, fields=("model__name", "description"), tag_model=VersionTag, owner_field="version")
-    # Ten versions a model, and tags on few of them: the model names and the tag values that hold a word are
-    # looked for once (the database hashes them; PostgreSQL finds them through the trigram indexes), and each
-    # version is checked against those sets, instead of asking for its model's name and its own tags one by one.
+def version_words_q(words: tuple[str, ...]) -> Q:
+    """Versions whose model name, own description or a tag value holds every word: each word is looked for in the
+    version's maintained search text (search.text), which PostgreSQL answers from one trigram index for all words."""
     q = Q()
     for word in words:
-        q &= (Q(model__in=RegisteredModel.objects.filter(name__icontains=word).values("pk"))
-              | Q(pk__in=VersionTag.objects.filter(value__icontains=word).values("version_id"))
-              | Q(description__icontains=word))
+        q &= Q(search_text__icontains=word)
     return q
