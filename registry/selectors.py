@@ -111,7 +111,8 @@ def version_list(*, actor, model: RegisteredModel | None = None, filter_string: 
                  words: str | None = None) -> QuerySet[ModelVersion]:
     """Return versions `actor` may see (of one model, or across models) matching a filter expression and plain
     words (model name, description or tag value, case-insensitive), newest first."""
-    return _with_version_related(_version_matches(actor=actor, model=model, filter_string=filter_string, words=words))
+    matches = _version_matches(actor=actor, model=model, filter_string=filter_string, words=words)
+    return _with_version_related(matches).defer("search_text")  # as long as a description, and no page shows it
 
 
 def _version_matches(*, actor, model: RegisteredModel | None, filter_string: str | None,

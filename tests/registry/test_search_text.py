@@ -9,7 +9,7 @@ import pytest
 from django.apps import apps
 from django.db import connection
 
-from registry import services
+from registry import selectors, services
 from registry.models import ModelVersion
 from registry.search.text import version_search_fill
 
@@ -172,3 +172,9 @@ def test_the_migration_fills_existing_versions(owner, wine, make_version):
     migration = importlib.import_module("registry.migrations.0015_version_search_text")
     migration.fill(apps, SimpleNamespace(connection=connection))  # all it reads of a schema editor
     assert stored(version) == expected(version) == "wine-quality\nfirst cut\nred"
+
+
+def test_version_lists_leave_the_column_unread(owner, wine, make_version):
+    make_version(wine, description="x" * 1000)
+    listed = list(selectors.version_list(actor=owner, model=wine))
+    assert listed and all("search_text" in version.get_deferred_fields() for version in listed)
