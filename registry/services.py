@@ -243,7 +243,7 @@ def version_create(
             permissions.require(permissions.can_contribute, actor, model, action="register versions")
             text = search_text.version_search_text(model_name=model.name, description=fields["description"],
                                                    tag_values=[tag_map[key] for key in sorted(tag_map)])
-            version = _version_allocate(model, actor=actor, fields={**fields, "search_text": text},
+            version = _version_allocate(model, actor=actor, fields={**fields, "search_text": search_text.folded(text)},
                                         semver_bump=semver_bump, number=number)
             VersionDataset.objects.bulk_create([VersionDataset(version=version, **row) for row in dataset_rows])
             VersionTag.objects.bulk_create([VersionTag(version=version, key=k, value=v) for k, v in tag_map.items()])
@@ -424,7 +424,7 @@ def version_update(*, version: ModelVersion, actor, **changes: Any) -> ModelVers
         raise AlreadyExists(f"Model {model.name!r} already has a version {version.semver}.")
     if diff:
         if "description" in diff:
-            version.search_text = search_text.version_search_text_current(version)
+            version.search_text = search_text.folded(search_text.version_search_text_current(version))
         version.save()
         events.emit("model_version.updated", actor=actor, target=version, data=diff)
     return version

@@ -1,5 +1,5 @@
 """The maintained search column of model versions (registry.search.text): added, filled from each version's model
-name, description and tag values, then trigram-indexed on PostgreSQL in place of the description's own index (word
+name, description and tag values (upper-cased by the database), then trigram-indexed on PostgreSQL in place of the description's own index (word
 search no longer reads the description apart). Indexes are in every database's model state, as in 0014, but only
 PostgreSQL gets them.
 
@@ -11,10 +11,10 @@ rebuild of the table takes the NOT NULL of the state.
 
 from django.db import migrations, models
 
-from registry.models.core import words_index
+from registry.models.core import search_index, words_index
 from registry.search.text import version_search_fill
 
-SEARCH_INDEX = words_index("search_text", "version_search_words")
+SEARCH_INDEX = search_index("search_text", "version_search_words")
 DESCRIPTION_INDEX = words_index("description", "version_description_words")
 
 

@@ -1,9 +1,11 @@
 """The maintained search column of model versions: what plain-word search reads, composed in one place.
 
 `ModelVersion.search_text` holds the model's name, the version's description and its tag values (not the keys),
-separated by a newline. A search word holds no whitespace (search.words splits on it), so a word appears in the
-column exactly when it appears in one of those parts, and `search_text__icontains` keeps the meaning of the former
-"model name, description or a tag value" test while PostgreSQL answers every word from one trigram index.
+separated by a newline, upper-cased by the database. A search word holds no whitespace (search.words splits on it), so
+it appears in the column exactly when it appears in one of those parts; and the database's UPPER is the fold that
+`icontains` applied to each part on every search, so comparing the column with the upper-cased word keeps the former
+"model name, description or a tag value, case-insensitively" test, folded once per write instead of once per row
+per search, while PostgreSQL answers every word from one trigram index.
 
 The registry services keep it current (version create and edit, version tag set and delete, model rename) by calling
 the functions here; the data migration that added the column fills it with `version_search_fill`.
@@ -14,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
+from django.db.models.functions import Upper
 
 SEPARATOR = "\n"
 FILL_BATCH = 1000
@@ -23,6 +26,11 @@ FILL_BATCH = 1000
 def version_search_text(*, model_name: str, description: str, tag_values: Iterable[str]) -> str:
     """Compose a version's search text from what word search matches: model name, description, tag values."""
     return SEPARATOR.join([model_name, description, *tag_values])
+
+
+def folded(text: str) -> Upper:
+    """`text` as the column stores it: upper-cased by the database, as `icontains` folds (to assign, not to read)."""
+    return Upper(Value(text))
 
 
 def version_search_text_current(version: Any) -> str:
@@ -35,7 +43,7 @@ def version_search_text_current(version: Any) -> str:
 def version_search_refresh(version: Any) -> None:
     """Recompute and save the search text of `version` (its model loaded, as the services hand it over), after its
     tags changed."""
-    version.search_text = version_search_text_current(version)
+    version.search_text = folded(version_search_text_current(version))
     version.save(update_fields=["search_text"])
 
 
@@ -58,8 +66,8 @@ def version_search_fill(versions: QuerySet, *, tag_model: type | None = None, ba
             values.setdefault(version_id, []).append(value)
         rows = version_model.objects.filter(pk__in=chunk).values_list("pk", "model__name", "description")
         version_model.objects.bulk_update(
-            [version_model(pk=pk, search_text=version_search_text(model_name=name, description=description,
-                                                                  tag_values=values.get(pk, ())))
+            [version_model(pk=pk, search_text=folded(version_search_text(model_name=name, description=description,
+                                                                         tag_values=values.get(pk, ()))))
              for pk, name, description in rows],
             ["search_text"], batch_size=batch)
     return len(ids)

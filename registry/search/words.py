@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Value
+from django.db.models.functions import Upper
 
 from registry.errors import InvalidInput
 from registry.search.parser import MAX_FILTER_LENGTH, FilterError, tokenize
@@ -108,9 +109,10 @@ def model_words_q(words: tuple[str, ...]) -> Q:
 
 
 def version_words_q(words: tuple[str, ...]) -> Q:
-    """Versions whose model name, own description or a tag value holds every word: each word is looked for in the
-    version's maintained search text (search.text), which PostgreSQL answers from one trigram index for all words."""
+    """Versions whose model name, own description or a tag value holds every word, case-insensitively: each word,
+    upper-cased by the database, is looked for in the version's maintained search text (search.text), stored
+    upper-cased the same way; PostgreSQL answers all the words from one trigram index."""
     q = Q()
     for word in words:
-        q &= Q(search_text__icontains=word)
+        q &= Q(search_text__contains=Upper(Value(word)))
     return q
