@@ -3,7 +3,8 @@
 
 Created through the API this would take hours on a laptop, so it is written in bulk with the ORM, in the database of
 the server under test (run it with the server's environment: DATABASE_URL and the settings module). The rows are
-benchmark data only (no audit events, no files); the corpus is recognised by its name prefix and built once.
+benchmark data only (no audit events, no files), with the versions' search text filled as the services would; the
+corpus is recognised by its name prefix and built once.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/stratum .venv/bin/python bench/seed_scale.py
 """
@@ -31,6 +32,7 @@ def ensure_scale_corpus(models: int = 10_000, versions_per_model: int = 10, owne
     from django.db import connection, transaction
 
     from registry.models import ModelTag, ModelVersion, RegisteredModel, VersionTag
+    from registry.search.text import version_search_fill
 
     user = get_user_model().objects.filter(username=owner).first()
     existing = RegisteredModel.objects.filter(name__startswith=f"{PREFIX}-").count()
@@ -55,6 +57,8 @@ def ensure_scale_corpus(models: int = 10_000, versions_per_model: int = 10, owne
             stored = ModelVersion.objects.filter(model__in=made.values(), number=1)
             VersionTag.objects.bulk_create([VersionTag(version=v, key="dataset", value=f"{WORDS[v.model_id % 10]}-v1")
                                             for v in stored], batch_size=batch)
+            # What the services keep current on every write (registry.search.text), written here after the bulk load.
+            version_search_fill(ModelVersion.objects.filter(model__in=made.values()), batch=batch)
         print(f"  seeded {min(first + batch, models):,} / {models:,} models", flush=True)
     # Fresh planner statistics, as a database that grew over time would have (PostgreSQL's autovacuum gathers them a
     # while after a bulk load; SQLite only when asked): without them SQLite sorts every version for a page.

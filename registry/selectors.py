@@ -111,7 +111,8 @@ def version_list(*, actor, model: RegisteredModel | None = None, filter_string: 
                  words: str | None = None) -> QuerySet[ModelVersion]:
     """Return versions `actor` may see (of one model, or across models) matching a filter expression and plain
     words (model name, description or tag value, case-insensitive), newest first."""
-    return _with_version_related(_version_matches(actor=actor, model=model, filter_string=filter_string, words=words))
+    matches = _version_matches(actor=actor, model=model, filter_string=filter_string, words=words)
+    return _with_version_related(matches).defer("search_text")  # as long as a description, and no page shows it
 
 
 def _version_matches(*, actor, model: RegisteredModel | None, filter_string: str | None,
@@ -126,7 +127,7 @@ def _version_matches(*, actor, model: RegisteredModel | None, filter_string: str
         qs = ModelVersion.objects.filter(model__in=permissions.visible_models(actor))
     qs = qs.filter(compile_version_filter(filter_string))
     if words:
-        qs = qs.filter(version_words_q(split_words(words), one_model=model is not None))
+        qs = qs.filter(version_words_q(split_words(words)))
     return qs.order_by("model__name", "-number")
 
 

@@ -28,6 +28,7 @@ from registry.models import (
     VersionStatus,
     VersionTag,
 )
+from registry.search import text as search_text
 
 # Every write here follows the lock order of registry/locking.py: the model's row first, then the version, events last.
 
@@ -115,6 +116,7 @@ def model_rename(*, model: RegisteredModel, actor, new_name: str) -> RegisteredM
             model.save(update_fields=["name", "updated_at"])
     except IntegrityError:
         raise AlreadyExists(f"Registered model {new_name!r} already exists.")
+    search_text.version_search_fill(model.versions.all())  # the name is part of each version's search text
     return model
 
 
@@ -239,7 +241,10 @@ def version_create(
         with transaction.atomic():
             model = model_lock(model)
             permissions.require(permissions.can_contribute, actor, model, action="register versions")
-            version = _version_allocate(model, actor=actor, fields=fields, semver_bump=semver_bump, number=number)
+            text = search_text.version_search_text(model_name=model.name, description=fields["description"],
+                                                   tag_values=[tag_map[key] for key in sorted(tag_map)])
+            version = _version_allocate(model, actor=actor, fields={**fields, "search_text": search_text.folded(text)},
+                                        semver_bump=semver_bump, number=number)
             VersionDataset.objects.bulk_create([VersionDataset(version=version, **row) for row in dataset_rows])
             VersionTag.objects.bulk_create([VersionTag(version=version, key=k, value=v) for k, v in tag_map.items()])
             # Listeners and the response read what the version holds without querying for what is known empty.
@@ -418,6 +423,8 @@ def version_update(*, version: ModelVersion, actor, **changes: Any) -> ModelVers
     ).exists():
         raise AlreadyExists(f"Model {model.name!r} already has a version {version.semver}.")
     if diff:
+        if "description" in diff:
+            version.search_text = search_text.folded(search_text.version_search_text_current(version))
         version.save()
         events.emit("model_version.updated", actor=actor, target=version, data=diff)
     return version
@@ -444,6 +451,7 @@ def version_tag_set(*, version: ModelVersion, actor, key: str, value: str) -> Ve
     key, value = validation.tag(key, value)
     before = VersionTag.objects.filter(version=version, key=key).values_list("value", flat=True).first()
     obj, _ = VersionTag.objects.update_or_create(version=version, key=key, defaults={"value": value})
+    search_text.version_search_refresh(version)
     events.emit("model_version.tag_set", actor=actor, target=version,
                 data={"key": key, "before": before, "after": value})
     return obj
@@ -457,6 +465,7 @@ def version_tag_delete(*, version: ModelVersion, actor, key: str) -> None:
     deleted, _ = VersionTag.objects.filter(version=version, key=key).delete()
     if not deleted:
         raise NotFound(f"Version {version.number} has no tag {key!r}.")
+    search_text.version_search_refresh(version)
     events.emit("model_version.tag_deleted", actor=actor, target=version, data={"key": key})
 
 

@@ -41,6 +41,12 @@ def words_index(field: str, name: str) -> GinIndex:
     return GinIndex(OpClass(Upper(field), name="gin_trgm_ops"), name=name)
 
 
+def search_index(field: str, name: str) -> GinIndex:
+    """A trigram index on a column stored upper-cased (registry.search.text), which word search compares as it is.
+    PostgreSQL only, like words_index."""
+    return GinIndex(fields=[field], opclasses=["gin_trgm_ops"], name=name)
+
+
 class RegisteredModel(models.Model):
     """A named model: the unit of ownership, access control and versioning."""
 
@@ -102,6 +108,9 @@ class ModelVersion(models.Model):
     deprecated = models.BooleanField(default=False)
     deprecation_reason = models.TextField(blank=True, default="")
     successor = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # What plain-word search reads: the model's name, this description and the tag values, upper-cased, kept current
+    # by the services (registry.search.text), so a word is one trigram-indexed column, not a join, a subquery and an OR.
+    search_text = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["model_id", "-number"]
@@ -112,7 +121,7 @@ class ModelVersion(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["model", "stage", "number"], name="version_model_stage_number"),
-                   words_index("description", "version_description_words")]
+                   search_index("search_text", "version_search_words")]
 
     def __str__(self) -> str:
         return f"{self.model.name} v{self.number}"

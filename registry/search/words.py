@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Value
+from django.db.models.functions import Upper
 
 from registry.errors import InvalidInput
 from registry.search.parser import MAX_FILTER_LENGTH, FilterError, tokenize
@@ -107,19 +108,11 @@ def model_words_q(words: tuple[str, ...]) -> Q:
     return words_q(words, fields=("name", "description"), tag_model=ModelTag, owner_field="model")
 
 
-def version_words_q(words: tuple[str, ...], *, one_model: bool = False) -> Q:
-    """Versions whose model name, own description or a tag value holds every word (`one_model`: versions of a
-    single model are searched, so each version asks for its own tags rather than all tags being looked through)."""
-    from registry.models import RegisteredModel, VersionTag
-
-    if one_model:
-        return words_q(words, fields=("model__name", "description"), tag_model=VersionTag, owner_field="version")
-    # Ten versions a model, and tags on few of them: the model names and the tag values that hold a word are
-    # looked for once (the database hashes them; PostgreSQL finds them through the trigram indexes), and each
-    # version is checked against those sets, instead of asking for its model's name and its own tags one by one.
+def version_words_q(words: tuple[str, ...]) -> Q:
+    """Versions whose model name, own description or a tag value holds every word, case-insensitively: each word,
+    upper-cased by the database, is looked for in the version's maintained search text (search.text), stored
+    upper-cased the same way; PostgreSQL answers all the words from one trigram index."""
     q = Q()
     for word in words:
-        q &= (Q(model__in=RegisteredModel.objects.filter(name__icontains=word).values("pk"))
-              | Q(pk__in=VersionTag.objects.filter(value__icontains=word).values("version_id"))
-              | Q(description__icontains=word))
+        q &= Q(search_text__contains=Upper(Value(word)))
     return q
