@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -40,12 +41,16 @@ from django.dispatch import receiver
 from redis import RedisError
 
 from registry import events
+from registry.lineage.models import LineageEdge
 from registry.models import ModelVersion, RegisteredModel
 
 T = TypeVar("T")
 
 READ_SECONDS = 300  # how long a process keeps a read it no longer asks for: events, not age, retire reads
 EVERY_MODEL = ""  # the name of the generation that every read also depends on
+# The generation of reads that depend on the whole lineage graph (a root's impact); no model can take this name,
+# since model names hold no control characters.
+LINEAGE_GRAPH = "\x00lineage-graph"
 _MISSING = object()
 # What a shared cache raises when it cannot be reached: redis-py's errors (refused, timed out), OSError (file cache).
 CACHE_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
@@ -207,3 +212,31 @@ def _retire_on_user_change(sender: Any, update_fields: Iterable[str] | None = No
     login, which saves only last_login, does not."""
     if update_fields is None or "username" in update_fields:
         retire_on_commit([EVERY_MODEL])
+
+
+class _LineageWrites(threading.local):
+    """Edge writes of this thread's connection not yet answered by a retirement: a transaction that deletes a
+    model may delete thousands of edges, and one retirement after its commit answers them all."""
+
+    pending = 0
+
+
+_lineage_writes = _LineageWrites()
+
+
+def _retire_lineage_once() -> None:
+    """Retire the lineage reads, unless a retirement after the same commit already did (see _LineageWrites)."""
+    if _lineage_writes.pending:
+        _lineage_writes.pending = 0
+        retire([LINEAGE_GRAPH])
+
+
+@receiver(post_save, sender=LineageEdge, dispatch_uid="registry.caching.lineage_edge_saved")
+@receiver(post_delete, sender=LineageEdge, dispatch_uid="registry.caching.lineage_edge_deleted")
+def _retire_on_lineage_write(sender: Any, **kwargs: Any) -> None:
+    """A written or deleted lineage edge (an audited one, one filled from a version, one deleted with its node or
+    model) retires every read of the lineage graph once its transaction commits. A rolled-back write leaves its
+    count behind, which only makes the next commit's retirement certain. Prediction batches, bulk-inserted
+    without signals, are new leaves: they change no cached read (impact summaries count versions and deployments)."""
+    _lineage_writes.pending += 1
+    transaction.on_commit(_retire_lineage_once)
