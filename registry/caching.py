@@ -149,6 +149,29 @@ def read(model_name: str, what: tuple[str, ...], query: Callable[[], T]) -> T:
     return found
 
 
+def read_shared(name: str, what: tuple[str, ...], query: Callable[[], T]) -> T:
+    """Return `query()` like read(), for large reads that are costly to make: kept in the shared cache, so one
+    process's read serves every process, and one entry per `what`, stored with the generation tokens it was read
+    under and replaced once they changed (retired entries do not pile up until they age out)."""
+    if connection.in_atomic_block or not _usable():
+        return query()
+    try:
+        tokens = _generations(name)
+        key = _key("shared", name, *what)
+        found = cache.get(key)
+    except CACHE_ERRORS as exc:
+        _failed(exc)
+        return query()
+    if found is not None and found[0] == tokens:
+        return found[1]
+    value = query()
+    try:
+        cache.set(key, (tokens, value), READ_SECONDS)
+    except CACHE_ERRORS as exc:
+        _failed(exc)
+    return value
+
+
 def retire(model_names: Iterable[str]) -> None:
     """Retire every cached read of these models now (EVERY_MODEL retires all of them); if the cache does not
     answer, every read is retired once it does (see _usable)."""

@@ -252,7 +252,7 @@ def lineage_impact_summary(*, actor: Any, node: LineageNode, params: Mapping[str
     params = params or {}
     size = pagination.max_results(params)
     after = _impact_cursor(params.get("cursor"))
-    index = caching.read(caching.LINEAGE_GRAPH, ("impact", str(node.pk)), lambda: _impact_index(node.pk))
+    index = caching.read_shared(caching.LINEAGE_GRAPH, ("impact", str(node.pk)), lambda: _impact_index(node.pk))
     wanted = {model_id for _, model_id, _, _ in index.groups if model_id is not None}
     names = dict(permissions.visible_models(actor).filter(pk__in=wanted).values_list("pk", "name")) \
         if wanted else {}
