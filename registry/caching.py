@@ -41,7 +41,7 @@ from django.dispatch import receiver
 from redis import RedisError
 
 from registry import events
-from registry.lineage.models import LineageEdge
+from registry.lineage.models import LineageEdge, LineageNode
 from registry.models import ModelVersion, RegisteredModel
 
 T = TypeVar("T")
@@ -238,8 +238,8 @@ def _retire_on_user_change(sender: Any, update_fields: Iterable[str] | None = No
 
 
 class _LineageWrites(threading.local):
-    """Edge writes of this thread's connection not yet answered by a retirement: a transaction that deletes a
-    model may delete thousands of edges, and one retirement after its commit answers them all."""
+    """Lineage writes of this thread's connection not yet answered by a retirement: a transaction that deletes a
+    model may delete thousands of nodes, and one retirement after its commit answers them all."""
 
     pending = 0
 
@@ -254,12 +254,20 @@ def _retire_lineage_once() -> None:
         retire([LINEAGE_GRAPH])
 
 
-@receiver(post_save, sender=LineageEdge, dispatch_uid="registry.caching.lineage_edge_saved")
-@receiver(post_delete, sender=LineageEdge, dispatch_uid="registry.caching.lineage_edge_deleted")
-def _retire_on_lineage_write(sender: Any, **kwargs: Any) -> None:
-    """A written or deleted lineage edge (an audited one, one filled from a version, one deleted with its node or
-    model) retires every read of the lineage graph once its transaction commits. A rolled-back write leaves its
-    count behind, which only makes the next commit's retirement certain. Prediction batches, bulk-inserted
-    without signals, are new leaves: they change no cached read (impact summaries count versions and deployments)."""
+def retire_lineage_on_commit() -> None:
+    """Retire every read of the lineage graph once the current transaction commits, however many writes it made.
+    A rolled-back write leaves its count behind, which only makes the next commit's retirement certain."""
     _lineage_writes.pending += 1
     transaction.on_commit(_retire_lineage_once)
+
+
+@receiver(post_save, sender=LineageEdge, dispatch_uid="registry.caching.lineage_edge_saved")
+@receiver(post_delete, sender=LineageNode, dispatch_uid="registry.caching.lineage_node_deleted")
+def _retire_on_lineage_write(sender: Any, **kwargs: Any) -> None:
+    """A written lineage edge (an audited one or one filled from a version) or a deleted node (with its edges, as
+    a version or model goes) retires every read of the lineage graph once its transaction commits.
+
+    Not a delete signal on edges: it would stop Django deleting a deleted node's edges in one statement. The
+    services that delete edges alone call retire_lineage_on_commit. Prediction batches, bulk-inserted without
+    signals, are new leaves: they change no cached read (impact summaries count versions and deployments)."""
+    retire_lineage_on_commit()

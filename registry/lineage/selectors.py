@@ -32,6 +32,7 @@ DEFAULT_DEPTH = 3
 MAX_GRAPH_NODES = 2500
 GROUP_ABOVE = 40  # a graph with more nodes than this is drawn one node per kind until a kind is expanded
 IMPACT_KINDS = (NodeKind.MODEL_VERSION, NodeKind.DEPLOYMENT)  # listed in this order
+IMPACT_COUNTS = {NodeKind.MODEL_VERSION: "model_versions", NodeKind.DEPLOYMENT: "deployments"}  # their counts' names
 
 
 def visible_nodes(actor: Any) -> QuerySet[LineageNode]:
@@ -267,8 +268,8 @@ def lineage_impact_summary(*, actor: Any, node: LineageNode, params: Mapping[str
         kind = IMPACT_KINDS[kind_rank]
         counts[kind] += end - start
         row = per_model.setdefault((unscoped, name), {"model": name if not unscoped else None,
-                                                      **{f"{k}s": 0 for k in IMPACT_KINDS}})
-        row[f"{kind}s"] += end - start
+                                                      **dict.fromkeys(IMPACT_COUNTS.values(), 0)})
+        row[IMPACT_COUNTS[kind]] += end - start
     page: list[int] = []
     last: tuple[Any, ...] | None = None
     for group, start, end in shown:
@@ -287,8 +288,7 @@ def lineage_impact_summary(*, actor: Any, node: LineageNode, params: Mapping[str
         page = page[:size]
         nxt = pagination.encode_cursor(list(last or ()))
     loaded = {n.pk: n for n in LineageNode.objects.filter(pk__in=page).select_related("model", "model_version")}
-    return {"total": sum(counts.values()), "model_versions": counts[NodeKind.MODEL_VERSION],
-            "deployments": counts[NodeKind.DEPLOYMENT],
+    return {"total": sum(counts.values()), **{IMPACT_COUNTS[kind]: n for kind, n in counts.items()},
             "models": [per_model[k] for k in sorted(per_model)],
             "results": [_impact_row(loaded[pk]) for pk in page if pk in loaded], "next_cursor": nxt}
 

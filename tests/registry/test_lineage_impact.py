@@ -12,7 +12,7 @@ from registry import access, services
 from registry.errors import InvalidInput
 from registry.lineage import selectors as lineage_selectors
 from registry.lineage import services as lineage
-from registry.lineage.models import EdgeKind, NodeKind
+from registry.lineage.models import EdgeKind, LineageNode, NodeKind
 from registry.models import Role
 from registry.pagination import encode_cursor
 
@@ -186,3 +186,14 @@ def test_the_walk_is_cached_until_a_lineage_edge_is_written(owner, reach, django
     assert lineage_selectors.lineage_impact_summary(actor=owner, node=raw)["models"] == [
         {"model": "beta", "model_versions": 2, "deployments": 2},
         {"model": "hidden", "model_versions": 1, "deployments": 1}]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_edge_deleted_alone_retires_the_walk_too(owner, registered_model, make_version):
+    for alias in ("default", "local"):
+        caches[alias].clear()
+    version = make_version(registered_model, code_repository="git@x:ml/churn", code_commit="abc1234")
+    commit = LineageNode.objects.get(kind=NodeKind.CODE_COMMIT)
+    assert lineage_selectors.lineage_impact_summary(actor=owner, node=commit)["model_versions"] == 1
+    services.version_update(version=version, actor=owner, code_commit="")  # the filled code edge goes, alone
+    assert lineage_selectors.lineage_impact_summary(actor=owner, node=commit)["model_versions"] == 0
