@@ -205,18 +205,25 @@ def _impact_index(root_id: int) -> ImpactIndex:
         )
         SELECT n.kind, n.model_id, COALESCE(v.number, n.id), n.id
         FROM down JOIN {_node_table()} n ON n.id = down.id LEFT JOIN {mv} v ON v.id = n.model_version_id
-        WHERE n.kind IN (%s, %s) AND n.id <> %s"""  # noqa: S608 - only identifiers from model metadata are interpolated
+        WHERE n.kind IN (%s, %s) AND n.id <> %s
+        ORDER BY n.kind, n.model_id, 3, n.id"""  # noqa: S608 - only identifiers from model metadata are interpolated
+    # Rows are read one by one into two flat arrays, never held as a list of tuples: tens of thousands of tuples
+    # that outlive a few collections would set off a full garbage collection of the process a moment later.
+    groups: list[tuple[str, int | None, int, int]] = []
+    keys, ids = array("q"), array("q")
+    current: tuple[str, int | None] | None = None
+    start = 0
     with connection.cursor() as cursor:
         cursor.execute(sql, [root_id, *IMPACT_KINDS, root_id])
-        rows = cursor.fetchall()
-    rows.sort(key=lambda r: (r[0], r[1] or 0, r[2], r[3]))
-    groups, keys, ids = [], array("q"), array("q")
-    for kind, model_id, key, pk in rows:
-        if not groups or groups[-1][:2] != (kind, model_id):
-            groups.append((kind, model_id, len(ids), len(ids)))
-        keys.append(key)
-        ids.append(pk)
-        groups[-1] = (kind, model_id, groups[-1][2], len(ids))
+        for kind, model_id, key, pk in cursor:
+            if (kind, model_id) != current:
+                if current is not None:
+                    groups.append((*current, start, len(ids)))
+                current, start = (kind, model_id), len(ids)
+            keys.append(key)
+            ids.append(pk)
+    if current is not None:
+        groups.append((*current, start, len(ids)))
     return ImpactIndex(groups=tuple(groups), keys=keys, ids=ids)
 
 
