@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -40,12 +41,16 @@ from django.dispatch import receiver
 from redis import RedisError
 
 from registry import events
+from registry.lineage.models import LineageEdge, LineageNode
 from registry.models import ModelVersion, RegisteredModel
 
 T = TypeVar("T")
 
 READ_SECONDS = 300  # how long a process keeps a read it no longer asks for: events, not age, retire reads
 EVERY_MODEL = ""  # the name of the generation that every read also depends on
+# The generation of reads that depend on the whole lineage graph (a root's impact); no model can take this name,
+# since model names hold no control characters.
+LINEAGE_GRAPH = "\x00lineage-graph"
 _MISSING = object()
 # What a shared cache raises when it cannot be reached: redis-py's errors (refused, timed out), OSError (file cache).
 CACHE_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
@@ -144,6 +149,29 @@ def read(model_name: str, what: tuple[str, ...], query: Callable[[], T]) -> T:
     return found
 
 
+def read_shared(name: str, what: tuple[str, ...], query: Callable[[], T]) -> T:
+    """Return `query()` like read(), for large reads that are costly to make: kept in the shared cache, so one
+    process's read serves every process, and one entry per `what`, stored with the generation tokens it was read
+    under and replaced once they changed (retired entries do not pile up until they age out)."""
+    if connection.in_atomic_block or not _usable():
+        return query()
+    try:
+        tokens = _generations(name)
+        key = _key("shared", name, *what)
+        found = cache.get(key)
+    except CACHE_ERRORS as exc:
+        _failed(exc)
+        return query()
+    if found is not None and found[0] == tokens:
+        return found[1]
+    value = query()
+    try:
+        cache.set(key, (tokens, value), READ_SECONDS)
+    except CACHE_ERRORS as exc:
+        _failed(exc)
+    return value
+
+
 def retire(model_names: Iterable[str]) -> None:
     """Retire every cached read of these models now (EVERY_MODEL retires all of them); if the cache does not
     answer, every read is retired once it does (see _usable)."""
@@ -207,3 +235,39 @@ def _retire_on_user_change(sender: Any, update_fields: Iterable[str] | None = No
     login, which saves only last_login, does not."""
     if update_fields is None or "username" in update_fields:
         retire_on_commit([EVERY_MODEL])
+
+
+class _LineageWrites(threading.local):
+    """Lineage writes of this thread's connection not yet answered by a retirement: a transaction that deletes a
+    model may delete thousands of nodes, and one retirement after its commit answers them all."""
+
+    pending = 0
+
+
+_lineage_writes = _LineageWrites()
+
+
+def _retire_lineage_once() -> None:
+    """Retire the lineage reads, unless a retirement after the same commit already did (see _LineageWrites)."""
+    if _lineage_writes.pending:
+        _lineage_writes.pending = 0
+        retire([LINEAGE_GRAPH])
+
+
+def retire_lineage_on_commit() -> None:
+    """Retire every read of the lineage graph once the current transaction commits, however many writes it made.
+    A rolled-back write leaves its count behind, which only makes the next commit's retirement certain."""
+    _lineage_writes.pending += 1
+    transaction.on_commit(_retire_lineage_once)
+
+
+@receiver(post_save, sender=LineageEdge, dispatch_uid="registry.caching.lineage_edge_saved")
+@receiver(post_delete, sender=LineageNode, dispatch_uid="registry.caching.lineage_node_deleted")
+def _retire_on_lineage_write(sender: Any, **kwargs: Any) -> None:
+    """A written lineage edge (an audited one or one filled from a version) or a deleted node (with its edges, as
+    a version or model goes) retires every read of the lineage graph once its transaction commits.
+
+    Not a delete signal on edges: it would stop Django deleting a deleted node's edges in one statement. The
+    services that delete edges alone call retire_lineage_on_commit. Prediction batches, bulk-inserted without
+    signals, are new leaves: they change no cached read (impact summaries count versions and deployments)."""
+    retire_lineage_on_commit()

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import selectors
+from registry.api.common import PAGE_PARAMS
 from registry.api.serializers import JSONOrTextField
 from registry.errors import InvalidInput, NotFound
 from registry.lineage import features, offline, openlineage
@@ -161,16 +162,15 @@ class LineageNodeApi(APIView):
 
 
 class LineageImpactApi(APIView):
-    """Every visible model version and deployment downstream of a node (e.g. a dataset version)."""
+    """What a node (e.g. a dataset version) reaches downstream: how many visible model versions and deployments,
+    per model, and a page of them."""
 
-    @extend_schema(operation_id="lineage_node_impact", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="lineage_node_impact", parameters=PAGE_PARAMS, responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, node_id: int) -> Response:
-        """Return the impact list."""
+        """Return the counts and one page of impacted versions and deployments ({"results", "next_cursor"})."""
         node = lineage.node_get(actor=request.user, node_id=node_id)
-        impact = lineage.lineage_impact(actor=request.user, node=node)
-        return Response({"node": node_output(node), "impact": impact,
-                         "model_versions": sum(1 for row in impact if row["kind"] == NodeKind.MODEL_VERSION),
-                         "deployments": sum(1 for row in impact if row["kind"] == NodeKind.DEPLOYMENT)})
+        impact = lineage.lineage_impact_summary(actor=request.user, node=node, params=request.query_params)
+        return Response({"node": node_output(node), **impact})
 
 
 class LineageVersionApi(APIView):

@@ -9,8 +9,10 @@ hidden model never leaks through the graph.
 from __future__ import annotations
 
 import html
+from array import array
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +21,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from registry import charts, permissions, validation
+from registry import caching, charts, pagination, permissions, validation
 from registry.errors import InvalidInput, NotFound
 from registry.lineage.layout import layered_layout
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
@@ -29,7 +31,8 @@ MAX_DEPTH = 25
 DEFAULT_DEPTH = 3
 MAX_GRAPH_NODES = 2500
 GROUP_ABOVE = 40  # a graph with more nodes than this is drawn one node per kind until a kind is expanded
-IMPACT_KINDS = (NodeKind.MODEL_VERSION, NodeKind.DEPLOYMENT)
+IMPACT_KINDS = (NodeKind.MODEL_VERSION, NodeKind.DEPLOYMENT)  # listed in this order
+IMPACT_COUNTS = {NodeKind.MODEL_VERSION: "model_versions", NodeKind.DEPLOYMENT: "deployments"}  # their counts' names
 
 
 def visible_nodes(actor: Any) -> QuerySet[LineageNode]:
@@ -178,6 +181,123 @@ def lineage_impact(*, actor: Any, node: LineageNode, kinds: Iterable[str] = IMPA
                     "model": model_name, "number": number, "stage": stage,
                     "deprecated": bool(deprecated) if deprecated is not None else None})
     return out
+
+
+@dataclass(frozen=True)
+class ImpactIndex:
+    """What a root reaches, grouped for counting and paging, without names or states (those are read per request):
+    one group per (kind, model id) with its members' sort keys (version number, else node id) and node ids, each
+    group a slice of the two flat arrays, sorted by key."""
+
+    groups: tuple[tuple[str, int | None, int, int], ...]  # (kind, model id or None, start, end)
+    keys: array
+    ids: array
+
+
+def _impact_index(root_id: int) -> ImpactIndex:
+    """Walk everything downstream of `root_id` (one recursive query) and group its versions and deployments."""
+    mv = connection.ops.quote_name(ModelVersion._meta.db_table)
+    sql = f"""
+        WITH RECURSIVE down(id) AS (
+            SELECT CAST(%s AS BIGINT)
+            UNION
+            SELECT e.downstream_id FROM {_edge_table()} e JOIN down d ON e.upstream_id = d.id
+        )
+        SELECT n.kind, n.model_id, COALESCE(v.number, n.id), n.id
+        FROM down JOIN {_node_table()} n ON n.id = down.id LEFT JOIN {mv} v ON v.id = n.model_version_id
+        WHERE n.kind IN (%s, %s) AND n.id <> %s
+        ORDER BY n.kind, n.model_id, 3, n.id"""  # noqa: S608 - only identifiers from model metadata are interpolated
+    # Rows are read one by one into two flat arrays, never held as a list of tuples: tens of thousands of tuples
+    # that outlive a few collections would set off a full garbage collection of the process a moment later.
+    groups: list[tuple[str, int | None, int, int]] = []
+    keys, ids = array("q"), array("q")
+    current: tuple[str, int | None] | None = None
+    start = 0
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [root_id, *IMPACT_KINDS, root_id])
+        for kind, model_id, key, pk in cursor:
+            if (kind, model_id) != current:
+                if current is not None:
+                    groups.append((*current, start, len(ids)))
+                current, start = (kind, model_id), len(ids)
+            keys.append(key)
+            ids.append(pk)
+    if current is not None:
+        groups.append((*current, start, len(ids)))
+    return ImpactIndex(groups=tuple(groups), keys=keys, ids=ids)
+
+
+def _impact_cursor(raw: str | None) -> tuple[Any, ...] | None:
+    """Decode an impact page cursor: the sort position (kind rank, unscoped, model name, model id, key) of the
+    last row of the page before."""
+    values = pagination.decode_cursor(raw, 5)
+    if values is None:
+        return None
+    rank, unscoped, name, model_id, key = values
+    ints = (rank, unscoped, model_id, key)
+    if (not all(isinstance(v, int) and not isinstance(v, bool) for v in ints) or not isinstance(name, str)
+            or not 0 <= rank < len(IMPACT_KINDS)):
+        raise InvalidInput("Invalid page cursor.")
+    return (rank, unscoped, name, model_id, key)
+
+
+def _impact_row(n: LineageNode) -> dict[str, Any]:
+    version = n.model_version
+    return {"id": n.pk, "kind": n.kind, "name": n.name, "version": n.version, "external_id": n.external_id,
+            "model": n.model.name if n.model_id else None, "number": version.number if version else None,
+            "stage": version.stage if version else None, "deprecated": version.deprecated if version else None}
+
+
+def lineage_impact_summary(*, actor: Any, node: LineageNode, params: Mapping[str, Any] | None = None
+                           ) -> dict[str, Any]:
+    """Return what `node` reaches downstream that `actor` may see: the number of model versions and deployments,
+    per kind and per model, and one page of them (`max_results`, `cursor` as list endpoints take them), model
+    versions first, then by model name and version number (deployments by registration).
+
+    The walk is cached until a lineage edge is written; who may see which model is checked on every call, so a
+    model the actor cannot see is neither listed nor counted.
+    """
+    params = params or {}
+    size = pagination.max_results(params)
+    after = _impact_cursor(params.get("cursor"))
+    index = caching.read_shared(caching.LINEAGE_GRAPH, ("impact", str(node.pk)), lambda: _impact_index(node.pk))
+    wanted = {model_id for _, model_id, _, _ in index.groups if model_id is not None}
+    names = dict(permissions.visible_models(actor).filter(pk__in=wanted).values_list("pk", "name")) \
+        if wanted else {}
+    signed_in = actor is not None and actor.is_authenticated
+    rank = {kind: i for i, kind in enumerate(IMPACT_KINDS)}
+    shown = sorted(((rank[kind], int(model_id is None), names.get(model_id, ""), model_id or 0), start, end)
+                   for kind, model_id, start, end in index.groups
+                   if (model_id in names if model_id is not None else signed_in))
+    counts = dict.fromkeys(IMPACT_KINDS, 0)
+    per_model: dict[tuple[int, str], dict[str, Any]] = {}
+    for (kind_rank, unscoped, name, _), start, end in shown:
+        kind = IMPACT_KINDS[kind_rank]
+        counts[kind] += end - start
+        row = per_model.setdefault((unscoped, name), {"model": name if not unscoped else None,
+                                                      **dict.fromkeys(IMPACT_COUNTS.values(), 0)})
+        row[IMPACT_COUNTS[kind]] += end - start
+    page: list[int] = []
+    last: tuple[Any, ...] | None = None
+    for group, start, end in shown:
+        if after is not None and group < after[:4]:
+            continue
+        if after is not None and group == after[:4]:
+            start = bisect_right(index.keys, after[4], start, end)  # keys are sorted within a group
+        for i in range(start, min(end, start + size + 1 - len(page))):
+            page.append(index.ids[i])
+            if len(page) <= size:
+                last = (*group, index.keys[i])
+        if len(page) > size:
+            break
+    nxt = None
+    if len(page) > size:
+        page = page[:size]
+        nxt = pagination.encode_cursor(list(last or ()))
+    loaded = {n.pk: n for n in LineageNode.objects.filter(pk__in=page).select_related("model", "model_version")}
+    return {"total": sum(counts.values()), **{IMPACT_COUNTS[kind]: n for kind, n in counts.items()},
+            "models": [per_model[k] for k in sorted(per_model)],
+            "results": [_impact_row(loaded[pk]) for pk in page if pk in loaded], "next_cursor": nxt}
 
 
 def versions_trained_on(*, actor: Any, node: LineageNode) -> list[LineageNode]:

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 
-from registry import events, permissions, validation
+from registry import caching, events, permissions, validation
 from registry.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
 from registry.lineage.selectors import reaches, run_held_elsewhere
@@ -340,10 +340,11 @@ def lineage_fill_from_version(version: ModelVersion) -> int:
     if version.code_commit:
         code = _system_node(NodeKind.CODE_COMMIT, version.creator, repository=version.code_repository,
                             commit=version.code_commit)
-        stale.exclude(upstream=code).delete()
+        stale = stale.exclude(upstream=code)
+    if stale.delete()[0]:
+        caching.retire_lineage_on_commit()  # edges deleted alone send no signal (see registry/caching.py)
+    if version.code_commit:
         added += edge_insert(upstream=code, downstream=node, kind=EdgeKind.BUILT_FROM_CODE, role="", actor=None)[1]
-    else:
-        stale.delete()
     added += _external_run_fill(version, node)
     return added
 
@@ -354,14 +355,16 @@ def _external_run_fill(version: ModelVersion, node: LineageNode) -> int:
     external = LineageEdge.objects.filter(downstream=node, upstream__kind=NodeKind.EXTERNAL_RUN,
                                           created_by__isnull=True)
     if not run_held_elsewhere(version):
-        external.delete()
+        if external.delete()[0]:
+            caching.retire_lineage_on_commit()  # edges deleted alone send no signal (see registry/caching.py)
         return 0
     fields = {"model": version.model_id, "external_id": version.run_id}
     key = identity_key(NodeKind.EXTERNAL_RUN, fields)
     run_node = LineageNode.objects.filter(kind=NodeKind.EXTERNAL_RUN, key=key).first() or LineageNode.objects.create(
         kind=NodeKind.EXTERNAL_RUN, key=key, model_id=version.model_id, name=f"run {version.run_id}",
         external_id=version.run_id, properties={"verified": False}, owner=version.creator)
-    external.exclude(upstream=run_node).delete()
+    if external.exclude(upstream=run_node).delete()[0]:
+        caching.retire_lineage_on_commit()
     return edge_insert(upstream=run_node, downstream=node, kind=EdgeKind.TRAINED_IN, role="", actor=None)[1]
 
 

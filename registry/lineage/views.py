@@ -62,7 +62,12 @@ class LineageNodeView(LoginRequiredMixin, View):
             template = self.template_name
             if node.kind in (NodeKind.DATASET, NodeKind.FEATURE_SET, NodeKind.CODE_COMMIT):
                 context["trained"] = lineage.versions_trained_on(actor=request.user, node=node)
-            context["impact"] = lineage.lineage_impact(actor=request.user, node=node)
+            try:
+                context["impact"] = lineage.lineage_impact_summary(actor=request.user, node=node,
+                                                                   params=request.GET)
+            except InvalidInput as exc:  # a stale or edited page cursor: the first page, with the message
+                context["impact"] = lineage.lineage_impact_summary(actor=request.user, node=node)
+                status, context["impact_error"] = exc.status, exc.message
         response = render(request, template, context, status=status)
         patch_vary_headers(response, ("HX-Request",))
         return response

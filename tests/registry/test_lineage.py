@@ -208,7 +208,7 @@ def test_api_register_and_query(owner, version, api_client_for):
     assert graph.status_code == 200
     assert {n["kind"] for n in graph.json()["nodes"]} == {"dataset", "model_version"}
     impact = client.get(f"/api/v1/lineage/nodes/{raw.json()['id']}/impact")
-    assert impact.json()["model_versions"] == 1 and impact.json()["impact"][0]["model"] == "churn"
+    assert impact.json()["model_versions"] == 1 and impact.json()["results"][0]["model"] == "churn"
     by_version = client.get("/api/v1/lineage/models/churn/versions/1", {"direction": "upstream"})
     assert by_version.status_code == 200 and by_version.json()["node"]["id"] == mv.json()["id"]
 
@@ -247,7 +247,7 @@ def test_api_outsider_sees_404_for_scoped_nodes(version, outsider, api_client_fo
         missing.json()["error"]["message"].replace("999999", "N")
     dataset = LineageNode.objects.get(kind="dataset", name="customers")
     impact = client.get(f"/api/v1/lineage/nodes/{dataset.pk}/impact")
-    assert impact.status_code == 200 and impact.json()["impact"] == []
+    assert impact.status_code == 200 and impact.json()["results"] == [] and impact.json()["total"] == 0
     assert client.get("/api/v1/lineage/models/churn/versions/1").status_code == 404
 
 
