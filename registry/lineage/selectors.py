@@ -22,7 +22,7 @@ from django.utils.http import urlencode
 from registry import charts, permissions, validation
 from registry.errors import InvalidInput, NotFound
 from registry.lineage.layout import layered_layout
-from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
+from registry.lineage.models import EDGE_KIND_LABELS, EdgeKind, LineageEdge, LineageNode, NodeKind
 from registry.models import ModelVersion, RegisteredModel, Run
 
 MAX_DEPTH = 25
@@ -181,11 +181,14 @@ def lineage_impact(*, actor: Any, node: LineageNode, kinds: Iterable[str] = IMPA
 
 
 def versions_trained_on(*, actor: Any, node: LineageNode) -> list[LineageNode]:
-    """Return the visible model-version nodes with a direct trained_on/uses_features edge from `node`."""
+    """Return the visible model-version nodes with a direct trained_on/uses_features edge from `node`, each with
+    its version's number and stage and its model's name (the rest deferred: a feature set may have hundreds)."""
     return list(visible_nodes(actor).filter(
         kind=NodeKind.MODEL_VERSION, upstream_edges__upstream=node,
         upstream_edges__kind__in=[EdgeKind.TRAINED_ON, EdgeKind.USES_FEATURES],
-    ).select_related("model_version__model", "model").distinct().order_by("name", "model_version__number"))
+    ).select_related("model_version__model").only(
+        "kind", "name", "model_version__number", "model_version__stage", "model_version__model__name",
+    ).distinct().order_by("name", "model_version__number"))
 
 
 # ------------------------------------------------------------------------------------------------ drawing
@@ -274,7 +277,7 @@ def graph_context(graph: Graph, *, graph_url: str | None = None, expand: frozens
     for e in graph.edges:
         u, v = shown[e.upstream_id], shown[e.downstream_id]
         if u != v:  # edges inside one group are summed up by its count
-            merged[(u, v)][f"{e.get_kind_display()}{' (' + e.role + ')' if e.role else ''}"] += 1
+            merged[(u, v)][f"{EDGE_KIND_LABELS.get(e.kind, e.kind)}{' (' + e.role + ')' if e.role else ''}"] += 1
     rows = []
     listed = []  # the nodes drawn one by one, for the list beside the graph
     params = {"direction": graph.direction, "depth": graph.depth}

@@ -62,7 +62,9 @@ class LineageNodeView(LoginRequiredMixin, View):
             template = self.template_name
             if node.kind in (NodeKind.DATASET, NodeKind.FEATURE_SET, NodeKind.CODE_COMMIT):
                 context["trained"] = lineage.versions_trained_on(actor=request.user, node=node)
-            context["impact"] = lineage.lineage_impact(actor=request.user, node=node)
+            node_url = lineage.node_url_maker()
+            context["impact"] = [{**row, "url": node_url(row["id"])}
+                                 for row in lineage.lineage_impact(actor=request.user, node=node)]
         response = render(request, template, context, status=status)
         patch_vary_headers(response, ("HX-Request",))
         return response
