@@ -80,8 +80,8 @@ def server_side(focus_id: int, views: dict[str, list[str]], repeat: int) -> dict
             graph = lineage.lineage_walk(actor=user, node=node)
             context = lineage.graph_context(graph, graph_url=url, expand=frozenset(expand))
             runs.append((time.perf_counter() - t0) * 1000)
-        drawn = sum(len(t.get("x", [])) for t in context["figure"]["data"][2:]
-                    if t.get("name") not in ("Personal data", "Deprecated", "Quarantined"))
+        drawn = sum(len(t.get("x", [])) for t in context["figure"]["data"]  # node traces are the named ones
+                    if t.get("name") and t["name"] not in ("Personal data", "Deprecated", "Quarantined"))
         out[name] = (statistics.median(runs), drawn)
     return out
 

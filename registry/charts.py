@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import plotly.graph_objects as go
@@ -149,7 +150,51 @@ NODE_LABELS = {
     "converted_artifact": "Converted artifact", "deployment": "Deployment", "prediction_batch": "Prediction batch",
     "external_run": "Run held elsewhere (not verified by Stratum)",
 }
-LABELS_UP_TO = 120  # above this many nodes, names show on hover only
+LABELS_UP_TO = 120  # above this many nodes, names show on hover only, and so do the edges' kinds (see below)
+
+
+def _strokes(polylines: list[list[tuple[float, float]]]) -> tuple[list[float | None], list[float | None]]:
+    """Return the x and y of a line trace that draws every polyline, in one stroke per connected set of them.
+
+    Plotly makes one SVG path per piece of a line trace between None gaps: 2,600 edges, one piece each, took it
+    150 ms to draw, the same points without gaps 15. So each connected set is drawn as one walk (depth first, from
+    end to end of the polylines) that follows every polyline out and back: twice the points, drawn over themselves.
+    """
+    incident: dict[tuple[float, float], list[int]] = defaultdict(list)
+    for i, line in enumerate(polylines):
+        incident[line[0]].append(i)
+        incident[line[-1]].append(i)
+    used = [False] * len(polylines)
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+
+    def go(points: Iterable[tuple[float, float]]) -> None:
+        for x, y in points:
+            xs.append(x)
+            ys.append(y)
+
+    for first, line in enumerate(polylines):
+        if used[first]:
+            continue
+        if xs:  # a gap before the next connected set
+            xs.append(None)
+            ys.append(None)
+        go(line[:1])
+        # Each entry: where the walk is, the polylines met there still to try, and the way back to the entry below.
+        stack: list[tuple[tuple[float, float], Iterator[int], list[tuple[float, float]]]] = [
+            (line[0], iter(incident[line[0]]), [])]
+        while stack:
+            at, pending, back = stack[-1]
+            step = next((i for i in pending if not used[i]), None)
+            if step is None:
+                stack.pop()
+                go(back)
+                continue
+            used[step] = True
+            path = polylines[step] if polylines[step][0] == at else polylines[step][::-1]
+            go(path[1:])
+            stack.append((path[-1], iter(incident[path[-1]]), path[-2::-1]))
+    return xs, ys
 
 
 def lineage_figure(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], widest: int, layers: int
@@ -158,58 +203,76 @@ def lineage_figure(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], wid
 
     `nodes` carry id, kind, label, hover, url, x, y and the flags focus/personal/deprecated/quarantined/group
     (a group stands for `count` nodes of its kind; its trace's meta tells the page's script that a click on it
-    expands it rather than opening a node); `edges` carry points (a polyline) and label.
+    expands it rather than opening a node); `edges` carry points (a polyline), label (HTML-escaped) and target (the
+    id of the node it points at).
+
+    Up to LABELS_UP_TO nodes, each edge has an arrow at its end that names its kind on hover. Above, the arrows
+    go (every edge runs left to right, upstream to downstream, so the layout already gives the direction): at a
+    few thousand nodes they were more points than the nodes themselves and half of Plotly's drawing time, too
+    dense to point at anyway. The kinds of a node's incoming edges then show in that node's hover instead.
     """
     traces: list[dict[str, Any]] = []
-    xs: list[float | None] = []
-    ys: list[float | None] = []
-    mid_x, mid_y, mid_text = [], [], []
-    for edge in edges:
-        points = edge["points"]
-        xs.extend([p[0] for p in points] + [None])
-        ys.extend([p[1] for p in points] + [None])
-        a, b = points[-2], points[-1]
-        mid_x.append((a[0] + b[0]) / 2)
-        mid_y.append((a[1] + b[1]) / 2)
-        mid_text.append(edge["label"])
+    xs, ys = _strokes([edge["points"] for edge in edges])
+    # simplify off: Plotly's simplification may cut the turn at the end of an edge walked out and back.
     traces.append({"type": "scatter", "mode": "lines", "x": xs, "y": ys, "hoverinfo": "skip", "showlegend": False,
-                   "line": {"color": "#9ca3af", "width": 1.2}})
-    traces.append({"type": "scatter", "mode": "markers", "x": mid_x, "y": mid_y, "text": mid_text,
-                   "hovertemplate": "%{text}<extra></extra>", "showlegend": False,
-                   "marker": {"symbol": "triangle-right", "size": 7, "color": "#9ca3af"}})
+                   "line": {"color": "#9ca3af", "width": 1.2, "simplify": False}})
     show_labels = len(nodes) <= LABELS_UP_TO
+    hover = {n["id"]: n["hover"] for n in nodes}
+    if show_labels:
+        ends = [(edge["points"][-2], edge["points"][-1]) for edge in edges]
+        traces.append({"type": "scatter", "mode": "markers", "x": [(a[0] + b[0]) / 2 for a, b in ends],
+                       "y": [(a[1] + b[1]) / 2 for a, b in ends], "text": [edge["label"] for edge in edges],
+                       "hovertemplate": "%{text}<extra></extra>", "showlegend": False,
+                       "marker": {"symbol": "triangle-right", "size": 7, "color": "#9ca3af"}})
+    else:
+        incoming: dict[Any, list[str]] = defaultdict(list)
+        for edge in edges:
+            incoming[edge["target"]].append(edge["label"])
+        for target, labels in incoming.items():
+            if target in hover:
+                hover[target] += "<br>from: " + "; ".join(labels)
     groups = [n for n in nodes if n.get("group")]
     if groups:
         traces.append({
             "type": "scatter", "mode": "markers+text", "name": "Group of one kind (click to expand)",
             "meta": "lineage-group", "x": [n["x"] for n in groups], "y": [n["y"] for n in groups],
             "text": [n["label"] for n in groups], "textposition": "bottom center", "textfont": {"size": 11},
-            "hovertext": [n["hover"] for n in groups], "hovertemplate": "%{hovertext}<extra></extra>",
+            "hovertext": [hover[n["id"]] for n in groups], "hovertemplate": "%{hovertext}<extra></extra>",
             "customdata": [n["url"] for n in groups],
             "marker": {"symbol": "square", "color": [NODE_COLORS[n["kind"]] for n in groups],
                        "size": [min(40, 18 + 4 * math.log2(max(n["count"], 1))) for n in groups],
                        "line": {"color": "#111827", "width": 1}},
         })
+    by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for n in nodes:
+        if not n.get("group"):
+            by_kind[n["kind"]].append(n)
     for kind, color in NODE_COLORS.items():
-        group = [n for n in nodes if n["kind"] == kind and not n.get("group")]
+        group = by_kind.get(kind)
         if not group:
             continue
-        traces.append({
+        trace = {
             "type": "scatter", "mode": "markers+text" if show_labels else "markers", "name": NODE_LABELS[kind],
             "x": [n["x"] for n in group], "y": [n["y"] for n in group],
-            "text": [n["label"] for n in group], "textposition": "bottom center", "textfont": {"size": 10},
-            "hovertext": [n["hover"] for n in group], "hovertemplate": "%{hovertext}<extra></extra>",
+            "hovertext": [hover[n["id"]] for n in group], "hovertemplate": "%{hovertext}<extra></extra>",
             "customdata": [n["url"] for n in group],
-            "marker": {"color": color, "size": [20 if n["focus"] else 13 for n in group],
-                       "line": {"color": ["#111827" if n["focus"] else "#ffffff" for n in group], "width": 2}},
-        })
+            # One size and outline for the whole trace unless it holds the focus: Plotly styles per point otherwise.
+            # The opacity is the one Plotly gives a trace with sizes per point, so every trace looks the same.
+            "marker": {"color": color, "size": 13, "opacity": 0.7, "line": {"color": "#ffffff", "width": 2}},
+        }
+        if show_labels:
+            trace.update(text=[n["label"] for n in group], textposition="bottom center", textfont={"size": 10})
+        if any(n["focus"] for n in group):
+            trace["marker"]["size"] = [20 if n["focus"] else 13 for n in group]
+            trace["marker"]["line"]["color"] = ["#111827" if n["focus"] else "#ffffff" for n in group]
+        traces.append(trace)
     for flag, name, symbol, color in (("personal", "Personal data", "circle-open", "#dc2626"),
                                       ("deprecated", "Deprecated", "x-thin-open", "#374151"),
                                       ("quarantined", "Quarantined", "square-open", "#b91c1c")):
         group = [n for n in nodes if n.get(flag) and not n.get("group")]
         if group:
             traces.append({"type": "scatter", "mode": "markers", "name": name, "x": [n["x"] for n in group],
-                           "y": [n["y"] for n in group], "hovertext": [n["hover"] for n in group],
+                           "y": [n["y"] for n in group], "hovertext": [hover[n["id"]] for n in group],
                            "hovertemplate": "%{hovertext}<extra></extra>", "customdata": [n["url"] for n in group],
                            "marker": {"symbol": symbol, "size": 24, "color": color, "line": {"width": 2.5}}})
     axis = {"visible": False, "zeroline": False, "showgrid": False}

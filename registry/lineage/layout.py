@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 SWEEPS = 12
+PATIENCE = 4  # sweeps without fewer crossings before the ordering stops
 
 
 @dataclass
@@ -42,7 +44,7 @@ def _layers(nodes: Sequence[Hashable], edges: Sequence[tuple[Hashable, Hashable]
 
 def _crossings(order: list[list[Hashable]], links: list[tuple[Hashable, Hashable]], layer: dict[Hashable, int]
                ) -> int:
-    """Count edge crossings between adjacent layers: inversions of the lower ends, in O(E log V) per layer pair."""
+    """Count edge crossings between adjacent layers: inversions of the lower ends, per layer pair."""
     pos = {n: i for row in order for i, n in enumerate(row)}
     by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for u, v in links:
@@ -50,21 +52,12 @@ def _crossings(order: list[list[Hashable]], links: list[tuple[Hashable, Hashable
     total = 0
     for pairs in by_layer.values():
         pairs.sort()
-        # Fenwick tree over the lower layer's slots: for each edge, count earlier edges ending strictly below it.
-        size = max(b for _, b in pairs) + 2
-        tree = [0] * (size + 1)
-        seen = 0
-        for _, b in pairs:
-            i, below = b + 1, 0
-            while i > 0:
-                below += tree[i]
-                i -= i & -i
-            total += seen - below  # earlier edges (smaller or equal upper slot) whose lower end is further down
-            seen += 1
-            i = b + 1
-            while i <= size:
-                tree[i] += 1
-                i += i & -i
+        # For each edge, the earlier edges (smaller or equal upper slot) whose lower end is further down cross it.
+        # A sorted list with bisect does this in C; a Fenwick tree in Python loops costs several times more here.
+        lower: list[int] = []
+        for seen, (_, b) in enumerate(pairs):
+            total += seen - bisect.bisect_right(lower, b)
+            bisect.insort(lower, b)
     return total
 
 
@@ -98,25 +91,26 @@ def layered_layout(nodes: Sequence[Hashable], edges: Sequence[tuple[Hashable, Ha
         preds[v].append(u)
     best = [row[:] for row in order]
     best_crossings = _crossings(order, links, layer)
+    stale = 0
     for sweep in range(SWEEPS):
         downward = sweep % 2 == 0
         rows = range(1, len(order)) if downward else range(len(order) - 2, -1, -1)
+        neighbours = preds if downward else succs
         for i in rows:
-            ref = order[i - 1] if downward else order[i + 1]
-            ref_pos = {n: p for p, n in enumerate(ref)}
-            neighbours = preds if downward else succs
-            current = {n: p for p, n in enumerate(order[i])}
-
-            def barycentre(n: Hashable, ref_pos: dict = ref_pos, neighbours: dict = neighbours,
-                           current: dict = current) -> float:
-                linked = [ref_pos[m] for m in neighbours[n] if m in ref_pos]
-                return sum(linked) / len(linked) if linked else float(current[n])
-
-            order[i] = sorted(order[i], key=lambda n: (barycentre(n), current[n]))
+            ref_pos = {n: p for p, n in enumerate(order[i - 1] if downward else order[i + 1])}
+            keyed = []
+            for p, n in enumerate(order[i]):
+                linked = [q for q in map(ref_pos.get, neighbours[n]) if q is not None]
+                keyed.append((sum(linked) / len(linked) if linked else float(p), p, n))
+            keyed.sort(key=lambda t: (t[0], t[1]))
+            order[i] = [n for _, _, n in keyed]
         crossings = _crossings(order, links, layer)
         if crossings < best_crossings:
-            best, best_crossings = [row[:] for row in order], crossings
-        if best_crossings == 0:
+            best, best_crossings, stale = [row[:] for row in order], crossings, 0
+        else:
+            stale += 1
+        # A down and an up sweep twice over without a better order: the barycentres have settled.
+        if best_crossings == 0 or stale >= PATIENCE:
             break
     widest = max((len(row) for row in best), default=0)
     coords: dict[Hashable, tuple[float, float]] = {}

@@ -34,6 +34,10 @@ class EdgeKind(models.TextChoices):
     TRAINED_IN = "trained_in", "trained in run"
 
 
+NODE_KIND_LABELS: dict[str, str] = dict(NodeKind.choices)
+EDGE_KIND_LABELS: dict[str, str] = dict(EdgeKind.choices)
+
+
 class LineageNode(models.Model):
     """One node of the lineage graph; `key` is its natural identity within its kind (a digest of what names it)."""
 
@@ -77,7 +81,9 @@ class LineageNode(models.Model):
         indexes = [models.Index(fields=["kind", "name"], name="lineage_node_kind_name")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.name}{' ' + self.version if self.version else ''}"
+        # The labels by dict: get_kind_display() flattens and hashes the choices anew on every call, about a sixth
+        # of graph_context's time at 2,000 nodes (one call per node listed, one per edge).
+        return f"{NODE_KIND_LABELS.get(self.kind, self.kind)} {self.name}{' ' + self.version if self.version else ''}"
 
 
 class LineageEdge(models.Model):

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django import template
-from django.utils.html import strip_tags
+from django.utils.html import format_html, strip_tags
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
@@ -36,6 +36,12 @@ def excerpt(text: str, length: int = 160) -> str:
 def stage_class(stage: str) -> str:
     """Return the badge modifier class of a stage (None, Staging, Production, Archived)."""
     return f"badge-stage-{(stage or 'none').lower()}"
+
+
+@register.filter
+def stage_badge(stage: str) -> SafeString:
+    """Return a stage's badge (what _stage_badge.html includes): a filter, as a page may list hundreds of them."""
+    return format_html('<span class="badge {}" title="Stage: {}">{}</span>', stage_class(stage), stage, stage)
 
 
 @register.filter
