@@ -78,6 +78,9 @@ class Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # One flush at a time in a process: a prediction batch's identity includes the process, so two flushes of
+        # one window running side by side (the background thread and a drain) would both create its node.
+        self._flushing = threading.Lock()
         self._buckets: dict[tuple[int, int | None, int, str, int], _Bucket] = {}
         self._samples: list[dict[str, Any]] = []
         self._requests: list[_Request] = []
@@ -155,6 +158,10 @@ class Recorder:
 
     def flush(self) -> int:
         """Write what has been counted since the last flush in one transaction; return the rows written."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
         from django.db import transaction
 
         from deployments.models import PredictionSample, TrafficStat

@@ -3,6 +3,8 @@ answered it, its routing role and generation, its prediction batch, and what tha
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from django.utils import timezone
 
 from deployments import services, serving
 from deployments.models import PredictionBatch, PredictionRecord
+from deployments.serving import recording
 from registry.lineage.models import EdgeKind, LineageEdge, LineageNode, NodeKind
 
 pytestmark = pytest.mark.django_db
@@ -216,3 +219,29 @@ def test_the_migration_gives_records_written_before_it_their_batch(make_version,
         ("old-live-0002", "live", "stable", 3, node.pk, version.pk)]
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(False)
+def test_flushes_of_one_process_never_overlap(monkeypatch):
+    """A batch's identity includes the process: the background thread's flush and a drain side by side would both
+    create the window's node (a unique-key failure seen in CI). They take turns."""
+    recorder = recording.Recorder()
+    inside, most = [0], [0]
+    guard = threading.Lock()
+
+    def slow_flush() -> int:
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        with guard:
+            inside[0] -= 1
+        return 0
+
+    monkeypatch.setattr(recorder, "_flush", slow_flush)
+    threads = [threading.Thread(target=recorder.flush) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
