@@ -76,14 +76,19 @@ def _node_table() -> str:
     return connection.ops.quote_name(LineageNode._meta.db_table)
 
 
-def reaches(*, start: int, goal: int) -> bool:
-    """True when `goal` is downstream of `start` (one recursive query; stops at the first hit)."""
-    sql = f"""
-        WITH RECURSIVE down(id) AS (
+def _downstream_sql() -> str:
+    """The recursive walk `down(id)`: the node given as its one parameter and every node downstream of it."""
+    return f"""WITH RECURSIVE down(id) AS (
             SELECT CAST(%s AS BIGINT)
             UNION
             SELECT e.downstream_id FROM {_edge_table()} e JOIN down d ON e.upstream_id = d.id
-        )
+        )"""  # noqa: S608 - only identifiers from model metadata are interpolated
+
+
+def reaches(*, start: int, goal: int) -> bool:
+    """True when `goal` is downstream of `start` (one recursive query; stops at the first hit)."""
+    sql = f"""
+        {_downstream_sql()}
         SELECT 1 FROM down WHERE id = %s LIMIT 1"""  # noqa: S608 - only identifiers from model metadata are interpolated
     with connection.cursor() as cursor:
         cursor.execute(sql, [start, goal])
@@ -156,11 +161,7 @@ def lineage_impact(*, actor: Any, node: LineageNode, kinds: Iterable[str] = IMPA
     mv = connection.ops.quote_name(ModelVersion._meta.db_table)
     rm = connection.ops.quote_name(RegisteredModel._meta.db_table)
     sql = f"""
-        WITH RECURSIVE down(id) AS (
-            SELECT CAST(%s AS BIGINT)
-            UNION
-            SELECT e.downstream_id FROM {_edge_table()} e JOIN down d ON e.upstream_id = d.id
-        )
+        {_downstream_sql()}
         SELECT n.id, n.kind, n.name, n.version, n.external_id, n.model_id, m.name, v.number, v.stage, v.deprecated
         FROM down JOIN {_node_table()} n ON n.id = down.id
         LEFT JOIN {mv} v ON v.id = n.model_version_id
@@ -198,11 +199,7 @@ def _impact_index(root_id: int) -> ImpactIndex:
     """Walk everything downstream of `root_id` (one recursive query) and group its versions and deployments."""
     mv = connection.ops.quote_name(ModelVersion._meta.db_table)
     sql = f"""
-        WITH RECURSIVE down(id) AS (
-            SELECT CAST(%s AS BIGINT)
-            UNION
-            SELECT e.downstream_id FROM {_edge_table()} e JOIN down d ON e.upstream_id = d.id
-        )
+        {_downstream_sql()}
         SELECT n.kind, n.model_id, COALESCE(v.number, n.id), n.id
         FROM down JOIN {_node_table()} n ON n.id = down.id LEFT JOIN {mv} v ON v.id = n.model_version_id
         WHERE n.kind IN (%s, %s) AND n.id <> %s
