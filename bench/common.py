@@ -138,6 +138,23 @@ def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
             say("  " + "  ".join("-" * w for w in widths))
 
 
+def django_on_sqlite(var_dir: Path, **settings: str) -> dict[str, str]:
+    """Point Django at a fresh var dir (SQLite, local artifacts), no broker, with `settings` as environment
+    variables; set it up and migrate; return the environment (for a server started from it)."""
+    for name in ("DATABASE_URL", "REDIS_URL", "STRATUM_ARTIFACT_ROOT", "STRATUM_S3_BUCKET", "SECRET_KEY"):
+        os.environ.pop(name, None)
+    os.environ.update({"STRATUM_VAR_DIR": str(var_dir), "STRATUM_HTTPS": "false", "DEBUG": "false",
+                       "DJANGO_SETTINGS_MODULE": "stratum.settings", **settings})
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    return {**os.environ}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as sock:

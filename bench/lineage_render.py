@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, free_port, percentile, print_table, say, stop, wait_ready
+from common import ROOT, django_on_sqlite, free_port, percentile, print_table, say, stop, wait_ready
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "bench-render-pw-42"  # noqa: S105 - a throwaway login in a temporary database
@@ -37,18 +37,7 @@ TARGET_MS = 2000
 
 def configure_django(var_dir: Path) -> dict[str, str]:
     """Point Django at a fresh var dir (SQLite), no broker; migrate; return the environment for the server."""
-    for name in ("DATABASE_URL", "REDIS_URL", "STRATUM_ARTIFACT_ROOT", "STRATUM_S3_BUCKET", "SECRET_KEY"):
-        os.environ.pop(name, None)
-    os.environ.update({"STRATUM_VAR_DIR": str(var_dir), "STRATUM_HTTPS": "false", "DEBUG": "false",
-                       "DJANGO_SETTINGS_MODULE": "stratum.settings"})
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
-    return {**os.environ}
+    return django_on_sqlite(var_dir)
 
 
 def seed(size: int) -> tuple[int, dict[str, int]]:

@@ -36,7 +36,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, Latencies, free_port, group_cpu_seconds, load_line, print_table, say, stop, wait_ready
+from common import (
+    ROOT,
+    Latencies,
+    django_on_sqlite,
+    free_port,
+    group_cpu_seconds,
+    load_line,
+    print_table,
+    say,
+    stop,
+    wait_ready,
+)
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -74,17 +85,7 @@ def timed_loop(call: Any, iterations: int, warmup: int) -> Latencies:
 
 def configure_django(var_dir: Path) -> None:
     """Point Django at a fresh var dir (SQLite, artifacts), no broker, no rate limit; migrate."""
-    for name in ("DATABASE_URL", "REDIS_URL", "STRATUM_ARTIFACT_ROOT", "STRATUM_S3_BUCKET", "SECRET_KEY"):
-        os.environ.pop(name, None)
-    os.environ.update({"STRATUM_VAR_DIR": str(var_dir), "STRATUM_HTTPS": "false", "DEBUG": "false",
-                       "STRATUM_SERVING_RATE_PER_MINUTE": "0", "DJANGO_SETTINGS_MODULE": "stratum.settings"})
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
+    django_on_sqlite(var_dir, STRATUM_SERVING_RATE_PER_MINUTE="0")
 
 
 def train(workdir: Path) -> tuple[bytes, Path]:

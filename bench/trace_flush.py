@@ -14,7 +14,6 @@ Run it from two trees (before and after a change) to compare.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -23,7 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import ROOT, say
+from common import django_on_sqlite, say
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,24 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="stratum-trace-flush-"))
     try:
-        for name in ("DATABASE_URL", "REDIS_URL", "STRATUM_ARTIFACT_ROOT", "STRATUM_S3_BUCKET"):
-            os.environ.pop(name, None)
-        os.environ.update({"STRATUM_VAR_DIR": str(workdir), "DEBUG": "false", "STRATUM_SERVING_FLUSH_SECONDS": "0",
-                           "STRATUM_SERVING_SAMPLE_RATE": "0", "DJANGO_SETTINGS_MODULE": "stratum.settings"})
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
+        django_on_sqlite(workdir, STRATUM_SERVING_FLUSH_SECONDS="0", STRATUM_SERVING_SAMPLE_RATE="0")
         import numpy as np
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
 
         from deployments.models import Endpoint, Environment, PredictionRecord
         from deployments.serving import recording as recorder_module
         from deployments.serving.recording import recorder
         from registry import services as registry
 
-        call_command("migrate", verbosity=0, interactive=False)
         owner = get_user_model().objects.create_user("bench", password=None, is_staff=True)
         model = registry.model_create(actor=owner, name="trace-bench")
         versions = [registry.version_create(model=model, actor=owner, files=[]) for _ in range(2)]
